@@ -1,0 +1,37 @@
+// ESLint configuration. The engine and chat folders are pure state machines:
+// the last block keeps sockets, files, timers, clocks, randomness and the
+// process object out of them, so that simulation and replay stay deterministic.
+import eslint from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import globals from 'globals';
+
+const impureModules = ['dgram', 'fs', 'fs/promises', 'net', 'http', 'https', 'child_process', 'timers', 'timers/promises', 'os', 'worker_threads', 'process', 'crypto'];
+const impureImports = impureModules.flatMap((name) => [name, `node:${name}`]);
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'data/**'] },
+  eslint.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { ...globals.node, ...globals.mocha } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-constant-condition': ['error', { checkLoops: false }],
+    },
+  },
+  {
+    files: ['src/broadcast/**/*.ts', 'src/chat/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: impureImports.map((name) => ({ name, message: 'The engine and chat state machine are pure: no I/O, timers, clocks or randomness. The daemon wires those in.' })),
+      }],
+      'no-restricted-globals': ['error',
+        ...['setTimeout', 'setInterval', 'setImmediate', 'clearTimeout', 'clearInterval', 'clearImmediate', 'queueMicrotask', 'process', 'Date', 'performance', 'require']
+          .map((name) => ({ name, message: `${name} is impure; pass time and effects through the engine interface.` })),
+      ],
+      'no-restricted-properties': ['error',
+        { object: 'Math', property: 'random', message: 'Randomness must be a seeded generator passed in.' },
+      ],
+    },
+  },
+);

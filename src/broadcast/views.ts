@@ -1,0 +1,50 @@
+/**
+ * Heartbeat-based views: a server is in the view while something valid has
+ * been heard from it within viewTimeoutMs. This server is always in its view.
+ */
+import type { ServerId } from './types.js';
+
+export class Views {
+  private readonly lastHeardAt: number[];
+  private current: ServerId[];
+
+  constructor(
+    private readonly me: ServerId,
+    serverCount: number,
+    private readonly viewTimeoutMs: number,
+  ) {
+    this.lastHeardAt = new Array<number>(serverCount).fill(-Infinity);
+    this.current = [me];
+  }
+
+  get view(): readonly ServerId[] {
+    return this.current;
+  }
+
+  heard(from: ServerId, now: number): void {
+    this.lastHeardAt[from - 1] = now;
+  }
+
+  includes(id: ServerId): boolean {
+    return this.current.includes(id);
+  }
+
+  /** Recompute at time now; returns the new view if it changed. */
+  update(now: number): readonly ServerId[] | undefined {
+    const next = this.lastHeardAt.map((at, i) => i + 1).filter((id) => id === this.me || this.isAlive(id, now));
+    if (next.length === this.current.length && next.every((id, i) => id === this.current[i])) return undefined;
+    this.current = next;
+    return next;
+  }
+
+  /** The next time a member could time out. */
+  nextExpiryAt(): number {
+    let next = Infinity;
+    for (const id of this.current) if (id !== this.me) next = Math.min(next, this.lastHeardAt[id - 1] + this.viewTimeoutMs);
+    return next;
+  }
+
+  private isAlive(id: ServerId, now: number): boolean {
+    return now - this.lastHeardAt[id - 1] <= this.viewTimeoutMs;
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * Operating errors: problems a person at the terminal must fix (a bad config
+ * line, a corrupt log file, a port in use). Each has a stable code so that
+ * tools and tests can tell them apart without parsing the message.
+ */
+export type ErrorCode =
+  | 'CONFIG_INVALID'
+  | 'CONFIG_UNREADABLE'
+  | 'LOG_CORRUPT'
+  | 'LOG_UNREADABLE'
+  | 'STORAGE_FAILED'
+  | 'PORT_IN_USE'
+  | 'INVALID_ARGUMENT';
+
+export class ChorusError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ChorusError';
+  }
+}
+
+/** A broken protocol invariant: a bug, never bad input. It stops the daemon. */
+export class InvariantError extends Error {
+  constructor(message: string) {
+    super(`invariant violated: ${message}`);
+    this.name = 'InvariantError';
+  }
+}
+
+export function invariant(condition: unknown, message: string): asserts condition {
+  if (!condition) throw new InvariantError(message);
+}

@@ -1,0 +1,175 @@
+/**
+ * The wire codec. A datagram is
+ *
+ *   byte 0      wire version (currently 1)
+ *   byte 1      type tag: 1 data, 2 status, 3 nack (append-only: never reuse a tag)
+ *   bytes 2..   UTF-8 JSON body, compact field names
+ *
+ * Decoding validates everything and never throws: a datagram that does not
+ * decode yields a reason, which the transport counts before dropping it.
+ */
+import type { DataPacket, Message, NackPacket, Packet, StatusPacket } from '../broadcast/types.js';
+
+export const wireVersion = 1;
+const headerBytes = 2;
+/** The largest UDP payload over IPv4. */
+export const maxUdpPayloadBytes = 65507;
+/** Datagram budget on a real network: fits a 1500-byte MTU with IP/UDP headers to spare. */
+export const networkDatagramBytes = 1400;
+/** Datagram budget when every server is on loopback (MTU 65536): fewer, larger datagrams. */
+export const loopbackDatagramBytes = 32 * 1024;
+/** Bytes around the message pieces of a data datagram: header, `{"f":9,"m":[` and `]}`. */
+const dataEnvelopeBytes = headerBytes + 16;
+/** The largest payload that still fits one datagram on its own. */
+export const maxPayloadBytes = maxUdpPayloadBytes - dataEnvelopeBytes - 64;
+
+const enum Tag {
+  Data = 1,
+  Status = 2,
+  Nack = 3,
+}
+
+export type DropReason = 'too-short' | 'wrong-version' | 'unknown-type' | 'malformed' | 'unknown-sender' | 'oversized';
+
+export type DecodeResult = { readonly ok: true; readonly packet: Packet } | { readonly ok: false; readonly reason: DropReason; readonly detail: string };
+
+/** The JSON text of one message inside a data datagram: `[sender,seq,ts,"payload"]`. */
+export function messagePiece(m: Message): string {
+  return `[${m.sender},${m.seq},${m.ts},${JSON.stringify(m.payload)}]`;
+}
+
+const pieceBytes = new WeakMap<Message, number>();
+
+/** Bytes a message adds to a data datagram (memoised: a message is packed once per destination set). */
+export function messageWireBytes(m: Message): number {
+  let bytes = pieceBytes.get(m);
+  if (bytes === undefined) {
+    bytes = Buffer.byteLength(messagePiece(m)) + 1;
+    pieceBytes.set(m, bytes);
+  }
+  return bytes;
+}
+
+/** Split messages into data packets of at most maxDatagramBytes (a lone larger message gets its own). */
+export function packData(from: number, messages: readonly Message[], maxDatagramBytes: number): DataPacket[] {
+  const packets: DataPacket[] = [];
+  let batch: Message[] = [];
+  let bytes = dataEnvelopeBytes;
+  for (const m of messages) {
+    const size = messageWireBytes(m);
+    if (batch.length > 0 && bytes + size > maxDatagramBytes) {
+      packets.push({ type: 'data', from, messages: batch });
+      batch = [];
+      bytes = dataEnvelopeBytes;
+    }
+    batch.push(m);
+    bytes += size;
+  }
+  if (batch.length > 0) packets.push({ type: 'data', from, messages: batch });
+  return packets;
+}
+
+export function encodePacket(packet: Packet): Buffer {
+  switch (packet.type) {
+    case 'data':
+      return frame(Tag.Data, `{"f":${packet.from},"m":[${packet.messages.map(messagePiece).join(',')}]}`);
+    case 'status':
+      return frame(Tag.Status, JSON.stringify({ f: packet.from, s: packet.seqVector, t: packet.tsVector }));
+    case 'nack':
+      return frame(Tag.Nack, JSON.stringify({ f: packet.from, s: packet.sender, a: packet.fromSeq, b: packet.toSeq }));
+  }
+}
+
+function frame(tag: Tag, body: string): Buffer {
+  const buf = Buffer.allocUnsafe(headerBytes + Buffer.byteLength(body));
+  buf[0] = wireVersion;
+  buf[1] = tag;
+  buf.write(body, headerBytes, 'utf8');
+  return buf;
+}
+
+class Malformed extends Error {}
+
+/** Decode and validate a datagram for a cluster of serverCount servers. Never throws. */
+export function decodePacket(buf: Uint8Array, serverCount: number): DecodeResult {
+  if (buf.length > maxUdpPayloadBytes) return drop('oversized', `${buf.length} bytes`);
+  if (buf.length < headerBytes + 2) return drop('too-short', `${buf.length} bytes`);
+  if (buf[0] !== wireVersion) return drop('wrong-version', `version ${buf[0]}, expected ${wireVersion}`);
+  const tag = buf[1];
+  if (tag !== Tag.Data && tag !== Tag.Status && tag !== Tag.Nack) return drop('unknown-type', `type tag ${tag}`);
+  let body: unknown;
+  try {
+    body = JSON.parse(Buffer.from(buf.buffer, buf.byteOffset + headerBytes, buf.length - headerBytes).toString('utf8'));
+  } catch {
+    return drop('malformed', 'body is not JSON');
+  }
+  try {
+    if (!isObject(body)) throw new Malformed('body is not an object');
+    const from = serverId(body.f, serverCount);
+    if (from === undefined) return drop('unknown-sender', `sender ${JSON.stringify(body.f)} is not a server 1-${serverCount}`);
+    switch (tag) {
+      case Tag.Data:
+        return { ok: true, packet: decodeData(from, body, serverCount) };
+      case Tag.Status:
+        return { ok: true, packet: decodeStatus(from, body, serverCount) };
+      case Tag.Nack:
+        return { ok: true, packet: decodeNack(from, body, serverCount) };
+    }
+  } catch (err) {
+    if (err instanceof Malformed) return drop('malformed', err.message);
+    throw err;
+  }
+}
+
+function drop(reason: DropReason, detail: string): DecodeResult {
+  return { ok: false, reason, detail };
+}
+
+function decodeData(from: number, body: Record<string, unknown>, n: number): DataPacket {
+  if (!Array.isArray(body.m) || body.m.length === 0) throw new Malformed('data without messages');
+  const messages = body.m.map((item: unknown): Message => {
+    if (!Array.isArray(item) || item.length !== 4) throw new Malformed('message is not [sender, seq, ts, payload]');
+    const [sender, seq, ts, payload] = item as unknown[];
+    const id = serverId(sender, n);
+    if (id === undefined) throw new Malformed(`message sender ${JSON.stringify(sender)} is not a server`);
+    if (typeof payload !== 'string') throw new Malformed('payload is not a string');
+    return { sender: id, seq: positive(seq, 'seq'), ts: positive(ts, 'ts'), payload };
+  });
+  return { type: 'data', from, messages };
+}
+
+function decodeStatus(from: number, body: Record<string, unknown>, n: number): StatusPacket {
+  const seqVector = vector(body.s, n, 'seq vector');
+  const tsVector = vector(body.t, n, 'timestamp vector');
+  return { type: 'status', from, seqVector, tsVector };
+}
+
+function decodeNack(from: number, body: Record<string, unknown>, n: number): NackPacket {
+  const sender = serverId(body.s, n);
+  if (sender === undefined) throw new Malformed('nack names an unknown sender');
+  const fromSeq = positive(body.a, 'nack start');
+  const toSeq = positive(body.b, 'nack end');
+  if (toSeq < fromSeq) throw new Malformed('nack range is empty');
+  return { type: 'nack', from, sender, fromSeq, toSeq };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function serverId(value: unknown, n: number): number | undefined {
+  return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= n ? (value as number) : undefined;
+}
+
+function positive(value: unknown, what: string): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 1) throw new Malformed(`${what} is not a positive integer`);
+  return value as number;
+}
+
+function vector(value: unknown, n: number, what: string): number[] {
+  if (!Array.isArray(value) || value.length !== n) throw new Malformed(`${what} does not have ${n} entries`);
+  for (const x of value) {
+    if (!Number.isSafeInteger(x) || x < 0) throw new Malformed(`${what} has a bad entry`);
+  }
+  return value as number[];
+}
