@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'LOG_UNREADABLE'
   | 'STORAGE_FAILED'
   | 'PORT_IN_USE'
+  | 'NETWORK_FAILED'
   | 'INVALID_ARGUMENT';
 
 export class ChorusError extends Error {

@@ -1,0 +1,58 @@
+/**
+ * What the daemon replicates: an application fed the total order. The chat
+ * state machine is one; the order digest below is the simplest, used by the
+ * broadcast layer's own tests and tools.
+ */
+import { createHash } from 'node:crypto';
+import type { Message, ServerId } from '../broadcast/types.js';
+
+export interface Application {
+  /**
+   * New messages in the total order (tentative) and newly stable messages
+   * (final, in order). A stable message was reported as ordered before or
+   * in the same call.
+   */
+  apply(ordered: readonly Message[], stable: readonly Message[]): void;
+  /** The current view changed. */
+  viewChanged(view: readonly ServerId[]): void;
+  /** JSON-serialisable state after every stable message: saved in snapshots. */
+  snapshot(): unknown;
+  /** A short digest of the state; equal digests mean equal states. */
+  digest(): string;
+}
+
+export type ApplicationFactory = (saved: unknown) => Application;
+
+/** Hash chain over the stable order: two servers agree on the stable prefix iff counts and digests match. */
+export class OrderDigest implements Application {
+  stableCount: number;
+  private chain: string;
+
+  constructor(saved: unknown) {
+    const state = isState(saved) ? saved : { stableCount: 0, chain: '' };
+    this.stableCount = state.stableCount;
+    this.chain = state.chain;
+  }
+
+  apply(_ordered: readonly Message[], stable: readonly Message[]): void {
+    for (const m of stable) {
+      this.chain = createHash('sha256').update(`${this.chain}|${m.sender}:${m.seq}:${m.ts}:${m.payload}`).digest('hex');
+      this.stableCount++;
+    }
+  }
+
+  viewChanged(): void {}
+
+  snapshot(): unknown {
+    return { stableCount: this.stableCount, chain: this.chain };
+  }
+
+  digest(): string {
+    return `${this.stableCount}:${this.chain.slice(0, 16)}`;
+  }
+}
+
+function isState(value: unknown): value is { stableCount: number; chain: string } {
+  const v = value as { stableCount?: unknown; chain?: unknown } | null;
+  return typeof v === 'object' && v !== null && Number.isSafeInteger(v.stableCount) && typeof v.chain === 'string';
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env node
+/**
+ * chorusd: run server <id> of the cluster in clusterconfig.
+ */
+import { join } from 'node:path';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { loadClusterConfig } from '../config/clusterConfig.js';
+import { ChorusError } from '../errors.js';
+import { defaultEngineTimers } from '../broadcast/engine.js';
+import { Daemon, defaultSnapshotIntervalMs, defaultSnapshotJournalBytes } from './daemon.js';
+import { createLogger, logLevels, type LogLevel } from './logger.js';
+
+const argv = yargs(hideBin(process.argv))
+  .scriptName('chorusd')
+  .usage('$0 --id <n> [options]\n\nRun server <n> of a Chorus cluster: the reliable, totally ordered broadcast over UDP, with its log files.')
+  .option('id', { type: 'number', demandOption: true, describe: 'this server: line <n> of the cluster configuration' })
+  .option('config', { type: 'string', default: 'clusterconfig', describe: 'cluster configuration file' })
+  .option('data-dir', { type: 'string', describe: 'log files directory (default: data/server<id>)' })
+  .option('log-level', { choices: logLevels, default: 'info' as LogLevel, describe: 'debug logs every packet' })
+  .option('status-interval-ms', { type: 'number', default: defaultEngineTimers.statusIntervalMs, describe: 'heartbeat / anti-entropy period' })
+  .option('ack-delay-ms', { type: 'number', default: defaultEngineTimers.ackDelayMs, describe: 'least time between two prompt acknowledgements' })
+  .option('view-timeout-ms', { type: 'number', default: defaultEngineTimers.viewTimeoutMs, describe: 'a server silent this long leaves the view' })
+  .option('nack-retry-ms', { type: 'number', default: defaultEngineTimers.nackRetryMs, describe: 'resend an unanswered NACK after this long' })
+  .option('max-datagram-bytes', { type: 'number', describe: 'pack messages up to this size (default: 32768 on loopback, else 1400)' })
+  .option('snapshot-journal-bytes', { type: 'number', default: defaultSnapshotJournalBytes, describe: 'snapshot when the journal reaches this size' })
+  .option('snapshot-interval-ms', { type: 'number', default: defaultSnapshotIntervalMs, describe: 'snapshot an idle daemon after this long' })
+  .check((args) => {
+    for (const key of ['id', 'status-interval-ms', 'ack-delay-ms', 'view-timeout-ms', 'nack-retry-ms', 'snapshot-journal-bytes', 'snapshot-interval-ms'] as const) {
+      const value = args[key];
+      if (!Number.isFinite(value) || value < 0) throw new Error(`--${key} must be a non-negative number, got ${String(value)}`);
+    }
+    if (!Number.isInteger(args.id) || args.id < 1) throw new Error(`--id must be a server number (1, 2, ...), got ${args.id}`);
+    const bytes = args['max-datagram-bytes'];
+    if (bytes !== undefined && (!Number.isInteger(bytes) || bytes < 512 || bytes > 65507)) {
+      throw new Error(`--max-datagram-bytes must be an integer from 512 to 65507, got ${bytes}`);
+    }
+    return true;
+  })
+  .strict()
+  .help()
+  .alias('help', 'h')
+  .parseSync();
+
+async function main(): Promise<void> {
+  const config = loadClusterConfig(argv.config);
+  const logger = createLogger(argv.id, argv['log-level']);
+  const daemon = await Daemon.start({
+    id: argv.id,
+    config,
+    dataDir: argv['data-dir'] ?? join('data', `server${argv.id}`),
+    logger,
+    timers: {
+      statusIntervalMs: argv['status-interval-ms'],
+      ackDelayMs: argv['ack-delay-ms'],
+      viewTimeoutMs: argv['view-timeout-ms'],
+      nackRetryMs: argv['nack-retry-ms'],
+    },
+    maxDatagramBytes: argv['max-datagram-bytes'],
+    snapshotJournalBytes: argv['snapshot-journal-bytes'],
+    snapshotIntervalMs: argv['snapshot-interval-ms'],
+  });
+  daemon.on('fatal', () => process.exit(1));
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info(`${signal}: shutting down`);
+    daemon.stop().then(
+      () => process.exit(0),
+      (err: Error) => {
+        logger.error(`shutdown failed: ${err.message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+main().catch((err: Error) => {
+  const message = err instanceof ChorusError ? err.message : `${err.stack ?? err.message}`;
+  process.stderr.write(`chorusd: ${message}\n`);
+  process.exit(2);
+});

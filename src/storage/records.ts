@@ -1,0 +1,114 @@
+/**
+ * The JSON forms of what the log files hold, and their validation. Reading a
+ * log file trusts nothing: every record is checked here before the engine
+ * sees it, and a mismatch names what is wrong.
+ */
+import type { EngineState } from '../broadcast/engine.js';
+import type { JournalRecord, Message } from '../broadcast/types.js';
+
+export const snapshotFormat = 'chorus-snapshot';
+export const snapshotVersion = 1;
+
+export interface SnapshotFile {
+  readonly format: typeof snapshotFormat;
+  readonly version: typeof snapshotVersion;
+  readonly serverId: number;
+  readonly serverCount: number;
+  /** The journal that continues this snapshot is journal.<generation>.jsonl. */
+  readonly generation: number;
+  readonly engine: EngineState;
+  /** The application's (chat) state after every message with ts <= engine.stableTs. */
+  readonly app: unknown;
+}
+
+/** A journal line: `{"t":"msg",...message}` or `{"t":"ts","tsVector":[...]}`. */
+export function journalLine(record: JournalRecord): string {
+  if (record.t === 'msg') {
+    const m = record.m;
+    return `{"t":"msg","sender":${m.sender},"seq":${m.seq},"ts":${m.ts},"payload":${JSON.stringify(m.payload)}}\n`;
+  }
+  return `{"t":"ts","tsVector":[${record.tsVector.join(',')}]}\n`;
+}
+
+export class RecordError extends Error {}
+
+export function parseJournalRecord(value: unknown, serverCount: number): JournalRecord {
+  const obj = object(value, 'record');
+  if (obj.t === 'msg') return { t: 'msg', m: message(obj, serverCount) };
+  if (obj.t === 'ts') return { t: 'ts', tsVector: vector(obj.tsVector, serverCount, 'tsVector') };
+  throw new RecordError(`unknown record type ${JSON.stringify(obj.t)}`);
+}
+
+export function parseSnapshot(value: unknown, serverId: number, serverCount: number): SnapshotFile {
+  const obj = object(value, 'snapshot');
+  if (obj.format !== snapshotFormat) throw new RecordError(`not a Chorus snapshot (format ${JSON.stringify(obj.format)})`);
+  if (obj.version !== snapshotVersion) throw new RecordError(`snapshot version ${JSON.stringify(obj.version)} is not supported (expected ${snapshotVersion})`);
+  if (obj.serverId !== serverId) throw new RecordError(`snapshot belongs to server ${JSON.stringify(obj.serverId)}, not server ${serverId}`);
+  if (obj.serverCount !== serverCount) {
+    throw new RecordError(`snapshot is for a cluster of ${JSON.stringify(obj.serverCount)} servers, the configuration has ${serverCount}`);
+  }
+  const generation = count(obj.generation, 'generation');
+  const e = object(obj.engine, 'engine');
+  const engine: EngineState = {
+    lastSeq: count(e.lastSeq, 'engine.lastSeq'),
+    contiguous: vector(e.contiguous, serverCount, 'engine.contiguous'),
+    tsVector: vector(e.tsVector, serverCount, 'engine.tsVector'),
+    seqMatrix: matrix(e.seqMatrix, serverCount, 'engine.seqMatrix'),
+    tsMatrix: matrix(e.tsMatrix, serverCount, 'engine.tsMatrix'),
+    collectedUpTo: vector(e.collectedUpTo, serverCount, 'engine.collectedUpTo'),
+    stableTs: count(e.stableTs, 'engine.stableTs'),
+    messages: array(e.messages, 'engine.messages').map((m) => message(object(m, 'message'), serverCount)),
+  };
+  checkEngineState(engine, serverId);
+  return { format: snapshotFormat, version: snapshotVersion, serverId, serverCount, generation, engine, app: obj.app };
+}
+
+/** The store must be exactly the messages after collectedUpTo, contiguous, up to contiguous. */
+function checkEngineState(engine: EngineState, serverId: number): void {
+  if (engine.contiguous[serverId - 1] !== engine.lastSeq) throw new RecordError('engine.lastSeq does not match its own entry of engine.contiguous');
+  const next = engine.collectedUpTo.map((seq) => seq + 1);
+  for (const m of engine.messages) {
+    if (m.seq !== next[m.sender - 1]) throw new RecordError(`engine.messages: ${m.sender}:${m.seq} is out of sequence`);
+    next[m.sender - 1]++;
+  }
+  next.forEach((seq, i) => {
+    if (seq - 1 !== engine.contiguous[i]) throw new RecordError(`engine.messages: messages of server ${i + 1} do not reach engine.contiguous`);
+  });
+}
+
+function message(obj: Record<string, unknown>, serverCount: number): Message {
+  const sender = count(obj.sender, 'sender');
+  if (sender < 1 || sender > serverCount) throw new RecordError(`sender ${sender} is not a server 1-${serverCount}`);
+  const seq = count(obj.seq, 'seq');
+  const ts = count(obj.ts, 'ts');
+  if (seq < 1 || ts < 1) throw new RecordError('seq and ts must be positive');
+  if (typeof obj.payload !== 'string') throw new RecordError('payload is not a string');
+  return { sender, seq, ts, payload: obj.payload };
+}
+
+function object(value: unknown, what: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new RecordError(`${what} is not an object`);
+  return value as Record<string, unknown>;
+}
+
+function array(value: unknown, what: string): unknown[] {
+  if (!Array.isArray(value)) throw new RecordError(`${what} is not an array`);
+  return value;
+}
+
+function count(value: unknown, what: string): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 0) throw new RecordError(`${what} is not a non-negative integer`);
+  return value as number;
+}
+
+function vector(value: unknown, n: number, what: string): number[] {
+  const items = array(value, what);
+  if (items.length !== n) throw new RecordError(`${what} has ${items.length} entries, expected ${n}`);
+  return items.map((x, i) => count(x, `${what}[${i}]`));
+}
+
+function matrix(value: unknown, n: number, what: string): number[][] {
+  const rows = array(value, what);
+  if (rows.length !== n) throw new RecordError(`${what} has ${rows.length} rows, expected ${n}`);
+  return rows.map((row, i) => vector(row, n, `${what}[${i}]`));
+}

@@ -1,0 +1,118 @@
+/**
+ * Several real daemons in this process, on loopback UDP with free ports and
+ * a temporary data directory. Every daemon a test starts is stopped by
+ * stopAll(), which tests call in afterEach even when they fail.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadClusterConfig, type ClusterConfig } from '../../src/config/clusterConfig.js';
+import { Daemon, type DaemonOptions } from '../../src/daemon/daemon.js';
+import { silentLogger } from '../../src/daemon/logger.js';
+import { freePorts } from './ports.js';
+
+export const fastTimers = { statusIntervalMs: 50, viewTimeoutMs: 400, nackRetryMs: 20, ackDelayMs: 1 };
+
+export class InProcessCluster {
+  readonly daemons: (Daemon | undefined)[];
+  private constructor(
+    readonly config: ClusterConfig,
+    readonly root: string,
+    private readonly extra: Partial<DaemonOptions>,
+  ) {
+    this.daemons = config.servers.map(() => undefined);
+  }
+
+  static async create(serverCount: number, extra: Partial<DaemonOptions> = {}): Promise<InProcessCluster> {
+    const root = mkdtempSync(join(tmpdir(), 'chorus-test-'));
+    const ports = await freePorts(serverCount * 2);
+    const lines = Array.from({ length: serverCount }, (_, i) => `127.0.0.1 ${ports[2 * i]} ${ports[2 * i + 1]}`);
+    const file = join(root, 'clusterconfig');
+    writeFileSync(file, `${lines.join('\n')}\n`);
+    return new InProcessCluster(loadClusterConfig(file), root, extra);
+  }
+
+  dataDir(id: number): string {
+    return join(this.root, `server${id}`);
+  }
+
+  daemon(id: number): Daemon {
+    const d = this.daemons[id - 1];
+    if (!d) throw new Error(`server ${id} is not running`);
+    return d;
+  }
+
+  async start(id: number): Promise<Daemon> {
+    const daemon = await Daemon.start({
+      id,
+      config: this.config,
+      dataDir: this.dataDir(id),
+      logger: silentLogger(id),
+      timers: fastTimers,
+      ...this.extra,
+    });
+    this.daemons[id - 1] = daemon;
+    return daemon;
+  }
+
+  async startAll(): Promise<void> {
+    for (const server of this.config.servers) await this.start(server.id);
+  }
+
+  async crash(id: number): Promise<void> {
+    await this.daemons[id - 1]?.crash();
+    this.daemons[id - 1] = undefined;
+  }
+
+  async stop(id: number): Promise<void> {
+    await this.daemons[id - 1]?.stop();
+    this.daemons[id - 1] = undefined;
+  }
+
+  /** Only servers in the same group hear each other. */
+  partition(groups: number[][]): void {
+    for (const d of this.running()) {
+      const mine = groups.find((g) => g.includes(d.id)) ?? [d.id];
+      const blocked = this.config.servers.map((s) => s.id).filter((id) => !mine.includes(id));
+      d.faults.set({ blocked, lossTo: {}, lossFrom: {} });
+    }
+  }
+
+  heal(): void {
+    for (const d of this.running()) d.faults.set({ blocked: [], lossTo: {}, lossFrom: {} });
+  }
+
+  running(): Daemon[] {
+    return this.daemons.filter((d): d is Daemon => d !== undefined);
+  }
+
+  async waitFor(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate()) {
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  /** All running daemons hold the same messages, all stable and collected. */
+  converged(): boolean {
+    const statuses = this.running().map((d) => d.status());
+    return statuses.every(
+      (s) =>
+        s.unstable === 0 &&
+        s.retained === 0 &&
+        s.queued === 0 &&
+        s.digest === statuses[0].digest &&
+        s.seqVector.every((seq, i) => seq === statuses[0].seqVector[i]),
+    );
+  }
+
+  async stopAll(): Promise<void> {
+    for (const server of this.config.servers) await this.crash(server.id);
+  }
+
+  async destroy(): Promise<void> {
+    await this.stopAll();
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}
