@@ -8,13 +8,31 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadClusterConfig, type ClusterConfig } from '../../src/config/clusterConfig.js';
 import { Daemon, type DaemonOptions } from '../../src/daemon/daemon.js';
-import { silentLogger } from '../../src/daemon/logger.js';
+import { Writable } from 'node:stream';
+import winston from 'winston';
 import { freePorts } from './ports.js';
 
 export const fastTimers = { statusIntervalMs: 50, viewTimeoutMs: 400, nackRetryMs: 20, ackDelayMs: 1 };
 
+/** A logger that keeps each line in `lines`, for tests that check what a daemon logs. */
+export function capturingLogger(lines: string[]): winston.Logger {
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      lines.push(chunk.toString().trimEnd());
+      done();
+    },
+  });
+  return winston.createLogger({
+    level: 'info',
+    format: winston.format.printf(({ level, message }) => `${level}: ${String(message)}`),
+    transports: [new winston.transports.Stream({ stream })],
+  });
+}
+
 export class InProcessCluster {
   readonly daemons: (Daemon | undefined)[];
+  /** What each daemon logged at info level and above, by server id. */
+  readonly logs = new Map<number, string[]>();
   private constructor(
     readonly config: ClusterConfig,
     readonly root: string,
@@ -47,12 +65,21 @@ export class InProcessCluster {
       id,
       config: this.config,
       dataDir: this.dataDir(id),
-      logger: silentLogger(id),
+      logger: capturingLogger(this.logLines(id)),
       timers: fastTimers,
       ...this.extra,
     });
     this.daemons[id - 1] = daemon;
     return daemon;
+  }
+
+  logLines(id: number): string[] {
+    let lines = this.logs.get(id);
+    if (!lines) {
+      lines = [];
+      this.logs.set(id, lines);
+    }
+    return lines;
   }
 
   async startAll(): Promise<void> {

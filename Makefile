@@ -1,0 +1,31 @@
+# Chorus. `make run` starts the five-daemon cluster; `make test` runs every test.
+SERVER ?= 1
+STAMP := node_modules/.chorus-installed
+
+.PHONY: all install build lint test run stop client clean
+
+all: build
+
+install: $(STAMP)
+
+$(STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+build: install
+	npx tsc -p tsconfig.json
+
+lint: install
+	npx eslint .
+
+test: build lint
+	npx mocha
+
+run: build
+	tools/cluster start
+
+stop: build
+	tools/cluster stop
+
+clean:
+	rm -rf dist

@@ -1,0 +1,84 @@
+/**
+ * The local cluster that `make run` starts: one background daemon process
+ * per clusterconfig line, each with its pid file and daemon log under data/.
+ */
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ClusterConfig, ServerAddress } from '../config/clusterConfig.js';
+
+const daemonMain = resolve(dirname(fileURLToPath(import.meta.url)), '../daemon/main.js');
+
+export interface LocalClusterPaths {
+  readonly dataRoot: string;
+  readonly configFile: string;
+}
+
+export function serverDir(paths: LocalClusterPaths, id: number): string {
+  return join(paths.dataRoot, `server${id}`);
+}
+
+export function pidFile(paths: LocalClusterPaths, id: number): string {
+  return join(paths.dataRoot, `server${id}.pid`);
+}
+
+export function daemonLogFile(paths: LocalClusterPaths, id: number): string {
+  return join(paths.dataRoot, `server${id}.log`);
+}
+
+/** The pid of server id's daemon if it is running, else undefined. */
+export function runningPid(paths: LocalClusterPaths, id: number): number | undefined {
+  const file = pidFile(paths, id);
+  if (!existsSync(file)) return undefined;
+  const pid = Number(readFileSync(file, 'utf8').trim());
+  if (!Number.isInteger(pid) || pid <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Start server's daemon in the background; returns its pid. */
+export function launchDaemon(paths: LocalClusterPaths, server: ServerAddress, extraArgs: readonly string[] = []): number {
+  mkdirSync(paths.dataRoot, { recursive: true });
+  const log = openSync(daemonLogFile(paths, server.id), 'a');
+  try {
+    const child = spawn(
+      process.execPath,
+      [daemonMain, '--id', String(server.id), '--config', paths.configFile, '--data-dir', serverDir(paths, server.id), ...extraArgs],
+      { detached: true, stdio: ['ignore', log, log] },
+    );
+    child.unref();
+    if (child.pid === undefined) throw new Error(`could not start the daemon of server ${server.id}`);
+    writeFileSync(pidFile(paths, server.id), `${child.pid}\n`);
+    return child.pid;
+  } finally {
+    closeSync(log);
+  }
+}
+
+/** Stop server id's daemon: SIGTERM (clean shutdown), or SIGKILL (a crash). Waits until it is gone. */
+export async function stopDaemon(paths: LocalClusterPaths, id: number, signal: 'SIGTERM' | 'SIGKILL', timeoutMs = 10_000): Promise<boolean> {
+  const pid = runningPid(paths, id);
+  if (pid === undefined) return false;
+  process.kill(pid, signal);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      rmSync(pidFile(paths, id), { force: true });
+      return true;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  if (signal === 'SIGTERM') return stopDaemon(paths, id, 'SIGKILL', timeoutMs);
+  throw new Error(`server ${id} (pid ${pid}) did not stop`);
+}
+
+export function allServers(config: ClusterConfig): readonly ServerAddress[] {
+  return config.servers;
+}

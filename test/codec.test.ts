@@ -1,0 +1,62 @@
+/** The wire codec: round trips, packing, and bad datagrams dropped with a reason (never thrown). */
+import { expect } from 'chai';
+import fc from 'fast-check';
+import type { Message, Packet } from '../src/broadcast/types.js';
+import { decodePacket, encodePacket, packData } from '../src/wire/codec.js';
+
+const message = (sender: number, seq: number, payload = 'x'): Message => ({ sender, seq, ts: seq + sender, payload });
+
+describe('wire codec', () => {
+  it('round-trips every packet type', () => {
+    const packets: Packet[] = [
+      { type: 'data', from: 2, messages: [message(1, 1, 'héllo "quoted" \\ \n'), message(3, 7)] },
+      { type: 'status', from: 5, seqVector: [1, 2, 3, 4, 5], tsVector: [9, 8, 7, 6, 5] },
+      { type: 'nack', from: 1, sender: 4, fromSeq: 10, toSeq: 20 },
+    ];
+    for (const packet of packets) expect(decodePacket(encodePacket(packet), 5)).to.deep.equal({ ok: true, packet });
+  });
+
+  it('packs several messages per datagram, never over the limit unless one message alone is larger', () => {
+    const messages = Array.from({ length: 50 }, (_, i) => message(1, i + 1, 'p'.repeat(100)));
+    const packets = packData(1, messages, 1400);
+    expect(packets.length).to.be.within(4, 6);
+    expect(packets.flatMap((p) => p.messages)).to.deep.equal(messages);
+    for (const p of packets) expect(encodePacket(p).length).to.be.at.most(1400);
+    const big = packData(1, [message(1, 1, 'b'.repeat(5000)), message(1, 2)], 1400);
+    expect(big.map((p) => p.messages.length)).to.deep.equal([1, 1]);
+  });
+
+  it('drops bad datagrams with a reason', () => {
+    const status = encodePacket({ type: 'status', from: 1, seqVector: [0, 0, 0], tsVector: [0, 0, 0] });
+    const cases: [Uint8Array, string][] = [
+      [Buffer.from([1]), 'too-short'],
+      [Buffer.concat([Buffer.from([9]), status.subarray(1)]), 'wrong-version'],
+      [Buffer.concat([Buffer.from([1, 77]), status.subarray(2)]), 'unknown-type'],
+      [Buffer.from([1, 2, ...Buffer.from('{not json')]), 'malformed'],
+      [Buffer.from([1, 2, ...Buffer.from('{"f":1,"s":[0,0],"t":[0,0,0]}')]), 'malformed'],
+      [Buffer.from([1, 2, ...Buffer.from('{"f":7,"s":[0,0,0],"t":[0,0,0]}')]), 'unknown-sender'],
+      [Buffer.from([1, 1, ...Buffer.from('{"f":1,"m":[[1,0,1,"x"]]}')]), 'malformed'],
+      [Buffer.from([1, 3, ...Buffer.from('{"f":1,"s":2,"a":5,"b":4}')]), 'malformed'],
+      [Buffer.alloc(70000), 'oversized'],
+    ];
+    for (const [buf, reason] of cases) {
+      const result = decodePacket(buf, 3);
+      expect(result.ok, reason).to.equal(false);
+      if (!result.ok) expect(result.reason).to.equal(reason);
+    }
+  });
+
+  it('never throws on random or mutated bytes', () => {
+    const valid = encodePacket({ type: 'data', from: 1, messages: [message(2, 3, 'abc')] });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 }), (random, at, byte) => {
+        decodePacket(random, 5);
+        const mutated = Buffer.from(valid);
+        mutated[at] = byte;
+        const result = decodePacket(mutated, 5);
+        if (result.ok) expect(result.packet.from).to.be.within(1, 5);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});

@@ -1,0 +1,31 @@
+/** The purity rule: the engine and chat folders may not touch sockets, files, timers, clocks, randomness or process. */
+import { expect } from 'chai';
+import { ESLint } from 'eslint';
+
+describe('lint: the engine and chat state machine stay pure', function () {
+  this.timeout(60_000);
+  const impure = [
+    "import { createSocket } from 'node:dgram';",
+    "import { readFileSync } from 'fs';",
+    'export const a = Date.now();',
+    'export const b = Math.random();',
+    'export const c = () => setTimeout(() => undefined, 1);',
+    'export const d = process.pid;',
+  ];
+
+  for (const folder of ['src/broadcast', 'src/chat']) {
+    it(`rejects each impure construct in ${folder}`, async () => {
+      const eslint = new ESLint();
+      for (const line of impure) {
+        const [result] = await eslint.lintText(`${line}\n`, { filePath: `${folder}/example.ts` });
+        const rules = result.messages.map((m) => m.ruleId);
+        expect(rules.some((r) => r?.startsWith('no-restricted')), line).to.equal(true);
+      }
+    });
+  }
+
+  it('allows the same constructs in the daemon', async () => {
+    const [result] = await new ESLint().lintText('export const a = Date.now() + Math.random();\n', { filePath: 'src/daemon/example.ts' });
+    expect(result.messages).to.deep.equal([]);
+  });
+});

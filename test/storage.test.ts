@@ -1,0 +1,149 @@
+/** Log files: group commit, snapshots, torn tails, and corruption reported by file and line. */
+import { expect } from 'chai';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { JournalRecord } from '../src/broadcast/types.js';
+import { parseClusterConfig } from '../src/config/clusterConfig.js';
+import { Daemon } from '../src/daemon/daemon.js';
+import { silentLogger } from '../src/daemon/logger.js';
+import { ChorusError } from '../src/errors.js';
+import { LogFiles, readLogFiles } from '../src/storage/logFiles.js';
+import { freePorts } from './support/ports.js';
+
+const records: JournalRecord[] = [
+  { t: 'msg', m: { sender: 1, seq: 1, ts: 1, payload: 'first "one"' } },
+  { t: 'msg', m: { sender: 2, seq: 1, ts: 1, payload: 'second' } },
+  { t: 'ts', tsVector: [1, 1, 3] },
+];
+
+function errorOf(fn: () => unknown): ChorusError {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).to.be.instanceOf(ChorusError);
+    return err as ChorusError;
+  }
+  throw new Error('expected an error');
+}
+
+describe('log files', () => {
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'chorus-storage-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  function writeJournal(text: string): string {
+    const file = join(dir, 'journal.0.jsonl');
+    writeFileSync(file, text);
+    return file;
+  }
+
+  it('appends JSON lines with group commit and reads them back', () => {
+    const { files } = LogFiles.open(dir, 3, 3);
+    files.append(records.slice(0, 2));
+    files.append(records.slice(2));
+    files.sync();
+    expect(files.syncs).to.equal(1);
+    files.close();
+    const text = readFileSync(join(dir, 'journal.0.jsonl'), 'utf8');
+    expect(text.split('\n')[0]).to.equal('{"t":"msg","sender":1,"seq":1,"ts":1,"payload":"first \\"one\\""}');
+    expect(readLogFiles(dir, 3, 3).records).to.deep.equal(records);
+  });
+
+  it('a snapshot replaces the journal atomically with the next generation', () => {
+    const { files } = LogFiles.open(dir, 3, 3);
+    files.append(records);
+    const engine = {
+      lastSeq: 0,
+      contiguous: [1, 1, 0],
+      tsVector: [1, 1, 3],
+      seqMatrix: [[0, 0, 0], [0, 0, 0], [1, 1, 0]],
+      tsMatrix: [[0, 0, 0], [0, 0, 0], [1, 1, 3]],
+      collectedUpTo: [0, 0, 0],
+      stableTs: 1,
+      messages: records.flatMap((r) => (r.t === 'msg' ? [r.m] : [])),
+    };
+    files.writeSnapshot(engine, { chat: 'state' });
+    files.close();
+    expect(readdirSync(dir).sort()).to.deep.equal(['journal.1.jsonl', 'snapshot.json']);
+    const loaded = readLogFiles(dir, 3, 3);
+    expect(loaded.generation).to.equal(1);
+    expect(loaded.snapshot?.engine).to.deep.equal(engine);
+    expect(loaded.snapshot?.app).to.deep.equal({ chat: 'state' });
+    expect(loaded.records).to.deep.equal([]);
+  });
+
+  it('reports a torn last line and cuts it off on open', () => {
+    const good = '{"t":"ts","tsVector":[1,0,0]}\n';
+    const file = writeJournal(`${good}{"t":"msg","sender":1,"se`);
+    const loaded = readLogFiles(dir, 1, 3);
+    expect(loaded.records).to.have.length(1);
+    expect(loaded.tornTail).to.deep.equal({ line: 2, offset: good.length, bytes: 25 });
+    LogFiles.open(dir, 1, 3).files.close();
+    expect(readFileSync(file, 'utf8')).to.equal(good);
+  });
+
+  it('stops on a corrupt line that is not the last, naming file and line', () => {
+    const file = writeJournal('{"t":"ts","tsVector":[1,0,0]}\n{"t":"ts","tsVe\n{"t":"ts","tsVector":[2,0,0]}\n');
+    const err = errorOf(() => readLogFiles(dir, 1, 3));
+    expect(err.code).to.equal('LOG_CORRUPT');
+    expect(err.message).to.equal(`${file}:2: not valid JSON`);
+  });
+
+  it('stops on a record of the wrong shape, naming file and line', () => {
+    const file = writeJournal('{"t":"ts","tsVector":[1,0]}\n');
+    expect(errorOf(() => readLogFiles(dir, 1, 3)).message).to.equal(`${file}:1: tsVector has 2 entries, expected 3`);
+    writeJournal('{"t":"ts","tsVector":[1,0,0]}\n{"t":"vote"}\n');
+    expect(errorOf(() => readLogFiles(dir, 1, 3)).message).to.equal(`${file}:2: unknown record type "vote"`);
+    writeJournal('{"t":"msg","sender":4,"seq":1,"ts":1,"payload":"x"}\n');
+    expect(errorOf(() => readLogFiles(dir, 1, 3)).message).to.equal(`${file}:1: sender 4 is not a server 1-3`);
+  });
+
+  it('stops on a snapshot of another server or a damaged snapshot', () => {
+    const { files } = LogFiles.open(dir, 2, 3);
+    files.writeSnapshot(
+      { lastSeq: 0, contiguous: [0, 0, 0], tsVector: [0, 0, 0], seqMatrix: [[0, 0, 0], [0, 0, 0], [0, 0, 0]], tsMatrix: [[0, 0, 0], [0, 0, 0], [0, 0, 0]], collectedUpTo: [0, 0, 0], stableTs: 0, messages: [] },
+      null,
+    );
+    files.close();
+    const snapshot = join(dir, 'snapshot.json');
+    expect(errorOf(() => readLogFiles(dir, 1, 3)).message).to.equal(`${snapshot}:1: snapshot belongs to server 2, not server 1`);
+    writeFileSync(snapshot, readFileSync(snapshot, 'utf8').replace('"generation":1,\n', '"generation":1\n'));
+    const err = errorOf(() => readLogFiles(dir, 2, 3));
+    expect(err.code).to.equal('LOG_CORRUPT');
+    expect(err.message).to.match(new RegExp(`^${snapshot}:6: not valid JSON`));
+  });
+
+  it('stops when a journal is newer than the snapshot (a snapshot was lost)', () => {
+    writeFileSync(join(dir, 'journal.4.jsonl'), '');
+    expect(errorOf(() => readLogFiles(dir, 1, 3)).message).to.match(/journal\.4\.jsonl:1: journal generation 4 is newer than the snapshot \(generation 0\)/);
+  });
+
+  it('refuses a data directory that another daemon holds', () => {
+    const { files } = LogFiles.open(dir, 1, 3);
+    try {
+      expect(errorOf(() => LogFiles.open(dir, 1, 3)).message).to.match(/already in use by a daemon in this process/);
+    } finally {
+      files.close();
+    }
+  });
+
+  it('a daemon refuses to start on a journal whose messages do not follow in sequence, naming file and line', async () => {
+    const ports = await freePorts(6);
+    const config = parseClusterConfig(ports.map((p, i) => (i % 2 === 0 ? `127.0.0.1 ${p} ${ports[i + 1]}` : '')).join('\n'), 'test-config');
+    const file = writeJournal('{"t":"ts","tsVector":[0,0,0]}\n{"t":"msg","sender":2,"seq":2,"ts":5,"payload":"x"}\n');
+    try {
+      await Daemon.start({ id: 1, config, dataDir: dir, logger: silentLogger() });
+      throw new Error('expected the daemon to refuse');
+    } catch (err) {
+      expect(err).to.be.instanceOf(ChorusError);
+      expect((err as Error).message).to.equal(`${file}:2: message 2:2 out of sequence (expected seq 1)`);
+    }
+    // The refusal released the directory: a fixed journal starts.
+    writeJournal('');
+    const daemon = await Daemon.start({ id: 1, config, dataDir: dir, logger: silentLogger() });
+    await daemon.stop();
+  });
+});
