@@ -8,12 +8,13 @@ import { hideBin } from 'yargs/helpers';
 import { loadClusterConfig } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
 import { defaultEngineTimers } from '../broadcast/engine.js';
-import { Daemon, defaultSnapshotIntervalMs, defaultSnapshotJournalBytes } from './daemon.js';
+import { ChatServer } from '../rpc/chatServer.js';
+import { defaultSnapshotIntervalMs, defaultSnapshotJournalBytes } from './daemon.js';
 import { createLogger, logLevels, type LogLevel } from './logger.js';
 
 const argv = yargs(hideBin(process.argv))
   .scriptName('chorusd')
-  .usage('$0 --id <n> [options]\n\nRun server <n> of a Chorus cluster: the reliable, totally ordered broadcast over UDP, with its log files.')
+  .usage('$0 --id <n> [options]\n\nRun server <n> of a Chorus cluster: the replicated group chat on a reliable, totally ordered broadcast over UDP, with its log files, serving clients (JSON-RPC over WebSocket) on its client port.')
   .option('id', { type: 'number', demandOption: true, describe: 'this server: line <n> of the cluster configuration' })
   .option('config', { type: 'string', default: 'clusterconfig', describe: 'cluster configuration file' })
   .option('data-dir', { type: 'string', describe: 'log files directory (default: data/server<id>)' })
@@ -45,7 +46,7 @@ const argv = yargs(hideBin(process.argv))
 async function main(): Promise<void> {
   const config = loadClusterConfig(argv.config);
   const logger = createLogger(argv.id, argv['log-level']);
-  const daemon = await Daemon.start({
+  const server = await ChatServer.start({
     id: argv.id,
     config,
     dataDir: argv['data-dir'] ?? join('data', `server${argv.id}`),
@@ -60,13 +61,13 @@ async function main(): Promise<void> {
     snapshotJournalBytes: argv['snapshot-journal-bytes'],
     snapshotIntervalMs: argv['snapshot-interval-ms'],
   });
-  daemon.on('fatal', () => process.exit(1));
+  server.daemon.on('fatal', () => process.exit(1));
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info(`${signal}: shutting down`);
-    daemon.stop().then(
+    server.stop().then(
       () => process.exit(0),
       (err: Error) => {
         logger.error(`shutdown failed: ${err.message}`);

@@ -5,7 +5,8 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { loadClusterConfig, serverById, type ClusterConfig } from '../config/clusterConfig.js';
+import { ChorusConnection } from '../client/connection.js';
+import { loadClusterConfig, serverById, type ClusterConfig, type ServerAddress } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
 import { daemonLogFile, launchDaemon, runningPid, stopDaemon, type LocalClusterPaths } from './localCluster.js';
 
@@ -18,13 +19,29 @@ function setup(args: Common): { config: ClusterConfig; paths: LocalClusterPaths 
   return { config: loadClusterConfig(args.config), paths: { dataRoot: args['data-root'], configFile: args.config } };
 }
 
-/** Wait until a freshly launched daemon logs that it started, or fail with its last log lines. */
-async function waitStarted(paths: LocalClusterPaths, id: number, logOffset: number, timeoutMs = 15_000): Promise<void> {
+/** Whether the server answers a status call on its client port. */
+async function answers(server: ServerAddress): Promise<boolean> {
+  try {
+    const connection = await ChorusConnection.connect(`${server.host}:${server.clientPort}`, 1000);
+    try {
+      await connection.call('status');
+      return true;
+    } finally {
+      connection.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
+/** Wait until a freshly launched daemon answers on its client port, or fail with its last log lines. */
+async function waitStarted(paths: LocalClusterPaths, server: ServerAddress, logOffset: number, timeoutMs = 15_000): Promise<void> {
+  const id = server.id;
   const file = daemonLogFile(paths, id);
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const text = existsSync(file) ? readFileSync(file, 'utf8').slice(logOffset) : '';
-    if (text.includes(`started server ${id} `)) return;
+    if (text.includes(`started server ${id} `) && (await answers(server))) return;
     if (runningPid(paths, id) === undefined || Date.now() > deadline) {
       const tail = text.trim().split('\n').slice(-5).join('\n');
       throw new ChorusError('INVALID_ARGUMENT', `server ${id} did not start (see ${file}):\n${tail}`);
@@ -45,7 +62,7 @@ async function start(args: Common): Promise<void> {
     const file = daemonLogFile(paths, server.id);
     const offset = existsSync(file) ? statSync(file).size : 0;
     launchDaemon(paths, server);
-    await waitStarted(paths, server.id, offset);
+    await waitStarted(paths, server, offset);
   }
   for (const s of config.servers) {
     console.log(`server ${s.id}: pid ${runningPid(paths, s.id)}, UDP ${s.host}:${s.udpPort}, clients ${s.host}:${s.clientPort}, log ${daemonLogFile(paths, s.id)}`);
@@ -78,7 +95,7 @@ async function relaunch(args: Common & { id: number }): Promise<void> {
   const file = daemonLogFile(paths, args.id);
   const offset = existsSync(file) ? statSync(file).size : 0;
   launchDaemon(paths, server);
-  await waitStarted(paths, args.id, offset);
+  await waitStarted(paths, server, offset);
   console.log(`Relaunched server ${args.id} (pid ${runningPid(paths, args.id)}) from its log files.`);
 }
 

@@ -1,0 +1,79 @@
+/**
+ * The chat state a daemon shows: the stable state (final) plus the
+ * tentative suffix of the total order applied on top. New messages usually
+ * land at the end of the order and are applied incrementally; when one lands
+ * before tentative ones (after a partition heals, say), the shown state is
+ * recomputed from the stable state, once per batch however many arrived.
+ */
+import type { Message } from '../broadcast/types.js';
+import { compareOrder } from '../broadcast/types.js';
+import { invariant } from '../errors.js';
+import { applyMessages, emptyChatState, type ChatState } from './state.js';
+
+export class ChatReplica {
+  private stableState: ChatState;
+  private shownState: ChatState;
+  private tentative: Message[] = [];
+  /** How many times the shown state was recomputed from the stable state. */
+  replays = 0;
+
+  constructor(stable: ChatState = emptyChatState) {
+    this.stableState = stable;
+    this.shownState = stable;
+  }
+
+  get stable(): ChatState {
+    return this.stableState;
+  }
+
+  get shown(): ChatState {
+    return this.shownState;
+  }
+
+  get tentativeCount(): number {
+    return this.tentative.length;
+  }
+
+  /** New messages in the total order and newly stable ones (a prefix of the tentative order). */
+  apply(ordered: readonly Message[], stable: readonly Message[]): void {
+    let replay = false;
+    const appended: Message[] = [];
+    for (const m of ordered) {
+      const last = this.tentative[this.tentative.length - 1];
+      if (!last || compareOrder(last, m) < 0) {
+        this.tentative.push(m);
+        appended.push(m);
+      } else {
+        this.insert(m);
+        replay = true;
+      }
+    }
+    if (stable.length > 0) {
+      for (let i = 0; i < stable.length; i++) {
+        const m = this.tentative[i];
+        invariant(m !== undefined && m.sender === stable[i].sender && m.seq === stable[i].seq, `stable message ${stable[i].sender}:${stable[i].seq} is not next in order`);
+      }
+      this.tentative.splice(0, stable.length);
+      this.stableState = applyMessages(this.stableState, stable);
+    }
+    if (replay) {
+      this.replays++;
+      this.shownState = applyMessages(this.stableState, this.tentative);
+    } else if (appended.length > 0) {
+      this.shownState = applyMessages(this.shownState, appended);
+    } else if (this.tentative.length === 0) {
+      this.shownState = this.stableState;
+    }
+  }
+
+  private insert(m: Message): void {
+    let lo = 0;
+    let hi = this.tentative.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareOrder(this.tentative[mid], m) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    this.tentative.splice(lo, 0, m);
+  }
+}

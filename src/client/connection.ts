@@ -1,0 +1,93 @@
+/** A client's connection to one server: JSON-RPC 2.0 over WebSocket, with pushed group updates. */
+import { EventEmitter } from 'node:events';
+import { JSONRPCClient, JSONRPCErrorException } from 'json-rpc-2.0';
+import WebSocket from 'ws';
+import type { GroupView } from '../rpc/protocol.js';
+
+export class RpcCallError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'RpcCallError';
+  }
+}
+
+export interface ConnectionEvents {
+  group: [GroupView];
+  close: [];
+}
+
+export class ChorusConnection extends EventEmitter<ConnectionEvents> {
+  private readonly client: JSONRPCClient;
+  private open = true;
+
+  private constructor(
+    private readonly socket: WebSocket,
+    readonly address: string,
+  ) {
+    super();
+    this.client = new JSONRPCClient((request) => {
+      if (socket.readyState !== WebSocket.OPEN) return Promise.reject(new RpcCallError(0, 'not connected'));
+      socket.send(JSON.stringify(request));
+      return Promise.resolve();
+    });
+    socket.on('message', (data) => this.onMessage(data.toString()));
+    socket.on('close', () => this.onClose());
+    socket.on('error', () => undefined);
+  }
+
+  /** Connect to host:port, failing after timeoutMs. */
+  static connect(address: string, timeoutMs = 5000): Promise<ChorusConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = new WebSocket(`ws://${address}`, { handshakeTimeout: timeoutMs });
+      const fail = (err: Error) => reject(new Error(`cannot connect to ${address}: ${err.message}`));
+      socket.once('error', fail);
+      socket.once('open', () => {
+        socket.off('error', fail);
+        resolve(new ChorusConnection(socket, address));
+      });
+    });
+  }
+
+  get connected(): boolean {
+    return this.open;
+  }
+
+  async call<T>(method: string, params: Record<string, unknown> = {}): Promise<T> {
+    if (!this.open) throw new RpcCallError(0, 'not connected');
+    try {
+      return (await this.client.request(method, params)) as T;
+    } catch (err) {
+      if (err instanceof JSONRPCErrorException) throw new RpcCallError(err.code, err.message);
+      throw new RpcCallError(0, (err as Error).message);
+    }
+  }
+
+  close(): void {
+    this.socket.close();
+    this.onClose();
+  }
+
+  private onMessage(text: string): void {
+    let message: { method?: string; params?: unknown };
+    try {
+      message = JSON.parse(text) as typeof message;
+    } catch {
+      return;
+    }
+    if (message.method === 'group') {
+      this.emit('group', message.params as GroupView);
+      return;
+    }
+    this.client.receive(message as Parameters<JSONRPCClient['receive']>[0]);
+  }
+
+  private onClose(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.client.rejectAllPendingRequests('the connection to the server was lost');
+    this.emit('close');
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * The terminal client's command interpreter (SPEC section 5), separate from
+ * the terminal itself so that it can be driven line by line by scripts and tests.
+ */
+import type { ClusterConfig } from '../config/clusterConfig.js';
+import type { GroupView, MessageView, ViewResult } from '../rpc/protocol.js';
+import { ChorusConnection, RpcCallError } from './connection.js';
+
+export const helpText = [
+  'commands:',
+  '  c <host:port> | c <id>   connect to a server',
+  '  u <name>                 set the user name',
+  '  j <group>                join (and create if needed) a group; leaves the previous one',
+  '  a <text>                 append a message to the current group',
+  '  l <n> / r <n>            like / remove your like on message number n as displayed',
+  '  p                        print the whole history of the current group',
+  '  v                        print the servers in the connected server\'s current view',
+  '  q                        quit',
+].join('\n');
+
+export interface ClientOutput {
+  /** A line (or lines) for the user. */
+  print(text: string): void;
+}
+
+export class ChatClient {
+  private connection: ChorusConnection | undefined;
+  private user: string | undefined;
+  private group: string | undefined;
+  /** Message number on screen -> message id: what `l <n>` and `r <n>` refer to. */
+  private screen = new Map<number, string>();
+  quitRequested = false;
+
+  constructor(
+    private readonly config: ClusterConfig | undefined,
+    private readonly out: ClientOutput,
+  ) {}
+
+  get connectedTo(): string | undefined {
+    return this.connection?.connected ? this.connection.address : undefined;
+  }
+
+  /** Run one command line. Never throws: problems are printed as one-line errors. */
+  async execute(line: string): Promise<void> {
+    const trimmed = line.trim();
+    if (trimmed === '') return;
+    const [command] = trimmed.split(/\s+/, 1);
+    const arg = trimmed.slice(command.length).trim();
+    try {
+      await this.dispatch(command, arg);
+    } catch (err) {
+      this.error(err instanceof RpcCallError || err instanceof Error ? err.message : String(err));
+    }
+  }
+
+  private async dispatch(command: string, arg: string): Promise<void> {
+    switch (command) {
+      case 'c':
+        return this.connect(requireArg(arg, 'c <host:port> or c <server id>'));
+      case 'u':
+        return this.setUser(requireArg(arg, 'u <name>'));
+      case 'j':
+        return this.join(requireArg(arg, 'j <group>'));
+      case 'a':
+        return this.append(requireArg(arg, 'a <text>'));
+      case 'l':
+      case 'r':
+        return this.like(command === 'l', requireArg(arg, `${command} <message number>`));
+      case 'p':
+        return this.printHistory();
+      case 'v':
+        return this.printView();
+      case 'q':
+        this.quitRequested = true;
+        this.connection?.close();
+        return;
+      case 'h':
+      case 'help':
+      case '?':
+        this.out.print(helpText);
+        return;
+      default:
+        throw new Error(`unknown command "${command}" (h for help)`);
+    }
+  }
+
+  async connect(target: string): Promise<void> {
+    const address = this.resolve(target);
+    const previous = this.connection;
+    const connection = await ChorusConnection.connect(address);
+    this.connection = connection;
+    previous?.removeAllListeners('close');
+    previous?.close();
+    connection.on('group', (view) => {
+      if (view.group === this.group) this.show(view);
+    });
+    connection.on('close', () => {
+      if (this.connection !== connection) return;
+      if (!this.quitRequested) this.out.print(`connection to ${address} lost; connect to another server with c <id>`);
+    });
+    this.out.print(`connected to ${address}`);
+    // A new server is a new session: carry the user name and group over.
+    if (this.user !== undefined) await this.setUser(this.user);
+    if (this.group !== undefined) await this.join(this.group);
+  }
+
+  private resolve(target: string): string {
+    if (/^\d+$/.test(target)) {
+      if (!this.config) throw new Error('no cluster configuration to look up server numbers in; use c <host:port>');
+      const server = this.config.servers.find((s) => s.id === Number(target));
+      if (!server) throw new Error(`there is no server ${target} in ${this.config.file} (servers 1-${this.config.servers.length})`);
+      return `${server.host}:${server.clientPort}`;
+    }
+    if (!/^[^\s:]+:\d{1,5}$/.test(target)) throw new Error(`"${target}" is neither host:port nor a server number`);
+    return target;
+  }
+
+  private requireConnection(): ChorusConnection {
+    if (!this.connection?.connected) throw new Error('not connected: connect to a server first (c <id> or c <host:port>)');
+    return this.connection;
+  }
+
+  private async setUser(name: string): Promise<void> {
+    const result = await this.requireConnection().call<{ user: string }>('user', { name });
+    this.user = result.user;
+    this.out.print(`user: ${result.user}`);
+  }
+
+  private async join(group: string): Promise<void> {
+    const connection = this.requireConnection();
+    if (this.user === undefined) throw new Error('set a user name first (u <name>)');
+    const view = await connection.call<GroupView>('join', { group });
+    this.group = view.group;
+    this.show(view);
+  }
+
+  private async append(text: string): Promise<void> {
+    const connection = this.requireConnection();
+    if (this.user === undefined) throw new Error('set a user name first (u <name>)');
+    if (this.group === undefined) throw new Error('join a group first (j <group>)');
+    await connection.call('append', { text });
+  }
+
+  private async like(like: boolean, numberText: string): Promise<void> {
+    const connection = this.requireConnection();
+    if (this.group === undefined) throw new Error('join a group first (j <group>)');
+    if (!/^\d+$/.test(numberText)) throw new Error(`"${numberText}" is not a message number`);
+    const id = this.screen.get(Number(numberText));
+    if (id === undefined) throw new Error(`there is no message ${numberText} on the screen`);
+    await connection.call(like ? 'like' : 'unlike', { id });
+    this.out.print(like ? `liked message ${numberText}` : `removed your like from message ${numberText}`);
+  }
+
+  private async printHistory(): Promise<void> {
+    const connection = this.requireConnection();
+    if (this.group === undefined) throw new Error('join a group first (j <group>)');
+    this.show(await connection.call<GroupView>('history'));
+  }
+
+  private async printView(): Promise<void> {
+    const result = await this.requireConnection().call<ViewResult>('view');
+    this.out.print(`view of server ${result.server}: ${result.view.map((s) => s.id).join(', ')}`);
+  }
+
+  private show(view: GroupView): void {
+    this.screen = new Map(view.messages.map((m) => [m.n, m.id]));
+    const lines = [`--- ${view.group} | participants: ${view.participants.join(', ') || '(none)'} | ${view.total} message${view.total === 1 ? '' : 's'} ---`];
+    for (const m of view.messages) lines.push(formatMessage(m));
+    this.out.print(lines.join('\n'));
+  }
+
+  private error(message: string): void {
+    this.out.print(`error: ${message}`);
+  }
+
+  close(): void {
+    this.quitRequested = true;
+    this.connection?.close();
+  }
+}
+
+function formatMessage(m: MessageView): string {
+  return `${String(m.n).padStart(3)}. ${m.user}: ${m.text}  [${m.likes} like${m.likes === 1 ? '' : 's'}]`;
+}
+
+function requireArg(arg: string, usage: string): string {
+  if (arg === '') throw new Error(`usage: ${usage}`);
+  return arg;
+}

@@ -1,0 +1,54 @@
+/** The chat state machine as the daemon's replicated application. */
+import { createHash } from 'node:crypto';
+import type { Message, ServerId } from '../broadcast/types.js';
+import { ChatReplica } from '../chat/replica.js';
+import { canonicalJson, emptyChatState, type ChatState } from '../chat/state.js';
+import type { Application } from './application.js';
+
+export class ChatApp implements Application {
+  readonly replica: ChatReplica;
+  private view: readonly ServerId[] = [];
+  private readonly listeners = new Set<() => void>();
+
+  constructor(saved: unknown) {
+    this.replica = new ChatReplica(isChatState(saved) ? saved : emptyChatState);
+  }
+
+  apply(ordered: readonly Message[], stable: readonly Message[]): void {
+    const before = this.replica.shown;
+    this.replica.apply(ordered, stable);
+    if (this.replica.shown !== before) this.changed();
+  }
+
+  viewChanged(view: readonly ServerId[]): void {
+    this.view = view;
+    this.changed();
+  }
+
+  get currentView(): readonly ServerId[] {
+    return this.view;
+  }
+
+  /** Called after every change of the shown state or the view. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  snapshot(): unknown {
+    return this.replica.stable;
+  }
+
+  digest(): string {
+    return createHash('sha256').update(canonicalJson(this.replica.shown)).digest('hex').slice(0, 16);
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) listener();
+  }
+}
+
+function isChatState(value: unknown): value is ChatState {
+  const v = value as { groups?: unknown; sessions?: unknown } | null;
+  return typeof v === 'object' && v !== null && typeof v.groups === 'object' && typeof v.sessions === 'object';
+}

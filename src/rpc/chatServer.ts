@@ -1,0 +1,64 @@
+/**
+ * A whole Chorus server: the daemon running the chat application, and the
+ * RPC server for its clients. After a crash, the sessions this server had
+ * are gone, so their users leave their groups.
+ */
+import { serverById } from '../config/clusterConfig.js';
+import { ChatApp } from '../daemon/chatApp.js';
+import { Daemon, type DaemonOptions } from '../daemon/daemon.js';
+import { encodeOp } from '../chat/operations.js';
+import { ChatService } from './chatService.js';
+import { RpcServer } from './server.js';
+
+export class ChatServer {
+  private constructor(
+    readonly daemon: Daemon,
+    readonly app: ChatApp,
+    readonly service: ChatService,
+    readonly rpc: RpcServer,
+  ) {}
+
+  static async start(options: Omit<DaemonOptions, 'application'>): Promise<ChatServer> {
+    let app: ChatApp | undefined;
+    const daemon = await Daemon.start({
+      ...options,
+      application: (saved) => (app = new ChatApp(saved)),
+    });
+    const chat = app!;
+    const service = new ChatService(daemon, chat, options.config);
+    let rpc: RpcServer;
+    try {
+      rpc = await RpcServer.start(serverById(options.config, options.id), service);
+    } catch (err) {
+      await daemon.stop();
+      throw err;
+    }
+    const server = new ChatServer(daemon, chat, service, rpc);
+    await server.leaveOrphanedSessions();
+    return server;
+  }
+
+  get id(): number {
+    return this.daemon.id;
+  }
+
+  /** Sessions joined through this server before it restarted no longer exist: they leave. */
+  private async leaveOrphanedSessions(): Promise<void> {
+    const orphans: string[] = [];
+    for (const group of Object.values(this.app.replica.shown.groups)) {
+      for (const [session, member] of Object.entries(group.members)) if (member.server === this.daemon.id) orphans.push(session);
+    }
+    if (orphans.length === 0) return;
+    await Promise.all(orphans.map((session) => this.daemon.broadcast(encodeOp({ op: 'leave', session }))));
+  }
+
+  async stop(): Promise<void> {
+    await this.rpc.close();
+    await this.daemon.stop();
+  }
+
+  async crash(): Promise<void> {
+    await this.rpc.close();
+    await this.daemon.crash();
+  }
+}
