@@ -1,0 +1,126 @@
+/** The chat state machine: the rules of SPEC section 4, and determinism under any delivery order. */
+import { expect } from 'chai';
+import fc from 'fast-check';
+import type { Message } from '../src/broadcast/types.js';
+import { compareOrder } from '../src/broadcast/types.js';
+import { encodeOp, type ChatOp } from '../src/chat/operations.js';
+import { ChatReplica } from '../src/chat/replica.js';
+import { applyMessages, canonicalJson, emptyChatState } from '../src/chat/state.js';
+
+let ts = 0;
+const msg = (sender: number, op: ChatOp): Message => ({ sender, seq: ++ts, ts, payload: encodeOp(op) });
+const join = (session: string, user: string, group: string, sender = 1) => msg(sender, { op: 'join', session, user, group });
+const append = (session: string, user: string, group: string, text: string, sender = 1) => msg(sender, { op: 'append', session, user, group, text });
+const like = (user: string, group: string, message: string, op: 'like' | 'unlike' = 'like') => msg(2, { op, user, group, message });
+
+describe('chat state machine: the rules', () => {
+  beforeEach(() => {
+    ts = 0;
+  });
+
+  it('join creates the group, and joining another group leaves the previous one', () => {
+    const state = applyMessages(emptyChatState, [join('s1', 'alice', 'a', 3), join('s2', 'bob', 'a'), join('s1', 'alice', 'b', 3)]);
+    expect(Object.keys(state.groups).sort()).to.deep.equal(['a', 'b']);
+    expect(state.groups.a.members).to.deep.equal({ s2: { user: 'bob', server: 1 } });
+    expect(state.groups.b.members).to.deep.equal({ s1: { user: 'alice', server: 3 } });
+    expect(state.sessions).to.deep.equal({ s1: 'b', s2: 'a' });
+  });
+
+  it('leave removes the member; the group and its history stay', () => {
+    const state = applyMessages(emptyChatState, [join('s1', 'alice', 'g'), append('s1', 'alice', 'g', 'hi'), msg(1, { op: 'leave', session: 's1' })]);
+    expect(state.groups.g.members).to.deep.equal({});
+    expect(state.groups.g.messages.map((m) => m.text)).to.deep.equal(['hi']);
+    expect(state.sessions).to.deep.equal({});
+  });
+
+  it('a message id is its broadcast (ts, sender)', () => {
+    const state = applyMessages(emptyChatState, [join('s1', 'alice', 'g'), append('s1', 'alice', 'g', 'hi', 4)]);
+    expect(state.groups.g.messages[0]).to.deep.include({ id: '2.4', user: 'alice', server: 4 });
+  });
+
+  it('one like per user per message; not one\'s own; unlike only after a like', () => {
+    const base = [join('s1', 'alice', 'g'), append('s1', 'alice', 'g', 'hi')];
+    const id = '2.1';
+    const likes = (ops: Message[]) => applyMessages(emptyChatState, [...base, ...ops]).groups.g.messages[0].likes;
+    expect(likes([like('bob', 'g', id), like('bob', 'g', id), like('carol', 'g', id)])).to.deep.equal(['bob', 'carol']);
+    expect(likes([like('alice', 'g', id)])).to.deep.equal([]);
+    expect(likes([like('bob', 'g', id, 'unlike')])).to.deep.equal([]);
+    expect(likes([like('bob', 'g', id), like('bob', 'g', id, 'unlike')])).to.deep.equal([]);
+    expect(likes([like('bob', 'g', id), like('bob', 'g', id, 'unlike'), like('bob', 'g', id)])).to.deep.equal(['bob']);
+    expect(likes([like('bob', 'g', 'no.such')])).to.deep.equal([]);
+  });
+
+  it('same-named groups created on both sides of a partition are one group', () => {
+    const state = applyMessages(emptyChatState, [join('s1', 'alice', 'g', 1), join('s4', 'dave', 'g', 4), append('s1', 'alice', 'g', 'left', 1), append('s4', 'dave', 'g', 'right', 4)]);
+    expect(Object.keys(state.groups)).to.deep.equal(['g']);
+    expect(Object.values(state.groups.g.members).map((m) => m.user).sort()).to.deep.equal(['alice', 'dave']);
+    expect(state.groups.g.messages.map((m) => m.text)).to.deep.equal(['left', 'right']);
+  });
+
+  it('a payload that is not an operation changes nothing', () => {
+    const state = applyMessages(emptyChatState, [{ sender: 1, seq: 1, ts: 1, payload: 'not json' }, { sender: 1, seq: 2, ts: 2, payload: '{"op":"join"}' }]);
+    expect(state).to.deep.equal(emptyChatState);
+  });
+});
+
+/** Operations over a few users, sessions and groups, so that likes and leaves collide often. */
+const users = ['ann', 'bo', 'cy'];
+const opArb: fc.Arbitrary<ChatOp> = fc.oneof(
+  fc.record({ op: fc.constant('join' as const), session: fc.constantFrom('s1', 's2', 's3'), user: fc.constantFrom(...users), group: fc.constantFrom('x', 'y') }),
+  fc.record({ op: fc.constant('leave' as const), session: fc.constantFrom('s1', 's2', 's3') }),
+  fc.record({ op: fc.constant('append' as const), session: fc.constantFrom('s1', 's2'), user: fc.constantFrom(...users), group: fc.constantFrom('x', 'y'), text: fc.string({ minLength: 1, maxLength: 5 }) }),
+  fc.record({ op: fc.constantFrom('like' as const, 'unlike' as const), user: fc.constantFrom(...users), group: fc.constantFrom('x', 'y'), message: fc.constantFrom('1.1', '2.2', '3.3', '4.1', '5.2', '6.3') }),
+);
+
+/** Messages with distinct (ts, sender) from three senders, each sender's in seq order. */
+const messagesArb = fc.array(fc.tuple(fc.integer({ min: 1, max: 3 }), opArb), { minLength: 1, maxLength: 40 }).map((items) => {
+  const seq = [0, 0, 0];
+  return items.map(([sender, op], i): Message => ({ sender, seq: ++seq[sender - 1], ts: i + 1, payload: encodeOp(op) }));
+});
+
+describe('chat state machine: determinism (property)', () => {
+  it('any delivery order and any stabilisation schedule give the state of applying the total order', () => {
+    const scenario = messagesArb.chain((messages) =>
+      fc.tuple(
+        fc.constant(messages),
+        fc.shuffledSubarray(messages, { minLength: messages.length, maxLength: messages.length }),
+        fc.array(fc.integer({ min: 1, max: 4 }), { minLength: messages.length, maxLength: messages.length }),
+      ),
+    );
+    fc.assert(
+      fc.property(scenario, ([messages, deliveryOrder, batchSizes]) => {
+        const order = [...messages].sort(compareOrder);
+        const reference = applyMessages(emptyChatState, order);
+        const replica = new ChatReplica();
+        const delivered = new Set<Message>();
+        let stableCount = 0;
+        for (let i = 0, b = 0; i < deliveryOrder.length; b++) {
+          const batch = deliveryOrder.slice(i, i + batchSizes[b]);
+          i += batch.length;
+          batch.forEach((m) => delivered.add(m));
+          // Stable: the longest prefix of the total order that has all been delivered, as the engine guarantees.
+          let stableUpTo = stableCount;
+          while (stableUpTo < order.length && delivered.has(order[stableUpTo])) stableUpTo++;
+          if (b % 2 === 1) stableUpTo = stableCount; // sometimes stability lags behind delivery
+          replica.apply(batch, order.slice(stableCount, stableUpTo));
+          stableCount = stableUpTo;
+        }
+        expect(canonicalJson(replica.shown)).to.equal(canonicalJson(reference));
+        replica.apply([], order.slice(stableCount));
+        expect(canonicalJson(replica.stable)).to.equal(canonicalJson(reference));
+        expect(replica.tentativeCount).to.equal(0);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('a burst of late messages costs one replay, not one per message', () => {
+    const replica = new ChatReplica();
+    const mine = Array.from({ length: 50 }, (_, i): Message => ({ sender: 2, seq: i + 1, ts: 100 + i, payload: encodeOp({ op: 'join', session: 's', user: 'u', group: `g${i}` }) }));
+    const late = Array.from({ length: 50 }, (_, i): Message => ({ sender: 1, seq: i + 1, ts: 10 + i, payload: encodeOp({ op: 'join', session: 't', user: 'v', group: `h${i}` }) }));
+    replica.apply(mine, []);
+    replica.apply(late, []);
+    expect(replica.replays).to.equal(1);
+    expect(replica.shown.sessions).to.deep.equal({ s: 'g49', t: 'h49' });
+  });
+});
