@@ -58,7 +58,7 @@ export class ChatServer {
   }
 
   async crash(): Promise<void> {
-    await this.rpc.close();
+    await this.rpc.crash();
     await this.daemon.crash();
   }
 }

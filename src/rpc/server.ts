@@ -29,6 +29,8 @@ export class RpcServer {
   private nextSession = 1;
   private pushTimer: NodeJS.Timeout | undefined;
   private readonly unsubscribe: () => void;
+  /** Set by crash(): a crashed server's sessions end without a word; its restart makes them leave. */
+  private crashed = false;
 
   private constructor(
     private readonly wss: WebSocketServer,
@@ -87,7 +89,7 @@ export class RpcServer {
     });
     socket.on('close', () => {
       this.connections.delete(connection);
-      void this.service.closeSession(connection.session);
+      if (!this.crashed) void this.service.closeSession(connection.session);
     });
     socket.on('error', () => socket.terminate());
   }
@@ -109,6 +111,12 @@ export class RpcServer {
       c.lastPushed = view;
       c.socket.send(`{"jsonrpc":"2.0","method":"group","params":${view}}`);
     }
+  }
+
+  /** Drop every connection as a crash would: the sessions' users do not leave now. */
+  async crash(): Promise<void> {
+    this.crashed = true;
+    await this.close();
   }
 
   async close(): Promise<void> {

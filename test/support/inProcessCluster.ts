@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadClusterConfig, type ClusterConfig } from '../../src/config/clusterConfig.js';
 import { Daemon, type DaemonOptions } from '../../src/daemon/daemon.js';
+import { ChatServer } from '../../src/rpc/chatServer.js';
 import { Writable } from 'node:stream';
 import winston from 'winston';
 import { freePorts } from './ports.js';
@@ -31,23 +32,27 @@ export function capturingLogger(lines: string[]): winston.Logger {
 
 export class InProcessCluster {
   readonly daemons: (Daemon | undefined)[];
+  /** With `chat`, each server is a whole ChatServer (daemon, chat state, RPC). */
+  readonly chatServers: (ChatServer | undefined)[];
   /** What each daemon logged at info level and above, by server id. */
   readonly logs = new Map<number, string[]>();
   private constructor(
     readonly config: ClusterConfig,
     readonly root: string,
     private readonly extra: Partial<DaemonOptions>,
+    private readonly chat: boolean,
   ) {
     this.daemons = config.servers.map(() => undefined);
+    this.chatServers = config.servers.map(() => undefined);
   }
 
-  static async create(serverCount: number, extra: Partial<DaemonOptions> = {}): Promise<InProcessCluster> {
+  static async create(serverCount: number, extra: Partial<DaemonOptions> = {}, chat = false): Promise<InProcessCluster> {
     const root = mkdtempSync(join(tmpdir(), 'chorus-test-'));
     const ports = await freePorts(serverCount * 2);
     const lines = Array.from({ length: serverCount }, (_, i) => `127.0.0.1 ${ports[2 * i]} ${ports[2 * i + 1]}`);
     const file = join(root, 'clusterconfig');
     writeFileSync(file, `${lines.join('\n')}\n`);
-    return new InProcessCluster(loadClusterConfig(file), root, extra);
+    return new InProcessCluster(loadClusterConfig(file), root, extra, chat);
   }
 
   dataDir(id: number): string {
@@ -61,16 +66,35 @@ export class InProcessCluster {
   }
 
   async start(id: number): Promise<Daemon> {
-    const daemon = await Daemon.start({
+    const options = {
       id,
       config: this.config,
       dataDir: this.dataDir(id),
       logger: capturingLogger(this.logLines(id)),
       timers: fastTimers,
       ...this.extra,
-    });
+    };
+    if (this.chat) {
+      const server = await ChatServer.start(options);
+      this.chatServers[id - 1] = server;
+      this.daemons[id - 1] = server.daemon;
+      return server.daemon;
+    }
+    const daemon = await Daemon.start(options);
     this.daemons[id - 1] = daemon;
     return daemon;
+  }
+
+  chatServer(id: number): ChatServer {
+    const server = this.chatServers[id - 1];
+    if (!server) throw new Error(`chat server ${id} is not running`);
+    return server;
+  }
+
+  /** host:port of server id's client (RPC) port. */
+  clientAddress(id: number): string {
+    const s = this.config.servers[id - 1];
+    return `${s.host}:${s.clientPort}`;
   }
 
   logLines(id: number): string[] {
@@ -87,13 +111,15 @@ export class InProcessCluster {
   }
 
   async crash(id: number): Promise<void> {
-    await this.daemons[id - 1]?.crash();
+    await (this.chatServers[id - 1] ?? this.daemons[id - 1])?.crash();
     this.daemons[id - 1] = undefined;
+    this.chatServers[id - 1] = undefined;
   }
 
   async stop(id: number): Promise<void> {
-    await this.daemons[id - 1]?.stop();
+    await (this.chatServers[id - 1] ?? this.daemons[id - 1])?.stop();
     this.daemons[id - 1] = undefined;
+    this.chatServers[id - 1] = undefined;
   }
 
   /** Only servers in the same group hear each other. */
