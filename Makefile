@@ -27,5 +27,8 @@ run: build
 stop: build
 	tools/cluster stop
 
+client: build
+	tools/client --server $(SERVER)
+
 clean:
 	rm -rf dist

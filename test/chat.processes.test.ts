@@ -1,7 +1,6 @@
 /**
  * Chat end to end with real daemon processes and scripted terminal clients.
  */
-import { expect } from 'chai';
 import { ProcessCluster, waitUntil } from './support/processCluster.js';
 
 describe('chat with three daemon processes and scripted clients', function () {
