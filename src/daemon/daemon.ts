@@ -14,7 +14,7 @@ import type { Message, Packet, ServerId } from '../broadcast/types.js';
 import { allOnLoopback, serverById, type ClusterConfig } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
 import { LogFiles, type LoadedLog } from '../storage/logFiles.js';
-import type { FaultFilter } from '../transport/faults.js';
+import type { FaultFilter, FaultSettings } from '../transport/faults.js';
 import { UdpTransport, type TransportCounters } from '../transport/udpTransport.js';
 import { loopbackDatagramBytes, networkDatagramBytes, type DropReason } from '../wire/codec.js';
 import { OrderDigest, type Application, type ApplicationFactory } from './application.js';
@@ -34,6 +34,8 @@ export interface DaemonOptions {
   /** Also snapshot after this long if anything was journaled, so an idle daemon's files shrink. */
   readonly snapshotIntervalMs?: number;
   readonly application?: ApplicationFactory;
+  /** Injected faults to apply from the first datagram (they survive relaunches). */
+  readonly faults?: FaultSettings;
 }
 
 export const defaultSnapshotJournalBytes = 16 * 1024 * 1024;
@@ -128,6 +130,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         (packet) => daemon.onPacket(packet),
         (reason, detail, from) => daemon.onDrop(reason, detail, from),
       );
+      if (options.faults) daemon.setFaults(options.faults);
     } catch (err) {
       files.abandon();
       throw err;
@@ -185,6 +188,18 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   /** Injected network faults of this daemon (partitions, loss). */
   get faults(): FaultFilter {
     return this.transport.faults;
+  }
+
+  /** Inject faults (or clear them with empty settings), and say so in the log. */
+  setFaults(settings: FaultSettings): void {
+    this.transport.faults.set(settings);
+    const parts = [
+      settings.blocked.length > 0 ? `cut off from {${settings.blocked.join(',')}}` : '',
+      ...Object.entries(settings.lossTo).map(([to, p]) => `dropping ${Math.round(p * 100)}% to ${to}`),
+      ...Object.entries(settings.lossFrom).map(([from, p]) => `dropping ${Math.round(p * 100)}% from ${from}`),
+    ].filter((p) => p !== '');
+    if (parts.length === 0) this.logger.info('injected faults cleared');
+    else this.logger.warn(`injected faults: ${parts.join(', ')}`);
   }
 
   /** Messages not yet stable, in the current total order. */

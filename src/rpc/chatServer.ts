@@ -7,7 +7,9 @@ import { serverById } from '../config/clusterConfig.js';
 import { ChatApp } from '../daemon/chatApp.js';
 import { Daemon, type DaemonOptions } from '../daemon/daemon.js';
 import { encodeOp } from '../chat/operations.js';
+import { loadFaults } from '../transport/faultsFile.js';
 import { ChatService } from './chatService.js';
+import { ControlServer } from './controlServer.js';
 import { RpcServer } from './server.js';
 
 export class ChatServer {
@@ -16,6 +18,7 @@ export class ChatServer {
     readonly app: ChatApp,
     readonly service: ChatService,
     readonly rpc: RpcServer,
+    readonly control: ControlServer,
   ) {}
 
   static async start(options: Omit<DaemonOptions, 'application'>): Promise<ChatServer> {
@@ -23,17 +26,22 @@ export class ChatServer {
     const daemon = await Daemon.start({
       ...options,
       application: (saved) => (app = new ChatApp(saved)),
+      faults: loadFaults(options.dataDir, options.config.servers.length),
     });
     const chat = app!;
     const service = new ChatService(daemon, chat, options.config);
-    let rpc: RpcServer;
+    let rpc: RpcServer | undefined;
+    let control: ControlServer;
     try {
       rpc = await RpcServer.start(serverById(options.config, options.id), service);
+      const sessions = rpc;
+      control = await ControlServer.start(daemon, options.dataDir, () => ({ sessions: sessions.sessionCount, tentativeReplays: chat.replica.replays }));
     } catch (err) {
+      await rpc?.close();
       await daemon.stop();
       throw err;
     }
-    const server = new ChatServer(daemon, chat, service, rpc);
+    const server = new ChatServer(daemon, chat, service, rpc, control);
     await server.leaveOrphanedSessions();
     return server;
   }
@@ -53,11 +61,13 @@ export class ChatServer {
   }
 
   async stop(): Promise<void> {
+    await this.control.close();
     await this.rpc.close();
     await this.daemon.stop();
   }
 
   async crash(): Promise<void> {
+    await this.control.close();
     await this.rpc.crash();
     await this.daemon.crash();
   }

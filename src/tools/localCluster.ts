@@ -6,7 +6,9 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ChorusConnection } from '../client/connection.js';
 import type { ClusterConfig, ServerAddress } from '../config/clusterConfig.js';
+import { controlFileName, type ControlInfo } from '../rpc/controlServer.js';
 
 const daemonMain = resolve(dirname(fileURLToPath(import.meta.url)), '../daemon/main.js');
 
@@ -81,4 +83,28 @@ export async function stopDaemon(paths: LocalClusterPaths, id: number, signal: '
 
 export function allServers(config: ClusterConfig): readonly ServerAddress[] {
   return config.servers;
+}
+
+/** Call a method on server id's control endpoint; undefined when the server is not running. */
+export async function controlCall<T>(paths: LocalClusterPaths, id: number, method: string, params: Record<string, unknown> = {}): Promise<T | undefined> {
+  const file = join(serverDir(paths, id), controlFileName);
+  if (!existsSync(file)) return undefined;
+  let info: ControlInfo;
+  try {
+    info = JSON.parse(readFileSync(file, 'utf8')) as ControlInfo;
+    process.kill(info.pid, 0);
+  } catch {
+    return undefined;
+  }
+  let connection: ChorusConnection;
+  try {
+    connection = await ChorusConnection.connect(`127.0.0.1:${info.port}`, 2000);
+  } catch {
+    return undefined;
+  }
+  try {
+    return await connection.call<T>(method, params);
+  } finally {
+    connection.close();
+  }
 }
