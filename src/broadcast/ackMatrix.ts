@@ -71,6 +71,16 @@ export class AckMatrix {
     }
   }
 
+  /** Merge recorded matrices (recovery): entries only grow. */
+  mergeMatrices(seqMatrix: readonly (readonly number[])[], tsMatrix: readonly (readonly number[])[]): void {
+    for (let k = 0; k < this.seqMatrix.length; k++) {
+      for (let s = 0; s < this.seqMatrix.length; s++) {
+        this.seqMatrix[k][s] = Math.max(this.seqMatrix[k][s], seqMatrix[k][s]);
+        this.tsMatrix[k][s] = Math.max(this.tsMatrix[k][s], tsMatrix[k][s]);
+      }
+    }
+  }
+
   /** Every message with ts <= stableTs is stable here: nothing ordered before it can still arrive. */
   stableTs(): number {
     return Math.min(...this.tsVector);

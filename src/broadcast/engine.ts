@@ -138,6 +138,8 @@ export class Engine {
   /** The server that last handed us a message beyond a gap: it likely holds the gap too. */
   private readonly gapHint: (ServerId | undefined)[];
   private lastRecordedTs: number[];
+  private lastRecordedAcks = '';
+  private lastAcksRecordAt = -Infinity;
   private replaying = false;
   readonly counters: EngineCounters = {
     accepted: 0,
@@ -242,6 +244,7 @@ export class Engine {
     this.flushData();
     this.flushStatus();
     this.recordTsVector();
+    this.recordAcks();
     const result: Ready = {
       records: this.records,
       packets: this.outgoing,
@@ -290,10 +293,16 @@ export class Engine {
     }
     engine.replaying = false;
     engine.lastRecordedTs = [...engine.acks.tsVector];
+    engine.lastRecordedAcks = JSON.stringify([engine.acks.seqMatrix, engine.acks.tsMatrix]);
     return { engine };
   }
 
   private replay(record: JournalRecord): string | undefined {
+    if (record.t === 'acks') {
+      if (record.seqMatrix.length !== this.n || record.tsMatrix.length !== this.n) return `ack matrices are not ${this.n} x ${this.n}`;
+      this.acks.mergeMatrices(record.seqMatrix, record.tsMatrix);
+      return undefined;
+    }
     if (record.t === 'ts') {
       if (record.tsVector.length !== this.n) return `timestamp vector has ${record.tsVector.length} entries, expected ${this.n}`;
       record.tsVector.forEach((ts, i) => {
@@ -556,6 +565,16 @@ export class Engine {
     if (ts.every((value, i) => value === this.lastRecordedTs[i])) return;
     this.lastRecordedTs = [...ts];
     this.records.push({ t: 'ts', tsVector: [...ts] });
+  }
+
+  /** Persist the ack matrices now and then, so that a restart (and the inspector) sees them nearly current. */
+  private recordAcks(): void {
+    if (this.now < this.lastAcksRecordAt + this.options.statusIntervalMs) return;
+    const acks = JSON.stringify([this.acks.seqMatrix, this.acks.tsMatrix]);
+    if (acks === this.lastRecordedAcks) return;
+    this.lastRecordedAcks = acks;
+    this.lastAcksRecordAt = this.now;
+    this.records.push({ t: 'acks', seqMatrix: this.acks.seqMatrix.map((r) => [...r]), tsMatrix: this.acks.tsMatrix.map((r) => [...r]) });
   }
 
   private advanceTime(now: number): void {

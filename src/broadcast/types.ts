@@ -49,7 +49,13 @@ export type JournalRecord =
   /** A message accepted in sender order (own or a peer's). */
   | { readonly t: 'msg'; readonly m: Message }
   /** The timestamp vector after a step; its own entry is the Lamport clock. */
-  | { readonly t: 'ts'; readonly tsVector: readonly number[] };
+  | { readonly t: 'ts'; readonly tsVector: readonly number[] }
+  /**
+   * The seq and timestamp matrices, recorded at most once per status interval
+   * when they changed. Losing the latest is safe: older rows only delay
+   * garbage collection until peers report again.
+   */
+  | { readonly t: 'acks'; readonly seqMatrix: readonly (readonly number[])[]; readonly tsMatrix: readonly (readonly number[])[] };
 
 export interface Outbound {
   readonly to: ServerId;

@@ -21,12 +21,13 @@ export interface SnapshotFile {
   readonly app: unknown;
 }
 
-/** A journal line: `{"t":"msg",...message}` or `{"t":"ts","tsVector":[...]}`. */
+/** A journal line: `{"t":"msg",...message}`, `{"t":"ts","tsVector":[...]}` or `{"t":"acks","seqMatrix":[...],"tsMatrix":[...]}`. */
 export function journalLine(record: JournalRecord): string {
   if (record.t === 'msg') {
     const m = record.m;
     return `{"t":"msg","sender":${m.sender},"seq":${m.seq},"ts":${m.ts},"payload":${JSON.stringify(m.payload)}}\n`;
   }
+  if (record.t === 'acks') return `{"t":"acks","seqMatrix":${JSON.stringify(record.seqMatrix)},"tsMatrix":${JSON.stringify(record.tsMatrix)}}\n`;
   return `{"t":"ts","tsVector":[${record.tsVector.join(',')}]}\n`;
 }
 
@@ -36,6 +37,7 @@ export function parseJournalRecord(value: unknown, serverCount: number): Journal
   const obj = object(value, 'record');
   if (obj.t === 'msg') return { t: 'msg', m: message(obj, serverCount) };
   if (obj.t === 'ts') return { t: 'ts', tsVector: vector(obj.tsVector, serverCount, 'tsVector') };
+  if (obj.t === 'acks') return { t: 'acks', seqMatrix: matrix(obj.seqMatrix, serverCount, 'seqMatrix'), tsMatrix: matrix(obj.tsMatrix, serverCount, 'tsMatrix') };
   throw new RecordError(`unknown record type ${JSON.stringify(obj.t)}`);
 }
 

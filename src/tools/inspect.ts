@@ -1,0 +1,40 @@
+#!/usr/bin/env node
+/** tools/inspect: show what a daemon's log files hold; --json for programs; --diff compares two servers. */
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { loadClusterConfig } from '../config/clusterConfig.js';
+import { ChorusError } from '../errors.js';
+import { diff, inspect, locate, render } from './inspection.js';
+
+async function main(): Promise<void> {
+  const argv = await yargs(hideBin(process.argv))
+    .scriptName('tools/inspect')
+    .usage('$0 <id | data dir> [--json] [--diff <id | data dir>]\n\nShow what a daemon\'s log files hold (the daemon may be running or not).')
+    .positional('target', { type: 'string', describe: 'server number, or its data directory' })
+    .option('config', { type: 'string', default: 'clusterconfig', describe: 'cluster configuration (for the number of servers)' })
+    .option('data-root', { type: 'string', default: 'data', describe: 'where data/server<id> directories are' })
+    .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
+    .option('diff', { type: 'string', describe: 'compare with another server\'s log files and print where they disagree' })
+    .demandCommand(1, 1, 'Give one server number or data directory.')
+    .strict()
+    .help()
+    .alias('help', 'h')
+    .parseAsync();
+  const serverCount = loadClusterConfig(argv.config).servers.length;
+  const first = locate(String(argv._[0]), argv['data-root']);
+  const a = inspect(first.dir, first.server, serverCount);
+  if (argv.diff === undefined) {
+    console.log(argv.json ? JSON.stringify(a, null, 2) : render(a));
+    return;
+  }
+  const second = locate(argv.diff, argv['data-root']);
+  const b = inspect(second.dir, second.server, serverCount);
+  const differences = diff(a, b);
+  if (argv.json) console.log(JSON.stringify({ a: a.server, b: b.server, identical: differences.length === 0, differences }, null, 2));
+  else console.log(differences.length === 0 ? `servers ${a.server} and ${b.server} agree: same vectors, messages and chat state (digest ${a.digest})` : differences.join('\n'));
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`tools/inspect: ${err instanceof ChorusError ? err.message : (err.stack ?? err.message)}\n`);
+  process.exit(1);
+});
