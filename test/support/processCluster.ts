@@ -4,18 +4,21 @@
  * scripted terminal clients as real processes. Everything started here is
  * stopped by pid in destroy(), which tests call in afterEach.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ChorusConnection } from '../../src/client/connection.js';
 import { loadClusterConfig, type ClusterConfig } from '../../src/config/clusterConfig.js';
-import { launchDaemon, type LocalClusterPaths } from '../../src/tools/localCluster.js';
+import { launchDaemon, pidFile, type LocalClusterPaths } from '../../src/tools/localCluster.js';
 import { freePorts } from './ports.js';
 
 const distRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const clientMain = join(distRoot, 'src/client/main.js');
+const toolMain = (name: string) => join(distRoot, `src/tools/${name}.js`);
+const execFileAsync = promisify(execFile);
 
 export const fastDaemonArgs = ['--status-interval-ms', '50', '--view-timeout-ms', '500', '--nack-retry-ms', '20'];
 
@@ -84,7 +87,26 @@ export class ProcessCluster {
     return client;
   }
 
+  /** Run tools/<name> (cluster, inspect) against this test cluster; returns its standard output. */
+  async tool(name: 'cluster' | 'inspect', ...args: string[]): Promise<string> {
+    try {
+      const { stdout } = await execFileAsync(process.execPath, [toolMain(name), ...args, '--config', this.paths.configFile, '--data-root', this.paths.dataRoot]);
+      return stdout;
+    } finally {
+      this.adoptPids();
+    }
+  }
+
+  /** Track the daemons tools/cluster started (by their pid files) so destroy() stops them. */
+  adoptPids(): void {
+    for (const s of this.config.servers) {
+      const file = pidFile(this.paths, s.id);
+      if (existsSync(file)) this.pids.set(s.id, Number(readFileSync(file, 'utf8')));
+    }
+  }
+
   async destroy(): Promise<void> {
+    this.adoptPids();
     for (const c of this.clients) c.kill();
     for (const id of [...this.pids.keys()]) this.kill(id);
     await new Promise((r) => setTimeout(r, 50));
