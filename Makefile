@@ -2,7 +2,7 @@
 SERVER ?= 1
 STAMP := node_modules/.chorus-installed
 
-.PHONY: all install build lint test run stop client clean
+.PHONY: all install build lint test run stop client sim clean
 
 all: build
 
@@ -29,6 +29,11 @@ stop: build
 
 client: build
 	tools/client --server $(SERVER)
+
+# make sim SEED=<n> reproduces one run; make sim SEEDS=<k> runs seeds 1..k.
+SEEDS ?= 100
+sim: build
+	tools/sim $(if $(SEED),--seed $(SEED),--seeds $(SEEDS))
 
 clean:
 	rm -rf dist

@@ -54,7 +54,15 @@ export interface EngineOptions {
   readonly maxQueuedBroadcasts: number;
   /** Out-of-order messages buffered per sender ahead of a gap; further ones are dropped and fetched later. */
   readonly receiveWindowMessages: number;
+  /**
+   * TEST ONLY: a deliberately broken variant, to show that the simulator
+   * catches each kind of bug. Never set outside the simulator's checks.
+   */
+  readonly brokenVariant?: BrokenVariant;
 }
+
+/** Deliberate bugs the simulator must catch (see test/simulator.test.ts). */
+export type BrokenVariant = 'order-without-sender-tiebreak' | 'gc-without-seq-matrix' | 'no-nack';
 
 export const defaultEngineTimers = {
   statusIntervalMs: 100,
@@ -121,7 +129,7 @@ export class Engine {
   private lastSeq: number;
   private readonly window: ReceiveWindow;
   private readonly store: RetransmitStore;
-  private readonly log = new OrderedLog();
+  private readonly log: OrderedLog;
   private readonly acks: AckMatrix;
   private readonly views: Views;
   /** Stable point applied so far; only grows. */
@@ -172,6 +180,7 @@ export class Engine {
     invariant(options.me >= 1 && options.me <= n, `server id ${options.me} outside 1-${n}`);
     this.me = options.me;
     this.n = n;
+    this.log = new OrderedLog(options.brokenVariant === 'order-without-sender-tiebreak' ? (a, b) => a.ts - b.ts : undefined);
     this.now = now;
     const zeros = () => new Array<number>(n).fill(0);
     this.lastSeq = saved?.lastSeq ?? 0;
@@ -477,8 +486,9 @@ export class Engine {
 
   /** A message leaves the store once it is stable and every server holds it durably. */
   private collectGarbage(): void {
+    const ignoreAcks = this.options.brokenVariant === 'gc-without-seq-matrix';
     for (let s = 1; s <= this.n; s++) {
-      const upTo = Math.min(this.stableSeq[s - 1], this.acks.heldByAll(s));
+      const upTo = ignoreAcks ? this.stableSeq[s - 1] : Math.min(this.stableSeq[s - 1], this.acks.heldByAll(s));
       this.counters.collected += this.store.collectUpTo(s, upTo);
     }
   }
@@ -508,6 +518,7 @@ export class Engine {
       this.lastNackAt[i] = this.now;
       if (target === undefined) continue;
       const toSeq = Math.min(gap.toSeq, gap.fromSeq + this.options.maxNackMessages - 1);
+      if (this.options.brokenVariant === 'no-nack') continue;
       this.outgoing.push({ to: target, packet: { type: 'nack', from: this.me, sender: s, fromSeq: gap.fromSeq, toSeq } });
       this.nackedUpTo[i] = toSeq;
       this.nackAttempts[i]++;

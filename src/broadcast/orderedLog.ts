@@ -9,6 +9,10 @@ import { compareOrder, type Message } from './types.js';
 
 export class OrderedLog {
   private items: Message[] = [];
+
+  /** `compare` is the total order; only the simulator's deliberately broken variants pass another. */
+  constructor(private readonly compare: (a: Message, b: Message) => number = compareOrder) {}
+
   /** Index of the first message still held; the front is compacted lazily. */
   private head = 0;
 
@@ -20,7 +24,7 @@ export class OrderedLog {
   insert(m: Message): number {
     const items = this.items;
     const last = items[items.length - 1];
-    if (this.size === 0 || compareOrder(last, m) < 0) {
+    if (this.size === 0 || this.compare(last, m) < 0) {
       items.push(m);
       return items.length - 1 - this.head;
     }
@@ -28,10 +32,10 @@ export class OrderedLog {
     let hi = items.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (compareOrder(items[mid], m) < 0) lo = mid + 1;
+      if (this.compare(items[mid], m) <= 0) lo = mid + 1;
       else hi = mid;
     }
-    invariant(compareOrder(items[lo], m) !== 0, `two messages share order key (${m.ts}, ${m.sender})`);
+    invariant(lo === this.head || compareOrder(items[lo - 1], m) !== 0, `two messages share order key (${m.ts}, ${m.sender})`);
     items.splice(lo, 0, m);
     return lo - this.head;
   }

@@ -1,28 +1,73 @@
 /**
- * Several real engines on the in-memory network, in one process, on a
- * simulated clock. Storage here is ideal (a journal record is durable the
- * moment it is handed over); crash() throws away everything else.
+ * Several real engines, each with the real chat state machine, on the
+ * in-memory network, in one process, on a simulated clock.
  *
- * The cluster checks, after every step, that no two servers' stable
- * prefixes disagree, and records a short trace of what happened so that a
- * failure can be read.
+ * Storage is simulated too: the records of a Ready become durable only
+ * after `fsyncDelayMs`, and a Ready's packets and acknowledgements wait for
+ * that, as in the daemon. A crash loses what was not yet durable, except a
+ * random prefix that had reached the disk anyway (its last line possibly
+ * torn, which recovery drops). Snapshots replace the journal from time to time.
+ *
+ * The cluster checks, as it goes, that no two servers' stable prefixes ever
+ * disagree and that no server reuses a sequence number or a timestamp, even
+ * across restarts; a violation throws with a trace of recent events.
  */
-import { Engine, defaultEngineLimits, defaultEngineTimers, type EngineOptions } from '../broadcast/engine.js';
-import type { JournalRecord, Message, ServerId } from '../broadcast/types.js';
+import { Engine, defaultEngineLimits, defaultEngineTimers, type EngineOptions, type EngineState, type Ready } from '../broadcast/engine.js';
+import type { JournalRecord, Message, Outbound, ServerId } from '../broadcast/types.js';
+import { encodeOp } from '../chat/operations.js';
+import { ChatApp } from '../daemon/chatApp.js';
 import { decodePacket, encodePacket, networkDatagramBytes } from '../wire/codec.js';
 import { SimNetwork, type NetworkFaults, noFaults } from './network.js';
 import { Random } from './random.js';
 
+export class SimulationFailure extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SimulationFailure';
+  }
+}
+
+/** One Ready, waiting for its records to become durable; then, as in the daemon, it is sent, acknowledged and applied. */
+interface Batch {
+  readonly ready: Ready;
+  /** Already sent (the send-before-durable broken variant). */
+  readonly sent: boolean;
+  readonly completesAt: number;
+}
+
+interface SimSnapshot {
+  readonly engine: EngineState;
+  readonly app: unknown;
+  /** How many stable messages the snapshot's chat state holds (checker bookkeeping). */
+  readonly stableCount: number;
+}
+
+/** A message a client was told is durable. */
+export interface Acknowledged {
+  readonly sender: ServerId;
+  readonly seq: number;
+  readonly ts: number;
+  readonly payload: string;
+}
+
 export class SimNode {
   engine: Engine | undefined;
-  /** Durable journal records, in order. */
-  readonly journal: JournalRecord[] = [];
-  /** The stable prefix of the total order, as this node delivered it. */
+  app: ChatApp | undefined;
+  /** Durable journal records since the snapshot. */
+  journal: JournalRecord[] = [];
+  snapshot: SimSnapshot | undefined;
+  pending: Batch[] = [];
+  /** The stable prefix of the total order as this node delivered it (checker data: survives crashes). */
   stable: Message[] = [];
-  /** Every (sender, seq) ever sent in a packet by this node, to check nothing is reused across restarts. */
-  readonly sentIds = new Map<number, number>();
-  viewLog: (readonly ServerId[])[] = [];
-  acknowledged: Message[] = [];
+  /** Own messages that left in a packet: seq -> ts and payload. */
+  readonly sent = new Map<number, { ts: number; payload: string }>();
+  readonly sentTs = new Set<number>();
+  /** The highest clock this node ever advertised in a status. */
+  advertisedClock = 0;
+  readonly acknowledged: Acknowledged[] = [];
+  /** Broadcast tags whose acknowledgement a client is waiting for. */
+  readonly waiting = new Map<number, (m: Message) => void>();
+  crashes = 0;
 
   constructor(readonly id: ServerId) {}
 
@@ -36,6 +81,10 @@ export interface SimClusterOptions {
   seed: number;
   faults?: NetworkFaults;
   engine?: Partial<EngineOptions>;
+  /** Time for a batch of journal records to become durable (0: at once). */
+  fsyncDelayMs?: number;
+  /** TEST ONLY broken variant: send a Ready's packets before its records are durable. */
+  sendBeforeDurable?: boolean;
 }
 
 export class SimCluster {
@@ -64,6 +113,7 @@ export class SimCluster {
     this.nodes = Array.from({ length: config.serverCount }, (_, i) => {
       const node = new SimNode(i + 1);
       node.engine = new Engine(this.options(i + 1), 0);
+      node.app = new ChatApp(undefined);
       return node;
     });
   }
@@ -72,28 +122,57 @@ export class SimCluster {
     return this.nodes[id - 1];
   }
 
-  broadcast(id: ServerId, payload: string): boolean {
-    const engine = this.node(id).engine;
-    if (!engine) return false;
-    const result = engine.broadcast(payload, this.nextTag++, this.now);
-    this.flush(this.node(id));
-    return result === 'accepted';
+  /** Broadcast a payload from a server; `onAck` runs once it is durable there. False if down or refused. */
+  broadcast(id: ServerId, payload: string, onAck?: (m: Message) => void): boolean {
+    const node = this.node(id);
+    if (!node.engine) return false;
+    const tag = this.nextTag++;
+    if (node.engine.broadcast(payload, tag, this.now) !== 'accepted') return false;
+    if (onAck) node.waiting.set(tag, onAck);
+    this.flush(node);
+    return true;
   }
 
+  /** Crash: everything not durable is lost, but a random prefix of it that reached the disk. */
   crash(id: ServerId): void {
     const node = this.node(id);
+    if (!node.engine) return;
+    const unsynced = node.pending.flatMap((b) => b.ready.records);
+    const survive = unsynced.length === 0 ? 0 : this.random.int(0, unsynced.length);
+    node.journal.push(...unsynced.slice(0, survive));
+    node.pending = [];
     node.engine = undefined;
-    node.stable = [];
-    this.log(`crash ${id}`);
+    node.app = undefined;
+    node.waiting.clear();
+    node.crashes++;
+    this.log(`crash ${id}: ${unsynced.length - survive} of ${unsynced.length} unsynced records lost`);
   }
 
   restart(id: ServerId): void {
     const node = this.node(id);
-    const recovered = Engine.recover(this.options(id), this.now, undefined, node.journal);
-    if (!('engine' in recovered)) throw new Error(`server ${id} cannot recover: record ${recovered.badRecord}: ${recovered.reason}`);
+    if (node.engine) return;
+    const recovered = Engine.recover(this.options(id), this.now, node.snapshot?.engine, node.journal);
+    if (!('engine' in recovered)) throw this.failure(`server ${id} cannot recover: record ${recovered.badRecord}: ${recovered.reason}`);
     node.engine = recovered.engine;
-    this.log(`restart ${id} from ${node.journal.length} records`);
+    node.app = new ChatApp(node.snapshot?.app);
+    node.stable = node.stable.slice(0, node.snapshot?.stableCount ?? 0);
+    this.log(`restart ${id} from ${node.snapshot ? 'a snapshot and ' : ''}${node.journal.length} journal records`);
     this.flush(node);
+    // The sessions this server had are gone: their users leave (as ChatServer does).
+    for (const group of Object.values(node.app.replica.shown.groups)) {
+      for (const [session, member] of Object.entries(group.members)) {
+        if (member.server === id) this.broadcast(id, encodeOp({ op: 'leave', session }));
+      }
+    }
+  }
+
+  /** Replace the journal by a snapshot, as LogFiles.writeSnapshot does (only with nothing pending). */
+  snapshot(id: ServerId): boolean {
+    const node = this.node(id);
+    if (!node.engine || !node.app || node.pending.length > 0) return false;
+    node.snapshot = { engine: node.engine.exportState(), app: node.app.snapshot(), stableCount: node.stable.length };
+    node.journal = [];
+    return true;
   }
 
   /** Run until simulated time `until` (ms). */
@@ -108,7 +187,7 @@ export class SimCluster {
     while (!predicate()) {
       if (!this.step(deadline)) {
         if (predicate()) return;
-        throw new Error(`not reached within ${maxMs} ms of simulated time: ${what}\n${this.trace.slice(-30).join('\n')}`);
+        throw this.failure(`not reached within ${maxMs} ms of simulated time: ${what}`);
       }
     }
   }
@@ -116,26 +195,32 @@ export class SimCluster {
   /** Process the next event due at or before `limit`. Returns false if there is none. */
   step(limit: number): boolean {
     const nextPacket = this.network.nextDeliveryAt();
-    let nextTimer = Infinity;
-    let timerNode: SimNode | undefined;
+    let next = nextPacket;
+    let action: (() => void) | undefined;
     for (const node of this.nodes) {
-      const at = node.engine?.nextDeadline() ?? Infinity;
-      if (at < nextTimer) {
-        nextTimer = at;
-        timerNode = node;
+      const engine = node.engine;
+      if (!engine) continue;
+      const syncAt = node.pending[0]?.completesAt ?? Infinity;
+      if (syncAt < next) {
+        next = syncAt;
+        action = () => this.completeBatch(node);
+      }
+      const timerAt = engine.nextDeadline();
+      if (timerAt < next) {
+        next = timerAt;
+        action = () => {
+          engine.tick(this.now);
+          this.flush(node);
+        };
       }
     }
-    const at = Math.max(this.now, Math.min(nextPacket, nextTimer));
+    const at = Math.max(this.now, next);
     if (at > limit || at === Infinity) return false;
     this.stepsAtSameTime = at === this.now ? this.stepsAtSameTime + 1 : 0;
-    if (this.stepsAtSameTime > 100_000) throw new Error(`livelock: time stuck at ${at} ms\n${this.trace.slice(-30).join('\n')}`);
+    if (this.stepsAtSameTime > 100_000) throw this.failure(`livelock: time stuck at ${at} ms`);
     this.now = at;
-    if (nextPacket <= nextTimer) {
-      for (const d of this.network.due(at)) this.deliver(d.from, d.to, d.bytes);
-    } else if (timerNode?.engine) {
-      timerNode.engine.tick(at);
-      this.flush(timerNode);
-    }
+    if (action) action();
+    else for (const d of this.network.due(at)) this.deliver(d.from, d.to, d.bytes);
     return true;
   }
 
@@ -143,35 +228,71 @@ export class SimCluster {
     const node = this.node(to);
     if (!node.engine) return;
     const decoded = decodePacket(bytes, this.config.serverCount);
-    if (!decoded.ok) throw new Error(`codec rejected a datagram from ${from}: ${decoded.reason} ${decoded.detail}`);
+    if (!decoded.ok) throw this.failure(`codec rejected a datagram from ${from}: ${decoded.reason} ${decoded.detail}`);
     node.engine.receive(decoded.packet, this.now);
     this.flush(node);
   }
 
-  /** Act on the engine's Ready in the required order: persist, send, acknowledge, deliver. */
+  /** Take the engine's Ready and queue it until its records are durable. */
   private flush(node: SimNode): void {
     const engine = node.engine;
     if (!engine) return;
     const ready = engine.ready();
-    node.journal.push(...ready.records);
-    for (const { to, packet } of ready.packets) {
-      if (packet.type === 'data') this.noteSent(node, packet.messages);
-      this.network.send(node.id, to, encodePacket(packet), this.now);
+    for (const { message } of ready.sequenced) {
+      if (message.ts <= node.advertisedClock) {
+        throw this.failure(`server ${node.id} created seq ${message.seq} with ts ${message.ts}, but its clock ${node.advertisedClock} had already left in a status`);
+      }
     }
-    for (const { message } of ready.sequenced) node.acknowledged.push(message);
-    if (ready.view) {
-      node.viewLog.push(ready.view);
-      this.log(`server ${node.id} view ${ready.view.join(',')}`);
-    }
-    for (const m of ready.stable) this.deliverStable(node, m);
+    const empty = ready.records.length + ready.packets.length + ready.sequenced.length + ready.ordered.length + ready.stable.length === 0;
+    if (empty && !ready.view) return;
+    const delay = this.config.fsyncDelayMs ?? 0;
+    const last = node.pending[node.pending.length - 1];
+    const completesAt = Math.max(this.now, last?.completesAt ?? 0) + delay;
+    const sendNow = this.config.sendBeforeDurable === true;
+    if (sendNow) this.send(node, ready.packets);
+    node.pending.push({ ready, sent: sendNow, completesAt });
+    if (delay === 0) while (node.pending.length > 0) this.completeBatch(node);
   }
 
-  private noteSent(node: SimNode, messages: readonly Message[]): void {
+  /** The Ready contract: durable, then sent, then acknowledged and applied. */
+  private completeBatch(node: SimNode): void {
+    const batch = node.pending.shift();
+    if (!batch || !node.app) return;
+    const { ready } = batch;
+    node.journal.push(...ready.records);
+    if (!batch.sent) this.send(node, ready.packets);
+    for (const { tag, message } of ready.sequenced) {
+      node.acknowledged.push({ sender: message.sender, seq: message.seq, ts: message.ts, payload: message.payload });
+      node.waiting.get(tag)?.(message);
+      node.waiting.delete(tag);
+    }
+    if (ready.view) this.log(`server ${node.id} view {${ready.view.join(',')}}`);
+    for (const m of ready.stable) this.deliverStable(node, m);
+    node.app.apply(ready.ordered, ready.stable);
+  }
+
+  private send(node: SimNode, packets: readonly Outbound[]): void {
+    for (const { to, packet } of packets) {
+      if (packet.type === 'data') this.checkOwnMessages(node, packet.messages);
+      if (packet.type === 'status') node.advertisedClock = Math.max(node.advertisedClock, packet.tsVector[node.id - 1]);
+      this.network.send(node.id, to, encodePacket(packet), this.now);
+    }
+  }
+
+  /** Among the messages that ever left a server, a seq never stands for two messages, nor a timestamp for two seqs. */
+  private checkOwnMessages(node: SimNode, messages: readonly Message[]): void {
     for (const m of messages) {
       if (m.sender !== node.id) continue;
-      const ts = node.sentIds.get(m.seq);
-      if (ts !== undefined && ts !== m.ts) throw new Error(`server ${node.id} reused seq ${m.seq} (ts ${ts} then ${m.ts})`);
-      node.sentIds.set(m.seq, m.ts);
+      const earlier = node.sent.get(m.seq);
+      if (earlier) {
+        if (earlier.ts !== m.ts || earlier.payload !== m.payload) {
+          throw this.failure(`server ${node.id} reused seq ${m.seq}: first ts ${earlier.ts}, now ts ${m.ts}`);
+        }
+        continue;
+      }
+      if (node.sentTs.has(m.ts)) throw this.failure(`server ${node.id} reused timestamp ${m.ts} (seq ${m.seq})`);
+      node.sent.set(m.seq, { ts: m.ts, payload: m.payload });
+      node.sentTs.add(m.ts);
     }
   }
 
@@ -183,26 +304,28 @@ export class SimCluster {
       this.globalStable.push(m);
       return;
     }
-    if (reference.sender !== m.sender || reference.seq !== m.seq) {
-      throw new Error(
-        `stable prefixes disagree at position ${index}: server ${node.id} has ${m.sender}:${m.seq}, ` +
-          `another has ${reference.sender}:${reference.seq}\n${this.trace.slice(-30).join('\n')}`,
-      );
+    if (reference.sender !== m.sender || reference.seq !== m.seq || reference.payload !== m.payload) {
+      throw this.failure(`stable prefixes disagree at position ${index}: server ${node.id} has ${m.sender}:${m.seq}, another has ${reference.sender}:${reference.seq}`);
     }
   }
 
   log(line: string): void {
     this.trace.push(`[${this.now.toFixed(1)} ms] ${line}`);
-    if (this.trace.length > 2000) this.trace.splice(0, 1000);
+    if (this.trace.length > 4000) this.trace.splice(0, 2000);
   }
 
-  /** All up servers hold the same messages, everything is stable and garbage-collected, nothing in flight is needed. */
+  failure(message: string): SimulationFailure {
+    return new SimulationFailure(`${message}\nlast events:\n${this.trace.slice(-40).join('\n')}`);
+  }
+
+  /** All up servers hold the same messages, all stable and collected, nothing waiting to be made durable. */
   quiescent(): boolean {
     const up = this.nodes.filter((n) => n.engine);
     const first = up[0]?.engine;
     if (!first) return true;
     return up.every(
       (n) =>
+        n.pending.length === 0 &&
         n.engine!.unstableCount === 0 &&
         n.engine!.storeCount === 0 &&
         n.engine!.queuedCount === 0 &&

@@ -70,7 +70,8 @@ async function start(args: Common): Promise<void> {
   for (const s of config.servers) {
     console.log(`server ${s.id}: pid ${runningPid(paths, s.id)}, UDP ${s.host}:${s.udpPort}, clients ${s.host}:${s.clientPort}, log ${daemonLogFile(paths, s.id)}`);
   }
-  console.log(`The cluster is up (${config.servers.length} servers). Stop it with: make stop`);
+  console.log(`The cluster is up (${config.servers.length} servers).`);
+  console.log(`Chat: make client SERVER=1 (any of 1-${config.servers.length}). Break it: tools/cluster --help. Stop it: make stop`);
 }
 
 async function stop(args: Common): Promise<void> {
