@@ -5,7 +5,7 @@
  */
 import { JSONRPCErrorException } from 'json-rpc-2.0';
 import type { ClusterConfig } from '../config/clusterConfig.js';
-import { checkGroupName, checkText, checkUserName, encodeOp, type ChatOp } from '../chat/operations.js';
+import { checkGroupName, checkText, checkUserName, encodeOp, messageId, type ChatOp } from '../chat/operations.js';
 import { findMessage, type Group } from '../chat/state.js';
 import type { ChatApp } from '../daemon/chatApp.js';
 import { BroadcastRefused, type Daemon } from '../daemon/daemon.js';
@@ -49,11 +49,11 @@ export class ChatService {
     return this.groupView(name, recentMessages);
   }
 
-  async leave(session: Session): Promise<Record<string, never>> {
+  async leave(session: Session): Promise<{ id: string }> {
     if (session.group === undefined) throw rpcError(RpcErrors.noGroup, 'you are not in a group');
-    await this.broadcast({ op: 'leave', session: session.id });
+    const m = await this.broadcast({ op: 'leave', session: session.id });
     session.group = undefined;
-    return {};
+    return { id: messageId(m.ts, m.sender) };
   }
 
   async append(session: Session, text: unknown): Promise<{ id: string }> {
@@ -63,21 +63,21 @@ export class ChatService {
     const problem = checkText(body);
     if (problem) throw rpcError(RpcErrors.invalidParams, problem);
     const m = await this.broadcast({ op: 'append', session: session.id, user, group, text: body });
-    return { id: `${m.ts}.${m.sender}` };
+    return { id: messageId(m.ts, m.sender) };
   }
 
-  async like(session: Session, id: unknown, like: boolean): Promise<Record<string, never>> {
-    const messageId = requireString(id, 'id');
+  async like(session: Session, id: unknown, like: boolean): Promise<{ id: string }> {
+    const targetId = requireString(id, 'id');
     const user = requireUser(session);
     const group = requireGroup(session);
-    const target = findMessage(this.currentGroup(group), messageId);
-    if (!target) throw rpcError(RpcErrors.unknownMessage, `there is no message ${messageId} in ${group}`);
+    const target = findMessage(this.currentGroup(group), targetId);
+    if (!target) throw rpcError(RpcErrors.unknownMessage, `there is no message ${targetId} in ${group}`);
     if (like && target.user === user) throw rpcError(RpcErrors.ownMessage, 'you cannot like your own message');
     const liked = target.likes.includes(user);
     if (like && liked) throw rpcError(RpcErrors.alreadyLiked, 'you already like this message');
     if (!like && !liked) throw rpcError(RpcErrors.notLiked, 'you have not liked this message');
-    await this.broadcast({ op: like ? 'like' : 'unlike', user, group, message: messageId });
-    return {};
+    const m = await this.broadcast({ op: like ? 'like' : 'unlike', user, group, message: target.id });
+    return { id: messageId(m.ts, m.sender) };
   }
 
   history(session: Session): GroupView {

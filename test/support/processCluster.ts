@@ -88,7 +88,7 @@ export class ProcessCluster {
   }
 
   /** Run tools/<name> (cluster, inspect) against this test cluster; returns its standard output. */
-  async tool(name: 'cluster' | 'inspect', ...args: string[]): Promise<string> {
+  async tool(name: 'cluster' | 'inspect' | 'chaos', ...args: string[]): Promise<string> {
     try {
       const { stdout } = await execFileAsync(process.execPath, [toolMain(name), ...args, '--config', this.paths.configFile, '--data-root', this.paths.dataRoot]);
       return stdout;

@@ -1,0 +1,168 @@
+/**
+ * Operations on the local cluster (the one `make run` starts, or a test
+ * cluster): start, stop, crash, relaunch, status, and fault injection.
+ * tools/cluster prints what these return; tools/chaos drives them.
+ */
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { ChorusConnection } from '../client/connection.js';
+import { serverById, type ClusterConfig, type ServerAddress } from '../config/clusterConfig.js';
+import type { DaemonStatus } from '../daemon/daemon.js';
+import { ChorusError } from '../errors.js';
+import { noFaultSettings, type FaultSettings } from '../transport/faults.js';
+import { loadFaults, saveFaults } from '../transport/faultsFile.js';
+import { controlCall, daemonLogFile, launchDaemon, runningPid, serverDir, stopDaemon, type LocalClusterPaths } from './localCluster.js';
+
+export type ServerStatus = DaemonStatus & { faults: FaultSettings; sessions: number };
+
+export class LocalCluster {
+  constructor(
+    readonly config: ClusterConfig,
+    readonly paths: LocalClusterPaths,
+    /** Extra daemon arguments for start and relaunch (tests use faster timers). */
+    private readonly daemonArgs: readonly string[] = [],
+  ) {}
+
+  get ids(): number[] {
+    return this.config.servers.map((s) => s.id);
+  }
+
+  pid(id: number): number | undefined {
+    return runningPid(this.paths, id);
+  }
+
+  /** Start every daemon that is not running and wait until each answers. Returns the ids started. */
+  async start(): Promise<number[]> {
+    const started: number[] = [];
+    for (const server of this.config.servers) {
+      if (this.pid(server.id) !== undefined) continue;
+      await this.launch(server);
+      started.push(server.id);
+    }
+    return started;
+  }
+
+  /** Stop every daemon cleanly; returns how many were running. */
+  async stop(): Promise<number> {
+    let stopped = 0;
+    for (const id of this.ids) if (await stopDaemon(this.paths, id, 'SIGTERM')) stopped++;
+    return stopped;
+  }
+
+  /** SIGKILL: a crash. False if it was not running. */
+  kill(id: number): Promise<boolean> {
+    serverById(this.config, id);
+    return stopDaemon(this.paths, id, 'SIGKILL');
+  }
+
+  /** Start a stopped server again from its log files. False if it was running. */
+  async relaunch(id: number): Promise<boolean> {
+    const server = serverById(this.config, id);
+    if (this.pid(id) !== undefined) return false;
+    await this.launch(server);
+    return true;
+  }
+
+  status(id: number): Promise<ServerStatus | undefined> {
+    return controlCall<ServerStatus>(this.paths, id, 'status');
+  }
+
+  statuses(): Promise<(ServerStatus | undefined)[]> {
+    return Promise.all(this.ids.map((id) => this.status(id)));
+  }
+
+  /** Only servers in the same group hear each other; servers not named are isolated. Returns, per server, whether it was down. */
+  async partition(groups: number[][]): Promise<{ id: number; hears: number[]; down: boolean }[]> {
+    const named = groups.flat();
+    for (const id of named) serverById(this.config, id);
+    const twice = named.find((id, i) => named.indexOf(id) !== i);
+    if (twice !== undefined) throw new ChorusError('INVALID_ARGUMENT', `server ${twice} is in two groups`);
+    const result: { id: number; hears: number[]; down: boolean }[] = [];
+    for (const id of this.ids) {
+      const hears = groups.find((g) => g.includes(id)) ?? [id];
+      const blocked = this.ids.filter((other) => !hears.includes(other));
+      const current = await this.currentFaults(id);
+      result.push({ id, hears, down: (await this.applyFaults(id, { ...current, blocked })) === 'saved' });
+    }
+    return result;
+  }
+
+  /** Drop `probability` of datagrams from i to j (and j to i unless oneway). */
+  async loss(i: number, j: number, probability: number, oneway: boolean): Promise<{ from: number; to: number; down: boolean }[]> {
+    serverById(this.config, i);
+    serverById(this.config, j);
+    if (i === j) throw new ChorusError('INVALID_ARGUMENT', 'loss needs two different servers');
+    const links: [number, number][] = oneway ? [[i, j]] : [[i, j], [j, i]];
+    const result: { from: number; to: number; down: boolean }[] = [];
+    for (const [from, to] of links) {
+      const current = await this.currentFaults(from);
+      const lossTo: Record<string, number> = { ...current.lossTo, [to]: probability };
+      if (probability === 0) delete lossTo[to];
+      result.push({ from, to, down: (await this.applyFaults(from, { ...current, lossTo })) === 'saved' });
+    }
+    return result;
+  }
+
+  async heal(): Promise<void> {
+    for (const id of this.ids) await this.applyFaults(id, noFaultSettings);
+  }
+
+  /** Through the control endpoint if the server runs, else into its faults file for its next start. */
+  private async applyFaults(id: number, settings: FaultSettings): Promise<'live' | 'saved'> {
+    const answer = await controlCall(this.paths, id, 'setFaults', settings as unknown as Record<string, unknown>);
+    if (answer !== undefined) return 'live';
+    mkdirSync(serverDir(this.paths, id), { recursive: true });
+    saveFaults(serverDir(this.paths, id), settings);
+    return 'saved';
+  }
+
+  private async currentFaults(id: number): Promise<FaultSettings> {
+    const st = await this.status(id);
+    return st ? st.faults : loadFaults(serverDir(this.paths, id), this.config.servers.length);
+  }
+
+  private async launch(server: ServerAddress): Promise<void> {
+    const file = daemonLogFile(this.paths, server.id);
+    const offset = existsSync(file) ? statSync(file).size : 0;
+    launchDaemon(this.paths, server, this.daemonArgs);
+    await this.waitStarted(server, offset);
+  }
+
+  /** Wait until a freshly launched daemon answers on its client port, or fail with its last log lines. */
+  private async waitStarted(server: ServerAddress, logOffset: number, timeoutMs = 15_000): Promise<void> {
+    const file = daemonLogFile(this.paths, server.id);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const text = existsSync(file) ? readFileSync(file, 'utf8').slice(logOffset) : '';
+      if (text.includes(`started server ${server.id} `) && (await answers(server))) return;
+      if (this.pid(server.id) === undefined || Date.now() > deadline) {
+        const tail = text.trim().split('\n').slice(-5).join('\n');
+        throw new ChorusError('INVALID_ARGUMENT', `server ${server.id} did not start (see ${file}):\n${tail}`);
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+}
+
+/** Whether the server answers a status call on its client port. */
+async function answers(server: ServerAddress): Promise<boolean> {
+  try {
+    const connection = await ChorusConnection.connect(`${server.host}:${server.clientPort}`, 1000);
+    try {
+      await connection.call('status');
+      return true;
+    } finally {
+      connection.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
+export function describeFaults(f: FaultSettings): string {
+  const parts = [
+    f.blocked.length > 0 ? `cut off {${f.blocked.join(',')}}` : '',
+    ...Object.entries(f.lossTo).map(([to, p]) => `${Math.round(p * 100)}% loss to ${to}`),
+    ...Object.entries(f.lossFrom).map(([from, p]) => `${Math.round(p * 100)}% loss from ${from}`),
+  ].filter((p) => p !== '');
+  return parts.length > 0 ? parts.join(', ') : '-';
+}
