@@ -5,7 +5,7 @@ import type { Message } from '../src/broadcast/types.js';
 import { compareOrder } from '../src/broadcast/types.js';
 import { encodeOp, type ChatOp } from '../src/chat/operations.js';
 import { ChatReplica } from '../src/chat/replica.js';
-import { applyMessages, canonicalJson, emptyChatState } from '../src/chat/state.js';
+import { applyMessages, canonicalJson, emptyChatState, messagesOf } from '../src/chat/state.js';
 
 let ts = 0;
 const msg = (sender: number, op: ChatOp): Message => ({ sender, seq: ++ts, ts, payload: encodeOp(op) });
@@ -29,19 +29,19 @@ describe('chat state machine: the rules', () => {
   it('leave removes the member; the group and its history stay', () => {
     const state = applyMessages(emptyChatState, [join('s1', 'alice', 'g'), append('s1', 'alice', 'g', 'hi'), msg(1, { op: 'leave', session: 's1' })]);
     expect(state.groups.g.members).to.deep.equal({});
-    expect(state.groups.g.messages.map((m) => m.text)).to.deep.equal(['hi']);
+    expect(messagesOf(state.groups.g).map((m) => m.text)).to.deep.equal(['hi']);
     expect(state.sessions).to.deep.equal({});
   });
 
   it('a message id is its broadcast (ts, sender)', () => {
     const state = applyMessages(emptyChatState, [join('s1', 'alice', 'g'), append('s1', 'alice', 'g', 'hi', 4)]);
-    expect(state.groups.g.messages[0]).to.deep.include({ id: '2.4', user: 'alice', server: 4 });
+    expect(messagesOf(state.groups.g)[0]).to.deep.include({ id: '2.4', user: 'alice', server: 4 });
   });
 
   it('one like per user per message; not one\'s own; unlike only after a like', () => {
     const base = [join('s1', 'alice', 'g'), append('s1', 'alice', 'g', 'hi')];
     const id = '2.1';
-    const likes = (ops: Message[]) => applyMessages(emptyChatState, [...base, ...ops]).groups.g.messages[0].likes;
+    const likes = (ops: Message[]) => messagesOf(applyMessages(emptyChatState, [...base, ...ops]).groups.g)[0].likes;
     expect(likes([like('bob', 'g', id), like('bob', 'g', id), like('carol', 'g', id)])).to.deep.equal(['bob', 'carol']);
     expect(likes([like('alice', 'g', id)])).to.deep.equal([]);
     expect(likes([like('bob', 'g', id, 'unlike')])).to.deep.equal([]);
@@ -54,7 +54,7 @@ describe('chat state machine: the rules', () => {
     const state = applyMessages(emptyChatState, [join('s1', 'alice', 'g', 1), join('s4', 'dave', 'g', 4), append('s1', 'alice', 'g', 'left', 1), append('s4', 'dave', 'g', 'right', 4)]);
     expect(Object.keys(state.groups)).to.deep.equal(['g']);
     expect(Object.values(state.groups.g.members).map((m) => m.user).sort()).to.deep.equal(['alice', 'dave']);
-    expect(state.groups.g.messages.map((m) => m.text)).to.deep.equal(['left', 'right']);
+    expect(messagesOf(state.groups.g).map((m) => m.text)).to.deep.equal(['left', 'right']);
   });
 
   it('a payload that is not an operation changes nothing', () => {

@@ -28,8 +28,17 @@ export interface Group {
   readonly name: string;
   /** Members by session id. */
   readonly members: Readonly<Record<string, Member>>;
-  readonly messages: readonly ChatMessage[];
+  /**
+   * The history in total order (so ids are sorted by (ts, sender)), in chunks
+   * of at most `chunkMessages`: immer copies what an operation touches, so an
+   * append or a like copies one chunk and the chunk list, not the whole history.
+   */
+  readonly chunks: readonly (readonly ChatMessage[])[];
+  readonly count: number;
 }
+
+/** Messages per history chunk: bounds what one operation copies. */
+export const chunkMessages = 256;
 
 export interface ChatState {
   readonly groups: Readonly<Record<string, Group>>;
@@ -54,7 +63,7 @@ function applyOp(state: Draft<ChatState>, op: ChatOp, m: Message): void {
   switch (op.op) {
     case 'join': {
       leave(state, op.session);
-      const group = (state.groups[op.group] ??= { name: op.group, members: {}, messages: [] });
+      const group = (state.groups[op.group] ??= newGroup(op.group));
       group.members[op.session] = { user: op.user, server: m.sender };
       state.sessions[op.session] = op.group;
       return;
@@ -62,8 +71,12 @@ function applyOp(state: Draft<ChatState>, op: ChatOp, m: Message): void {
     case 'leave':
       return leave(state, op.session);
     case 'append': {
-      const group = (state.groups[op.group] ??= { name: op.group, members: {}, messages: [] });
-      group.messages.push({ id: messageId(m.ts, m.sender), user: op.user, server: m.sender, text: op.text, likes: [] });
+      const group = (state.groups[op.group] ??= newGroup(op.group));
+      const last = group.chunks[group.chunks.length - 1];
+      const message = { id: messageId(m.ts, m.sender), user: op.user, server: m.sender, text: op.text, likes: [] };
+      if (last && last.length < chunkMessages) last.push(message);
+      else group.chunks.push([message]);
+      group.count++;
       return;
     }
     case 'like':
@@ -85,11 +98,54 @@ function leave(state: Draft<ChatState>, session: string): void {
   delete state.sessions[session];
 }
 
-export function findMessage<T extends ChatMessage | Draft<ChatMessage>>(group: { messages: readonly T[] } | undefined, id: string): T | undefined {
-  if (!group) return undefined;
-  // Ids grow with position (the total order), so search from the end, where new likes usually go.
-  for (let i = group.messages.length - 1; i >= 0; i--) if (group.messages[i].id === id) return group.messages[i];
+function newGroup(name: string): Draft<Group> {
+  return { name, members: {}, chunks: [], count: 0 };
+}
+
+/** Compare message ids "<ts>.<sender>" by the total order. */
+export function compareIds(a: string, b: string): number {
+  const dot = (id: string) => id.indexOf('.');
+  return Number(a.slice(0, dot(a))) - Number(b.slice(0, dot(b))) || Number(a.slice(dot(a) + 1)) - Number(b.slice(dot(b) + 1));
+}
+
+/** The message with this id: a binary search, since a group's history is in total order. */
+export function findMessage<T extends ChatMessage | Draft<ChatMessage>>(group: { chunks: readonly (readonly T[])[] } | undefined, id: string): T | undefined {
+  if (!group || !/^\d+\.\d+$/.test(id)) return undefined;
+  const chunks = group.chunks;
+  let lo = 0;
+  let hi = chunks.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const chunk = chunks[mid];
+    if (compareIds(id, chunk[0].id) < 0) hi = mid - 1;
+    else if (compareIds(id, chunk[chunk.length - 1].id) > 0) lo = mid + 1;
+    else return chunk.find((m) => m.id === id);
+  }
   return undefined;
+}
+
+/** The whole history, in order. */
+export function messagesOf(group: Group | undefined): ChatMessage[] {
+  return group ? group.chunks.flat() : [];
+}
+
+/** The last `count` messages with their 1-based place in the history. */
+export function lastMessages(group: Group | undefined, count: number): { n: number; message: ChatMessage }[] {
+  if (!group) return [];
+  const out: { n: number; message: ChatMessage }[] = [];
+  let n = group.count;
+  for (let c = group.chunks.length - 1; c >= 0 && out.length < count; c--) {
+    const chunk = group.chunks[c];
+    for (let i = chunk.length - 1; i >= 0 && out.length < count; i--) out.push({ n: n--, message: chunk[i] });
+  }
+  return out.reverse();
+}
+
+/** The state with each group's history as one list: for people and JSON (tools/inspect). */
+export function plainChatState(state: ChatState): { groups: Record<string, { name: string; members: Record<string, Member>; messages: ChatMessage[] }>; sessions: Record<string, string> } {
+  const groups: Record<string, { name: string; members: Record<string, Member>; messages: ChatMessage[] }> = {};
+  for (const [name, group] of Object.entries(state.groups)) groups[name] = { name, members: { ...group.members }, messages: messagesOf(group) };
+  return { groups, sessions: { ...state.sessions } };
 }
 
 /** Canonical JSON (sorted keys): equal states give equal text. */

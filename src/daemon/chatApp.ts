@@ -9,6 +9,8 @@ export class ChatApp implements Application {
   readonly replica: ChatReplica;
   private view: readonly ServerId[] = [];
   private readonly listeners = new Set<() => void>();
+  private digestOf: ChatState | undefined;
+  private cachedDigest = '';
 
   constructor(saved: unknown) {
     this.replica = new ChatReplica(isChatState(saved) ? saved : emptyChatState);
@@ -39,8 +41,14 @@ export class ChatApp implements Application {
     return this.replica.stable;
   }
 
+  /** Hash of the canonical JSON of the shown state; cached until the state changes (status is polled often). */
   digest(): string {
-    return createHash('sha256').update(canonicalJson(this.replica.shown)).digest('hex').slice(0, 16);
+    const shown = this.replica.shown;
+    if (this.digestOf !== shown) {
+      this.cachedDigest = createHash('sha256').update(canonicalJson(shown)).digest('hex').slice(0, 16);
+      this.digestOf = shown;
+    }
+    return this.cachedDigest;
   }
 
   private changed(): void {

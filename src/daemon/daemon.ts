@@ -207,7 +207,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return this.engine.tentative();
   }
 
-  status(): DaemonStatus {
+  /** The daemon's state for tools; `withDigest: false` skips hashing the application state (for frequent polls). */
+  status(withDigest = true): DaemonStatus {
     const e = this.engine;
     return {
       id: this.id,
@@ -224,7 +225,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       retained: e.storeCount,
       queued: e.queuedCount,
       buffered: e.bufferedCount,
-      digest: this.app.digest(),
+      digest: withDigest ? this.app.digest() : '',
       engine: { ...e.counters },
       transport: structuredClone(this.transport.counters),
       journal: { bytes: this.files.journalBytes, records: this.files.journalRecords, syncs: this.files.syncs },

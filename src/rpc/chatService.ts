@@ -6,7 +6,7 @@
 import { JSONRPCErrorException } from 'json-rpc-2.0';
 import type { ClusterConfig } from '../config/clusterConfig.js';
 import { checkGroupName, checkText, checkUserName, encodeOp, messageId, type ChatOp } from '../chat/operations.js';
-import { findMessage, type Group } from '../chat/state.js';
+import { findMessage, lastMessages, type Group } from '../chat/state.js';
 import type { ChatApp } from '../daemon/chatApp.js';
 import { BroadcastRefused, type Daemon } from '../daemon/daemon.js';
 import { RpcErrors, recentMessages, type GroupView, type MessageView, type ViewResult } from './protocol.js';
@@ -106,17 +106,15 @@ export class ChatService {
     const view = this.daemon.view;
     const participants = new Set<string>();
     for (const member of Object.values(group?.members ?? {})) if (view.includes(member.server)) participants.add(member.user);
-    const messages = group?.messages ?? [];
-    const first = Math.max(0, messages.length - count);
-    const shown: MessageView[] = messages.slice(first).map((m, i) => ({
-      n: first + i + 1,
+    const shown: MessageView[] = lastMessages(group, count).map(({ n, message: m }) => ({
+      n,
       id: m.id,
       user: m.user,
       text: m.text,
       likes: m.likes.length,
       likedBy: m.likes,
     }));
-    return { group: name, participants: [...participants].sort(), total: messages.length, messages: shown };
+    return { group: name, participants: [...participants].sort(), total: group?.count ?? 0, messages: shown };
   }
 
   private currentGroup(name: string): Group | undefined {

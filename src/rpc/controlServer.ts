@@ -28,6 +28,21 @@ export class ControlServer {
   static async start(daemon: Daemon, dataDir: string, extraStatus: () => Record<string, unknown>): Promise<ControlServer> {
     const rpc = new JSONRPCServer();
     rpc.addMethod('status', () => ({ ...daemon.status(), faults: daemon.faults.current, ...extraStatus() }));
+    // A cheap subset of status, for tools that poll often (tools/bench).
+    rpc.addMethod('progress', (params) => {
+      const withDigest = typeof params === 'object' && params !== null && (params as { digest?: unknown }).digest === true;
+      const s = daemon.status(withDigest);
+      return {
+        stableTs: s.stableTs,
+        stableEverywhereTs: s.stableEverywhereTs,
+        clock: s.clock,
+        seqVector: s.seqVector,
+        unstable: s.unstable,
+        retained: s.retained,
+        digest: s.digest,
+        rssBytes: process.memoryUsage().rss,
+      };
+    });
     rpc.addMethod('setFaults', (params) => {
       let settings;
       try {

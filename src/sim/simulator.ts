@@ -14,6 +14,7 @@
 import type { BrokenVariant } from '../broadcast/engine.js';
 import type { Message } from '../broadcast/types.js';
 import { encodeOp, type ChatOp } from '../chat/operations.js';
+import { lastMessages } from '../chat/state.js';
 import { SimCluster, SimulationFailure } from './cluster.js';
 import { Random } from './random.js';
 
@@ -169,7 +170,7 @@ function clientOperation(cluster: SimCluster, users: SimUser[], stats: Simulatio
     submit(server, { op: 'append', session, user: user.name, group: user.group, text: `t${stats.operations}` });
   } else if (roll < 0.8 && user.group) {
     const shown = cluster.node(server).app!.replica.shown.groups[user.group];
-    const candidates = shown?.messages.filter((m) => m.user !== user.name) ?? [];
+    const candidates = lastMessages(shown, 20).map((x) => x.message).filter((m) => m.user !== user.name);
     if (candidates.length === 0) return;
     const target = random.pick(candidates);
     const op = target.likes.includes(user.name) ? 'unlike' : 'like';

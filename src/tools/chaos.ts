@@ -12,6 +12,7 @@ import { hideBin } from 'yargs/helpers';
 import { ChorusConnection, RpcCallError } from '../client/connection.js';
 import { loadClusterConfig } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
+import { compareIds } from '../chat/state.js';
 import type { GroupView } from '../rpc/protocol.js';
 import { Random } from '../sim/random.js';
 import { LocalCluster, type ServerStatus } from './clusterOps.js';
@@ -227,11 +228,6 @@ function checkInvariants(cluster: LocalCluster, statuses: ServerStatus[], client
   return violations;
 }
 
-function compareIds(a: string, b: string): number {
-  const [ta, sa] = a.split('.').map(Number);
-  const [tb, sb] = b.split('.').map(Number);
-  return ta - tb || sa - sb;
-}
 
 export async function runChaos(cluster: LocalCluster, options: { seed: number; durationS: number; faultIntervalMs: number; convergeTimeoutS: number; say: (line: string) => void }): Promise<Report> {
   const { seed, say } = options;

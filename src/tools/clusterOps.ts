@@ -132,9 +132,9 @@ export class LocalCluster {
     const file = daemonLogFile(this.paths, server.id);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const text = existsSync(file) ? readFileSync(file, 'utf8').slice(logOffset) : '';
-      if (text.includes(`started server ${server.id} `) && (await answers(server))) return;
+      if (await answers(server)) return;
       if (this.pid(server.id) === undefined || Date.now() > deadline) {
+        const text = existsSync(file) ? readFileSync(file, 'utf8').slice(logOffset) : '';
         const tail = text.trim().split('\n').slice(-5).join('\n');
         throw new ChorusError('INVALID_ARGUMENT', `server ${server.id} did not start (see ${file}):\n${tail}`);
       }

@@ -10,7 +10,7 @@ import { basename, join } from 'node:path';
 import { defaultEngineLimits, defaultEngineTimers, Engine } from '../broadcast/engine.js';
 import type { Message } from '../broadcast/types.js';
 import { ChatApp } from '../daemon/chatApp.js';
-import type { ChatState } from '../chat/state.js';
+import { plainChatState } from '../chat/state.js';
 import { ChorusError } from '../errors.js';
 import { readLogFiles } from '../storage/logFiles.js';
 import { loopbackDatagramBytes } from '../wire/codec.js';
@@ -33,7 +33,7 @@ export interface Inspection {
   messages: { id: string; sender: number; seq: number; ts: number; state: 'stable' | 'tentative'; payload: string }[];
   /** Why garbage collection has not removed what is held. */
   waiting: { stability: string | null; acknowledgements: { sender: number; upToSeq: number; missingAt: number[] }[] };
-  chat: ChatState;
+  chat: ReturnType<typeof plainChatState>;
   digest: string;
 }
 
@@ -82,7 +82,7 @@ export function inspect(dir: string, server: number, serverCount: number): Inspe
       payload: m.payload,
     })),
     waiting: waitingFor(state.messages, tentative, state.tsVector, state.seqMatrix),
-    chat: app.replica.shown,
+    chat: plainChatState(app.replica.shown),
     digest: app.digest(),
   };
 }

@@ -1,0 +1,480 @@
+#!/usr/bin/env node
+/**
+ * tools/bench (make bench): start a five-daemon cluster on free ports with a
+ * temporary data directory and measure, in one run: the raw UDP baseline,
+ * throughput, latency at a fixed load, heal time, catch-up and restart
+ * time, and footprint. Prints one table; --out writes the same as JSON.
+ * QUICK=1 (or --quick) runs a short version for CI smoke tests.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { createSocket } from 'node:dgram';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { ChorusConnection } from '../client/connection.js';
+import { loadClusterConfig } from '../config/clusterConfig.js';
+import type { GroupView } from '../rpc/protocol.js';
+import { LocalCluster } from '../tools/clusterOps.js';
+import { serverDir } from '../tools/localCluster.js';
+
+const execFileAsync = promisify(execFile);
+const here = dirname(fileURLToPath(import.meta.url));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Progress {
+  stableTs: number;
+  stableEverywhereTs: number;
+  clock: number;
+  seqVector: number[];
+  unstable: number;
+  retained: number;
+  digest: string;
+  rssBytes: number;
+}
+
+interface Scale {
+  throughputS: number;
+  latencyS: number;
+  healPerSide: number;
+  catchUp: number;
+  footprint: number;
+}
+
+const fullScale: Scale = { throughputS: 10, latencyS: 10, healPerSide: 10_000, catchUp: 50_000, footprint: 100_000 };
+const quickScale: Scale = { throughputS: 2, latencyS: 2, healPerSide: 1_000, catchUp: 3_000, footprint: 10_000 };
+const text200 = 'x'.repeat(200);
+
+function percentiles(samples: number[]): { p50: number; p99: number; max: number; count: number } {
+  const sorted = [...samples].sort((a, b) => a - b);
+  const at = (q: number) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+  return { p50: at(0.5), p99: at(0.99), max: sorted[sorted.length - 1] ?? NaN, count: sorted.length };
+}
+
+function udpRcvbufErrors(): number {
+  const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
+  const names = lines[0].split(/\s+/);
+  const values = lines[1].split(/\s+/);
+  return Number(values[names.indexOf('RcvbufErrors')]);
+}
+
+function diskBytes(dir: string): number {
+  let total = 0;
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    const st = statSync(path);
+    total += st.isDirectory() ? diskBytes(path) : st.size;
+  }
+  return total;
+}
+
+async function freePorts(count: number): Promise<number[]> {
+  const ports: number[] = [];
+  const held: { close(): void }[] = [];
+  while (ports.length < count) {
+    const udp = createSocket('udp4');
+    await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
+    held.push(udp);
+    const port = udp.address().port;
+    const tcp = createServer();
+    const ok = await new Promise<boolean>((r) => {
+      tcp.once('error', () => r(false));
+      tcp.listen(port, '127.0.0.1', () => r(true));
+    });
+    if (ok) {
+      held.push(tcp);
+      ports.push(port);
+    }
+  }
+  for (const h of held) h.close();
+  return ports;
+}
+
+/** A client that keeps up to `window` appends in flight and times each acknowledgement. */
+class Appender {
+  acked: { id: string; sentAt: number; ackAt: number }[] = [];
+  failures = 0;
+  readonly seenAt = new Map<string, number>();
+
+  private constructor(readonly connection: ChorusConnection) {}
+
+  static async open(address: string, user: string, group: string): Promise<Appender> {
+    const connection = await ChorusConnection.connect(address);
+    await connection.call('user', { name: user });
+    await connection.call<GroupView>('join', { group });
+    const appender = new Appender(connection);
+    connection.on('group', (view) => {
+      const now = performance.now();
+      for (const m of view.messages) if (!appender.seenAt.has(m.id)) appender.seenAt.set(m.id, now);
+    });
+    return appender;
+  }
+
+  async appendOne(): Promise<void> {
+    const sentAt = performance.now();
+    try {
+      const { id } = await this.connection.call<{ id: string }>('append', { text: text200 });
+      this.acked.push({ id, sentAt, ackAt: performance.now() });
+    } catch {
+      this.failures++;
+    }
+  }
+
+  /** Append as fast as acknowledgements allow, `window` at a time, until `stop()` or `count` are done. */
+  async flood(stop: () => boolean, window: number, count = Infinity): Promise<void> {
+    let started = 0;
+    const worker = async () => {
+      while (!stop() && started < count) {
+        started++;
+        await this.appendOne();
+      }
+    };
+    await Promise.all(Array.from({ length: window }, worker));
+  }
+
+  close(): void {
+    this.connection.close();
+  }
+}
+
+const tsOf = (id: string) => Number(id.split('.')[0]);
+
+class Bench {
+  private appenders: Appender[] = [];
+  readonly results: Record<string, unknown> = {};
+
+  constructor(
+    readonly cluster: LocalCluster,
+    readonly scale: Scale,
+    private readonly say: (line: string) => void,
+  ) {}
+
+  address(id: number): string {
+    const s = this.cluster.config.servers[id - 1];
+    return `${s.host}:${s.clientPort}`;
+  }
+
+  private readonly control = new Map<number, { pid: number; connection: ChorusConnection }>();
+
+  /** A server's progress over a kept-open control connection (polls must not cost a connection each). */
+  async progress(id: number, digest = true): Promise<Progress | undefined> {
+    const pid = this.cluster.pid(id);
+    if (pid === undefined) return undefined;
+    let entry = this.control.get(id);
+    if (!entry || entry.pid !== pid || !entry.connection.connected) {
+      entry?.connection.close();
+      const file = join(serverDir(this.cluster.paths, id), 'control.json');
+      try {
+        const info = JSON.parse(readFileSync(file, 'utf8')) as { port: number };
+        entry = { pid, connection: await ChorusConnection.connect(`127.0.0.1:${info.port}`, 1000) };
+      } catch {
+        return undefined;
+      }
+      this.control.set(id, entry);
+    }
+    try {
+      return await entry.connection.call<Progress>('progress', { digest });
+    } catch {
+      return undefined;
+    }
+  }
+
+  async allProgress(digest = true): Promise<(Progress | undefined)[]> {
+    return Promise.all(this.cluster.ids.map((id) => this.progress(id, digest)));
+  }
+
+  closeControl(): void {
+    for (const { connection } of this.control.values()) connection.close();
+    this.control.clear();
+  }
+
+  /** Wait until the servers hold the same messages (and, with `stable`, all stable with one digest). Returns ms waited. */
+  async converge(timeoutMs: number, ids = this.cluster.ids, stable = true): Promise<number> {
+    const start = performance.now();
+    for (;;) {
+      const all = await Promise.all(ids.map((id) => this.progress(id)));
+      const first = all[0];
+      const same = (p: Progress | undefined) => p && p.seqVector.join() === first!.seqVector.join() && (!stable || (p.digest === first!.digest && p.unstable === 0));
+      const ok = first && all.every(same);
+      if (ok) return performance.now() - start;
+      if (performance.now() - start > timeoutMs) throw new Error(`no convergence within ${timeoutMs} ms`);
+      await sleep(5);
+    }
+  }
+
+  async openAppenders(perServer: number, group: string): Promise<void> {
+    this.closeAppenders();
+    for (const id of this.cluster.ids) {
+      for (let k = 0; k < perServer; k++) this.appenders.push(await Appender.open(this.address(id), `b${id}x${k}`, group));
+    }
+  }
+
+  closeAppenders(): void {
+    for (const a of this.appenders) a.close();
+    this.appenders = [];
+  }
+
+  async throughput(): Promise<void> {
+    this.say(`throughput: 10 clients flooding 200-byte appends for ${this.scale.throughputS} s`);
+    await this.openAppenders(2, 'throughput');
+    const before = await this.cluster.statuses();
+    const overflowBefore = udpRcvbufErrors();
+    const start = performance.now();
+    const end = start + this.scale.throughputS * 1000;
+    await Promise.all(this.appenders.map((a) => a.flood(() => performance.now() >= end, 32)));
+    const elapsed = (performance.now() - start) / 1000;
+    const acked = this.appenders.flatMap((a) => a.acked);
+    const maxTs = Math.max(...acked.map((a) => tsOf(a.id)));
+    for (;;) {
+      const all = await this.allProgress(false);
+      if (all.every((p) => p && p.stableTs >= maxTs)) break;
+      await sleep(5);
+    }
+    const stableElapsed = (performance.now() - start) / 1000;
+    const after = await this.cluster.statuses();
+    const sum = (f: (s: NonNullable<(typeof after)[number]>) => number, list: typeof after) => list.reduce((t, s) => t + (s ? f(s) : 0), 0);
+    const datagrams = sum((s) => s.transport.datagramsOut, after) - sum((s) => s.transport.datagramsOut, before);
+    const bytes = sum((s) => s.transport.bytesOut, after) - sum((s) => s.transport.bytesOut, before);
+    const dataPackets = sum((s) => s.engine.dataPacketsSent, after) - sum((s) => s.engine.dataPacketsSent, before);
+    const syncs = sum((s) => s.journal.syncs, after) - sum((s) => s.journal.syncs, before);
+    this.results.throughput = {
+      seconds: elapsed,
+      acknowledgedPerS: acked.length / elapsed,
+      stableAtAllFivePerS: acked.length / stableElapsed,
+      failures: this.appenders.reduce((t, a) => t + a.failures, 0),
+      datagramsLostToOverflow: udpRcvbufErrors() - overflowBefore,
+      datagramsPerS: datagrams / elapsed,
+      avgDatagramBytes: bytes / datagrams,
+      messagesPerDataDatagram: (acked.length * 4) / Math.max(1, dataPackets),
+      fsyncsPerS: syncs / elapsed,
+    };
+    this.closeAppenders();
+  }
+
+  async baseline(): Promise<void> {
+    const t = this.results.throughput as { avgDatagramBytes: number; messagesPerDataDatagram: number };
+    const bytes = Math.max(64, Math.round(t.avgDatagramBytes));
+    this.say(`baseline: 5 processes fanning out ${bytes}-byte datagrams as fast as they can`);
+    const ports = await freePorts(5);
+    const durationMs = this.scale.throughputS >= 10 ? 3000 : 1000;
+    const runs = await Promise.all(
+      ports.map((_, i) =>
+        execFileAsync(process.execPath, [join(here, 'udpFanout.js'), String(i + 1), ports.join(','), String(bytes), String(durationMs)]).then(
+          ({ stdout }) => JSON.parse(stdout) as { sent: number; received: number },
+        ),
+      ),
+    );
+    const received = runs.reduce((t, r) => t + r.received, 0);
+    const datagramsPerS = received / (durationMs / 1000);
+    // Each message must reach the four others; raw UDP at Chorus's batching could carry this many messages to all five per second.
+    const messagesPerS = (datagramsPerS / 4) * t.messagesPerDataDatagram;
+    this.results.baseline = { datagramBytes: bytes, datagramsReceivedPerS: datagramsPerS, messageEquivalentPerS: messagesPerS };
+  }
+
+  async latency(): Promise<void> {
+    const rate = 1000;
+    this.say(`latency: ${rate} appends/s spread over the servers for ${this.scale.latencyS} s`);
+    await this.openAppenders(1, 'latency');
+    const polls: { at: number; stable: number[] }[] = [];
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        const all = await this.allProgress(false);
+        polls.push({ at: performance.now(), stable: all.map((p) => p?.stableTs ?? 0) });
+        await sleep(1);
+      }
+    })();
+    const sends: Promise<void>[] = [];
+    const start = performance.now();
+    const total = rate * this.scale.latencyS;
+    for (let i = 0; i < total; i++) {
+      const due = start + (i * 1000) / rate;
+      const wait = due - performance.now();
+      if (wait > 1) await sleep(wait);
+      sends.push(this.appenders[i % this.appenders.length].appendOne());
+    }
+    await Promise.all(sends);
+    await sleep(300);
+    polling = false;
+    await poller;
+    const acked = this.appenders.flatMap((a, k) => a.acked.map((x) => ({ ...x, k })));
+    const ackMs = acked.map((a) => a.ackAt - a.sentAt);
+    const seenMs: number[] = [];
+    for (const a of acked) {
+      const other = this.appenders[(a.k + 1) % this.appenders.length];
+      const seen = other.seenAt.get(a.id);
+      if (seen !== undefined) seenMs.push(seen - a.sentAt);
+    }
+    const stableMs: number[] = [];
+    for (const a of acked) {
+      const ts = tsOf(a.id);
+      const poll = polls.find((p) => p.at >= a.sentAt && p.stable.every((s) => s >= ts));
+      if (poll) stableMs.push(poll.at - a.sentAt);
+    }
+    this.results.latency = { rate, ack: percentiles(ackMs), seenElsewhere: percentiles(seenMs), stableAtAllFive: percentiles(stableMs), pollIntervalMs: (polls.at(-1)!.at - polls[0].at) / polls.length };
+    this.closeAppenders();
+  }
+
+  async heal(): Promise<void> {
+    const perSide = this.scale.healPerSide;
+    this.say(`heal: partition {1,2} | {3,4,5}, ${perSide} appends on each side, heal`);
+    await this.cluster.partition([[1, 2], [3, 4, 5]]);
+    await sleep(2000);
+    await this.openAppenders(1, 'heal');
+    const left = this.appenders.slice(0, 2);
+    const right = this.appenders.slice(2);
+    const spread = async (side: Appender[], count: number) => {
+      let remaining = count;
+      await Promise.all(side.map((a, i) => a.flood(() => false, 32, Math.floor(remaining / side.length) + (i === 0 ? remaining % side.length : 0))));
+      remaining = 0;
+    };
+    await Promise.all([spread(left, perSide), spread(right, perSide)]);
+    const healStart = performance.now();
+    await this.cluster.heal();
+    const healMs = await this.converge(60_000);
+    this.results.heal = { perSide, convergedMsAfterHeal: performance.now() - healStart, pollMs: healMs };
+    this.closeAppenders();
+  }
+
+  async catchUp(): Promise<void> {
+    const count = this.scale.catchUp;
+    this.say(`catch-up: kill server 5, append ${count}, relaunch, wait until it has caught up`);
+    await this.cluster.kill(5);
+    await this.openAppendersOn([1, 2, 3, 4], 'catchup');
+    await Promise.all(this.appenders.map((a, i) => a.flood(() => false, 32, Math.floor(count / 4) + (i === 0 ? count % 4 : 0))));
+    this.closeAppenders();
+    await this.converge(60_000, [1, 2, 3, 4], false);
+    const start = performance.now();
+    await this.cluster.relaunch(5);
+    const answeredMs = performance.now() - start;
+    await this.converge(120_000, this.cluster.ids, false);
+    const caughtUpMs = performance.now() - start;
+    await this.converge(60_000);
+    this.results.catchUp = { messages: count, relaunchAnswersMs: answeredMs, caughtUpMs, stableEverywhereMs: performance.now() - start };
+  }
+
+  private async openAppendersOn(ids: number[], group: string): Promise<void> {
+    this.closeAppenders();
+    for (const id of ids) this.appenders.push(await Appender.open(this.address(id), `c${id}`, group));
+  }
+
+  async totalMessages(): Promise<number> {
+    const p = await this.progress(1);
+    return p ? p.seqVector.reduce((a, b) => a + b, 0) : 0;
+  }
+
+  async footprint(): Promise<void> {
+    const target = this.scale.footprint;
+    const have = await this.totalMessages();
+    if (have < target) {
+      this.say(`footprint: topping up to ${target} messages`);
+      await this.openAppenders(1, 'footprint');
+      const need = target - have;
+      await Promise.all(this.appenders.map((a, i) => a.flood(() => false, 32, Math.floor(need / 5) + (i === 0 ? need % 5 : 0))));
+      this.closeAppenders();
+    }
+    const measure = async () => {
+      const all = await this.allProgress();
+      return {
+        messages: await this.totalMessages(),
+        rssMiB: all.map((p) => (p ? p.rssBytes / 2 ** 20 : NaN)),
+        diskMiB: this.cluster.ids.map((id) => diskBytes(serverDir(this.cluster.paths, id)) / 2 ** 20),
+      };
+    };
+    const loaded = await measure();
+    this.say('footprint: waiting for garbage collection and the idle snapshot');
+    await this.converge(60_000);
+    await sleep(3500); // the bench daemons snapshot after 2 s idle
+    const statuses = await this.cluster.statuses();
+    const quiesced = await measure();
+    const snapshotMiB = this.cluster.ids.map((id) => statSync(join(serverDir(this.cluster.paths, id), 'snapshot.json')).size / 2 ** 20);
+    this.results.footprint = { loaded, quiesced, retained: statuses.map((s) => s?.retained ?? -1), snapshotMiB };
+  }
+
+  async restart(): Promise<void> {
+    const messages = await this.totalMessages();
+    this.say(`restart: kill server 3 (its log files hold ${messages} messages) and relaunch it`);
+    await this.cluster.kill(3);
+    const start = performance.now();
+    await this.cluster.relaunch(3);
+    this.results.restart = { messages, answersMs: performance.now() - start };
+  }
+}
+
+function table(r: Record<string, unknown>): string {
+  const f = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
+  const k = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '-');
+  const t = r.throughput as Record<string, number>;
+  const b = r.baseline as Record<string, number>;
+  const l = r.latency as Record<string, Record<string, number>>;
+  const h = r.heal as Record<string, number>;
+  const c = r.catchUp as Record<string, number>;
+  const rs = r.restart as Record<string, number>;
+  const fp = r.footprint as { loaded: { messages: number; rssMiB: number[]; diskMiB: number[] }; quiesced: { messages: number; rssMiB: number[]; diskMiB: number[] }; retained: number[] };
+  const lat = (x: Record<string, number>) => `p50 ${f(x.p50, 2)} ms, p99 ${f(x.p99, 2)} ms, max ${f(x.max, 1)} ms (${x.count} samples)`;
+  const max = (xs: number[]) => Math.max(...xs);
+  const rows: [string, string][] = [
+    ['baseline: raw UDP fan-out', `${k(b.datagramsReceivedPerS)} datagrams/s of ${b.datagramBytes} B = ${k(b.messageEquivalentPerS)} messages/s to all five at Chorus's batching`],
+    ['throughput: acknowledged', `${k(t.acknowledgedPerS)} appends/s (${t.failures} refused)`],
+    ['throughput: stable at all five', `${k(t.stableAtAllFivePerS)} messages/s = ${f((100 * t.stableAtAllFivePerS) / b.messageEquivalentPerS)}% of the baseline`],
+    ['throughput: datagrams', `${k(t.datagramsPerS)}/s, ${k(t.avgDatagramBytes)} B average, ${f(t.messagesPerDataDatagram)} messages per data datagram, ${k(t.fsyncsPerS)} fsyncs/s`],
+    ['throughput: lost to buffer overflow', `${t.datagramsLostToOverflow} datagrams`],
+    ['latency at 1,000/s: append -> ack', lat(l.ack)],
+    ['latency: append -> seen on another server', lat(l.seenElsewhere)],
+    ['latency: append -> stable at all five', `${lat(l.stableAtAllFive)} (status polled every ~${f(l.pollIntervalMs as unknown as number)} ms)`],
+    ['heal: {1,2}|{3,4,5}', `${k(h.perSide)} appends per side converged ${k(h.convergedMsAfterHeal)} ms after the heal`],
+    ['catch-up after a kill', `${k(c.messages)} messages: answering after ${k(c.relaunchAnswersMs)} ms, caught up after ${k(c.caughtUpMs)} ms`],
+    ['restart', `log files with ${k(rs.messages)} messages: answering after ${k(rs.answersMs)} ms`],
+    ['footprint loaded', `${k(fp.loaded.messages)} messages: RSS up to ${f(max(fp.loaded.rssMiB))} MiB, disk up to ${f(max(fp.loaded.diskMiB))} MiB per daemon`],
+    ['footprint quiesced', `RSS up to ${f(max(fp.quiesced.rssMiB))} MiB, disk up to ${f(max(fp.quiesced.diskMiB))} MiB per daemon, messages retained ${fp.retained.join('/')}`],
+  ];
+  const width = Math.max(...rows.map((row) => row[0].length));
+  return rows.map(([a, v]) => `${a.padEnd(width)}  ${v}`).join('\n');
+}
+
+async function main(): Promise<void> {
+  const argv = await yargs(hideBin(process.argv))
+    .scriptName('tools/bench')
+    .usage('$0 [--quick] [--out <file>]\n\nStart a five-daemon cluster on free ports in a temporary directory and measure it.')
+    .option('quick', { type: 'boolean', default: process.env.QUICK === '1', describe: 'a short run (also QUICK=1), for smoke tests' })
+    .option('out', { type: 'string', describe: 'also write the figures as JSON to this file' })
+    .option('keep', { type: 'boolean', default: false, describe: 'keep the temporary directory' })
+    .strict()
+    .help()
+    .alias('help', 'h')
+    .parseAsync();
+  const root = mkdtempSync(join(tmpdir(), 'chorus-bench-'));
+  const ports = await freePorts(10);
+  const configFile = join(root, 'clusterconfig');
+  writeFileSync(configFile, Array.from({ length: 5 }, (_, i) => `127.0.0.1 ${ports[2 * i]} ${ports[2 * i + 1]}\n`).join(''));
+  const cluster = new LocalCluster(loadClusterConfig(configFile), { dataRoot: join(root, 'data'), configFile }, ['--snapshot-interval-ms', '2000', '--log-level', 'warn']);
+  const bench = new Bench(cluster, argv.quick ? quickScale : fullScale, (line) => process.stderr.write(`${line}\n`));
+  try {
+    await cluster.start();
+    await bench.converge(10_000);
+    await sleep(500);
+    await bench.throughput();
+    await bench.baseline();
+    await bench.latency();
+    await bench.heal();
+    await bench.catchUp();
+    await bench.footprint();
+    await bench.restart();
+  } finally {
+    bench.closeControl();
+    await cluster.stop();
+    if (!argv.keep) rmSync(root, { recursive: true, force: true });
+  }
+  const results = { quick: argv.quick, ...bench.results };
+  console.log(table(bench.results));
+  if (argv.out) writeFileSync(resolve(argv.out), `${JSON.stringify(results, null, 2)}\n`);
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`tools/bench: ${err.stack ?? err.message}\n`);
+  process.exit(1);
+});
