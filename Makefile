@@ -2,7 +2,7 @@
 SERVER ?= 1
 STAMP := node_modules/.chorus-installed
 
-.PHONY: all install build lint test run stop client sim clean
+.PHONY: all install build lint test run stop client sim bench clean
 
 all: build
 
@@ -34,6 +34,10 @@ client: build
 SEEDS ?= 100
 sim: build
 	tools/sim $(if $(SEED),--seed $(SEED),--seeds $(SEEDS))
+
+# make bench: the benchmark suite on its own five-daemon cluster (QUICK=1 for a short run).
+bench: build
+	tools/bench --out bench-results.json
 
 clean:
 	rm -rf dist

@@ -571,9 +571,16 @@ export class Engine {
   }
 
   /** Persist the timestamp vector (clock and bounds) whenever it changed: packets below may carry it. */
+  /**
+   * Persist the timestamp vector when the own clock moved: packets below
+   * may carry the clock, and it must never go back after a crash. The
+   * bounds for other servers ride along but need no durability of their
+   * own (what they say stays true; a restart merely relearns them), so a
+   * step that only took in statuses writes nothing and costs no fsync.
+   */
   private recordTsVector(): void {
     const ts = this.acks.tsVector;
-    if (ts.every((value, i) => value === this.lastRecordedTs[i])) return;
+    if (ts[this.me - 1] === this.lastRecordedTs[this.me - 1]) return;
     this.lastRecordedTs = [...ts];
     this.records.push({ t: 'ts', tsVector: [...ts] });
   }

@@ -48,9 +48,11 @@ export function launchDaemon(paths: LocalClusterPaths, server: ServerAddress, ex
   mkdirSync(paths.dataRoot, { recursive: true });
   const log = openSync(daemonLogFile(paths, server.id), 'a');
   try {
+    // CHORUS_NODE_ARGS passes options to node itself, e.g. "--cpu-prof --cpu-prof-dir=prof" to profile the daemons.
+    const nodeArgs = (process.env.CHORUS_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
     const child = spawn(
       process.execPath,
-      [daemonMain, '--id', String(server.id), '--config', paths.configFile, '--data-dir', serverDir(paths, server.id), ...extraArgs],
+      [...nodeArgs, daemonMain, '--id', String(server.id), '--config', paths.configFile, '--data-dir', serverDir(paths, server.id), ...extraArgs],
       { detached: true, stdio: ['ignore', log, log] },
     );
     child.unref();
