@@ -310,6 +310,10 @@ export class Engine {
     if (record.t === 'acks') {
       if (record.seqMatrix.length !== this.n || record.tsMatrix.length !== this.n) return `ack matrices are not ${this.n} x ${this.n}`;
       this.acks.mergeMatrices(record.seqMatrix, record.tsMatrix);
+      // The own row of the ts matrix is the timestamp vector when it was recorded.
+      record.tsMatrix[this.me - 1].forEach((ts, i) => {
+        if (ts > this.acks.tsVector[i]) this.acks.tsVector[i] = ts;
+      });
       return undefined;
     }
     if (record.t === 'ts') {
@@ -585,7 +589,11 @@ export class Engine {
     this.records.push({ t: 'ts', tsVector: [...ts] });
   }
 
-  /** Persist the ack matrices now and then, so that a restart (and the inspector) sees them nearly current. */
+  /**
+   * Persist the ack matrices (whose own row is the timestamp vector) now and
+   * then, so that a restart and the inspector see the stable point and what
+   * every server holds nearly as they were, garbage collection included.
+   */
   private recordAcks(): void {
     if (this.now < this.lastAcksRecordAt + this.options.statusIntervalMs) return;
     const acks = JSON.stringify([this.acks.seqMatrix, this.acks.tsMatrix]);

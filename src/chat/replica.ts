@@ -10,10 +10,20 @@ import { compareOrder } from '../broadcast/types.js';
 import { invariant } from '../errors.js';
 import { applyMessages, emptyChatState, type ChatState } from './state.js';
 
+/** Stable messages waiting to be folded into the stable state; past this many they are applied at once. */
+const maxPendingStable = 4096;
+
 export class ChatReplica {
   private stableState: ChatState;
   private shownState: ChatState;
   private tentative: Message[] = [];
+  /**
+   * Newly stable messages not yet applied to the stable state. The shown
+   * state already contains them, so the stable state is brought up to date
+   * only when it is needed (a replay, a snapshot) or the backlog is long,
+   * and for free whenever nothing is tentative (then it equals the shown state).
+   */
+  private pendingStable: Message[] = [];
   /** How many times the shown state was recomputed from the stable state. */
   replays = 0;
 
@@ -23,6 +33,7 @@ export class ChatReplica {
   }
 
   get stable(): ChatState {
+    this.foldStable();
     return this.stableState;
   }
 
@@ -54,16 +65,27 @@ export class ChatReplica {
         invariant(m !== undefined && m.sender === stable[i].sender && m.seq === stable[i].seq, `stable message ${stable[i].sender}:${stable[i].seq} is not next in order`);
       }
       this.tentative.splice(0, stable.length);
-      this.stableState = applyMessages(this.stableState, stable);
+      this.pendingStable.push(...stable);
     }
     if (replay) {
       this.replays++;
+      this.foldStable();
       this.shownState = applyMessages(this.stableState, this.tentative);
     } else if (appended.length > 0) {
       this.shownState = applyMessages(this.shownState, appended);
-    } else if (this.tentative.length === 0) {
-      this.shownState = this.stableState;
     }
+    if (this.tentative.length === 0) {
+      this.stableState = this.shownState;
+      this.pendingStable = [];
+    } else if (this.pendingStable.length >= maxPendingStable) {
+      this.foldStable();
+    }
+  }
+
+  private foldStable(): void {
+    if (this.pendingStable.length === 0) return;
+    this.stableState = applyMessages(this.stableState, this.pendingStable);
+    this.pendingStable = [];
   }
 
   private insert(m: Message): void {

@@ -92,6 +92,9 @@ export class ProcessCluster {
     try {
       const { stdout } = await execFileAsync(process.execPath, [toolMain(name), ...args, '--config', this.paths.configFile, '--data-root', this.paths.dataRoot]);
       return stdout;
+    } catch (err) {
+      const e = err as Error & { stdout?: string; stderr?: string };
+      throw new Error(`tools/${name} ${args.join(' ')} failed:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
     } finally {
       this.adoptPids();
     }
