@@ -24,6 +24,8 @@ export class ChatReplica {
    * and for free whenever nothing is tentative (then it equals the shown state).
    */
   private pendingStable: Message[] = [];
+  /** New messages at the end of the order not yet applied to the shown state: applied when it is next read, in one batch. */
+  private pendingShown: Message[] = [];
   /** How many times the shown state was recomputed from the stable state. */
   replays = 0;
 
@@ -38,6 +40,14 @@ export class ChatReplica {
   }
 
   get shown(): ChatState {
+    if (this.pendingShown.length > 0) {
+      this.shownState = applyMessages(this.shownState, this.pendingShown);
+      this.pendingShown = [];
+      if (this.tentative.length === 0) {
+        this.stableState = this.shownState;
+        this.pendingStable = [];
+      }
+    }
     return this.shownState;
   }
 
@@ -69,12 +79,14 @@ export class ChatReplica {
     }
     if (replay) {
       this.replays++;
-      this.foldStable();
+      this.stableState = applyMessages(this.stableState, this.pendingStable);
+      this.pendingStable = [];
       this.shownState = applyMessages(this.stableState, this.tentative);
+      this.pendingShown = [];
     } else if (appended.length > 0) {
-      this.shownState = applyMessages(this.shownState, appended);
+      this.pendingShown.push(...appended);
     }
-    if (this.tentative.length === 0) {
+    if (this.tentative.length === 0 && this.pendingShown.length === 0) {
       this.stableState = this.shownState;
       this.pendingStable = [];
     } else if (this.pendingStable.length >= maxPendingStable) {
@@ -82,8 +94,15 @@ export class ChatReplica {
     }
   }
 
+  /** Bring the stable state up to date; only while the shown state (with pendingShown) is current. */
   private foldStable(): void {
     if (this.pendingStable.length === 0) return;
+    if (this.tentative.length === 0) {
+      // Everything is stable: the shown state (brought up to date) is the stable state.
+      this.stableState = this.shown;
+      this.pendingStable = [];
+      return;
+    }
     this.stableState = applyMessages(this.stableState, this.pendingStable);
     this.pendingStable = [];
   }
