@@ -259,7 +259,14 @@ export async function runChaos(cluster: LocalCluster, options: { seed: number; d
   if (!converged(statuses)) {
     violations.push(`no convergence within ${options.convergeTimeoutS} s: ${statuses.map((s, i) => (s ? `server ${s.id} digest ${s.digest} seq [${s.seqVector}] tentative ${s.unstable} retained ${s.retained}` : `server ${i + 1} down`)).join('; ')}`);
   } else {
-    violations.push(...checkInvariants(cluster, statuses as ServerStatus[], clients, group));
+    // The daemons record their ack matrices lazily (at most once per status interval), so the files may trail what they show by a moment.
+    const deadline = Date.now() + 5000;
+    let found = checkInvariants(cluster, statuses as ServerStatus[], clients, group);
+    while (found.length > 0 && Date.now() < deadline) {
+      await sleep(200);
+      found = checkInvariants(cluster, statuses as ServerStatus[], clients, group);
+    }
+    violations.push(...found);
   }
   return {
     seed,
