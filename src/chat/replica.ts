@@ -26,6 +26,8 @@ export class ChatReplica {
   private pendingStable: Message[] = [];
   /** New messages at the end of the order not yet applied to the shown state: applied when it is next read, in one batch. */
   private pendingShown: Message[] = [];
+  /** A late message landed inside the tentative suffix: the shown state is recomputed when next read (once, however many landed). */
+  private replayDue = false;
   /** How many times the shown state was recomputed from the stable state. */
   replays = 0;
 
@@ -40,6 +42,14 @@ export class ChatReplica {
   }
 
   get shown(): ChatState {
+    if (this.replayDue) {
+      this.replayDue = false;
+      this.replays++;
+      this.stableState = applyMessages(this.stableState, this.pendingStable);
+      this.pendingStable = [];
+      this.shownState = applyMessages(this.stableState, this.tentative);
+      this.pendingShown = [];
+    }
     if (this.pendingShown.length > 0) {
       this.shownState = applyMessages(this.shownState, this.pendingShown);
       this.pendingShown = [];
@@ -78,13 +88,18 @@ export class ChatReplica {
       this.pendingStable.push(...stable);
     }
     if (replay) {
-      this.replays++;
-      this.stableState = applyMessages(this.stableState, this.pendingStable);
-      this.pendingStable = [];
-      this.shownState = applyMessages(this.stableState, this.tentative);
+      this.replayDue = true;
       this.pendingShown = [];
-    } else if (appended.length > 0) {
+    } else if (appended.length > 0 && !this.replayDue) {
       this.pendingShown.push(...appended);
+    }
+    if (this.replayDue) {
+      // The stable prefix may have grown past the late messages; the replay folds it when it runs.
+      if (this.pendingStable.length >= maxPendingStable) {
+        this.stableState = applyMessages(this.stableState, this.pendingStable);
+        this.pendingStable = [];
+      }
+      return;
     }
     if (this.tentative.length === 0 && this.pendingShown.length === 0) {
       this.stableState = this.shownState;
@@ -97,6 +112,11 @@ export class ChatReplica {
   /** Bring the stable state up to date; only while the shown state (with pendingShown) is current. */
   private foldStable(): void {
     if (this.pendingStable.length === 0) return;
+    if (this.replayDue) {
+      this.stableState = applyMessages(this.stableState, this.pendingStable);
+      this.pendingStable = [];
+      return;
+    }
     if (this.tentative.length === 0) {
       // Everything is stable: the shown state (brought up to date) is the stable state.
       this.stableState = this.shown;

@@ -17,9 +17,9 @@ export class ChatApp implements Application {
   }
 
   apply(ordered: readonly Message[], stable: readonly Message[]): void {
-    const before = this.replica.shown;
     this.replica.apply(ordered, stable);
-    if (this.replica.shown !== before) this.changed();
+    // The replica applies lazily; listeners (pushes) read the shown state when they run.
+    if (ordered.length > 0) this.changed();
   }
 
   viewChanged(view: readonly ServerId[]): void {

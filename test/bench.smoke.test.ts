@@ -1,0 +1,37 @@
+/**
+ * Smoke test of the benchmark suite: QUICK=1 runs every phase on its own
+ * cluster and reports every figure. Speed is never asserted here (shared,
+ * noisy machines); `make bench` prints the real figures.
+ */
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const bench = resolve(dirname(fileURLToPath(import.meta.url)), '../src/bench/bench.js');
+
+describe('benchmark suite (QUICK=1 smoke test)', function () {
+  this.timeout(180_000);
+
+  it('runs every phase and reports every figure as a number', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'chorus-bench-smoke-'));
+    try {
+      const out = join(dir, 'bench.json');
+      const { stdout } = await promisify(execFile)(process.execPath, [bench, '--quick', '--out', out]);
+      expect(stdout).to.match(/throughput: stable at all five/);
+      const r = JSON.parse(readFileSync(out, 'utf8')) as Record<string, Record<string, unknown>>;
+      for (const section of ['throughput', 'baseline', 'latency', 'heal', 'catchUp', 'footprint', 'restart']) expect(r, section).to.have.property(section);
+      expect(r.throughput.acknowledgedPerS).to.be.a('number').greaterThan(0);
+      expect(r.throughput.datagramsLostToOverflow).to.be.a('number');
+      expect((r.latency.ack as { count: number }).count).to.be.greaterThan(0);
+      expect(r.heal.convergedMsAfterHeal).to.be.a('number');
+      expect(r.catchUp.caughtUpMs).to.be.a('number');
+      expect((r.footprint.retained as number[]).every((n) => n === 0)).to.equal(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
