@@ -228,7 +228,7 @@ class Bench {
     await Promise.all(this.appenders.map((a) => a.flood(() => performance.now() >= end, 32)));
     const elapsed = (performance.now() - start) / 1000;
     const acked = this.appenders.flatMap((a) => a.acked);
-    const maxTs = Math.max(...acked.map((a) => tsOf(a.id)));
+    const maxTs = acked.reduce((max, a) => Math.max(max, tsOf(a.id)), 0);
     for (;;) {
       const all = await this.allProgress(false);
       if (all.every((p) => p && p.stableTs >= maxTs)) break;
