@@ -71,14 +71,12 @@ export class ChatReplica {
     const appended: Message[] = [];
     for (const m of ordered) {
       const last = this.tentative[this.tentative.length - 1];
-      if (!last || compareOrder(last, m) < 0) {
-        this.tentative.push(m);
-        appended.push(m);
-      } else {
-        this.insert(m);
-        replay = true;
-      }
+      if (last && compareOrder(last, m) >= 0) replay = true;
+      this.tentative.push(m);
+      if (!replay) appended.push(m);
     }
+    // Late messages were appended out of order: one sort puts them in place, however many came.
+    if (replay) this.tentative.sort(compareOrder);
     if (stable.length > 0) {
       for (let i = 0; i < stable.length; i++) {
         const m = this.tentative[i];
@@ -125,16 +123,5 @@ export class ChatReplica {
     }
     this.stableState = applyMessages(this.stableState, this.pendingStable);
     this.pendingStable = [];
-  }
-
-  private insert(m: Message): void {
-    let lo = 0;
-    let hi = this.tentative.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareOrder(this.tentative[mid], m) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    this.tentative.splice(lo, 0, m);
   }
 }

@@ -94,7 +94,7 @@ export class ProcessCluster {
       return stdout;
     } catch (err) {
       const e = err as Error & { stdout?: string; stderr?: string };
-      throw new Error(`tools/${name} ${args.join(' ')} failed:\n${e.stdout ?? ''}${e.stderr ?? ''}`);
+      throw new Error(`tools/${name} ${args.join(' ')} failed:\n${e.stdout ?? ''}${e.stderr ?? ''}`, { cause: err });
     } finally {
       this.adoptPids();
     }
