@@ -9,7 +9,7 @@ import { Daemon } from '../src/daemon/daemon.js';
 import { silentLogger } from '../src/daemon/logger.js';
 import { ChorusError } from '../src/errors.js';
 import { LogFiles, readLogFiles } from '../src/storage/logFiles.js';
-import { freePorts } from './support/ports.js';
+import { freePorts } from '../src/tools/freePorts.js';
 
 const records: JournalRecord[] = [
   { t: 'msg', m: { sender: 1, seq: 1, ts: 1, payload: 'first "one"' } },

@@ -8,8 +8,6 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,6 +18,7 @@ import { ChorusConnection } from '../client/connection.js';
 import { loadClusterConfig } from '../config/clusterConfig.js';
 import type { GroupView } from '../rpc/protocol.js';
 import { LocalCluster } from '../tools/clusterOps.js';
+import { freePorts } from '../tools/freePorts.js';
 import { serverDir } from '../tools/localCluster.js';
 
 const execFileAsync = promisify(execFile);
@@ -72,27 +71,6 @@ function diskBytes(dir: string): number {
   return total;
 }
 
-async function freePorts(count: number): Promise<number[]> {
-  const ports: number[] = [];
-  const held: { close(): void }[] = [];
-  while (ports.length < count) {
-    const udp = createSocket('udp4');
-    await new Promise<void>((r) => udp.bind(0, '127.0.0.1', () => r()));
-    held.push(udp);
-    const port = udp.address().port;
-    const tcp = createServer();
-    const ok = await new Promise<boolean>((r) => {
-      tcp.once('error', () => r(false));
-      tcp.listen(port, '127.0.0.1', () => r(true));
-    });
-    if (ok) {
-      held.push(tcp);
-      ports.push(port);
-    }
-  }
-  for (const h of held) h.close();
-  return ports;
-}
 
 /** A client that keeps up to `window` appends in flight and times each acknowledgement. */
 class Appender {

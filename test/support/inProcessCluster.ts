@@ -11,7 +11,7 @@ import { Daemon, type DaemonOptions } from '../../src/daemon/daemon.js';
 import { ChatServer } from '../../src/rpc/chatServer.js';
 import { Writable } from 'node:stream';
 import winston from 'winston';
-import { freePorts } from './ports.js';
+import { freePorts } from '../../src/tools/freePorts.js';
 
 export const fastTimers = { statusIntervalMs: 50, viewTimeoutMs: 400, nackRetryMs: 20, ackDelayMs: 1 };
 

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { ChorusConnection } from '../../src/client/connection.js';
 import { loadClusterConfig, type ClusterConfig } from '../../src/config/clusterConfig.js';
 import { launchDaemon, pidFile, type LocalClusterPaths } from '../../src/tools/localCluster.js';
-import { freePorts } from './ports.js';
+import { freePorts } from '../../src/tools/freePorts.js';
 
 const distRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 export const clientMain = join(distRoot, 'src/client/main.js');

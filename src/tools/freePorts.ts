@@ -1,4 +1,4 @@
-/** Free ports for test clusters, so tests never collide with a running cluster or each other. */
+/** Free ports for test and benchmark clusters, so they never collide with a running cluster or each other. */
 import { createSocket, type Socket } from 'node:dgram';
 import { createServer, type Server } from 'node:net';
 
