@@ -41,11 +41,6 @@ export class OrderedLog {
     return taken;
   }
 
-  first(): Message | undefined {
-    this.sort();
-    return this.items[this.head];
-  }
-
   toArray(): Message[] {
     this.sort();
     return this.items.slice(this.head);

@@ -66,7 +66,3 @@ export interface Outbound {
 export function compareOrder(a: Message, b: Message): number {
   return a.ts - b.ts || a.sender - b.sender;
 }
-
-export function messageKey(m: Pick<Message, 'sender' | 'seq'>): string {
-  return `${m.sender}:${m.seq}`;
-}

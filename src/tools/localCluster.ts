@@ -7,7 +7,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ChorusConnection } from '../client/connection.js';
-import type { ClusterConfig, ServerAddress } from '../config/clusterConfig.js';
+import type { ServerAddress } from '../config/clusterConfig.js';
 import { controlFileName, type ControlInfo } from '../rpc/controlServer.js';
 
 const daemonMain = resolve(dirname(fileURLToPath(import.meta.url)), '../daemon/main.js');
@@ -81,10 +81,6 @@ export async function stopDaemon(paths: LocalClusterPaths, id: number, signal: '
   }
   if (signal === 'SIGTERM') return stopDaemon(paths, id, 'SIGKILL', timeoutMs);
   throw new Error(`server ${id} (pid ${pid}) did not stop`);
-}
-
-export function allServers(config: ClusterConfig): readonly ServerAddress[] {
-  return config.servers;
 }
 
 /** Call a method on server id's control endpoint; undefined when the server is not running. */
