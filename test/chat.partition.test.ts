@@ -55,6 +55,15 @@ describe('chat across a partition, and sessions that end', function () {
     return client.run(`c ${server}`, `u ${user}`).then(() => client);
   }
 
+  /** Alice on server 1 and Bob on `bobServer`, both in group g. */
+  async function aliceAndBobInG(c: InProcessCluster, bobServer: number): Promise<[TestClient, TestClient]> {
+    const alice = await connect(c, 1, 'alice');
+    const bob = await connect(c, bobServer, 'bob');
+    await alice.run('j g');
+    await bob.run('j g');
+    return [alice, bob];
+  }
+
   const digestsAgree = (c: InProcessCluster) => {
     const statuses = c.running().map((d) => d.status());
     return statuses.every((s) => s.digest === statuses[0].digest && s.unstable === 0);
@@ -89,10 +98,7 @@ describe('chat across a partition, and sessions that end', function () {
 
   it('a client that disconnects leaves its group', async () => {
     const c = await startCluster();
-    const alice = await connect(c, 1, 'alice');
-    const bob = await connect(c, 3, 'bob');
-    await alice.run('j g');
-    await bob.run('j g');
+    const [alice, bob] = await aliceAndBobInG(c, 3);
     await waitUntil(async () => (await alice.history())[0].includes('participants: alice, bob'), 5_000, 'bob seen');
     bob.client.close();
     await waitUntil(async () => (await alice.history())[0].includes('participants: alice |'), 5_000, 'bob gone after disconnect');
@@ -100,10 +106,7 @@ describe('chat across a partition, and sessions that end', function () {
 
   it('a server restarted after a crash makes the users of its lost sessions leave', async () => {
     const c = await startCluster();
-    const alice = await connect(c, 1, 'alice');
-    const bob = await connect(c, 2, 'bob');
-    await alice.run('j g');
-    await bob.run('j g');
+    const [alice] = await aliceAndBobInG(c, 2);
     await c.waitFor(() => digestsAgree(c), 5_000, 'joins everywhere');
     await c.crash(2);
     await c.waitFor(() => c.daemon(1).view.length === 4, 5_000, 'server 2 out of the view');
