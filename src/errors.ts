@@ -11,7 +11,8 @@ export type ErrorCode =
   | 'STORAGE_FAILED'
   | 'PORT_IN_USE'
   | 'NETWORK_FAILED'
-  | 'INVALID_ARGUMENT';
+  | 'INVALID_ARGUMENT'
+  | 'KEY_INVALID';
 
 export class ChorusError extends Error {
   constructor(

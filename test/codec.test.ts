@@ -30,13 +30,12 @@ describe('wire codec', () => {
     const status = encodePacket({ type: 'status', from: 1, seqVector: [0, 0, 0], tsVector: [0, 0, 0] });
     const cases: [Uint8Array, string][] = [
       [Buffer.from([1]), 'too-short'],
-      [Buffer.concat([Buffer.from([9]), status.subarray(1)]), 'wrong-version'],
-      [Buffer.concat([Buffer.from([1, 77]), status.subarray(2)]), 'unknown-type'],
-      [Buffer.from([1, 2, ...Buffer.from('{not json')]), 'malformed'],
-      [Buffer.from([1, 2, ...Buffer.from('{"f":1,"s":[0,0],"t":[0,0,0]}')]), 'malformed'],
-      [Buffer.from([1, 2, ...Buffer.from('{"f":7,"s":[0,0,0],"t":[0,0,0]}')]), 'unknown-sender'],
-      [Buffer.from([1, 1, ...Buffer.from('{"f":1,"m":[[1,0,1,"x"]]}')]), 'malformed'],
-      [Buffer.from([1, 3, ...Buffer.from('{"f":1,"s":2,"a":5,"b":4}')]), 'malformed'],
+      [Buffer.concat([Buffer.from([77]), status.subarray(1)]), 'unknown-type'],
+      [Buffer.from([2, ...Buffer.from('{not json')]), 'malformed'],
+      [Buffer.from([2, ...Buffer.from('{"f":1,"s":[0,0],"t":[0,0,0]}')]), 'malformed'],
+      [Buffer.from([2, ...Buffer.from('{"f":7,"s":[0,0,0],"t":[0,0,0]}')]), 'unknown-sender'],
+      [Buffer.from([1, ...Buffer.from('{"f":1,"m":[[1,0,1,"x"]]}')]), 'malformed'],
+      [Buffer.from([3, ...Buffer.from('{"f":1,"s":2,"a":5,"b":4}')]), 'malformed'],
       [Buffer.alloc(70000), 'oversized'],
     ];
     for (const [buf, reason] of cases) {

@@ -1,4 +1,5 @@
 /** Log files: group commit, snapshots, torn tails, and corruption reported by file and line. */
+import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -67,7 +68,7 @@ describe('log files', () => {
     };
     files.writeSnapshot(engine, { chat: 'state' });
     files.close();
-    expect(readdirSync(dir).sort()).to.deep.equal(['journal.1.jsonl', 'snapshot.json']);
+    expect(readdirSync(dir).sort()).to.deep.equal(['incarnation', 'journal.1.jsonl', 'snapshot.json']);
     const loaded = readLogFiles(dir, 3, 3);
     expect(loaded.generation).to.equal(1);
     expect(loaded.snapshot?.engine).to.deep.equal(engine);
@@ -135,7 +136,7 @@ describe('log files', () => {
     const config = parseClusterConfig(ports.map((p, i) => (i % 2 === 0 ? `127.0.0.1 ${p} ${ports[i + 1]}` : '')).join('\n'), 'test-config');
     const file = writeJournal('{"t":"ts","tsVector":[0,0,0]}\n{"t":"msg","sender":2,"seq":2,"ts":5,"payload":"x"}\n');
     try {
-      await Daemon.start({ id: 1, config, dataDir: dir, logger: silentLogger() });
+      await Daemon.start({ id: 1, config, dataDir: dir, logger: silentLogger(), clusterKey: randomBytes(32) });
       throw new Error('expected the daemon to refuse');
     } catch (err) {
       expect(err).to.be.instanceOf(ChorusError);
@@ -143,7 +144,7 @@ describe('log files', () => {
     }
     // The refusal released the directory: a fixed journal starts.
     writeJournal('');
-    const daemon = await Daemon.start({ id: 1, config, dataDir: dir, logger: silentLogger() });
+    const daemon = await Daemon.start({ id: 1, config, dataDir: dir, logger: silentLogger(), clusterKey: randomBytes(32) });
     await daemon.stop();
   });
 });

@@ -19,7 +19,7 @@ import { loadClusterConfig } from '../config/clusterConfig.js';
 import type { GroupView } from '../rpc/protocol.js';
 import { LocalCluster } from '../tools/clusterOps.js';
 import { freePorts } from '../tools/freePorts.js';
-import { serverDir } from '../tools/localCluster.js';
+import { connectControl, serverDir } from '../tools/localCluster.js';
 
 const execFileAsync = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -145,13 +145,9 @@ class Bench {
     let entry = this.control.get(id);
     if (!entry || entry.pid !== pid || !entry.connection.connected) {
       entry?.connection.close();
-      const file = join(serverDir(this.cluster.paths, id), 'control.json');
-      try {
-        const info = JSON.parse(readFileSync(file, 'utf8')) as { port: number };
-        entry = { pid, connection: await ChorusConnection.connect(`127.0.0.1:${info.port}`, 1000) };
-      } catch {
-        return undefined;
-      }
+      const connection = await connectControl(this.cluster.paths, id, 1000);
+      if (!connection) return undefined;
+      entry = { pid, connection };
       this.control.set(id, entry);
     }
     try {
@@ -426,7 +422,7 @@ async function main(): Promise<void> {
   const ports = await freePorts(10);
   const configFile = join(root, 'clusterconfig');
   writeFileSync(configFile, Array.from({ length: 5 }, (_, i) => `127.0.0.1 ${ports[2 * i]} ${ports[2 * i + 1]}\n`).join(''));
-  const cluster = new LocalCluster(loadClusterConfig(configFile), { dataRoot: join(root, 'data'), configFile }, ['--snapshot-interval-ms', '2000', '--log-level', 'warn']);
+  const cluster = new LocalCluster(loadClusterConfig(configFile), { dataRoot: join(root, 'data'), configFile }, ['--snapshot-interval-ms', '2000', '--log-level', 'warn', '--max-requests-per-second', '1000000']);
   const bench = new Bench(cluster, argv.quick ? quickScale : fullScale, (line) => process.stderr.write(`${line}\n`));
   try {
     await cluster.start();

@@ -4,6 +4,7 @@
  * client connection; the server a member joined through is the sender of
  * the join's broadcast message.
  */
+import { z } from 'zod';
 
 export interface JoinOp {
   readonly op: 'join';
@@ -48,26 +49,29 @@ export function messageId(ts: number, sender: number): string {
 
 const printableNoSpace = /^[^\s\p{Cc}\p{Cf}]+$/u;
 const printable = /^[^\p{Cc}\p{Cf}\u2028\u2029]+$/u;
+/** Length in characters (code points), as a person counts them. */
+const chars = (s: string): number => [...s].length;
+const aString = { error: 'must be a string' };
 
-/** Why a user name is invalid, or undefined. */
-export function checkUserName(user: string): string | undefined {
-  if (user.length < 1 || [...user].length > limits.userChars) return `a user name has 1-${limits.userChars} characters`;
-  if (!printableNoSpace.test(user)) return 'a user name has printable characters and no spaces';
-  return undefined;
-}
+/** The rules for names and text, checked where a client's request enters a daemon (rpc/methods.ts). */
+export const userNameSchema = z
+  .string(aString)
+  .refine((s) => chars(s) >= 1 && chars(s) <= limits.userChars, { error: `a user name has 1-${limits.userChars} characters`, abort: true })
+  .refine((s) => printableNoSpace.test(s), { error: 'a user name has printable characters and no spaces' });
 
-export function checkGroupName(group: string): string | undefined {
-  if (group.length < 1 || [...group].length > limits.groupChars) return `a group name has 1-${limits.groupChars} characters`;
-  if (!printable.test(group) || group.trim() !== group) return 'a group name has printable characters and no leading or trailing spaces';
-  return undefined;
-}
+export const groupNameSchema = z
+  .string(aString)
+  .refine((s) => chars(s) >= 1 && chars(s) <= limits.groupChars, { error: `a group name has 1-${limits.groupChars} characters`, abort: true })
+  .refine((s) => printable.test(s) && s.trim() === s, { error: 'a group name has printable characters and no leading or trailing spaces' });
 
-export function checkText(text: string): string | undefined {
-  if (text.trim().length === 0) return 'a message cannot be empty';
-  if ([...text].length > limits.textChars) return `a message has at most ${limits.textChars} characters`;
-  if (!printable.test(text)) return 'a message cannot contain control characters';
-  return undefined;
-}
+export const messageTextSchema = z
+  .string(aString)
+  .refine((s) => s.trim().length > 0, { error: 'a message cannot be empty', abort: true })
+  .refine((s) => chars(s) <= limits.textChars, { error: `a message has at most ${limits.textChars} characters`, abort: true })
+  .refine((s) => printable.test(s), { error: 'a message cannot contain control characters' });
+
+/** A message id as clients see it: "<ts>.<sender>". */
+export const messageIdSchema = z.string(aString).regex(/^[1-9][0-9]{0,15}\.[1-9][0-9]?$/, { error: 'a message id looks like "<ts>.<server>", e.g. "42.3"' });
 
 /** Decode a payload into an operation; undefined if it is not one (ignored by every daemon alike). */
 export function decodeOp(payload: string): ChatOp | undefined {

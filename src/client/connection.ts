@@ -16,12 +16,15 @@ export class RpcCallError extends Error {
 
 export interface ConnectionEvents {
   group: [GroupView];
-  close: [];
+  /** The reason the server gave, if any (a limit, a shutdown). */
+  close: [reason: string | undefined];
 }
 
 export class ChorusConnection extends EventEmitter<ConnectionEvents> {
   private readonly client: JSONRPCClient;
   private open = true;
+  /** An error the server sent outside any call (id null), e.g. "too many connections". */
+  private notice: string | undefined;
 
   private constructor(
     private readonly socket: WebSocket,
@@ -34,16 +37,21 @@ export class ChorusConnection extends EventEmitter<ConnectionEvents> {
       return Promise.resolve();
     });
     socket.on('message', (data) => this.onMessage(data.toString()));
-    socket.on('close', () => this.onClose());
+    socket.on('close', (code, reason) => this.onClose(reason.length > 0 ? `${reason.toString()} (${code})` : undefined));
     socket.on('error', () => undefined);
   }
 
-  /** Connect to host:port, failing after timeoutMs. */
-  static connect(address: string, timeoutMs = 5000): Promise<ChorusConnection> {
+  /** Connect to host:port, failing after timeoutMs; `headers` go with the upgrade request (the control token). */
+  static connect(address: string, timeoutMs = 5000, headers: Record<string, string> = {}): Promise<ChorusConnection> {
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(`ws://${address}`, { handshakeTimeout: timeoutMs });
+      const socket = new WebSocket(`ws://${address}`, { handshakeTimeout: timeoutMs, headers });
       const fail = (err: Error) => reject(new Error(`cannot connect to ${address}: ${err.message}`));
       socket.once('error', fail);
+      socket.once('unexpected-response', (_request, response) => {
+        socket.off('error', fail);
+        socket.terminate();
+        reject(new RpcCallError(response.statusCode ?? 0, `${address} refused the connection: ${response.statusCode} ${response.statusMessage ?? ''}`.trim()));
+      });
       socket.once('open', () => {
         socket.off('error', fail);
         resolve(new ChorusConnection(socket, address));
@@ -67,11 +75,11 @@ export class ChorusConnection extends EventEmitter<ConnectionEvents> {
 
   close(): void {
     this.socket.close();
-    this.onClose();
+    this.onClose(undefined);
   }
 
   private onMessage(text: string): void {
-    let message: { method?: string; params?: unknown };
+    let message: { method?: string; params?: unknown; id?: unknown; error?: { message?: unknown } };
     try {
       message = JSON.parse(text) as typeof message;
     } catch {
@@ -81,13 +89,18 @@ export class ChorusConnection extends EventEmitter<ConnectionEvents> {
       this.emit('group', message.params as GroupView);
       return;
     }
+    if (message.id === null && message.error) {
+      this.notice = String(message.error.message);
+      return;
+    }
     this.client.receive(message as Parameters<JSONRPCClient['receive']>[0]);
   }
 
-  private onClose(): void {
+  private onClose(closeReason: string | undefined): void {
     if (!this.open) return;
     this.open = false;
-    this.client.rejectAllPendingRequests('the connection to the server was lost');
-    this.emit('close');
+    const reason = this.notice ?? closeReason;
+    this.client.rejectAllPendingRequests(`the connection to the server was lost${reason ? `: ${reason}` : ''}`);
+    this.emit('close', reason);
   }
 }

@@ -94,9 +94,9 @@ export class ChatClient {
     connection.on('group', (view) => {
       if (view.group === this.group) this.show(view);
     });
-    connection.on('close', () => {
+    connection.on('close', (reason) => {
       if (this.connection !== connection) return;
-      if (!this.quitRequested) this.out.print(`connection to ${address} lost; connect to another server with c <id>`);
+      if (!this.quitRequested) this.out.print(`connection to ${address} lost${reason ? ` (${reason})` : ''}; connect to another server with c <id>`);
     });
     this.out.print(`connected to ${address}`);
     // A new server is a new session: carry the user name and group over.

@@ -15,8 +15,8 @@ import { allOnLoopback, serverById, type ClusterConfig } from '../config/cluster
 import { ChorusError } from '../errors.js';
 import { LogFiles, type LoadedLog } from '../storage/logFiles.js';
 import type { FaultFilter, FaultSettings } from '../transport/faults.js';
-import { UdpTransport, type TransportCounters } from '../transport/udpTransport.js';
-import { loopbackDatagramBytes, networkDatagramBytes, type DropReason } from '../wire/codec.js';
+import { UdpTransport, type DropReason, type TransportCounters } from '../transport/udpTransport.js';
+import { loopbackDatagramBytes, networkDatagramBytes } from '../wire/codec.js';
 import { OrderDigest, type Application, type ApplicationFactory } from './application.js';
 
 export type EngineTimers = { -readonly [K in keyof typeof defaultEngineTimers]: number };
@@ -26,6 +26,8 @@ export interface DaemonOptions {
   readonly config: ClusterConfig;
   readonly dataDir: string;
   readonly logger: winston.Logger;
+  /** Signs and checks every datagram (config/clusterKey.ts); empty only with --insecure. */
+  readonly clusterKey: Buffer;
   readonly timers?: Partial<EngineTimers>;
   /** Default: 32 KiB when every server is on loopback, else 1400 bytes (no IP fragmentation). */
   readonly maxDatagramBytes?: number;
@@ -43,15 +45,19 @@ export const defaultSnapshotIntervalMs = 30_000;
 /** At most one warning per drop reason in this period; the counters keep the exact numbers. */
 const dropWarningIntervalMs = 5_000;
 
+const refusals = {
+  busy: 'the server is overloaded: too many messages waiting to be sent; try again shortly',
+  'too-large': 'the message is too large to broadcast',
+  stopped: 'the server is shutting down',
+  storage: 'the server cannot write its log files, so it accepts no operations until it is restarted',
+} as const;
+
 export class BroadcastRefused extends Error {
-  constructor(readonly reason: 'busy' | 'too-large' | 'stopped') {
-    super(
-      reason === 'busy'
-        ? 'the server is overloaded: too many messages waiting to be sent; try again shortly'
-        : reason === 'too-large'
-          ? 'the message is too large to broadcast'
-          : 'the server is shutting down',
-    );
+  constructor(
+    readonly reason: keyof typeof refusals,
+    detail?: string,
+  ) {
+    super(detail === undefined ? refusals[reason] : `${refusals[reason]} (${detail})`);
     this.name = 'BroadcastRefused';
   }
 }
@@ -72,6 +78,10 @@ export interface DaemonStatus {
   queued: number;
   buffered: number;
   digest: string;
+  /** This run of the daemon, as named in its datagrams. */
+  incarnation: number;
+  /** Set when the log files could not be written: the daemon then accepts nothing until restarted. */
+  storageError?: string;
   engine: EngineCounters;
   transport: TransportCounters;
   journal: { bytes: number; records: number; syncs: number };
@@ -95,6 +105,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private drainScheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Why the log files cannot be written; once set, nothing is written, sent or acknowledged again. */
+  private storageError: string | undefined;
   private lastSnapshotAt = now();
   private readonly lastDropWarningAt = new Map<DropReason, number>();
   private transport!: UdpTransport;
@@ -126,6 +138,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       }
       daemon.transport = await UdpTransport.open(
         me,
+        { incarnation: files.incarnation, key: options.clusterKey },
         config.servers,
         (packet) => daemon.onPacket(packet),
         (reason, detail, from) => daemon.onDrop(reason, detail, from),
@@ -172,6 +185,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   /** Broadcast a payload; resolves with its (seq, ts) once it is durable here. */
   broadcast(payload: string): Promise<Message> {
+    if (this.storageError !== undefined) return Promise.reject(new BroadcastRefused('storage', this.storageError));
     if (this.stopped) return Promise.reject(new BroadcastRefused('stopped'));
     const tag = this.nextTag++;
     const result = this.engine.broadcast(payload, tag, now());
@@ -226,6 +240,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       queued: e.queuedCount,
       buffered: e.bufferedCount,
       digest: withDigest ? this.app.digest() : '',
+      incarnation: this.files.incarnation,
+      ...(this.storageError === undefined ? {} : { storageError: this.storageError }),
       engine: { ...e.counters },
       transport: structuredClone(this.transport.counters),
       journal: { bytes: this.files.journalBytes, records: this.files.journalRecords, syncs: this.files.syncs },
@@ -234,6 +250,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   /** Clean shutdown: finish the current step, snapshot, close the socket and the files. */
   async stop(): Promise<void> {
+    if (this.storageError !== undefined) {
+      this.files.abandon();
+      this.logger.info(`stopped server ${this.id}; its log files hold everything up to the storage failure`);
+      return;
+    }
     if (this.stopped) return;
     this.drain();
     this.stopped = true;
@@ -250,6 +271,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   /** Stop as a crash would: nothing pending is written, no snapshot. For tests. */
   async crash(): Promise<void> {
+    if (this.storageError !== undefined) return this.files.abandon();
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
@@ -268,6 +290,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   private onDrop(reason: DropReason, detail: string, from: string): void {
+    // Stale datagrams are expected for a moment after any server restarts; the counter still shows them.
+    if (reason === 'stale') return;
     const at = now();
     const last = this.lastDropWarningAt.get(reason) ?? -Infinity;
     if (at - last < dropWarningIntervalMs) return;
@@ -285,9 +309,6 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (this.stopped) return;
     this.engine.tick(now());
     this.drain();
-    if (this.files.journalRecords > 0 && now() - this.lastSnapshotAt >= (this.options.snapshotIntervalMs ?? defaultSnapshotIntervalMs)) {
-      this.snapshot();
-    }
   }
 
   private drain(): void {
@@ -295,11 +316,17 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (this.stopped) return;
     try {
       this.act(this.engine.ready());
-      if (this.files.journalBytes >= (this.options.snapshotJournalBytes ?? defaultSnapshotJournalBytes)) this.snapshot();
+      if (this.snapshotDue()) this.snapshot();
       this.armTimer();
     } catch (err) {
-      this.fail(err as Error);
+      if (err instanceof ChorusError && err.code === 'STORAGE_FAILED') this.storageFailed(err);
+      else this.fail(err as Error);
     }
+  }
+
+  private snapshotDue(): boolean {
+    if (this.files.journalBytes >= (this.options.snapshotJournalBytes ?? defaultSnapshotJournalBytes)) return true;
+    return this.files.journalRecords > 0 && now() - this.lastSnapshotAt >= (this.options.snapshotIntervalMs ?? defaultSnapshotIntervalMs);
   }
 
   /** The Ready contract: persist, then send, then acknowledge, then apply. */
@@ -338,7 +365,24 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.timer = setTimeout(() => this.onTimer(), delay);
   }
 
-  /** Storage failed or an invariant broke: stop at once; restart and recovery are the designed path. */
+  /**
+   * The log files cannot be written (a full disk, a read-only file system).
+   * What the engine produced since the last durable write must never leave
+   * this process: no packet is sent, no operation acknowledged or applied.
+   * To its peers the daemon has crashed; to its clients it answers every
+   * operation with this error until it is restarted, and recovers from the
+   * files, which hold everything it ever acknowledged.
+   */
+  private storageFailed(err: ChorusError): void {
+    this.storageError = err.message;
+    this.logger.error(`${err.message}; accepting no operations until restarted (fix the disk, then tools/cluster relaunch ${this.id})`);
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.rejectPending(new BroadcastRefused('storage', err.message));
+    void this.transport.close().catch(() => undefined);
+  }
+
+  /** An invariant broke: stop at once; restart and recovery are the designed path. */
   private fail(err: Error): void {
     this.logger.error(`stopping: ${err.message}`);
     this.stopped = true;

@@ -2,13 +2,15 @@
 /**
  * chorusd: run server <id> of the cluster in clusterconfig.
  */
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadClusterConfig } from '../config/clusterConfig.js';
+import { clusterKeyFileName, loadClusterKey } from '../config/clusterKey.js';
 import { ChorusError } from '../errors.js';
 import { defaultEngineTimers } from '../broadcast/engine.js';
 import { ChatServer } from '../rpc/chatServer.js';
+import { defaultRpcLimits } from '../rpc/protocol.js';
 import { defaultSnapshotIntervalMs, defaultSnapshotJournalBytes } from './daemon.js';
 import { createLogger, logLevels, type LogLevel } from './logger.js';
 
@@ -18,6 +20,8 @@ const argv = yargs(hideBin(process.argv))
   .option('id', { type: 'number', demandOption: true, describe: 'this server: line <n> of the cluster configuration' })
   .option('config', { type: 'string', default: 'clusterconfig', describe: 'cluster configuration file' })
   .option('data-dir', { type: 'string', describe: 'log files directory (default: data/server<id>)' })
+  .option('key-file', { type: 'string', describe: `the cluster key (default: ${clusterKeyFileName} next to the data directory, e.g. data/${clusterKeyFileName})` })
+  .option('insecure', { type: 'boolean', default: false, describe: 'run without a cluster key: anyone who can reach the UDP port can inject traffic' })
   .option('log-level', { choices: logLevels, default: 'info' as LogLevel, describe: 'debug logs every packet' })
   .option('status-interval-ms', { type: 'number', default: defaultEngineTimers.statusIntervalMs, describe: 'heartbeat / anti-entropy period' })
   .option('ack-delay-ms', { type: 'number', default: defaultEngineTimers.ackDelayMs, describe: 'least time between two prompt acknowledgements' })
@@ -26,7 +30,13 @@ const argv = yargs(hideBin(process.argv))
   .option('max-datagram-bytes', { type: 'number', describe: 'pack messages up to this size (default: 32768 on loopback, else 1400)' })
   .option('snapshot-journal-bytes', { type: 'number', default: defaultSnapshotJournalBytes, describe: 'snapshot when the journal reaches this size' })
   .option('snapshot-interval-ms', { type: 'number', default: defaultSnapshotIntervalMs, describe: 'snapshot an idle daemon after this long' })
+  .option('max-connections', { type: 'number', default: defaultRpcLimits.maxConnections, describe: 'client connections at once; one more is told so and closed' })
+  .option('max-requests-per-second', { type: 'number', default: defaultRpcLimits.requestsPerSecond, describe: 'requests per second per client connection; more get an error' })
+  .option('max-frame-bytes', { type: 'number', default: defaultRpcLimits.maxFrameBytes, describe: 'bytes in one client request; a larger one gets an error' })
   .check((args) => {
+    for (const key of ['max-connections', 'max-requests-per-second', 'max-frame-bytes'] as const) {
+      if (!Number.isInteger(args[key]) || args[key] < 1) throw new Error(`--${key} must be a positive integer, got ${String(args[key])}`);
+    }
     for (const key of ['id', 'status-interval-ms', 'ack-delay-ms', 'view-timeout-ms', 'nack-retry-ms', 'snapshot-journal-bytes', 'snapshot-interval-ms'] as const) {
       const value = args[key];
       if (!Number.isFinite(value) || value < 0) throw new Error(`--${key} must be a non-negative number, got ${String(value)}`);
@@ -38,18 +48,29 @@ const argv = yargs(hideBin(process.argv))
     }
     return true;
   })
+  .conflicts('insecure', 'key-file')
   .strict()
   .help()
   .alias('help', 'h')
   .parseSync();
 
+const insecureWarning =
+  'RUNNING WITHOUT A CLUSTER KEY (--insecure): datagrams are not authenticated; anyone who can reach this UDP port can forge, alter or replay protocol traffic';
+
 async function main(): Promise<void> {
   const config = loadClusterConfig(argv.config);
+  const dataDir = argv['data-dir'] ?? join('data', `server${argv.id}`);
+  const clusterKey = argv.insecure ? Buffer.alloc(0) : loadClusterKey(argv['key-file'] ?? join(dirname(dataDir), clusterKeyFileName));
   const logger = createLogger(argv.id, argv['log-level']);
+  if (argv.insecure) {
+    process.stderr.write(`chorusd: WARNING: ${insecureWarning}\n`);
+    logger.warn(insecureWarning);
+  }
   const server = await ChatServer.start({
     id: argv.id,
     config,
-    dataDir: argv['data-dir'] ?? join('data', `server${argv.id}`),
+    dataDir,
+    clusterKey,
     logger,
     timers: {
       statusIntervalMs: argv['status-interval-ms'],
@@ -60,6 +81,11 @@ async function main(): Promise<void> {
     maxDatagramBytes: argv['max-datagram-bytes'],
     snapshotJournalBytes: argv['snapshot-journal-bytes'],
     snapshotIntervalMs: argv['snapshot-interval-ms'],
+    rpcLimits: {
+      maxConnections: argv['max-connections'],
+      requestsPerSecond: argv['max-requests-per-second'],
+      maxFrameBytes: argv['max-frame-bytes'],
+    },
   });
   server.daemon.on('fatal', () => process.exit(1));
   let stopping = false;

@@ -10,7 +10,10 @@ import { encodeOp } from '../chat/operations.js';
 import { loadFaults } from '../transport/faultsFile.js';
 import { ChatService } from './chatService.js';
 import { ControlServer } from './controlServer.js';
+import type { RpcLimits } from './protocol.js';
 import { RpcServer } from './server.js';
+
+export type ChatServerOptions = Omit<DaemonOptions, 'application'> & { readonly rpcLimits?: RpcLimits };
 
 export class ChatServer {
   private constructor(
@@ -21,7 +24,7 @@ export class ChatServer {
     readonly control: ControlServer,
   ) {}
 
-  static async start(options: Omit<DaemonOptions, 'application'>): Promise<ChatServer> {
+  static async start(options: ChatServerOptions): Promise<ChatServer> {
     let app: ChatApp | undefined;
     const daemon = await Daemon.start({
       ...options,
@@ -33,9 +36,9 @@ export class ChatServer {
     let rpc: RpcServer | undefined;
     let control: ControlServer;
     try {
-      rpc = await RpcServer.start(serverById(options.config, options.id), service);
+      rpc = await RpcServer.start(serverById(options.config, options.id), service, options.rpcLimits);
       const sessions = rpc;
-      control = await ControlServer.start(daemon, options.dataDir, () => ({ sessions: sessions.sessionCount, tentativeReplays: chat.replica.replays }));
+      control = await ControlServer.start(daemon, options.dataDir, options.clusterKey, () => ({ sessions: sessions.sessionCount, tentativeReplays: chat.replica.replays }));
     } catch (err) {
       await rpc?.close();
       await daemon.stop();

@@ -1,11 +1,12 @@
 /**
  * What a client session can do, checked against the daemon's current state
  * before anything is broadcast, so that what is broadcast is always
- * applied the same way by every daemon.
+ * applied the same way by every daemon. Parameters arrive checked against
+ * their schemas (params.ts).
  */
 import { JSONRPCErrorException } from 'json-rpc-2.0';
 import type { ClusterConfig } from '../config/clusterConfig.js';
-import { checkGroupName, checkText, checkUserName, encodeOp, messageId, type ChatOp } from '../chat/operations.js';
+import { encodeOp, messageId, type ChatOp } from '../chat/operations.js';
 import { findMessage, lastMessages, type Group } from '../chat/state.js';
 import type { ChatApp } from '../daemon/chatApp.js';
 import { BroadcastRefused, type Daemon } from '../daemon/daemon.js';
@@ -28,10 +29,7 @@ export class ChatService {
     private readonly config: ClusterConfig,
   ) {}
 
-  setUser(session: Session, user: unknown): { user: string } {
-    const name = requireString(user, 'user');
-    const problem = checkUserName(name);
-    if (problem) throw rpcError(RpcErrors.invalidParams, `invalid user name: ${problem}`);
+  setUser(session: Session, name: string): { user: string } {
     if (session.group !== undefined && session.user !== name) {
       throw rpcError(RpcErrors.invalidParams, 'leave the group before changing the user name');
     }
@@ -39,10 +37,7 @@ export class ChatService {
     return { user: name };
   }
 
-  async join(session: Session, group: unknown): Promise<GroupView> {
-    const name = requireString(group, 'group');
-    const problem = checkGroupName(name);
-    if (problem) throw rpcError(RpcErrors.invalidParams, `invalid group name: ${problem}`);
+  async join(session: Session, name: string): Promise<GroupView> {
     const user = requireUser(session);
     await this.broadcast({ op: 'join', session: session.id, user, group: name });
     session.group = name;
@@ -56,18 +51,14 @@ export class ChatService {
     return { id: messageId(m.ts, m.sender) };
   }
 
-  async append(session: Session, text: unknown): Promise<{ id: string }> {
-    const body = requireString(text, 'text');
+  async append(session: Session, text: string): Promise<{ id: string }> {
     const user = requireUser(session);
     const group = requireGroup(session);
-    const problem = checkText(body);
-    if (problem) throw rpcError(RpcErrors.invalidParams, problem);
-    const m = await this.broadcast({ op: 'append', session: session.id, user, group, text: body });
+    const m = await this.broadcast({ op: 'append', session: session.id, user, group, text });
     return { id: messageId(m.ts, m.sender) };
   }
 
-  async like(session: Session, id: unknown, like: boolean): Promise<{ id: string }> {
-    const targetId = requireString(id, 'id');
+  async like(session: Session, targetId: string, like: boolean): Promise<{ id: string }> {
     const user = requireUser(session);
     const group = requireGroup(session);
     const target = findMessage(this.currentGroup(group), targetId);
@@ -126,14 +117,10 @@ export class ChatService {
       return await this.daemon.broadcast(encodeOp(op));
     } catch (err) {
       if (err instanceof BroadcastRefused && err.reason === 'busy') throw rpcError(RpcErrors.busy, err.message);
+      if (err instanceof BroadcastRefused && err.reason === 'storage') throw rpcError(RpcErrors.storageFailed, `${err.message}; connect to another server`);
       throw rpcError(RpcErrors.unavailable, `the server could not accept the operation: ${(err as Error).message}`);
     }
   }
-}
-
-function requireString(value: unknown, name: string): string {
-  if (typeof value !== 'string') throw rpcError(RpcErrors.invalidParams, `parameter "${name}" must be a string`);
-  return value;
 }
 
 function requireUser(session: Session): string {

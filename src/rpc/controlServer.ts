@@ -2,9 +2,13 @@
  * The control endpoint: status and fault injection for tools/cluster.
  * JSON-RPC 2.0 over WebSocket on 127.0.0.1 only, on a port the kernel
  * picks; the port is written to `control.json` in the data directory, where
- * the tools find it.
+ * the tools find it. A connection must come from this machine and present a
+ * token derived from the cluster key (controlToken), or the upgrade is
+ * refused with 401 or 403 and a reason.
  */
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { JSONRPCErrorException, JSONRPCServer } from 'json-rpc-2.0';
 import { WebSocketServer, type AddressInfo } from 'ws';
@@ -13,6 +17,28 @@ import { parseFaultSettings, saveFaults } from '../transport/faultsFile.js';
 import { RpcErrors } from './protocol.js';
 
 export const controlFileName = 'control.json';
+
+/** The HTTP header carrying the control token. */
+export const controlTokenHeader = 'x-chorus-control-token';
+
+/** What a tool presents to prove it holds the cluster key (the key itself never leaves the files). */
+export function controlToken(clusterKey: Buffer): string {
+  return createHmac('sha256', clusterKey).update('chorus control endpoint').digest('hex');
+}
+
+function isLoopback(address: string | undefined): boolean {
+  return address !== undefined && (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.'));
+}
+
+/** Why a control connection is refused, or undefined to accept it. */
+function refusal(request: IncomingMessage, expected: Buffer): { code: number; why: string } | undefined {
+  if (!isLoopback(request.socket.remoteAddress)) return { code: 403, why: 'the control endpoint serves this machine only' };
+  const token = Buffer.from(String(request.headers[controlTokenHeader] ?? ''), 'utf8');
+  if (token.length !== expected.length || !timingSafeEqual(token, expected)) {
+    return { code: 401, why: 'the control token does not match this cluster key' };
+  }
+  return undefined;
+}
 
 export interface ControlInfo {
   readonly port: number;
@@ -25,7 +51,7 @@ export class ControlServer {
     private readonly file: string,
   ) {}
 
-  static async start(daemon: Daemon, dataDir: string, extraStatus: () => Record<string, unknown>): Promise<ControlServer> {
+  static async start(daemon: Daemon, dataDir: string, clusterKey: Buffer, extraStatus: () => Record<string, unknown>): Promise<ControlServer> {
     const rpc = new JSONRPCServer();
     rpc.addMethod('status', () => ({ ...daemon.status(), faults: daemon.faults.current, ...extraStatus() }));
     // A cheap subset of status, for tools that poll often (tools/bench).
@@ -54,7 +80,17 @@ export class ControlServer {
       daemon.setFaults(settings);
       return settings;
     });
-    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    const expected = Buffer.from(controlToken(clusterKey), 'utf8');
+    const wss = new WebSocketServer({
+      host: '127.0.0.1',
+      port: 0,
+      maxPayload: 1024 * 1024,
+      verifyClient: (info, accept) => {
+        const refused = refusal(info.req, expected);
+        if (refused) accept(false, refused.code, refused.why);
+        else accept(true);
+      },
+    });
     await new Promise<void>((resolve, reject) => {
       wss.once('listening', () => resolve());
       wss.once('error', reject);

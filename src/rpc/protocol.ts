@@ -3,8 +3,10 @@
  * port. Shared by the server and the terminal client. See README "Client RPC".
  */
 
-/** Error codes beyond JSON-RPC's own (-32602 invalid params, -32601 unknown method). */
+/** Error codes beyond JSON-RPC's own (-32700 parse error, -32600 invalid request, -32601 unknown method, -32602 invalid params). */
 export const RpcErrors = {
+  parseError: -32700,
+  invalidRequest: -32600,
   invalidParams: -32602,
   noUser: 4001,
   noGroup: 4002,
@@ -14,7 +16,26 @@ export const RpcErrors = {
   notLiked: 4006,
   busy: 4007,
   unavailable: 4008,
+  storageFailed: 4009,
+  tooManyConnections: 4010,
+  rateLimited: 4011,
+  requestTooLarge: 4012,
 } as const;
+
+/** Limits on what one daemon's client port accepts (chorusd --max-connections etc.). */
+export interface RpcLimits {
+  /** Open client connections; one more is told so and closed. */
+  readonly maxConnections: number;
+  /** Requests per second per connection (a burst of as many is allowed); more are answered with an error. */
+  readonly requestsPerSecond: number;
+  /** Bytes in one request frame; a larger one is answered with an error (16 times larger closes the connection). */
+  readonly maxFrameBytes: number;
+}
+
+export const defaultRpcLimits: RpcLimits = { maxConnections: 1000, requestsPerSecond: 500, maxFrameBytes: 64 * 1024 };
+
+/** WebSocket close code for "try again later" (RFC 6455 section 7.4.1, registered 1013). */
+export const closeTryAgainLater = 1013;
 
 export interface MessageView {
   /** Position in the group's history, 1-based. */

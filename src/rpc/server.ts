@@ -3,14 +3,23 @@
  * Each connection is a session; closing it makes its user leave the group.
  * Subscribed sessions (those in a group) get a `group` notification whenever
  * what they would see changes.
+ *
+ * Anyone can connect, so everything is bounded (RpcLimits): connections,
+ * requests per second per connection, bytes per frame. Each limit is
+ * answered with a JSON-RPC error object saying which limit, never a silent
+ * drop; parameters are checked against their schemas (params.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { JSONRPCServer } from 'json-rpc-2.0';
+import { JSONRPCServer, type JSONRPCRequest } from 'json-rpc-2.0';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ServerAddress } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
 import type { ChatService, Session } from './chatService.js';
-import { recentMessages } from './protocol.js';
+import { parseParams, type ParamsOf, type RpcMethod } from './params.js';
+import { closeTryAgainLater, defaultRpcLimits, recentMessages, RpcErrors, type RpcLimits } from './protocol.js';
+
+/** Frames this many times the limit are not read at all: the WebSocket closes with 1009 (message too big). */
+const hardFrameFactor = 16;
 
 /** Pushes to one session are coalesced: at most one per this period. */
 const pushIntervalMs = 10;
@@ -19,6 +28,13 @@ interface Connection {
   readonly socket: WebSocket;
   readonly session: Session;
   lastPushed?: string;
+  /** Token bucket for the request rate: requests left, refilled at requestsPerSecond. */
+  tokens: number;
+  tokensAt: number;
+}
+
+function errorResponse(id: JSONRPCRequest['id'] | null, code: number, message: string): string {
+  return JSON.stringify({ jsonrpc: '2.0', id: id ?? null, error: { code, message } });
 }
 
 export class RpcServer {
@@ -35,14 +51,15 @@ export class RpcServer {
   private constructor(
     private readonly wss: WebSocketServer,
     private readonly service: ChatService,
+    private readonly limits: RpcLimits,
   ) {
     this.addMethods();
     wss.on('connection', (socket) => this.onConnection(socket));
     this.unsubscribe = service.app.onChange(() => this.schedulePush());
   }
 
-  static async start(address: ServerAddress, service: ChatService): Promise<RpcServer> {
-    const wss = new WebSocketServer({ host: address.host, port: address.clientPort });
+  static async start(address: ServerAddress, service: ChatService, limits: RpcLimits = defaultRpcLimits): Promise<RpcServer> {
+    const wss = new WebSocketServer({ host: address.host, port: address.clientPort, maxPayload: limits.maxFrameBytes * hardFrameFactor });
     await new Promise<void>((resolve, reject) => {
       wss.once('listening', () => resolve());
       wss.once('error', (err: NodeJS.ErrnoException) => {
@@ -50,7 +67,7 @@ export class RpcServer {
         reject(new ChorusError(err.code === 'EADDRINUSE' ? 'PORT_IN_USE' : 'NETWORK_FAILED', `client port ${address.host}:${address.clientPort} ${why}`));
       });
     });
-    return new RpcServer(wss, service);
+    return new RpcServer(wss, service, limits);
   }
 
   get sessionCount(): number {
@@ -59,39 +76,78 @@ export class RpcServer {
 
   private addMethods(): void {
     const s = this.service;
-    const param = (params: unknown, key: string): unknown => (typeof params === 'object' && params !== null ? (params as Record<string, unknown>)[key] : undefined);
-    this.rpc.addMethod('user', (params, c) => s.setUser(c.session, param(params, 'name')));
-    this.rpc.addMethod('join', async (params, c) => {
-      const view = await s.join(c.session, param(params, 'group'));
+    const method = <M extends RpcMethod>(name: M, handler: (params: ParamsOf<M>, c: Connection) => unknown) =>
+      this.rpc.addMethod(name, (params, c) => handler(parseParams(name, params), c));
+    method('user', ({ name }, c) => s.setUser(c.session, name));
+    method('join', async ({ group }, c) => {
+      const view = await s.join(c.session, group);
       c.lastPushed = JSON.stringify(view);
       return view;
     });
-    this.rpc.addMethod('leave', (_params, c) => s.leave(c.session));
-    this.rpc.addMethod('append', (params, c) => s.append(c.session, param(params, 'text')));
-    this.rpc.addMethod('like', (params, c) => s.like(c.session, param(params, 'id'), true));
-    this.rpc.addMethod('unlike', (params, c) => s.like(c.session, param(params, 'id'), false));
-    this.rpc.addMethod('history', (_params, c) => s.history(c.session));
-    this.rpc.addMethod('view', () => s.view());
-    this.rpc.addMethod('status', () => s.daemon.status());
+    method('leave', (_params, c) => s.leave(c.session));
+    method('append', ({ text }, c) => s.append(c.session, text));
+    method('like', ({ id }, c) => s.like(c.session, id, true));
+    method('unlike', ({ id }, c) => s.like(c.session, id, false));
+    method('history', (_params, c) => s.history(c.session));
+    method('view', () => s.view());
   }
 
   private onConnection(socket: WebSocket): void {
-    const connection: Connection = { socket, session: { id: `${this.service.daemon.id}.${this.bootId}.${this.nextSession++}` } };
+    socket.on('error', () => socket.terminate());
+    if (this.connections.size >= this.limits.maxConnections) {
+      const why = `too many connections: this server allows ${this.limits.maxConnections}; try again later or connect to another server`;
+      socket.send(errorResponse(null, RpcErrors.tooManyConnections, why));
+      socket.close(closeTryAgainLater, 'too many connections');
+      return;
+    }
+    const connection: Connection = {
+      socket,
+      session: { id: `${this.service.daemon.id}.${this.bootId}.${this.nextSession++}` },
+      tokens: this.limits.requestsPerSecond,
+      tokensAt: performance.now(),
+    };
     this.connections.add(connection);
-    socket.on('message', (data, isBinary) => {
-      if (isBinary) {
-        socket.send(JSON.stringify({ jsonrpc: '2.0', id: null, error: { code: -32700, message: 'expected a text frame with JSON' } }));
-        return;
-      }
-      void this.rpc.receiveJSON(data.toString(), connection).then((response) => {
-        if (response && socket.readyState === socket.OPEN) socket.send(JSON.stringify(response));
-      });
-    });
+    socket.on('message', (data, isBinary) => this.onFrame(connection, data as Buffer, isBinary));
     socket.on('close', () => {
       this.connections.delete(connection);
       if (!this.crashed) void this.service.closeSession(connection.session);
     });
-    socket.on('error', () => socket.terminate());
+  }
+
+  private onFrame(c: Connection, data: Buffer, isBinary: boolean): void {
+    const reply = (text: string) => {
+      if (c.socket.readyState === c.socket.OPEN) c.socket.send(text);
+    };
+    if (isBinary) return reply(errorResponse(null, RpcErrors.invalidRequest, 'expected a text frame with JSON'));
+    if (data.length > this.limits.maxFrameBytes) {
+      return reply(errorResponse(null, RpcErrors.requestTooLarge, `request too large: ${data.length} bytes; the limit is ${this.limits.maxFrameBytes} bytes`));
+    }
+    let request: unknown;
+    try {
+      request = JSON.parse(data.toString('utf8'));
+    } catch {
+      return reply(errorResponse(null, RpcErrors.parseError, 'parse error: the request is not valid JSON'));
+    }
+    const requests = Array.isArray(request) ? request : [request];
+    if (!this.takeTokens(c, Math.max(requests.length, 1))) {
+      const why = `rate limit: at most ${this.limits.requestsPerSecond} requests per second per connection; slow down`;
+      const ids = requests.map((r) => (typeof r === 'object' && r !== null ? (r as { id?: JSONRPCRequest['id'] }).id : undefined));
+      const answers = ids.filter((id) => id !== undefined).map((id) => errorResponse(id, RpcErrors.rateLimited, why));
+      return reply(answers.length === 1 ? answers[0] : `[${answers.length > 0 ? answers.join(',') : errorResponse(null, RpcErrors.rateLimited, why)}]`);
+    }
+    void this.rpc.receive(request as JSONRPCRequest, c).then((response) => {
+      if (response && (!Array.isArray(response) || response.length > 0)) reply(JSON.stringify(response));
+    });
+  }
+
+  private takeTokens(c: Connection, count: number): boolean {
+    const at = performance.now();
+    const rate = this.limits.requestsPerSecond;
+    c.tokens = Math.min(rate, c.tokens + ((at - c.tokensAt) / 1000) * rate);
+    c.tokensAt = at;
+    if (c.tokens < count) return false;
+    c.tokens -= count;
+    return true;
   }
 
   private schedulePush(): void {

@@ -5,6 +5,8 @@
  *                          (temp file, fsync, rename, fsync of the directory)
  *   journal.<g>.jsonl      JSON lines appended after snapshot generation g
  *   LOCK                   the pid of the daemon using the directory
+ *   incarnation            this run's number, later than every earlier run's:
+ *                          it names the run in each datagram (wire/replayGuard.ts)
  *
  * Appends are buffered and made durable together by sync(): one write and
  * one fdatasync for everything a step produced (group commit). A snapshot
@@ -20,6 +22,7 @@ import { ChorusError } from '../errors.js';
 import { journalLine, parseJournalRecord, parseSnapshot, RecordError, snapshotFormat, snapshotVersion, type SnapshotFile } from './records.js';
 
 export const snapshotName = 'snapshot.json';
+export const incarnationName = 'incarnation';
 const journalPattern = /^journal\.(\d+)\.jsonl$/;
 
 export function journalName(generation: number): string {
@@ -141,8 +144,12 @@ export class LogFiles {
   private fd: number;
   private pending: string[] = [];
   private generation: number;
+  /** This run of the daemon: see beginIncarnation. */
+  incarnation = 0;
   /** Bytes in the current journal, durable or pending. */
   journalBytes = 0;
+  /** Bytes in the current journal known to be durable. */
+  private durableBytes = 0;
   journalRecords = 0;
   syncs = 0;
 
@@ -168,13 +175,20 @@ export class LogFiles {
     } catch (err) {
       throw new ChorusError('STORAGE_FAILED', `${dir}: cannot create data directory: ${(err as Error).message}`);
     }
-    lockDir(dir);
+    try {
+      lockDir(dir);
+    } catch (err) {
+      if (err instanceof ChorusError) throw err;
+      throw new ChorusError('STORAGE_FAILED', `${dir}: cannot write the data directory: ${(err as Error).message}`);
+    }
     try {
       const loaded = readLogFiles(dir, serverId, serverCount);
       if (loaded.tornTail) truncateFile(loaded.journalFile, loaded.tornTail.offset);
       for (const stale of loaded.staleJournals) unlinkSync(stale);
       const files = new LogFiles(dir, serverId, serverCount, loaded);
+      files.incarnation = beginIncarnation(dir, Date.now());
       files.journalBytes = loaded.tornTail ? loaded.tornTail.offset : fileSize(loaded.journalFile);
+      files.durableBytes = files.journalBytes;
       return { files, loaded };
     } catch (err) {
       unlockDir(dir);
@@ -197,20 +211,56 @@ export class LogFiles {
     return this.pending.length > 0;
   }
 
-  /** Group commit: one write and one fdatasync for everything queued. */
+  /**
+   * Group commit: one write and one fdatasync for everything queued. On
+   * failure (a full disk, a read-only file system) the partly written tail is
+   * cut off where it can be, and the error says which file; the records
+   * were not made durable and must not be acted on.
+   */
   sync(): void {
     if (this.pending.length === 0) return;
     const data = Buffer.from(this.pending.join(''));
     this.pending = [];
-    let written = 0;
-    while (written < data.length) written += writeSync(this.fd, data, written);
-    fdatasyncSync(this.fd);
+    try {
+      let written = 0;
+      while (written < data.length) written += writeSync(this.fd, data, written);
+      fdatasyncSync(this.fd);
+    } catch (err) {
+      this.cutBackTo(this.durableBytes);
+      throw storageFailed(`${this.journalFile}: cannot write the journal`, err);
+    }
+    this.durableBytes += data.length;
     this.syncs++;
   }
 
-  /** Write a snapshot of everything up to now and continue with a fresh journal. */
+  private get journalFile(): string {
+    return join(this.dir, journalName(this.generation));
+  }
+
+  /** Best effort: a torn tail is also dropped on the next start, so failing here loses nothing. */
+  private cutBackTo(length: number): void {
+    try {
+      ftruncateSync(this.fd, length);
+    } catch {
+      // A read-only file system refuses this too; recovery drops the torn tail.
+    }
+  }
+
+  /**
+   * Write a snapshot of everything up to now and continue with a fresh
+   * journal. A failure at any step leaves the old snapshot and journal, or
+   * the new snapshot alone, both complete; the caller must not write again.
+   */
   writeSnapshot(engine: EngineState, app: unknown): void {
     this.sync();
+    try {
+      this.rotate(engine, app);
+    } catch (err) {
+      throw storageFailed(`${this.dir}: cannot write a snapshot`, err);
+    }
+  }
+
+  private rotate(engine: EngineState, app: unknown): void {
     const generation = this.generation + 1;
     const snapshot: SnapshotFile = {
       format: snapshotFormat,
@@ -221,16 +271,7 @@ export class LogFiles {
       engine,
       app,
     };
-    const file = join(this.dir, snapshotName);
-    const temp = `${file}.tmp`;
-    writeFileSync(temp, snapshotText(snapshot));
-    const tempFd = openSync(temp, 'r+');
-    try {
-      fsyncSync(tempFd);
-    } finally {
-      closeSync(tempFd);
-    }
-    renameSync(temp, file);
+    replaceFile(join(this.dir, snapshotName), snapshotText(snapshot));
     const newJournal = join(this.dir, journalName(generation));
     const newFd = openSync(newJournal, 'a');
     syncDir(this.dir);
@@ -239,6 +280,7 @@ export class LogFiles {
     this.fd = newFd;
     this.generation = generation;
     this.journalBytes = 0;
+    this.durableBytes = 0;
     this.journalRecords = 0;
   }
 
@@ -254,9 +296,46 @@ export class LogFiles {
   /** Close without syncing what is pending: what a crash does (tests use it). */
   abandon(): void {
     this.pending = [];
+    if (this.fd < 0) return;
     closeSync(this.fd);
+    this.fd = -1;
     unlockDir(this.dir);
   }
+}
+
+/**
+ * The number of this run: one more than the last run's, or the wall clock in
+ * milliseconds if that is later (so a server whose directory was wiped still
+ * starts a later run). Durable before the daemon sends anything.
+ */
+function beginIncarnation(dir: string, nowMs: number): number {
+  const file = join(dir, incarnationName);
+  let previous = 0;
+  if (existsSync(file)) {
+    previous = Number(readText(file).trim());
+    if (!Number.isSafeInteger(previous) || previous < 0) throw new ChorusError('LOG_CORRUPT', `${file}:1: not a run number`);
+  }
+  const next = Math.max(previous + 1, Math.floor(nowMs));
+  replaceFile(file, `${next}\n`);
+  syncDir(dir);
+  return next;
+}
+
+/** Replace a file atomically: temp file, fsync, rename (the caller syncs the directory). */
+function replaceFile(file: string, text: string): void {
+  const temp = `${file}.tmp`;
+  writeFileSync(temp, text);
+  const tempFd = openSync(temp, 'r+');
+  try {
+    fsyncSync(tempFd);
+  } finally {
+    closeSync(tempFd);
+  }
+  renameSync(temp, file);
+}
+
+function storageFailed(what: string, err: unknown): ChorusError {
+  return new ChorusError('STORAGE_FAILED', `${what}: ${(err as Error).message}`);
 }
 
 function fileSize(file: string): number {

@@ -6,8 +6,10 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadClusterConfig, serverById, type ClusterConfig } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
-import { describeFaults, LocalCluster } from './clusterOps.js';
-import { daemonLogFile } from './localCluster.js';
+import { ensureClusterKey } from '../config/clusterKey.js';
+import { dropReasons } from '../transport/udpTransport.js';
+import { describeFaults, LocalCluster, type ServerStatus } from './clusterOps.js';
+import { clusterKeyFile, daemonLogFile } from './localCluster.js';
 
 interface Common {
   config: string;
@@ -25,12 +27,18 @@ async function start(args: Common): Promise<void> {
     console.log(`The cluster is already running (${servers.map((s) => `server ${s.id}: pid ${cluster.pid(s.id)}`).join(', ')}); nothing changed.`);
     return;
   }
+  keygen(args);
   await cluster.start();
   for (const s of servers) {
     console.log(`server ${s.id}: pid ${cluster.pid(s.id)}, UDP ${s.host}:${s.udpPort}, clients ${s.host}:${s.clientPort}, log ${daemonLogFile(cluster.paths, s.id)}`);
   }
   console.log(`The cluster is up (${servers.length} servers).`);
   console.log(`Chat: make client SERVER=1 (any of 1-${servers.length}). Break it: tools/cluster --help. Stop it: make stop`);
+}
+
+function keygen(args: Common): void {
+  const file = clusterKeyFile({ dataRoot: args['data-root'], configFile: args.config });
+  if (ensureClusterKey(file)) console.log(`Created the cluster key ${file} (mode 0600): every daemon signs its datagrams with it.`);
 }
 
 async function stop(args: Common): Promise<void> {
@@ -64,7 +72,7 @@ async function status(args: Common & { json: boolean }): Promise<void> {
     const dropped = Object.values(st.transport.dropped).reduce((a, b) => a + b, 0);
     return [
       String(s.id),
-      'up',
+      st.storageError === undefined ? 'up' : 'up, storage failed',
       String(st.pid),
       `{${st.view.join(',')}}`,
       `[${st.seqVector.join(',')}]`,
@@ -77,6 +85,17 @@ async function status(args: Common & { json: boolean }): Promise<void> {
     ];
   });
   printTable(['server', 'state', 'pid', 'view', 'seq vector', 'clock', 'stable ts', 'held (tentative/retained)', 'digest', 'bad datagrams', 'injected faults'], rows);
+  const notes = statuses.flatMap((st) => (st ? serverNotes(st) : []));
+  if (notes.length > 0) console.log(`\n${notes.join('\n')}`);
+}
+
+/** What a person should know beyond the table: why datagrams were dropped, a storage failure. */
+function serverNotes(st: ServerStatus): string[] {
+  const notes: string[] = [];
+  const reasons = dropReasons.filter((r) => st.transport.dropped[r] > 0).map((r) => `${r} ${st.transport.dropped[r]}`);
+  if (reasons.length > 0) notes.push(`server ${st.id} dropped datagrams: ${reasons.join(', ')}`);
+  if (st.storageError !== undefined) notes.push(`server ${st.id} STORAGE FAILED, accepting no operations until relaunched: ${st.storageError}`);
+  return notes;
 }
 
 function printTable(header: string[], rows: string[][]): void {
@@ -134,6 +153,7 @@ yargs(hideBin(process.argv))
   .option('data-root', { type: 'string', default: 'data', describe: 'where daemons keep log files, pid files and daemon logs' })
   .command('start', 'start every daemon not running, in the background, and wait until all answer', {}, (a) => start(a as unknown as Common))
   .command('stop', 'stop every daemon (clean shutdown)', {}, (a) => stop(a as unknown as Common))
+  .command('keygen', 'create the cluster key <data-root>/cluster.key (mode 0600) unless it exists; start does this too', {}, (a) => keygen(a as unknown as Common))
   .command(
     'status',
     'per server: up/down, pid, view, seq vector, clock, stable point, messages held, state digest, dropped datagrams, faults',
@@ -160,7 +180,7 @@ yargs(hideBin(process.argv))
     (a) => loss(a as unknown as Common & { i: number; j: number; percent: string; oneway: boolean }),
   )
   .command('heal', 'remove every partition and injected loss', {}, (a) => heal(a as unknown as Common))
-  .demandCommand(1, 'Name a command: start, stop, status, kill, relaunch, partition, loss, heal.')
+  .demandCommand(1, 'Name a command: start, stop, keygen, status, kill, relaunch, partition, loss, heal.')
   .strict()
   .help()
   .alias('help', 'h')

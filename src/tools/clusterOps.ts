@@ -10,7 +10,8 @@ import type { DaemonStatus } from '../daemon/daemon.js';
 import { ChorusError } from '../errors.js';
 import { noFaultSettings, type FaultSettings } from '../transport/faults.js';
 import { loadFaults, saveFaults } from '../transport/faultsFile.js';
-import { controlCall, daemonLogFile, launchDaemon, runningPid, serverDir, stopDaemon, type LocalClusterPaths } from './localCluster.js';
+import { ensureClusterKey } from '../config/clusterKey.js';
+import { clusterKeyFile, controlCall, daemonLogFile, launchDaemon, runningPid, serverDir, stopDaemon, type LocalClusterPaths } from './localCluster.js';
 
 export type ServerStatus = DaemonStatus & { faults: FaultSettings; sessions: number };
 
@@ -32,6 +33,7 @@ export class LocalCluster {
 
   /** Start every daemon that is not running and wait until each answers. Returns the ids started. */
   async start(): Promise<number[]> {
+    ensureClusterKey(clusterKeyFile(this.paths));
     const started: number[] = [];
     for (const server of this.config.servers) {
       if (this.pid(server.id) !== undefined) continue;
@@ -143,12 +145,12 @@ export class LocalCluster {
   }
 }
 
-/** Whether the server answers a status call on its client port. */
+/** Whether the server answers on its client port. */
 async function answers(server: ServerAddress): Promise<boolean> {
   try {
     const connection = await ChorusConnection.connect(`${server.host}:${server.clientPort}`, 1000);
     try {
-      await connection.call('status');
+      await connection.call('view');
       return true;
     } finally {
       connection.close();

@@ -6,9 +6,11 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ChorusConnection } from '../client/connection.js';
+import { ChorusConnection, RpcCallError } from '../client/connection.js';
 import type { ServerAddress } from '../config/clusterConfig.js';
-import { controlFileName, type ControlInfo } from '../rpc/controlServer.js';
+import { clusterKeyFileName, loadClusterKey } from '../config/clusterKey.js';
+import { ChorusError } from '../errors.js';
+import { controlFileName, controlToken, controlTokenHeader, type ControlInfo } from '../rpc/controlServer.js';
 
 const daemonMain = resolve(dirname(fileURLToPath(import.meta.url)), '../daemon/main.js');
 
@@ -19,6 +21,11 @@ export interface LocalClusterPaths {
 
 export function serverDir(paths: LocalClusterPaths, id: number): string {
   return join(paths.dataRoot, `server${id}`);
+}
+
+/** The cluster key of a local cluster: next to the server directories, where chorusd looks by default. */
+export function clusterKeyFile(paths: LocalClusterPaths): string {
+  return join(paths.dataRoot, clusterKeyFileName);
 }
 
 export function pidFile(paths: LocalClusterPaths, id: number): string {
@@ -83,8 +90,11 @@ export async function stopDaemon(paths: LocalClusterPaths, id: number, signal: '
   throw new Error(`server ${id} (pid ${pid}) did not stop`);
 }
 
-/** Call a method on server id's control endpoint; undefined when the server is not running. */
-export async function controlCall<T>(paths: LocalClusterPaths, id: number, method: string, params: Record<string, unknown> = {}): Promise<T | undefined> {
+/**
+ * Open a connection to server id's control endpoint, presenting the token of
+ * the cluster key; undefined when the server is not running.
+ */
+export async function connectControl(paths: LocalClusterPaths, id: number, timeoutMs = 2000): Promise<ChorusConnection | undefined> {
   const file = join(serverDir(paths, id), controlFileName);
   if (!existsSync(file)) return undefined;
   let info: ControlInfo;
@@ -94,12 +104,22 @@ export async function controlCall<T>(paths: LocalClusterPaths, id: number, metho
   } catch {
     return undefined;
   }
-  let connection: ChorusConnection;
+  const keyFile = clusterKeyFile(paths);
+  const headers = { [controlTokenHeader]: controlToken(loadClusterKey(keyFile)) };
   try {
-    connection = await ChorusConnection.connect(`127.0.0.1:${info.port}`, 2000);
-  } catch {
+    return await ChorusConnection.connect(`127.0.0.1:${info.port}`, timeoutMs, headers);
+  } catch (err) {
+    if (err instanceof RpcCallError && err.code === 401) {
+      throw new ChorusError('KEY_INVALID', `server ${id} does not accept the cluster key in ${keyFile} (${err.message}); was the key replaced while it ran?`);
+    }
     return undefined;
   }
+}
+
+/** Call a method on server id's control endpoint; undefined when the server is not running. */
+export async function controlCall<T>(paths: LocalClusterPaths, id: number, method: string, params: Record<string, unknown> = {}): Promise<T | undefined> {
+  const connection = await connectControl(paths, id);
+  if (!connection) return undefined;
   try {
     return await connection.call<T>(method, params);
   } finally {

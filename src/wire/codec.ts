@@ -1,25 +1,23 @@
 /**
- * The wire codec. A datagram is
+ * The packet codec. A packet, carried inside the authenticated envelope
+ * (envelope.ts, which holds the wire version), is
  *
- *   byte 0      wire version (currently 1)
- *   byte 1      type tag: 1 data, 2 status, 3 nack (append-only: never reuse a tag)
- *   bytes 2..   UTF-8 JSON body, compact field names
+ *   byte 0      type tag: 1 data, 2 status, 3 nack (append-only: never reuse a tag)
+ *   bytes 1..   UTF-8 JSON body, compact field names
  *
- * Decoding validates everything and never throws: a datagram that does not
+ * Decoding validates everything and never throws: a packet that does not
  * decode yields a reason, which the transport counts before dropping it.
  */
 import type { DataPacket, Message, NackPacket, Packet, StatusPacket } from '../broadcast/types.js';
+import { envelopeBytes, maxUdpPayloadBytes } from './envelope.js';
 
-export const wireVersion = 1;
-const headerBytes = 2;
-/** The largest UDP payload over IPv4. */
-export const maxUdpPayloadBytes = 65507;
+const headerBytes = 1;
 /** Datagram budget on a real network: fits a 1500-byte MTU with IP/UDP headers to spare. */
 export const networkDatagramBytes = 1400;
 /** Datagram budget when every server is on loopback (MTU 65536): fewer, larger datagrams. */
 export const loopbackDatagramBytes = 32 * 1024;
-/** Bytes around the message pieces of a data datagram: header, `{"f":9,"m":[` and `]}`. */
-const dataEnvelopeBytes = headerBytes + 16;
+/** Bytes around the message pieces of a data datagram: envelope, tag, `{"f":9,"m":[` and `]}`. */
+const dataEnvelopeBytes = envelopeBytes + headerBytes + 16;
 /** The largest payload that still fits one datagram on its own. */
 export const maxPayloadBytes = maxUdpPayloadBytes - dataEnvelopeBytes - 64;
 
@@ -29,9 +27,9 @@ const enum Tag {
   Nack = 3,
 }
 
-export type DropReason = 'too-short' | 'wrong-version' | 'unknown-type' | 'malformed' | 'unknown-sender' | 'oversized';
+export type PacketDropReason = 'too-short' | 'unknown-type' | 'malformed' | 'unknown-sender' | 'oversized';
 
-export type DecodeResult = { readonly ok: true; readonly packet: Packet } | { readonly ok: false; readonly reason: DropReason; readonly detail: string };
+export type DecodeResult = { readonly ok: true; readonly packet: Packet } | { readonly ok: false; readonly reason: PacketDropReason; readonly detail: string };
 
 /** The JSON text of one message inside a data datagram: `[sender,seq,ts,"payload"]`. */
 export function messagePiece(m: Message): string {
@@ -82,20 +80,18 @@ export function encodePacket(packet: Packet): Buffer {
 
 function frame(tag: Tag, body: string): Buffer {
   const buf = Buffer.allocUnsafe(headerBytes + Buffer.byteLength(body));
-  buf[0] = wireVersion;
-  buf[1] = tag;
+  buf[0] = tag;
   buf.write(body, headerBytes, 'utf8');
   return buf;
 }
 
 class Malformed extends Error {}
 
-/** Decode and validate a datagram for a cluster of serverCount servers. Never throws. */
+/** Decode and validate a packet for a cluster of serverCount servers. Never throws. */
 export function decodePacket(buf: Uint8Array, serverCount: number): DecodeResult {
   if (buf.length > maxUdpPayloadBytes) return drop('oversized', `${buf.length} bytes`);
   if (buf.length < headerBytes + 2) return drop('too-short', `${buf.length} bytes`);
-  if (buf[0] !== wireVersion) return drop('wrong-version', `version ${buf[0]}, expected ${wireVersion}`);
-  const tag = buf[1];
+  const tag = buf[0];
   if (tag !== Tag.Data && tag !== Tag.Status && tag !== Tag.Nack) return drop('unknown-type', `type tag ${tag}`);
   let body: unknown;
   try {
@@ -121,7 +117,7 @@ export function decodePacket(buf: Uint8Array, serverCount: number): DecodeResult
   }
 }
 
-function drop(reason: DropReason, detail: string): DecodeResult {
+function drop(reason: PacketDropReason, detail: string): DecodeResult {
   return { ok: false, reason, detail };
 }
 

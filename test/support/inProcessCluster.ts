@@ -3,6 +3,7 @@
  * a temporary data directory. Every daemon a test starts is stopped by
  * stopAll(), which tests call in afterEach even when they fail.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,6 +37,8 @@ export class InProcessCluster {
   readonly chatServers: (ChatServer | undefined)[];
   /** What each daemon logged at info level and above, by server id. */
   readonly logs = new Map<number, string[]>();
+  /** The cluster key every daemon of this cluster signs its datagrams with. */
+  readonly clusterKey = randomBytes(32);
   private constructor(
     readonly config: ClusterConfig,
     readonly root: string,
@@ -71,6 +74,7 @@ export class InProcessCluster {
       config: this.config,
       dataDir: this.dataDir(id),
       logger: capturingLogger(this.logLines(id)),
+      clusterKey: this.clusterKey,
       timers: fastTimers,
       ...this.extra,
     };

@@ -12,7 +12,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ChorusConnection } from '../../src/client/connection.js';
 import { loadClusterConfig, type ClusterConfig } from '../../src/config/clusterConfig.js';
-import { launchDaemon, pidFile, type LocalClusterPaths } from '../../src/tools/localCluster.js';
+import { ensureClusterKey } from '../../src/config/clusterKey.js';
+import { clusterKeyFile, launchDaemon, pidFile, type LocalClusterPaths } from '../../src/tools/localCluster.js';
 import { freePorts } from '../../src/tools/freePorts.js';
 
 const distRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -45,7 +46,9 @@ export class ProcessCluster {
     const ports = await freePorts(serverCount * 2);
     const configFile = join(root, 'clusterconfig');
     writeFileSync(configFile, Array.from({ length: serverCount }, (_, i) => `127.0.0.1 ${ports[2 * i]} ${ports[2 * i + 1]}\n`).join(''));
-    return new ProcessCluster(root, loadClusterConfig(configFile), { dataRoot: join(root, 'data'), configFile });
+    const paths = { dataRoot: join(root, 'data'), configFile };
+    ensureClusterKey(clusterKeyFile(paths));
+    return new ProcessCluster(root, loadClusterConfig(configFile), paths);
   }
 
   async start(id: number): Promise<void> {

@@ -1,0 +1,43 @@
+/**
+ * The parameters of every client RPC method, as schemas: a request whose
+ * parameters do not match is answered with a JSON-RPC "invalid params" error
+ * naming the parameter and the rule, and never reaches the chat service.
+ */
+import { JSONRPCErrorException } from 'json-rpc-2.0';
+import { z } from 'zod';
+import { groupNameSchema, messageIdSchema, messageTextSchema, userNameSchema } from '../chat/operations.js';
+import { RpcErrors } from './protocol.js';
+
+const noParams = z.strictObject({}).optional();
+
+export const paramSchemas = {
+  user: z.strictObject({ name: userNameSchema }),
+  join: z.strictObject({ group: groupNameSchema }),
+  leave: noParams,
+  append: z.strictObject({ text: messageTextSchema }),
+  like: z.strictObject({ id: messageIdSchema }),
+  unlike: z.strictObject({ id: messageIdSchema }),
+  history: noParams,
+  view: noParams,
+} as const;
+
+export type RpcMethod = keyof typeof paramSchemas;
+export type ParamsOf<M extends RpcMethod> = z.infer<(typeof paramSchemas)[M]>;
+
+/** The parameters of `method`, checked; throws the JSON-RPC error a client sees. */
+export function parseParams<M extends RpcMethod>(method: M, params: unknown): ParamsOf<M> {
+  const result = paramSchemas[method].safeParse(params ?? undefined);
+  if (result.success) return result.data as ParamsOf<M>;
+  const problems = result.error.issues.map((issue) => {
+    const where = issue.path.length > 0 ? `"${issue.path.join('.')}" ` : '';
+    if (issue.code === 'unrecognized_keys') return `unknown parameter${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    if (issue.code === 'invalid_type' && issue.path.length === 0) return 'params must be an object with named parameters';
+    if (issue.code === 'invalid_type' && !hasKey(params, issue.path[0])) return `missing parameter ${where.trim()}`;
+    return `${where}${issue.message}`;
+  });
+  throw new JSONRPCErrorException(`invalid params for ${method}: ${problems.join('; ')}`, RpcErrors.invalidParams);
+}
+
+function hasKey(params: unknown, key: PropertyKey | undefined): boolean {
+  return typeof params === 'object' && params !== null && key !== undefined && Object.hasOwn(params, key);
+}
