@@ -5,7 +5,7 @@ import type { Message } from '../src/broadcast/types.js';
 import { compareOrder } from '../src/broadcast/types.js';
 import { encodeOp, type ChatOp } from '../src/chat/operations.js';
 import { ChatReplica } from '../src/chat/replica.js';
-import { applyMessages, canonicalJson, emptyChatState, messagesOf } from '../src/chat/state.js';
+import { applyMessages, canonicalJson, emptyChatState, messagesOf, restoreChatState, type ChatState } from '../src/chat/state.js';
 
 let ts = 0;
 const msg = (sender: number, op: ChatOp): Message => ({ sender, seq: ++ts, ts, payload: encodeOp(op) });
@@ -24,6 +24,22 @@ describe('chat state machine: the rules', () => {
     expect(state.groups.a.members).to.deep.equal({ s2: { user: 'bob', server: 1 } });
     expect(state.groups.b.members).to.deep.equal({ s1: { user: 'alice', server: 3 } });
     expect(state.sessions).to.deep.equal({ s1: 'b', s2: 'a' });
+  });
+
+  it('names that are also Object.prototype members are just names, before and after a snapshot', () => {
+    const names = ['__proto__', 'constructor', 'toString', 'hasOwnProperty'];
+    const ops = names.flatMap((name, i) => [join(`s${i}`, name, name), append(`s${i}`, name, name, `in ${name}`), like('other', name, `${3 * i + 2}.1`)]);
+    const state = applyMessages(emptyChatState, ops);
+    const restored = restoreChatState(JSON.parse(JSON.stringify(state)) as ChatState);
+    for (const s of [state, restored]) {
+      expect(Object.keys(s.groups).sort()).to.deep.equal([...names].sort());
+      for (const name of names) {
+        expect(messagesOf(s.groups[name]).map((m) => [m.text, m.likes])).to.deep.equal([[`in ${name}`, ['other']]]);
+      }
+    }
+    expect(({} as Record<string, unknown>).user, 'Object.prototype untouched').to.equal(undefined);
+    const after = applyMessages(restored, [msg(1, { op: 'leave', session: 's0' }), join('s9', 'late', '__proto__')]);
+    expect(Object.values(after.groups.__proto__.members)).to.deep.equal([{ user: 'late', server: 1 }]);
   });
 
   it('leave removes the member; the group and its history stay', () => {

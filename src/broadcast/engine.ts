@@ -19,7 +19,7 @@
  * durable too; the daemon keeps one journal and syncs it in order.
  */
 import { invariant } from '../errors.js';
-import { maxPayloadBytes, packData } from '../wire/codec.js';
+import { packData, payloadFits } from '../wire/codec.js';
 import { AckMatrix } from './ackMatrix.js';
 import { OrderedLog } from './orderedLog.js';
 import { ReceiveWindow } from './receiveWindow.js';
@@ -236,7 +236,7 @@ export class Engine {
    */
   broadcast(payload: string, tag: number, now: number): BroadcastResult {
     this.advanceTime(now);
-    if (Buffer.byteLength(payload) > maxPayloadBytes) return 'too-large';
+    if (!payloadFits(payload)) return 'too-large';
     if (this.queuedBroadcasts.length >= this.options.maxQueuedBroadcasts) return 'busy';
     this.queuedBroadcasts.push({ payload, tag });
     return 'accepted';

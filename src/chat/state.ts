@@ -46,7 +46,26 @@ export interface ChatState {
   readonly sessions: Readonly<Record<string, string>>;
 }
 
-export const emptyChatState: ChatState = { groups: {}, sessions: {} };
+/**
+ * A dictionary keyed by names people choose. It has no prototype, so a group
+ * called "constructor" or "__proto__" is just a name, not a path into
+ * Object.prototype (which would crash, or worse, every daemon alike).
+ */
+export function dict<T>(entries: Iterable<readonly [string, T]> = []): Record<string, T> {
+  const d = Object.create(null) as Record<string, T>;
+  for (const [key, value] of entries) d[key] = value;
+  return d;
+}
+
+export const emptyChatState: ChatState = { groups: dict(), sessions: dict() };
+
+/** A state read back from a snapshot (JSON), with its dictionaries made prototype-free again. */
+export function restoreChatState(saved: ChatState): ChatState {
+  return {
+    groups: dict(Object.entries(saved.groups).map(([name, group]) => [name, { ...group, members: dict(Object.entries(group.members)) }] as const)),
+    sessions: dict(Object.entries(saved.sessions)),
+  };
+}
 
 /** Apply broadcast messages in order. */
 export function applyMessages(state: ChatState, messages: readonly Message[]): ChatState {
@@ -99,7 +118,7 @@ function leave(state: Draft<ChatState>, session: string): void {
 }
 
 function newGroup(name: string): Draft<Group> {
-  return { name, members: {}, chunks: [], count: 0 };
+  return { name, members: dict(), chunks: [], count: 0 };
 }
 
 /** Compare message ids "<ts>.<sender>" by the total order. */
@@ -143,9 +162,8 @@ export function lastMessages(group: Group | undefined, count: number): { n: numb
 
 /** The state with each group's history as one list: for people and JSON (tools/inspect). */
 export function plainChatState(state: ChatState): { groups: Record<string, { name: string; members: Record<string, Member>; messages: ChatMessage[] }>; sessions: Record<string, string> } {
-  const groups: Record<string, { name: string; members: Record<string, Member>; messages: ChatMessage[] }> = {};
-  for (const [name, group] of Object.entries(state.groups)) groups[name] = { name, members: { ...group.members }, messages: messagesOf(group) };
-  return { groups, sessions: { ...state.sessions } };
+  const groups = dict(Object.entries(state.groups).map(([name, group]) => [name, { name, members: dict(Object.entries(group.members)), messages: messagesOf(group) }] as const));
+  return { groups, sessions: dict(Object.entries(state.sessions)) };
 }
 
 /** Canonical JSON (sorted keys): equal states give equal text. */

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import type { Message, ServerId } from '../broadcast/types.js';
 import { ChatReplica } from '../chat/replica.js';
-import { canonicalJson, emptyChatState, type ChatState } from '../chat/state.js';
+import { canonicalJson, emptyChatState, restoreChatState, type ChatState } from '../chat/state.js';
 import type { Application } from './application.js';
 
 export class ChatApp implements Application {
@@ -13,7 +13,7 @@ export class ChatApp implements Application {
   private cachedDigest = '';
 
   constructor(saved: unknown) {
-    this.replica = new ChatReplica(isChatState(saved) ? saved : emptyChatState);
+    this.replica = new ChatReplica(isChatState(saved) ? restoreChatState(saved) : emptyChatState);
   }
 
   apply(ordered: readonly Message[], stable: readonly Message[]): void {

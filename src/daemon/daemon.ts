@@ -16,7 +16,7 @@ import { ChorusError } from '../errors.js';
 import { LogFiles, type LoadedLog } from '../storage/logFiles.js';
 import type { FaultFilter, FaultSettings } from '../transport/faults.js';
 import { UdpTransport, type DropReason, type TransportCounters } from '../transport/udpTransport.js';
-import { loopbackDatagramBytes, networkDatagramBytes } from '../wire/codec.js';
+import { loopbackDatagramBytes, networkDatagramBytes, receiveLimitBytes } from '../wire/codec.js';
 import { OrderDigest, type Application, type ApplicationFactory } from './application.js';
 
 export type EngineTimers = { -readonly [K in keyof typeof defaultEngineTimers]: number };
@@ -138,7 +138,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       }
       daemon.transport = await UdpTransport.open(
         me,
-        { incarnation: files.incarnation, key: options.clusterKey },
+        { incarnation: files.incarnation, key: options.clusterKey, maxReceiveBytes: receiveLimitBytes(engineOptions.maxDatagramBytes) },
         config.servers,
         (packet) => daemon.onPacket(packet),
         (reason, detail, from) => daemon.onDrop(reason, detail, from),

@@ -29,14 +29,17 @@ export function parseParams<M extends RpcMethod>(method: M, params: unknown): Pa
   const result = paramSchemas[method].safeParse(params ?? undefined);
   if (result.success) return result.data as ParamsOf<M>;
   const problems = result.error.issues.map((issue) => {
-    const where = issue.path.length > 0 ? `"${issue.path.join('.')}" ` : '';
-    if (issue.code === 'unrecognized_keys') return `unknown parameter${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-    if (issue.code === 'invalid_type' && issue.path.length === 0) return 'params must be an object with named parameters';
-    if (issue.code === 'invalid_type' && !hasKey(params, issue.path[0])) return `missing parameter ${where.trim()}`;
-    return `${where}${issue.message}`;
+    const key = issue.path[0];
+    if (issue.code === 'unrecognized_keys') return `${method}: unknown parameter${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    if (key === undefined) return `${method}: params must be an object with named parameters`;
+    if (issue.code === 'invalid_type' && !hasKey(params, key)) return `${method}: missing parameter "${String(key)}"`;
+    return `${paramLabels[String(key)] ?? `"${String(key)}"`}: ${issue.message}`;
   });
-  throw new JSONRPCErrorException(`invalid params for ${method}: ${problems.join('; ')}`, RpcErrors.invalidParams);
+  throw new JSONRPCErrorException(`invalid ${problems.join('; ')}`, RpcErrors.invalidParams);
 }
+
+/** How errors name each parameter. */
+const paramLabels: Record<string, string> = { name: 'user name', group: 'group name', text: 'message', id: 'message id' };
 
 function hasKey(params: unknown, key: PropertyKey | undefined): boolean {
   return typeof params === 'object' && params !== null && key !== undefined && Object.hasOwn(params, key);

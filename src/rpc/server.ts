@@ -129,6 +129,9 @@ export class RpcServer {
       return reply(errorResponse(null, RpcErrors.parseError, 'parse error: the request is not valid JSON'));
     }
     const requests = Array.isArray(request) ? request : [request];
+    if (requests.length === 0 || requests.some((r) => typeof r !== 'object' || r === null || Array.isArray(r))) {
+      return reply(errorResponse(null, RpcErrors.invalidRequest, 'invalid request: expected a JSON-RPC 2.0 request object or a non-empty array of them'));
+    }
     if (!this.takeTokens(c, Math.max(requests.length, 1))) {
       const why = `rate limit: at most ${this.limits.requestsPerSecond} requests per second per connection; slow down`;
       const ids = requests.map((r) => (typeof r === 'object' && r !== null ? (r as { id?: JSONRPCRequest['id'] }).id : undefined));

@@ -18,8 +18,23 @@ export const networkDatagramBytes = 1400;
 export const loopbackDatagramBytes = 32 * 1024;
 /** Bytes around the message pieces of a data datagram: envelope, tag, `{"f":9,"m":[` and `]}`. */
 const dataEnvelopeBytes = envelopeBytes + headerBytes + 16;
-/** The largest payload that still fits one datagram on its own. */
-export const maxPayloadBytes = maxUdpPayloadBytes - dataEnvelopeBytes - 64;
+/** The largest payload, in bytes as a JSON string, of one broadcast message (a chat operation needs under 9 KiB). */
+export const maxPayloadBytes = 16 * 1024;
+/** The largest datagram a message alone can make: its payload plus the envelope, tag and numbers. */
+const maxLoneDatagramBytes = dataEnvelopeBytes + 64 + maxPayloadBytes;
+
+/**
+ * Datagrams larger than this are dropped as oversized: nothing a server sends
+ * is larger, as long as every server has the same --max-datagram-bytes.
+ */
+export function receiveLimitBytes(maxDatagramBytes: number): number {
+  return Math.min(maxUdpPayloadBytes, Math.max(maxDatagramBytes, loopbackDatagramBytes, maxLoneDatagramBytes));
+}
+
+/** Whether a payload fits one message (JSON escaping counted). */
+export function payloadFits(payload: string): boolean {
+  return Buffer.byteLength(JSON.stringify(payload)) <= maxPayloadBytes;
+}
 
 const enum Tag {
   Data = 1,

@@ -59,11 +59,11 @@ export type OpenResult =
 export const maxUdpPayloadBytes = 65507;
 
 /**
- * Check a datagram's envelope for server `me` of `serverCount`: size,
- * version, addressing, then the MAC. Never throws.
+ * Check a datagram's envelope for server `me` of `serverCount`: size (at
+ * most maxBytes), version, addressing, then the MAC. Never throws.
  */
-export function open(key: Buffer, buf: Buffer, me: number, serverCount: number): OpenResult {
-  if (buf.length > maxUdpPayloadBytes) return drop('oversized', `${buf.length} bytes`);
+export function open(key: Buffer, buf: Buffer, me: number, serverCount: number, maxBytes = maxUdpPayloadBytes): OpenResult {
+  if (buf.length > maxBytes) return drop('oversized', `${buf.length} bytes, the limit is ${maxBytes}`);
   if (buf.length < envelopeBytes + 1) return drop('too-short', `${buf.length} bytes`);
   if (buf[0] !== wireVersion) return drop('wrong-version', `version ${buf[0]}, expected ${wireVersion}`);
   const from = buf[1];

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadClusterConfig, type ClusterConfig } from '../../src/config/clusterConfig.js';
 import { Daemon, type DaemonOptions } from '../../src/daemon/daemon.js';
-import { ChatServer } from '../../src/rpc/chatServer.js';
+import { ChatServer, type ChatServerOptions } from '../../src/rpc/chatServer.js';
 import { Writable } from 'node:stream';
 import winston from 'winston';
 import { freePorts } from '../../src/tools/freePorts.js';
@@ -42,14 +42,14 @@ export class InProcessCluster {
   private constructor(
     readonly config: ClusterConfig,
     readonly root: string,
-    private readonly extra: Partial<DaemonOptions>,
+    private readonly extra: Partial<ChatServerOptions>,
     private readonly chat: boolean,
   ) {
     this.daemons = config.servers.map(() => undefined);
     this.chatServers = config.servers.map(() => undefined);
   }
 
-  static async create(serverCount: number, extra: Partial<DaemonOptions> = {}, chat = false): Promise<InProcessCluster> {
+  static async create(serverCount: number, extra: Partial<ChatServerOptions> = {}, chat = false): Promise<InProcessCluster> {
     const root = mkdtempSync(join(tmpdir(), 'chorus-test-'));
     const ports = await freePorts(serverCount * 2);
     const lines = Array.from({ length: serverCount }, (_, i) => `127.0.0.1 ${ports[2 * i]} ${ports[2 * i + 1]}`);
