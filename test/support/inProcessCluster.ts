@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadClusterConfig, type ClusterConfig } from '../../src/config/clusterConfig.js';
-import { Daemon, type DaemonOptions } from '../../src/daemon/daemon.js';
+import { Daemon } from '../../src/daemon/daemon.js';
 import { ChatServer, type ChatServerOptions } from '../../src/rpc/chatServer.js';
 import { Writable } from 'node:stream';
 import winston from 'winston';
