@@ -55,7 +55,7 @@ describe('wire codec', () => {
         const result = decodePacket(mutated, 5);
         if (result.ok) expect(result.packet.from).to.be.within(1, 5);
       }),
-      { numRuns: 2000 },
+      { numRuns: 10_000 },
     );
   });
 });

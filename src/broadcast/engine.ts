@@ -113,6 +113,8 @@ export interface EngineCounters {
   accepted: number;
   duplicates: number;
   beyondWindow: number;
+  /** Messages refused as impossible from a correct peer (timestamp not after the sender's previous, or behind the stable point). */
+  inconsistent: number;
   ownEchoes: number;
   nacksSent: number;
   nacksReceived: number;
@@ -153,6 +155,7 @@ export class Engine {
     accepted: 0,
     duplicates: 0,
     beyondWindow: 0,
+    inconsistent: 0,
     ownEchoes: 0,
     nacksSent: 0,
     nacksReceived: 0,
@@ -196,6 +199,7 @@ export class Engine {
     this.gapHint = new Array(n).fill(undefined);
     for (const m of saved?.messages ?? []) {
       this.store.add(m);
+      this.window.recall(m);
       if (m.ts <= this.appliedStableTs) {
         this.stableSeq[m.sender - 1] = m.seq;
       } else {
@@ -328,7 +332,7 @@ export class Engine {
     const next = this.window.contiguous[m.sender - 1] + 1;
     if (m.seq !== next) return `message ${m.sender}:${m.seq} out of sequence (expected seq ${next})`;
     if (m.ts <= this.appliedStableTs) return `message ${m.sender}:${m.seq} has ts ${m.ts} at or before the stable point ${this.appliedStableTs}`;
-    this.window.offer(m);
+    if (this.window.offer(m, this.appliedStableTs) === 'inconsistent') return `message ${m.sender}:${m.seq} has ts ${m.ts}, not after the sender's previous message`;
     if (m.sender === this.me) {
       this.lastSeq = m.seq;
       if (m.ts > this.acks.clock) this.acks.clock = m.ts;
@@ -414,9 +418,10 @@ export class Engine {
         this.counters.ownEchoes++;
         continue;
       }
-      const offered = this.window.offer(m);
+      const offered = this.window.offer(m, this.appliedStableTs);
       if (offered === 'duplicate') this.counters.duplicates++;
       else if (offered === 'beyond-window') this.counters.beyondWindow++;
+      else if (offered === 'inconsistent') this.counters.inconsistent++;
       else if (offered === 'buffered') this.gapHint[m.sender - 1] = packet.from;
       else for (const ready of offered) this.accept(ready);
     }
@@ -458,7 +463,7 @@ export class Engine {
       this.acks.clock += 1;
       this.lastSeq += 1;
       const m: Message = { sender: this.me, seq: this.lastSeq, ts: this.acks.clock, payload };
-      const offered = this.window.offer(m);
+      const offered = this.window.offer(m, this.appliedStableTs);
       invariant(Array.isArray(offered) && offered.length === 1, `own message ${m.seq} not next in sequence`);
       this.accept(m);
       this.sequenced.push({ tag, message: m });
