@@ -47,10 +47,18 @@ export class ChorusConnection extends EventEmitter<ConnectionEvents> {
       const socket = new WebSocket(`ws://${address}`, { handshakeTimeout: timeoutMs, headers });
       const fail = (err: Error) => reject(new Error(`cannot connect to ${address}: ${err.message}`));
       socket.once('error', fail);
+      // A refused upgrade (the control endpoint's 401 or 403) says why in its body.
       socket.once('unexpected-response', (_request, response) => {
         socket.off('error', fail);
-        socket.terminate();
-        reject(new RpcCallError(response.statusCode ?? 0, `${address} refused the connection: ${response.statusCode} ${response.statusMessage ?? ''}`.trim()));
+        socket.on('error', () => undefined);
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body += chunk.slice(0, 500)));
+        response.on('end', () => {
+          socket.terminate();
+          const why = body.trim() || response.statusMessage || '';
+          reject(new RpcCallError(response.statusCode ?? 0, `${address} refused the connection: ${response.statusCode} ${why}`.trim()));
+        });
       });
       socket.once('open', () => {
         socket.off('error', fail);
