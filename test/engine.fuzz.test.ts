@@ -46,12 +46,11 @@ const packet: fc.Arbitrary<Packet> = fc.oneof(
 
 /** An engine with a little real history: a few own messages and a few from server 2. */
 function engineWithHistory(): Engine {
-  let now = 0;
-  const engine = new Engine(options, now);
-  for (let i = 0; i < 5; i++) engine.broadcast(`own ${i}`, i, now);
+  const engine = new Engine(options, 0);
+  for (let i = 0; i < 5; i++) engine.broadcast(`own ${i}`, i, 0);
   engine.ready();
   const peerMessages: Message[] = [1, 2, 3].map((seq) => ({ sender: 2, seq, ts: seq * 2, payload: `peer ${seq}` }));
-  engine.receive({ type: 'data', from: 2, messages: peerMessages }, (now += 1));
+  engine.receive({ type: 'data', from: 2, messages: peerMessages }, 1);
   engine.ready();
   return engine;
 }
