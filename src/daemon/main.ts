@@ -34,6 +34,7 @@ const argv = yargs(hideBin(process.argv))
   .option('max-requests-per-second', { type: 'number', default: defaultRpcLimits.requestsPerSecond, describe: 'requests per second per client connection; more get an error' })
   .option('max-frame-bytes', { type: 'number', default: defaultRpcLimits.maxFrameBytes, describe: 'bytes in one client request; a larger one gets an error' })
   .check((args) => {
+    if (args.insecure && args['key-file'] !== undefined) throw new Error('--insecure and --key-file exclude each other: choose one');
     for (const key of ['max-connections', 'max-requests-per-second', 'max-frame-bytes'] as const) {
       if (!Number.isInteger(args[key]) || args[key] < 1) throw new Error(`--${key} must be a positive integer, got ${String(args[key])}`);
     }
@@ -48,7 +49,6 @@ const argv = yargs(hideBin(process.argv))
     }
     return true;
   })
-  .conflicts('insecure', 'key-file')
   .strict()
   .help()
   .alias('help', 'h')
