@@ -109,6 +109,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private storageError: string | undefined;
   private lastSnapshotAt = now();
   private readonly lastDropWarningAt = new Map<DropReason, number>();
+  private lastInconsistentWarningAt = -Infinity;
   private transport!: UdpTransport;
 
   private constructor(
@@ -285,8 +286,21 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private onPacket(packet: Packet): void {
     if (this.stopped) return;
     if (this.logger.isDebugEnabled()) this.logger.debug(`recv ${describePacket(packet)}`);
+    const inconsistentBefore = this.engine.counters.inconsistent;
     this.engine.receive(packet, now());
+    if (this.engine.counters.inconsistent > inconsistentBefore) this.warnInconsistent(packet.from);
     this.scheduleDrain();
+  }
+
+  /** Only a faulty server holding the cluster key sends these; say so, at most every few seconds. */
+  private warnInconsistent(from: ServerId): void {
+    const at = now();
+    if (at - this.lastInconsistentWarningAt < dropWarningIntervalMs) return;
+    this.lastInconsistentWarningAt = at;
+    this.logger.error(
+      `refused messages relayed by server ${from} that no correct server could have sent (timestamp not after the sender's previous, or behind the stable point); ` +
+        `${this.engine.counters.inconsistent} so far: is a server faulty?`,
+    );
   }
 
   private onDrop(reason: DropReason, detail: string, from: string): void {
