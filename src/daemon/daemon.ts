@@ -389,7 +389,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
    */
   private storageFailed(err: ChorusError): void {
     this.storageError = err.message;
-    this.logger.error(`${err.message}; accepting no operations until restarted (fix the disk, then tools/cluster relaunch ${this.id})`);
+    this.logger.error(`${err.message}; accepting no operations until restarted (fix the disk, then tools/cluster kill ${this.id} and relaunch ${this.id})`);
     this.stopped = true;
     clearTimeout(this.timer);
     this.rejectPending(new BroadcastRefused('storage', err.message));

@@ -33,7 +33,10 @@ export function receiveLimitBytes(maxDatagramBytes: number): number {
 
 /** Whether a payload fits one message (JSON escaping counted). */
 export function payloadFits(payload: string): boolean {
-  return Buffer.byteLength(JSON.stringify(payload)) <= maxPayloadBytes;
+  // JSON escaping at most sextuples a byte (\u00XX), so most payloads need no stringify here.
+  const bytes = Buffer.byteLength(payload);
+  if (bytes * 6 + 2 <= maxPayloadBytes) return true;
+  return bytes <= maxPayloadBytes && Buffer.byteLength(JSON.stringify(payload)) <= maxPayloadBytes;
 }
 
 const enum Tag {
