@@ -2,6 +2,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import type { Message } from '../src/broadcast/types.js';
+import { OrderedLog } from '../src/broadcast/orderedLog.js';
 import { compareOrder } from '../src/broadcast/types.js';
 import { encodeOp, type ChatOp } from '../src/chat/operations.js';
 import { ChatReplica } from '../src/chat/replica.js';
@@ -108,21 +109,27 @@ describe('chat state machine: determinism (property)', () => {
         const order = [...messages].sort(compareOrder);
         const reference = applyMessages(emptyChatState, order);
         const replica = new ChatReplica();
+        // The engine's own tentative order reports each change to the replica.
+        const log = new OrderedLog();
         const delivered = new Set<Message>();
         let stableCount = 0;
         for (let i = 0, b = 0; i < deliveryOrder.length; b++) {
           const batch = deliveryOrder.slice(i, i + batchSizes[b]);
           i += batch.length;
           batch.forEach((m) => delivered.add(m));
+          batch.forEach((m) => log.insert(m));
           // Stable: the longest prefix of the total order that has all been delivered, as the engine guarantees.
           let stableUpTo = stableCount;
           while (stableUpTo < order.length && delivered.has(order[stableUpTo])) stableUpTo++;
           if (b % 2 === 1) stableUpTo = stableCount; // sometimes stability lags behind delivery
-          replica.apply(batch, order.slice(stableCount, stableUpTo));
+          const change = log.takeChange();
+          const stable = stableUpTo > stableCount ? log.takeStable(order[stableUpTo - 1].ts) : [];
+          expect(stable).to.deep.equal(order.slice(stableCount, stableUpTo));
+          replica.apply(change, stable);
           stableCount = stableUpTo;
         }
         expect(canonicalJson(replica.shown)).to.equal(canonicalJson(reference));
-        replica.apply([], order.slice(stableCount));
+        replica.apply(undefined, log.takeStable(Infinity));
         expect(canonicalJson(replica.stable)).to.equal(canonicalJson(reference));
         expect(replica.tentativeCount).to.equal(0);
       }),
@@ -134,8 +141,13 @@ describe('chat state machine: determinism (property)', () => {
     const replica = new ChatReplica();
     const mine = Array.from({ length: 50 }, (_, i): Message => ({ sender: 2, seq: i + 1, ts: 100 + i, payload: encodeOp({ op: 'join', session: 's', user: 'u', group: `g${i}` }) }));
     const late = Array.from({ length: 50 }, (_, i): Message => ({ sender: 1, seq: i + 1, ts: 10 + i, payload: encodeOp({ op: 'join', session: 't', user: 'v', group: `h${i}` }) }));
-    replica.apply(mine, []);
-    for (const m of late) replica.apply([m], []);
+    const log = new OrderedLog();
+    const deliver = (messages: Message[]) => {
+      messages.forEach((m) => log.insert(m));
+      replica.apply(log.takeChange(), []);
+    };
+    deliver(mine);
+    for (const m of late) deliver([m]);
     expect(replica.shown.sessions).to.deep.equal({ s: 'g49', t: 'h49' });
     expect(replica.replays).to.equal(1);
   });

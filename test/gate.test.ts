@@ -17,7 +17,7 @@ const otherKey = Buffer.alloc(32, 8);
 const fuzzRuns = 10_000;
 
 function gate(me: number, incarnation: number, k = key): DatagramGate {
-  const identity: GateIdentity = { me, serverCount: 3, incarnation, key: k, maxReceiveBytes: 32 * 1024 };
+  const identity: GateIdentity = { me, serverCount: 3, incarnation, key: k, maxReceiveBytes: 32 * 1024, maxDatagramBytes: 32 * 1024 };
   return new DatagramGate(identity);
 }
 
@@ -32,15 +32,15 @@ function reason(admission: Admission | undefined): string {
 function pair(): { one: DatagramGate; two: DatagramGate } {
   const one = gate(1, 1000);
   const two = gate(2, 2000);
-  two.admit(one.seal(2, status(1)));
-  one.admit(two.seal(1, status(2)));
+  two.admit(one.seal(2, status(1))[0]);
+  one.admit(two.seal(1, status(2))[0]);
   return { one, two };
 }
 
 describe('datagram gate', () => {
   it('accepts what a key holder sealed for this run, once', () => {
     const { one, two } = pair();
-    const datagram = one.seal(2, status(1));
+    const datagram = one.seal(2, status(1))[0];
     expect(two.admit(datagram)).to.deep.equal({ ok: true, packet: status(1) });
     expect(reason(two.admit(datagram))).to.equal('replayed');
   });
@@ -48,23 +48,23 @@ describe('datagram gate', () => {
   it('two servers that start at once learn each other within one datagram each way', () => {
     const one = gate(1, 1000);
     const two = gate(2, 2000);
-    expect(reason(two.admit(one.seal(2, status(1))))).to.equal('stale');
-    expect(reason(one.admit(two.seal(1, status(2))))).to.equal('accepted');
-    expect(reason(two.admit(one.seal(2, status(1))))).to.equal('accepted');
+    expect(reason(two.admit(one.seal(2, status(1))[0]))).to.equal('stale');
+    expect(reason(one.admit(two.seal(1, status(2))[0]))).to.equal('accepted');
+    expect(reason(two.admit(one.seal(2, status(1))[0]))).to.equal('accepted');
   });
 
   it('drops forged, truncated, oversized, misaddressed and foreign-version datagrams with a reason', () => {
     const { one, two } = pair();
-    const good = one.seal(2, status(1));
+    const good = one.seal(2, status(1))[0];
     const forged = gate(1, 1000, otherKey);
-    two.admit(one.seal(2, status(1)));
+    two.admit(one.seal(2, status(1))[0]);
     const versioned = Buffer.from(good);
     versioned[0] = wireVersion + 1;
     const cases: [Buffer, string][] = [
-      [forged.seal(2, status(1)), 'auth-failed'],
+      [forged.seal(2, status(1))[0], 'auth-failed'],
       [good.subarray(0, envelopeBytes - 5), 'too-short'],
       [Buffer.concat([good, Buffer.alloc(40_000)]), 'oversized'],
-      [one.seal(3, status(1)), 'misdirected'],
+      [one.seal(3, status(1))[0], 'misdirected'],
       [versioned, 'wrong-version'],
       [seal(key, { from: 9, to: 2, fromIncarnation: 1, toIncarnation: 2000, counter: 1 }, encodePacket(status(1))), 'unknown-sender'],
       [seal(key, { from: 1, to: 2, fromIncarnation: 1000, toIncarnation: 2000, counter: 99 }, Buffer.from([2, ...Buffer.from('{"f":1')])), 'malformed'],
@@ -75,12 +75,12 @@ describe('datagram gate', () => {
 
   it('refuses datagrams from an earlier run of the sender and to an earlier run of the receiver', () => {
     const { one, two } = pair();
-    const fromOldRun = one.seal(2, status(1));
-    const toOldRun = two.seal(1, status(2));
+    const fromOldRun = one.seal(2, status(1))[0];
+    const toOldRun = two.seal(1, status(2))[0];
     // Server 1 restarts (a later run); server 2 hears the new run.
     const oneAgain = gate(1, 1001);
-    oneAgain.admit(two.seal(1, status(2)));
-    expect(reason(two.admit(oneAgain.seal(2, status(1))))).to.equal('accepted');
+    oneAgain.admit(two.seal(1, status(2))[0]);
+    expect(reason(two.admit(oneAgain.seal(2, status(1))[0]))).to.equal('accepted');
     expect(reason(two.admit(fromOldRun))).to.equal('replayed');
     expect(reason(oneAgain.admit(toOldRun))).to.equal('stale');
   });
@@ -90,7 +90,7 @@ describe('datagram gate', () => {
       fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(), fc.integer({ min: 1, max: 255 }), (random, at, flip) => {
         const { one, two } = pair();
         expect(reason(two.admit(Buffer.from(random)))).to.not.equal('accepted');
-        const sealed = one.seal(2, status(1));
+        const sealed = one.seal(2, status(1))[0];
         const mutated = Buffer.from(sealed);
         mutated[at % mutated.length] ^= flip;
         expect(reason(two.admit(mutated))).to.not.equal('accepted');

@@ -213,7 +213,7 @@ class Bench {
     const sum = (f: (s: NonNullable<(typeof after)[number]>) => number, list: typeof after) => list.reduce((t, s) => t + (s ? f(s) : 0), 0);
     const datagrams = sum((s) => s.transport.datagramsOut, after) - sum((s) => s.transport.datagramsOut, before);
     const bytes = sum((s) => s.transport.bytesOut, after) - sum((s) => s.transport.bytesOut, before);
-    const dataPackets = sum((s) => s.engine.dataPacketsSent, after) - sum((s) => s.engine.dataPacketsSent, before);
+    const dataPackets = sum((s) => s.transport.dataDatagramsOut, after) - sum((s) => s.transport.dataDatagramsOut, before);
     const syncs = sum((s) => s.journal.syncs, after) - sum((s) => s.journal.syncs, before);
     this.results.throughput = {
       seconds: elapsed,

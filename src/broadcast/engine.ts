@@ -1,83 +1,40 @@
 /**
- * The broadcast engine: a pure, deterministic state machine (SPEC section 2).
+ * The broadcast engine: a pure, deterministic state machine (SPEC section 2),
+ * composed of one module per concern: the Lamport clock, the per-sender
+ * receive window, the retransmission store, the tentative order, the ack
+ * matrices and stable point, views, NACK scheduling, flow control and the
+ * durability records. Recovery (recovery.ts) rebuilds its state from the log.
  *
- * Inputs: `receive` (a decoded datagram from a peer), `tick` (time passes),
+ * Inputs: `receive` (a decoded packet from a peer), `tick` (time passes),
  * `broadcast` (the application wants a payload sent). Every input carries
  * the current time in milliseconds; the engine never reads a clock.
  *
  * Outputs are collected and handed over by `ready()`, like etcd raft's Ready.
- * The caller must act on a Ready in this order:
+ * The caller (src/node/node.ts) must act on a Ready in this order:
  *
  *   1. append `records` to the journal and make them durable (fsync);
  *   2. only then send `packets` (they may acknowledge, carry or depend on
  *      those records: our own new messages, the clock, the seq vector);
- *   3. only then acknowledge `sequenced` broadcasts to their requesters;
- *   4. apply `ordered` (new, tentative) and `stable` (final) messages to the
- *      application, in that order.
+ *   3. only then confirm `sequenced` broadcasts to their requesters;
+ *   4. apply `ordered` (the tentative order's change) and then `stable`
+ *      (final) messages to the application, in that order.
  *
- * Nothing from a Ready may be sent before every earlier Ready's records are
- * durable too; the daemon keeps one journal and syncs it in order.
+ * Nothing from a Ready may be acted on before every earlier Ready's records
+ * are durable too; Readys complete in the order they were taken.
  */
 import { invariant } from '../errors.js';
-import { packData, payloadFits } from '../wire/codec.js';
 import { AckMatrix } from './ackMatrix.js';
-import { OrderedLog } from './orderedLog.js';
+import { DurabilityRecorder } from './durability.js';
+import { FlowControl } from './flowControl.js';
+import { LamportClock } from './lamportClock.js';
+import { NackScheduler } from './nackScheduler.js';
+import { payloadFits, type EngineOptions } from './options.js';
+import { OrderedLog, type OrderChange } from './orderedLog.js';
 import { ReceiveWindow } from './receiveWindow.js';
+import { replayJournal } from './recovery.js';
 import { RetransmitStore } from './retransmitStore.js';
 import type { DataPacket, JournalRecord, Message, NackPacket, Outbound, Packet, ServerId, StatusPacket } from './types.js';
 import { Views } from './views.js';
-
-export interface EngineOptions {
-  readonly me: ServerId;
-  readonly serverCount: number;
-  /** Datagrams are packed up to this many bytes; a single larger message travels alone. */
-  readonly maxDatagramBytes: number;
-  /** Period of status packets (heartbeat and anti-entropy) when nothing else prompts one. */
-  readonly statusIntervalMs: number;
-  /** After accepting data, a status (acknowledgement) goes out at most this long after the previous one. */
-  readonly ackDelayMs: number;
-  /** A server not heard from for this long leaves the view. */
-  readonly viewTimeoutMs: number;
-  /** A NACK still unanswered after this long is sent again, to the next server that holds the range. */
-  readonly nackRetryMs: number;
-  /** Largest range one NACK asks for; a longer gap is fetched in several rounds. */
-  readonly maxNackMessages: number;
-  /** Most messages retransmitted in answer to one NACK. */
-  readonly maxRetransmitMessages: number;
-  /**
-   * Flow control: at most this many own messages not yet held by every server
-   * in the view. Broadcasts past it wait in a queue; servers outside the view
-   * do not count, so a partition never blocks a side.
-   */
-  readonly sendWindowMessages: number;
-  /** Broadcasts waiting for the send window; past this, `broadcast` answers 'busy'. */
-  readonly maxQueuedBroadcasts: number;
-  /** Out-of-order messages buffered per sender ahead of a gap; further ones are dropped and fetched later. */
-  readonly receiveWindowMessages: number;
-  /**
-   * TEST ONLY: a deliberately broken variant, to show that the simulator
-   * catches each kind of bug. Never set outside the simulator's checks.
-   */
-  readonly brokenVariant?: BrokenVariant;
-}
-
-/** Deliberate bugs the simulator must catch (see test/simulator.test.ts). */
-export type BrokenVariant = 'order-without-sender-tiebreak' | 'gc-without-seq-matrix' | 'no-nack';
-
-export const defaultEngineTimers = {
-  statusIntervalMs: 100,
-  ackDelayMs: 1,
-  viewTimeoutMs: 1500,
-  nackRetryMs: 30,
-} as const;
-
-export const defaultEngineLimits = {
-  maxNackMessages: 2000,
-  maxRetransmitMessages: 2000,
-  sendWindowMessages: 4000,
-  maxQueuedBroadcasts: 20000,
-  receiveWindowMessages: 10000,
-} as const;
 
 /** The protocol state saved in a snapshot; with the journal after it, enough to rebuild the engine exactly. */
 export interface EngineState {
@@ -94,14 +51,20 @@ export interface EngineState {
   readonly messages: Message[];
 }
 
+export interface Sequenced {
+  readonly tag: number;
+  readonly message: Message;
+}
+
 export interface Ready {
   readonly records: JournalRecord[];
+  /** Packets per destination; a data packet may hold any number of messages (the wire layer splits it into datagrams). */
   readonly packets: Outbound[];
-  /** Own broadcasts that got their (seq, ts): acknowledge once `records` are durable. */
-  readonly sequenced: { readonly tag: number; readonly message: Message }[];
-  /** Newly accepted messages, now in the (tentative) total order. */
-  readonly ordered: Message[];
-  /** Newly stable messages, in total order: final, identical at every server. */
+  /** Own broadcasts that got their (seq, ts): confirm once `records` are durable. */
+  readonly sequenced: Sequenced[];
+  /** How the tentative total order changed (new messages, late ones in their place). */
+  readonly ordered?: OrderChange;
+  /** Newly stable messages, in total order, a prefix of the tentative order: final, identical at every server. */
   readonly stable: Message[];
   /** The new view, when it changed. */
   readonly view?: readonly ServerId[];
@@ -120,7 +83,6 @@ export interface EngineCounters {
   nacksReceived: number;
   retransmitted: number;
   statusesSent: number;
-  dataPacketsSent: number;
   collected: number;
 }
 
@@ -129,28 +91,21 @@ export class Engine {
   private readonly n: number;
   private now: number;
   private lastSeq: number;
+  private readonly lamportClock: LamportClock;
   private readonly window: ReceiveWindow;
   private readonly store: RetransmitStore;
   private readonly log: OrderedLog;
   private readonly acks: AckMatrix;
   private readonly views: Views;
+  private readonly nacks: NackScheduler;
+  private readonly flow: FlowControl<{ payload: string; tag: number }>;
+  private readonly durability: DurabilityRecorder;
   /** Stable point applied so far; only grows. */
   private appliedStableTs: number;
   /** Highest stable seq per sender: garbage collection needs both this and the seq matrix. */
   private readonly stableSeq: number[];
-  private readonly queuedBroadcasts: { payload: string; tag: number }[] = [];
   private lastStatusAt = -Infinity;
   private statusDue = false;
-  private readonly lastNackAt: number[];
-  private readonly nackAttempts: number[];
-  /** A NACK for a sender is outstanding until contiguous reaches this seq. */
-  private readonly nackedUpTo: number[];
-  /** The server that last handed us a message beyond a gap: it likely holds the gap too. */
-  private readonly gapHint: (ServerId | undefined)[];
-  private lastRecordedTs: number[];
-  private lastRecordedAcks = '';
-  private lastAcksRecordAt = -Infinity;
-  private replaying = false;
   readonly counters: EngineCounters = {
     accepted: 0,
     duplicates: 0,
@@ -161,19 +116,17 @@ export class Engine {
     nacksReceived: 0,
     retransmitted: 0,
     statusesSent: 0,
-    dataPacketsSent: 0,
     collected: 0,
   };
 
   // Effects collected for the next ready().
   private records: JournalRecord[] = [];
-  private sequenced: { tag: number; message: Message }[] = [];
-  private ordered: Message[] = [];
-  private stableNow: Message[] = [];
+  private sequenced: Sequenced[] = [];
   private outgoing: Outbound[] = [];
   private newOwn: Message[] = [];
   private retransmits = new Map<ServerId, Message[]>();
 
+  /** A fresh engine, or one holding exactly `saved` (recover() replays a journal on top first). */
   constructor(
     readonly options: EngineOptions,
     now: number,
@@ -183,36 +136,47 @@ export class Engine {
     invariant(options.me >= 1 && options.me <= n, `server id ${options.me} outside 1-${n}`);
     this.me = options.me;
     this.n = n;
-    this.log = new OrderedLog(options.brokenVariant === 'order-without-sender-tiebreak' ? (a, b) => a.ts - b.ts : undefined);
     this.now = now;
     const zeros = () => new Array<number>(n).fill(0);
+    this.log = new OrderedLog(options.brokenVariant === 'order-without-sender-tiebreak' ? (a, b) => a.ts - b.ts : undefined);
     this.lastSeq = saved?.lastSeq ?? 0;
+    this.lamportClock = new LamportClock(saved?.tsVector[options.me - 1] ?? 0);
     this.window = new ReceiveWindow(saved?.contiguous ?? zeros(), options.receiveWindowMessages);
     this.store = new RetransmitStore(n, saved?.collectedUpTo ?? zeros());
     this.acks = new AckMatrix(options.me, n, saved);
     this.views = new Views(options.me, n, options.viewTimeoutMs);
+    this.nacks = new NackScheduler(options.me, n, options.nackRetryMs, options.maxNackMessages);
+    this.flow = new FlowControl(options.sendWindowMessages, options.maxQueuedBroadcasts);
+    this.durability = new DurabilityRecorder(options.statusIntervalMs, this.lamportClock.value, this.acks.seqMatrix, this.acks.tsMatrix);
     this.appliedStableTs = saved?.stableTs ?? 0;
-    this.stableSeq = saved?.collectedUpTo ? [...saved.collectedUpTo] : zeros();
-    this.lastNackAt = new Array<number>(n).fill(-Infinity);
-    this.nackAttempts = zeros();
-    this.nackedUpTo = zeros();
-    this.gapHint = new Array(n).fill(undefined);
+    this.stableSeq = saved ? [...saved.collectedUpTo] : zeros();
     for (const m of saved?.messages ?? []) {
       this.store.add(m);
       this.window.recall(m);
-      if (m.ts <= this.appliedStableTs) {
-        this.stableSeq[m.sender - 1] = m.seq;
-      } else {
-        this.log.insert(m);
-        this.ordered.push(m);
-      }
+      if (m.ts <= this.appliedStableTs) this.stableSeq[m.sender - 1] = m.seq;
+      else this.log.insert(m);
     }
-    this.lastRecordedTs = [...this.acks.tsVector];
+  }
+
+  /**
+   * Rebuild from a snapshot (or nothing) and the journal written after it.
+   * Returns the engine, or the index of the first record that does not fit
+   * (a corrupt journal) with the reason.
+   */
+  static recover(
+    options: EngineOptions,
+    now: number,
+    saved: EngineState | undefined,
+    records: readonly JournalRecord[],
+  ): { engine: Engine } | { badRecord: number; reason: string } {
+    const replayed = replayJournal(options.me, options.serverCount, saved, records);
+    if ('badRecord' in replayed) return replayed;
+    return { engine: new Engine(options, now, replayed.state) };
   }
 
   // ---- inputs -------------------------------------------------------------
 
-  /** A datagram from a peer, already decoded and validated. */
+  /** A packet from a peer, already decoded and validated. */
   receive(packet: Packet, now: number): void {
     this.advanceTime(now);
     if (packet.from === this.me) return;
@@ -221,7 +185,7 @@ export class Engine {
       case 'data':
         return this.onData(packet);
       case 'status':
-        return this.onStatus(packet);
+        return this.acks.onStatus(packet, this.window.contiguous);
       case 'nack':
         return this.onNack(packet);
     }
@@ -236,14 +200,12 @@ export class Engine {
   /**
    * Ask for a payload to be broadcast. 'accepted': it will be sequenced (at
    * once, or when the send window opens) and reported in `sequenced` with
-   * `tag`. 'busy': the queue is full, try later. 'too-large': it can never fit a datagram.
+   * `tag`. 'busy': the queue is full, try later. 'too-large': it can never fit.
    */
   broadcast(payload: string, tag: number, now: number): BroadcastResult {
     this.advanceTime(now);
     if (!payloadFits(payload)) return 'too-large';
-    if (this.queuedBroadcasts.length >= this.options.maxQueuedBroadcasts) return 'busy';
-    this.queuedBroadcasts.push({ payload, tag });
-    return 'accepted';
+    return this.flow.offer({ payload, tag }) ? 'accepted' : 'busy';
   }
 
   // ---- output -------------------------------------------------------------
@@ -251,26 +213,24 @@ export class Engine {
   /** Everything the caller must do now; see the contract at the top of this file. */
   ready(): Ready {
     this.admitBroadcasts();
-    this.updateStability();
+    const ordered = this.log.takeChange();
+    const stable = this.updateStability();
     const view = this.updateView();
     this.scheduleNacks();
     this.flushData();
     this.flushStatus();
-    this.recordTsVector();
-    this.recordAcks();
+    this.records.push(...this.durability.records(this.now, this.lamportClock.value, () => this.tsVector, this.acks.seqMatrix, this.acks.tsMatrix));
     const result: Ready = {
       records: this.records,
       packets: this.outgoing,
       sequenced: this.sequenced,
-      ordered: this.ordered,
-      stable: this.stableNow,
+      ...(ordered ? { ordered } : {}),
+      stable,
       ...(view ? { view } : {}),
     };
     this.records = [];
     this.outgoing = [];
     this.sequenced = [];
-    this.ordered = [];
-    this.stableNow = [];
     return result;
   }
 
@@ -280,65 +240,9 @@ export class Engine {
     if (this.statusDue) next = Math.min(next, this.lastStatusAt + this.options.ackDelayMs);
     next = Math.min(next, this.views.nextExpiryAt() + 1);
     for (let s = 1; s <= this.n; s++) {
-      if (s !== this.me && this.hasGap(s)) next = Math.min(next, this.lastNackAt[s - 1] + this.options.nackRetryMs);
+      if (s !== this.me && this.gapOf(s)) next = Math.min(next, this.nacks.retryAt(s));
     }
     return next;
-  }
-
-  // ---- recovery -----------------------------------------------------------
-
-  /**
-   * Rebuild from a snapshot (or nothing) and the journal written after it.
-   * Returns the engine, or the index of the first record that does not fit
-   * (a corrupt journal) with the reason.
-   */
-  static recover(
-    options: EngineOptions,
-    now: number,
-    saved: EngineState | undefined,
-    records: readonly JournalRecord[],
-  ): { engine: Engine } | { badRecord: number; reason: string } {
-    const engine = new Engine(options, now, saved);
-    engine.replaying = true;
-    for (let i = 0; i < records.length; i++) {
-      const reason = engine.replay(records[i]);
-      if (reason) return { badRecord: i, reason };
-    }
-    engine.replaying = false;
-    engine.lastRecordedTs = [...engine.acks.tsVector];
-    engine.lastRecordedAcks = JSON.stringify([engine.acks.seqMatrix, engine.acks.tsMatrix]);
-    return { engine };
-  }
-
-  private replay(record: JournalRecord): string | undefined {
-    if (record.t === 'acks') {
-      if (record.seqMatrix.length !== this.n || record.tsMatrix.length !== this.n) return `ack matrices are not ${this.n} x ${this.n}`;
-      this.acks.mergeMatrices(record.seqMatrix, record.tsMatrix);
-      // The own row of the ts matrix is the timestamp vector when it was recorded.
-      record.tsMatrix[this.me - 1].forEach((ts, i) => {
-        if (ts > this.acks.tsVector[i]) this.acks.tsVector[i] = ts;
-      });
-      return undefined;
-    }
-    if (record.t === 'ts') {
-      if (record.tsVector.length !== this.n) return `timestamp vector has ${record.tsVector.length} entries, expected ${this.n}`;
-      record.tsVector.forEach((ts, i) => {
-        if (ts > this.acks.tsVector[i]) this.acks.tsVector[i] = ts;
-      });
-      return undefined;
-    }
-    const m = record.m;
-    if (m.sender < 1 || m.sender > this.n) return `message from unknown server ${m.sender}`;
-    const next = this.window.contiguous[m.sender - 1] + 1;
-    if (m.seq !== next) return `message ${m.sender}:${m.seq} out of sequence (expected seq ${next})`;
-    if (m.ts <= this.appliedStableTs) return `message ${m.sender}:${m.seq} has ts ${m.ts} at or before the stable point ${this.appliedStableTs}`;
-    if (this.window.offer(m, this.appliedStableTs) === 'inconsistent') return `message ${m.sender}:${m.seq} has ts ${m.ts}, not after the sender's previous message`;
-    if (m.sender === this.me) {
-      this.lastSeq = m.seq;
-      if (m.ts > this.acks.clock) this.acks.clock = m.ts;
-    }
-    this.accept(m);
-    return undefined;
   }
 
   // ---- state for snapshots, tools and tests --------------------------------
@@ -347,7 +251,7 @@ export class Engine {
     return {
       lastSeq: this.lastSeq,
       contiguous: [...this.window.contiguous],
-      tsVector: [...this.acks.tsVector],
+      tsVector: this.tsVector,
       seqMatrix: this.acks.seqMatrix.map((row) => [...row]),
       tsMatrix: this.acks.tsMatrix.map((row) => [...row]),
       collectedUpTo: this.store.collectedUpTo(),
@@ -360,8 +264,9 @@ export class Engine {
     return this.views.view;
   }
 
+  /** The Lamport clock. */
   get clock(): number {
-    return this.acks.clock;
+    return this.lamportClock.value;
   }
 
   get stableTs(): number {
@@ -377,8 +282,9 @@ export class Engine {
     return this.window.contiguous;
   }
 
-  get tsVector(): readonly number[] {
-    return this.acks.tsVector;
+  /** The bounds on every server's missing messages; the own entry is the clock. */
+  get tsVector(): number[] {
+    return this.acks.tsVector(this.lamportClock.value);
   }
 
   get seqMatrix(): readonly (readonly number[])[] {
@@ -403,7 +309,7 @@ export class Engine {
   }
 
   get queuedCount(): number {
-    return this.queuedBroadcasts.length;
+    return this.flow.queued;
   }
 
   get bufferedCount(): number {
@@ -422,13 +328,9 @@ export class Engine {
       if (offered === 'duplicate') this.counters.duplicates++;
       else if (offered === 'beyond-window') this.counters.beyondWindow++;
       else if (offered === 'inconsistent') this.counters.inconsistent++;
-      else if (offered === 'buffered') this.gapHint[m.sender - 1] = packet.from;
-      else for (const ready of offered) this.accept(ready);
+      else if (offered === 'buffered') this.nacks.hint(m.sender, packet.from);
+      else for (const next of offered) this.accept(next);
     }
-  }
-
-  private onStatus(packet: StatusPacket): void {
-    this.acks.onStatus(packet, this.window.contiguous);
   }
 
   private onNack(packet: NackPacket): void {
@@ -436,9 +338,8 @@ export class Engine {
     const messages = this.store.range(packet.sender, packet.fromSeq, packet.toSeq, this.options.maxRetransmitMessages);
     if (messages.length === 0) return;
     this.counters.retransmitted += messages.length;
-    const queue = this.retransmits.get(packet.from);
-    if (queue) queue.push(...messages);
-    else this.retransmits.set(packet.from, messages);
+    const queued = this.retransmits.get(packet.from);
+    this.retransmits.set(packet.from, queued ? queued.concat(messages) : messages);
   }
 
   // ---- acceptance and stability -----------------------------------------------
@@ -446,23 +347,22 @@ export class Engine {
   /** A message is accepted in sender order: it joins the store, the total order and the journal. */
   private accept(m: Message): void {
     invariant(m.ts > this.appliedStableTs, `message ${m.sender}:${m.seq} (ts ${m.ts}) arrived behind the stable point ${this.appliedStableTs}`);
-    if (m.sender !== this.me) this.acks.clock = Math.max(this.acks.clock, m.ts) + 1;
+    if (m.sender !== this.me) this.lamportClock.witness(m.ts);
     this.acks.raiseBound(m.sender, m.ts);
     this.store.add(m);
     this.log.insert(m);
-    this.ordered.push(m);
     this.counters.accepted++;
-    if (this.replaying) return;
     this.records.push({ t: 'msg', m });
     this.statusDue = true;
   }
 
   private admitBroadcasts(): void {
-    while (this.queuedBroadcasts.length > 0 && this.windowOpen()) {
-      const { payload, tag } = this.queuedBroadcasts.shift()!;
-      this.acks.clock += 1;
-      this.lastSeq += 1;
-      const m: Message = { sender: this.me, seq: this.lastSeq, ts: this.acks.clock, payload };
+    let leastHeld = this.lastSeq;
+    for (const k of this.views.view) {
+      if (k !== this.me) leastHeld = Math.min(leastHeld, this.acks.seqMatrix[k - 1][this.me - 1]);
+    }
+    for (const { payload, tag } of this.flow.admit(this.lastSeq - leastHeld)) {
+      const m: Message = { sender: this.me, seq: ++this.lastSeq, ts: this.lamportClock.next(), payload };
       const offered = this.window.offer(m, this.appliedStableTs);
       invariant(Array.isArray(offered) && offered.length === 1, `own message ${m.seq} not next in sequence`);
       this.accept(m);
@@ -471,26 +371,20 @@ export class Engine {
     }
   }
 
-  private windowOpen(): boolean {
-    let leastHeld = this.lastSeq;
-    for (const k of this.views.view) {
-      if (k !== this.me) leastHeld = Math.min(leastHeld, this.acks.seqMatrix[k - 1][this.me - 1]);
-    }
-    return this.lastSeq - leastHeld < this.options.sendWindowMessages;
-  }
-
-  private updateStability(): void {
-    this.acks.refreshBounds(this.window.contiguous);
-    this.acks.syncOwnRows(this.window.contiguous);
-    const stableTs = this.acks.stableTs();
+  /** Advance the stable point; returns the messages that became stable, in order. */
+  private updateStability(): Message[] {
+    const contiguous = this.window.contiguous;
+    this.acks.refreshBounds(contiguous);
+    this.acks.syncOwnRows(contiguous, this.lamportClock.value);
+    const stableTs = this.acks.stableTs(this.lamportClock.value);
+    let stable: Message[] = [];
     if (stableTs > this.appliedStableTs) {
       this.appliedStableTs = stableTs;
-      for (const m of this.log.takeStable(stableTs)) {
-        this.stableSeq[m.sender - 1] = m.seq;
-        this.stableNow.push(m);
-      }
+      stable = this.log.takeStable(stableTs);
+      for (const m of stable) this.stableSeq[m.sender - 1] = m.seq;
     }
     this.collectGarbage();
+    return stable;
   }
 
   /** A message leaves the store once it is stable and every server holds it durably. */
@@ -510,58 +404,34 @@ export class Engine {
 
   // ---- NACKs -----------------------------------------------------------------
 
-  private hasGap(sender: ServerId): boolean {
-    return this.window.gap(sender, this.acks.highestKnown(sender)) !== undefined;
+  private gapOf(sender: ServerId): { fromSeq: number; toSeq: number } | undefined {
+    return this.window.gap(sender, this.acks.highestKnown(sender));
   }
 
   /** For each sender with a known gap, ask one server that holds the range, rotating on retries. */
   private scheduleNacks(): void {
     for (let s = 1; s <= this.n; s++) {
       if (s === this.me) continue;
-      const i = s - 1;
-      const gap = this.window.gap(s, this.acks.highestKnown(s));
+      const gap = this.gapOf(s);
       if (!gap) continue;
-      const answered = this.window.contiguous[i] >= this.nackedUpTo[i];
-      if (!answered && this.now < this.lastNackAt[i] + this.options.nackRetryMs) continue;
-      const target = this.nackTarget(s, gap.fromSeq);
-      this.lastNackAt[i] = this.now;
-      if (target === undefined) continue;
-      const toSeq = Math.min(gap.toSeq, gap.fromSeq + this.options.maxNackMessages - 1);
-      if (this.options.brokenVariant === 'no-nack') continue;
-      this.outgoing.push({ to: target, packet: { type: 'nack', from: this.me, sender: s, fromSeq: gap.fromSeq, toSeq } });
-      this.nackedUpTo[i] = toSeq;
-      this.nackAttempts[i]++;
+      const holders = (hint: ServerId | undefined) =>
+        this.views.view.filter((k) => k !== this.me && (k === s || k === hint || this.acks.seqMatrix[k - 1][s - 1] >= gap.fromSeq));
+      const nack = this.nacks.plan(this.now, s, gap, this.window.contiguous[s - 1], holders);
+      if (!nack || this.options.brokenVariant === 'no-nack') continue;
+      this.outgoing.push(nack);
       this.counters.nacksSent++;
     }
-  }
-
-  private nackTarget(sender: ServerId, fromSeq: number): ServerId | undefined {
-    const hint = this.gapHint[sender - 1];
-    const holders = this.views.view.filter(
-      (k) => k !== this.me && (k === sender || k === hint || this.acks.seqMatrix[k - 1][sender - 1] >= fromSeq),
-    );
-    if (holders.length === 0) return undefined;
-    return holders[this.nackAttempts[sender - 1] % holders.length];
   }
 
   // ---- outgoing packets --------------------------------------------------------
 
   private flushData(): void {
     if (this.newOwn.length > 0) {
-      const packets = packData(this.me, this.newOwn, this.options.maxDatagramBytes);
-      for (const to of this.views.view) {
-        if (to === this.me) continue;
-        for (const packet of packets) this.outgoing.push({ to, packet });
-      }
-      this.counters.dataPacketsSent += packets.length * (this.views.view.length - 1);
+      const packet: DataPacket = { type: 'data', from: this.me, messages: this.newOwn };
+      for (const to of this.views.view) if (to !== this.me) this.outgoing.push({ to, packet });
       this.newOwn = [];
     }
-    for (const [to, messages] of this.retransmits) {
-      for (const packet of packData(this.me, messages, this.options.maxDatagramBytes)) {
-        this.outgoing.push({ to, packet });
-        this.counters.dataPacketsSent++;
-      }
-    }
+    for (const [to, messages] of this.retransmits) this.outgoing.push({ to, packet: { type: 'data', from: this.me, messages } });
     this.retransmits.clear();
   }
 
@@ -571,41 +441,12 @@ export class Engine {
       type: 'status',
       from: this.me,
       seqVector: [...this.window.contiguous],
-      tsVector: [...this.acks.tsVector],
+      tsVector: this.tsVector,
     };
     for (let to = 1; to <= this.n; to++) if (to !== this.me) this.outgoing.push({ to, packet: status });
     this.statusDue = false;
     this.lastStatusAt = this.now;
     this.counters.statusesSent++;
-  }
-
-  /** Persist the timestamp vector (clock and bounds) whenever it changed: packets below may carry it. */
-  /**
-   * Persist the timestamp vector when the own clock moved: packets below
-   * may carry the clock, and it must never go back after a crash. The
-   * bounds for other servers ride along but need no durability of their
-   * own (what they say stays true; a restart merely relearns them), so a
-   * step that only took in statuses writes nothing and costs no fsync.
-   */
-  private recordTsVector(): void {
-    const ts = this.acks.tsVector;
-    if (ts[this.me - 1] === this.lastRecordedTs[this.me - 1]) return;
-    this.lastRecordedTs = [...ts];
-    this.records.push({ t: 'ts', tsVector: [...ts] });
-  }
-
-  /**
-   * Persist the ack matrices (whose own row is the timestamp vector) now and
-   * then, so that a restart and the inspector see the stable point and what
-   * every server holds nearly as they were, garbage collection included.
-   */
-  private recordAcks(): void {
-    if (this.now < this.lastAcksRecordAt + this.options.statusIntervalMs) return;
-    const acks = JSON.stringify([this.acks.seqMatrix, this.acks.tsMatrix]);
-    if (acks === this.lastRecordedAcks) return;
-    this.lastRecordedAcks = acks;
-    this.lastAcksRecordAt = this.now;
-    this.records.push({ t: 'acks', seqMatrix: this.acks.seqMatrix.map((r) => [...r]), tsMatrix: this.acks.tsMatrix.map((r) => [...r]) });
   }
 
   private advanceTime(now: number): void {

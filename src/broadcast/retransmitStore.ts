@@ -27,10 +27,6 @@ export class RetransmitStore {
     list.push(m);
   }
 
-  get(sender: ServerId, seq: number): Message | undefined {
-    return this.bySender[sender - 1][seq - this.baseSeq[sender - 1]];
-  }
-
   /** Messages of sender in [fromSeq, toSeq] still held, at most maxCount. */
   range(sender: ServerId, fromSeq: number, toSeq: number, maxCount: number): Message[] {
     const list = this.bySender[sender - 1];

@@ -4,15 +4,22 @@
  */
 export type ServerId = number;
 
-/** One broadcast message. Identified by (sender, seq); ordered by (ts, sender). Never changes once sent. */
-export interface Message {
-  readonly sender: ServerId;
-  readonly seq: number;
+/**
+ * A message's place in the total order, and its name outside the broadcast
+ * layer (a chat message's id). Unique: a sender's timestamps strictly increase.
+ */
+export interface MessageId {
   readonly ts: number;
+  readonly sender: ServerId;
+}
+
+/** One broadcast message. Identified by (sender, seq); ordered by (ts, sender). Never changes once sent. */
+export interface Message extends MessageId {
+  readonly seq: number;
   readonly payload: string;
 }
 
-/** Several messages, from any senders, in one datagram: originals and retransmissions alike. */
+/** Several messages, from any senders: originals and retransmissions alike (the wire layer splits them into datagrams). */
 export interface DataPacket {
   readonly type: 'data';
   readonly from: ServerId;
@@ -62,7 +69,20 @@ export interface Outbound {
   readonly packet: Packet;
 }
 
-/** Compare by the total order (ts, sender). */
-export function compareOrder(a: Message, b: Message): number {
+/** The total order: by timestamp, ties broken by sender. The one comparison of message ids. */
+export function compareOrder(a: MessageId, b: MessageId): number {
   return a.ts - b.ts || a.sender - b.sender;
+}
+
+/** A message id as people and clients see it: "<ts>.<sender>", e.g. "42.3". */
+export function formatMessageId(id: MessageId): string {
+  return `${id.ts}.${id.sender}`;
+}
+
+/** The id that "<ts>.<sender>" names, or undefined if the text is not one. */
+export function parseMessageId(text: string): MessageId | undefined {
+  const match = /^([1-9][0-9]{0,15})\.([1-9][0-9]?)$/.exec(text);
+  if (!match) return undefined;
+  const ts = Number(match[1]);
+  return Number.isSafeInteger(ts) ? { ts, sender: Number(match[2]) } : undefined;
 }

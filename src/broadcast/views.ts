@@ -25,10 +25,6 @@ export class Views {
     this.lastHeardAt[from - 1] = now;
   }
 
-  includes(id: ServerId): boolean {
-    return this.current.includes(id);
-  }
-
   /** Recompute at time now; returns the new view if it changed. */
   update(now: number): readonly ServerId[] | undefined {
     const next = this.lastHeardAt.map((at, i) => i + 1).filter((id) => id === this.me || this.isAlive(id, now));

@@ -1,12 +1,17 @@
 /**
  * The chat state a daemon shows: the stable state (final) plus the
- * tentative suffix of the total order applied on top. New messages usually
- * land at the end of the order and are applied incrementally; when one lands
- * before tentative ones (after a partition heals, say), the shown state is
- * recomputed from the stable state, once per batch however many arrived.
+ * tentative suffix of the total order applied on top.
+ *
+ * Invariant: `tentative` mirrors the engine's tentative order exactly (the
+ * engine reports each change as the suffix from its first changed position,
+ * so nothing is sorted here), and the shown state is the stable state with
+ * `tentative` applied in order. New messages usually land at the end and are
+ * applied incrementally; when one lands before tentative ones (after a
+ * partition heals, say), the shown state is recomputed from the stable
+ * state, once when next read however many landed.
  */
+import type { OrderChange } from '../broadcast/orderedLog.js';
 import type { Message } from '../broadcast/types.js';
-import { compareOrder } from '../broadcast/types.js';
 import { invariant } from '../errors.js';
 import { applyMessages, emptyChatState, type ChatState } from './state.js';
 
@@ -65,32 +70,10 @@ export class ChatReplica {
     return this.tentative.length;
   }
 
-  /** New messages in the total order and newly stable ones (a prefix of the tentative order). */
-  apply(ordered: readonly Message[], stable: readonly Message[]): void {
-    let replay = false;
-    const appended: Message[] = [];
-    for (const m of ordered) {
-      const last = this.tentative[this.tentative.length - 1];
-      if (last && compareOrder(last, m) >= 0) replay = true;
-      this.tentative.push(m);
-      if (!replay) appended.push(m);
-    }
-    // Late messages were appended out of order: one sort puts them in place, however many came.
-    if (replay) this.tentative.sort(compareOrder);
-    if (stable.length > 0) {
-      for (let i = 0; i < stable.length; i++) {
-        const m = this.tentative[i];
-        invariant(m !== undefined && m.sender === stable[i].sender && m.seq === stable[i].seq, `stable message ${stable[i].sender}:${stable[i].seq} is not next in order`);
-      }
-      this.tentative.splice(0, stable.length);
-      this.pendingStable.push(...stable);
-    }
-    if (replay) {
-      this.replayDue = true;
-      this.pendingShown = [];
-    } else if (appended.length > 0 && !this.replayDue) {
-      this.pendingShown.push(...appended);
-    }
+  /** The tentative order's change, then the newly stable messages (a prefix of the changed order). */
+  apply(ordered: OrderChange | undefined, stable: readonly Message[]): void {
+    if (ordered) this.reorder(ordered);
+    if (stable.length > 0) this.stabilise(stable);
     if (this.replayDue) {
       // The stable prefix may have grown past the late messages; the replay folds it when it runs.
       if (this.pendingStable.length >= maxPendingStable) {
@@ -105,6 +88,28 @@ export class ChatReplica {
     } else if (this.pendingStable.length >= maxPendingStable) {
       this.foldStable();
     }
+  }
+
+  private reorder({ from, messages }: OrderChange): void {
+    invariant(from <= this.tentative.length, `the order changed at position ${from}, past the ${this.tentative.length} tentative messages`);
+    const appended = from === this.tentative.length;
+    if (!appended) this.tentative.length = from;
+    for (const m of messages) this.tentative.push(m);
+    if (!appended) {
+      this.replayDue = true;
+      this.pendingShown = [];
+    } else if (!this.replayDue) {
+      for (const m of messages) this.pendingShown.push(m);
+    }
+  }
+
+  private stabilise(stable: readonly Message[]): void {
+    for (let i = 0; i < stable.length; i++) {
+      const m = this.tentative[i];
+      invariant(m !== undefined && m.sender === stable[i].sender && m.seq === stable[i].seq, `stable message ${stable[i].sender}:${stable[i].seq} is not next in order`);
+    }
+    this.tentative.splice(0, stable.length);
+    for (const m of stable) this.pendingStable.push(m);
   }
 
   /** Bring the stable state up to date; only while the shown state (with pendingShown) is current. */

@@ -4,15 +4,16 @@
  * broadcast layer's own tests and tools.
  */
 import { createHash } from 'node:crypto';
+import type { OrderChange } from '../broadcast/orderedLog.js';
 import type { Message, ServerId } from '../broadcast/types.js';
 
 export interface Application {
   /**
-   * New messages in the total order (tentative) and newly stable messages
-   * (final, in order). A stable message was reported as ordered before or
-   * in the same call.
+   * How the tentative total order changed (its suffix from the first changed
+   * position), then the newly stable messages (final, a prefix of that order).
+   * A stable message was in the order before or in the same call.
    */
-  apply(ordered: readonly Message[], stable: readonly Message[]): void;
+  apply(ordered: OrderChange | undefined, stable: readonly Message[]): void;
   /** The current view changed. */
   viewChanged(view: readonly ServerId[]): void;
   /** JSON-serialisable state after every stable message: saved in snapshots. */
@@ -34,7 +35,7 @@ export class OrderDigest implements Application {
     this.chain = state.chain;
   }
 
-  apply(_ordered: readonly Message[], stable: readonly Message[]): void {
+  apply(_ordered: OrderChange | undefined, stable: readonly Message[]): void {
     for (const m of stable) {
       this.chain = createHash('sha256').update(`${this.chain}|${m.sender}:${m.seq}:${m.ts}:${m.payload}`).digest('hex');
       this.stableCount++;

@@ -1,5 +1,6 @@
 /** The chat state machine as the daemon's replicated application. */
 import { createHash } from 'node:crypto';
+import type { OrderChange } from '../broadcast/orderedLog.js';
 import type { Message, ServerId } from '../broadcast/types.js';
 import { ChatReplica } from '../chat/replica.js';
 import { canonicalJson, emptyChatState, restoreChatState, type ChatState } from '../chat/state.js';
@@ -16,10 +17,10 @@ export class ChatApp implements Application {
     this.replica = new ChatReplica(isChatState(saved) ? restoreChatState(saved) : emptyChatState);
   }
 
-  apply(ordered: readonly Message[], stable: readonly Message[]): void {
+  apply(ordered: OrderChange | undefined, stable: readonly Message[]): void {
     this.replica.apply(ordered, stable);
     // The replica applies lazily; listeners (pushes) read the shown state when they run.
-    if (ordered.length > 0) this.changed();
+    if (ordered) this.changed();
   }
 
   viewChanged(view: readonly ServerId[]): void {

@@ -9,7 +9,9 @@
  */
 import { EventEmitter } from 'node:events';
 import type winston from 'winston';
-import { defaultEngineLimits, defaultEngineTimers, Engine, type EngineCounters, type EngineOptions, type Ready } from '../broadcast/engine.js';
+import { Engine, type EngineCounters, type Ready } from '../broadcast/engine.js';
+import { engineOptions, type EngineOptions, type EngineTimers } from '../broadcast/options.js';
+import type { OrderChange } from '../broadcast/orderedLog.js';
 import type { Message, Packet, ServerId } from '../broadcast/types.js';
 import { allOnLoopback, serverById, type ClusterConfig } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
@@ -19,7 +21,6 @@ import { UdpTransport, type DropReason, type TransportCounters } from '../transp
 import { loopbackDatagramBytes, networkDatagramBytes, receiveLimitBytes } from '../wire/codec.js';
 import { OrderDigest, type Application, type ApplicationFactory } from './application.js';
 
-export type EngineTimers = { -readonly [K in keyof typeof defaultEngineTimers]: number };
 
 export interface DaemonOptions {
   readonly id: ServerId;
@@ -88,7 +89,7 @@ export interface DaemonStatus {
 }
 
 export interface DaemonEvents {
-  ordered: [readonly Message[]];
+  ordered: [OrderChange];
   stable: [readonly Message[]];
   view: [readonly ServerId[]];
   fatal: [Error];
@@ -127,11 +128,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   static async start(options: DaemonOptions): Promise<Daemon> {
     const { id, config, logger } = options;
     const me = serverById(config, id);
-    const engineOptions = Daemon.engineOptions(options);
+    const engineSettings = engineOptions(id, config.servers.length, options.timers);
+    const maxDatagramBytes = options.maxDatagramBytes ?? (allOnLoopback(config) ? loopbackDatagramBytes : networkDatagramBytes);
     const { files, loaded } = LogFiles.open(options.dataDir, id, config.servers.length);
     let daemon: Daemon;
     try {
-      const engine = Daemon.recoverEngine(engineOptions, loaded);
+      const engine = Daemon.recoverEngine(engineSettings, loaded);
       const app = (options.application ?? ((saved) => new OrderDigest(saved)))(loaded.snapshot?.app);
       daemon = new Daemon(options, engine, files, app);
       if (loaded.tornTail) {
@@ -139,7 +141,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       }
       daemon.transport = await UdpTransport.open(
         me,
-        { incarnation: files.incarnation, key: options.clusterKey, maxReceiveBytes: receiveLimitBytes(engineOptions.maxDatagramBytes) },
+        { incarnation: files.incarnation, key: options.clusterKey, maxReceiveBytes: receiveLimitBytes(maxDatagramBytes), maxDatagramBytes },
         config.servers,
         (packet) => daemon.onPacket(packet),
         (reason, detail, from) => daemon.onDrop(reason, detail, from),
@@ -159,21 +161,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
     logger.info(
       `started server ${id} of ${config.servers.length}: UDP ${me.host}:${me.udpPort}, data ${options.dataDir}, ` +
-        `datagrams up to ${engineOptions.maxDatagramBytes} bytes`,
+        `datagrams up to ${maxDatagramBytes} bytes`,
     );
     daemon.drain();
     return daemon;
-  }
-
-  private static engineOptions(options: DaemonOptions): EngineOptions {
-    return {
-      me: options.id,
-      serverCount: options.config.servers.length,
-      maxDatagramBytes: options.maxDatagramBytes ?? (allOnLoopback(options.config) ? loopbackDatagramBytes : networkDatagramBytes),
-      ...defaultEngineTimers,
-      ...defaultEngineLimits,
-      ...options.timers,
-    };
   }
 
   private static recoverEngine(engineOptions: EngineOptions, loaded: LoadedLog): Engine {
@@ -358,13 +349,13 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.pending.get(tag)?.resolve(message);
       this.pending.delete(tag);
     }
-    if (ready.ordered.length > 0 || ready.stable.length > 0) this.app.apply(ready.ordered, ready.stable);
+    if (ready.ordered || ready.stable.length > 0) this.app.apply(ready.ordered, ready.stable);
     if (ready.view) {
       this.logger.info(`view changed: {${ready.view.join(',')}}`);
       this.app.viewChanged(ready.view);
       this.emit('view', ready.view);
     }
-    if (ready.ordered.length > 0) this.emit('ordered', ready.ordered);
+    if (ready.ordered) this.emit('ordered', ready.ordered);
     if (ready.stable.length > 0) this.emit('stable', ready.stable);
   }
 

@@ -8,7 +8,7 @@ import { hideBin } from 'yargs/helpers';
 import { loadClusterConfig } from '../config/clusterConfig.js';
 import { clusterKeyFileName, loadClusterKey } from '../config/clusterKey.js';
 import { ChorusError } from '../errors.js';
-import { defaultEngineTimers } from '../broadcast/engine.js';
+import { defaultEngineTimers } from '../broadcast/options.js';
 import { ChatServer } from '../rpc/chatServer.js';
 import { defaultRpcLimits } from '../rpc/protocol.js';
 import { defaultSnapshotIntervalMs, defaultSnapshotJournalBytes } from './daemon.js';

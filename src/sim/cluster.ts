@@ -12,11 +12,12 @@
  * disagree and that no server reuses a sequence number or a timestamp, even
  * across restarts; a violation throws with a trace of recent events.
  */
-import { Engine, defaultEngineLimits, defaultEngineTimers, type EngineOptions, type EngineState, type Ready } from '../broadcast/engine.js';
+import { Engine, type EngineState, type Ready } from '../broadcast/engine.js';
+import { engineOptions, type EngineOptions } from '../broadcast/options.js';
 import type { JournalRecord, Message, Outbound, ServerId } from '../broadcast/types.js';
 import { encodeOp } from '../chat/operations.js';
 import { ChatApp } from '../daemon/chatApp.js';
-import { decodePacket, encodePacket, networkDatagramBytes } from '../wire/codec.js';
+import { decodePacket, encodeDatagrams, networkDatagramBytes } from '../wire/codec.js';
 import { SimNetwork, type NetworkFaults, noFaults } from './network.js';
 import { Random } from './random.js';
 
@@ -102,14 +103,7 @@ export class SimCluster {
   constructor(readonly config: SimClusterOptions) {
     this.random = new Random(config.seed);
     this.network = new SimNetwork(this.random, config.faults ?? noFaults);
-    this.options = (me) => ({
-      me,
-      serverCount: config.serverCount,
-      maxDatagramBytes: networkDatagramBytes,
-      ...defaultEngineTimers,
-      ...defaultEngineLimits,
-      ...config.engine,
-    });
+    this.options = (me) => engineOptions(me, config.serverCount, config.engine);
     this.nodes = Array.from({ length: config.serverCount }, (_, i) => {
       const node = new SimNode(i + 1);
       node.engine = new Engine(this.options(i + 1), 0);
@@ -243,7 +237,7 @@ export class SimCluster {
         throw this.failure(`server ${node.id} created seq ${message.seq} with ts ${message.ts}, but its clock ${node.advertisedClock} had already left in a status`);
       }
     }
-    const empty = ready.records.length + ready.packets.length + ready.sequenced.length + ready.ordered.length + ready.stable.length === 0;
+    const empty = ready.records.length + ready.packets.length + ready.sequenced.length + ready.stable.length === 0 && !ready.ordered;
     if (empty && !ready.view) return;
     const delay = this.config.fsyncDelayMs ?? 0;
     const last = node.pending[node.pending.length - 1];
@@ -275,7 +269,7 @@ export class SimCluster {
     for (const { to, packet } of packets) {
       if (packet.type === 'data') this.checkOwnMessages(node, packet.messages);
       if (packet.type === 'status') node.advertisedClock = Math.max(node.advertisedClock, packet.tsVector[node.id - 1]);
-      this.network.send(node.id, to, encodePacket(packet), this.now);
+      for (const datagram of encodeDatagrams(packet, networkDatagramBytes)) this.network.send(node.id, to, datagram, this.now);
     }
   }
 

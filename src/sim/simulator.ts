@@ -11,7 +11,7 @@
  * run must converge: same messages, same order, same chat state everywhere,
  * every acknowledged operation present exactly once, stores collected to empty.
  */
-import type { BrokenVariant } from '../broadcast/engine.js';
+import type { BrokenVariant } from '../broadcast/options.js';
 import type { Message } from '../broadcast/types.js';
 import { encodeOp, type ChatOp } from '../chat/operations.js';
 import { lastMessages } from '../chat/state.js';

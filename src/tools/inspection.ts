@@ -7,13 +7,13 @@
  */
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { defaultEngineLimits, defaultEngineTimers, Engine } from '../broadcast/engine.js';
+import { Engine } from '../broadcast/engine.js';
+import { engineOptions } from '../broadcast/options.js';
 import type { Message } from '../broadcast/types.js';
 import { ChatApp } from '../daemon/chatApp.js';
 import { plainChatState } from '../chat/state.js';
 import { ChorusError } from '../errors.js';
 import { readLogFiles } from '../storage/logFiles.js';
-import { loopbackDatagramBytes } from '../wire/codec.js';
 
 export interface Inspection {
   server: number;
@@ -48,7 +48,7 @@ export function locate(target: string, dataRoot: string): { dir: string; server:
 export function inspect(dir: string, server: number, serverCount: number): Inspection {
   if (!existsSync(dir)) throw new ChorusError('LOG_UNREADABLE', `${dir}: no such data directory`);
   const loaded = readLogFiles(dir, server, serverCount);
-  const options = { me: server, serverCount, maxDatagramBytes: loopbackDatagramBytes, ...defaultEngineTimers, ...defaultEngineLimits };
+  const options = engineOptions(server, serverCount);
   const recovered = Engine.recover(options, 0, loaded.snapshot?.engine, loaded.records);
   if (!('engine' in recovered)) throw new ChorusError('LOG_CORRUPT', `${loaded.journalFile}:${loaded.recordLines[recovered.badRecord]}: ${recovered.reason}`);
   const engine = recovered.engine;

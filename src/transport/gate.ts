@@ -5,7 +5,7 @@
  * packet's JSON). Pure apart from the HMAC, so the fuzz tests drive it directly.
  */
 import type { Packet, ServerId } from '../broadcast/types.js';
-import { decodePacket, encodePacket } from '../wire/codec.js';
+import { decodePacket, encodeDatagrams } from '../wire/codec.js';
 import { maxCounter, open, seal } from '../wire/envelope.js';
 import { ReplayGuard } from '../wire/replayGuard.js';
 
@@ -33,6 +33,8 @@ export interface GateIdentity {
   readonly key: Buffer;
   /** Larger datagrams are dropped as oversized (wire/codec.ts receiveLimitBytes). */
   readonly maxReceiveBytes: number;
+  /** Data packets are split into datagrams of at most this many bytes (a single larger message travels alone). */
+  readonly maxDatagramBytes: number;
 }
 
 export type Admission = { readonly ok: true; readonly packet: Packet } | { readonly ok: false; readonly reason: DropReason; readonly detail: string };
@@ -41,24 +43,26 @@ export class DatagramGate {
   private readonly guard: ReplayGuard;
   /** Next envelope counter per receiver. */
   private readonly counterTo: number[];
-  private readonly encoded = new WeakMap<Packet, Buffer>();
+  private readonly encoded = new WeakMap<Packet, Buffer[]>();
 
   constructor(private readonly identity: GateIdentity) {
     this.guard = new ReplayGuard(identity.incarnation, identity.serverCount);
     this.counterTo = new Array<number>(identity.serverCount + 1).fill(1);
   }
 
-  /** The datagram carrying `packet` to server `to` (the packet is encoded once for all receivers). */
-  seal(to: ServerId, packet: Packet): Buffer {
+  /** The datagrams carrying `packet` to server `to` (the packet is encoded once for all receivers). */
+  seal(to: ServerId, packet: Packet): Buffer[] {
     let encoded = this.encoded.get(packet);
     if (!encoded) {
-      encoded = encodePacket(packet);
+      encoded = encodeDatagrams(packet, this.identity.maxDatagramBytes);
       this.encoded.set(packet, encoded);
     }
-    const counter = this.counterTo[to]++;
-    if (counter > maxCounter) throw new Error(`envelope counter to server ${to} exhausted`);
     const { me, incarnation, key } = this.identity;
-    return seal(key, { from: me, to, fromIncarnation: incarnation, toIncarnation: this.guard.incarnationOf(to), counter }, encoded);
+    return encoded.map((body) => {
+      const counter = this.counterTo[to]++;
+      if (counter > maxCounter) throw new Error(`envelope counter to server ${to} exhausted`);
+      return seal(key, { from: me, to, fromIncarnation: incarnation, toIncarnation: this.guard.incarnationOf(to), counter }, body);
+    });
   }
 
   /**

@@ -19,6 +19,8 @@ const socketBufferBytes = 8 * 1024 * 1024;
 export interface TransportCounters {
   datagramsIn: number;
   datagramsOut: number;
+  /** Datagrams carrying messages (originals and retransmissions), among datagramsOut. */
+  dataDatagramsOut: number;
   bytesIn: number;
   bytesOut: number;
   sendErrors: number;
@@ -33,6 +35,7 @@ export class UdpTransport {
   readonly counters: TransportCounters = {
     datagramsIn: 0,
     datagramsOut: 0,
+    dataDatagramsOut: 0,
     bytesIn: 0,
     bytesOut: 0,
     sendErrors: 0,
@@ -77,14 +80,16 @@ export class UdpTransport {
   }
 
   send(to: ServerId, packet: Packet): void {
-    if (this.faults.dropOutgoing(to)) return;
     const server = this.servers[to - 1];
-    const buf = this.gate.seal(to, packet);
-    this.counters.datagramsOut++;
-    this.counters.bytesOut += buf.length;
-    this.socket.send(buf, server.udpPort, server.host, (err) => {
-      if (err) this.counters.sendErrors++;
-    });
+    for (const buf of this.gate.seal(to, packet)) {
+      if (this.faults.dropOutgoing(to)) continue;
+      this.counters.datagramsOut++;
+      if (packet.type === 'data') this.counters.dataDatagramsOut++;
+      this.counters.bytesOut += buf.length;
+      this.socket.send(buf, server.udpPort, server.host, (err) => {
+        if (err) this.counters.sendErrors++;
+      });
+    }
   }
 
   close(): Promise<void> {

@@ -8,6 +8,7 @@
  * Decoding validates everything and never throws: a packet that does not
  * decode yields a reason, which the transport counts before dropping it.
  */
+import { maxPayloadBytes } from '../broadcast/options.js';
 import type { DataPacket, Message, NackPacket, Packet, StatusPacket } from '../broadcast/types.js';
 import { envelopeBytes, maxUdpPayloadBytes } from './envelope.js';
 
@@ -18,8 +19,6 @@ export const networkDatagramBytes = 1400;
 export const loopbackDatagramBytes = 32 * 1024;
 /** Bytes around the message pieces of a data datagram: envelope, tag, `{"f":9,"m":[` and `]}`. */
 const dataEnvelopeBytes = envelopeBytes + headerBytes + 16;
-/** The largest payload, in bytes as a JSON string, of one broadcast message (a chat operation needs under 9 KiB). */
-export const maxPayloadBytes = 16 * 1024;
 /** The largest datagram a message alone can make: its payload plus the envelope, tag and numbers. */
 const maxLoneDatagramBytes = dataEnvelopeBytes + 64 + maxPayloadBytes;
 
@@ -29,14 +28,6 @@ const maxLoneDatagramBytes = dataEnvelopeBytes + 64 + maxPayloadBytes;
  */
 export function receiveLimitBytes(maxDatagramBytes: number): number {
   return Math.min(maxUdpPayloadBytes, Math.max(maxDatagramBytes, loopbackDatagramBytes, maxLoneDatagramBytes));
-}
-
-/** Whether a payload fits one message (JSON escaping counted). */
-export function payloadFits(payload: string): boolean {
-  // JSON escaping at most sextuples a byte (\u00XX), so most payloads need no stringify here.
-  const bytes = Buffer.byteLength(payload);
-  if (bytes * 6 + 2 <= maxPayloadBytes) return true;
-  return bytes <= maxPayloadBytes && Buffer.byteLength(JSON.stringify(payload)) <= maxPayloadBytes;
 }
 
 const enum Tag {
@@ -83,6 +74,12 @@ export function packData(from: number, messages: readonly Message[], maxDatagram
   }
   if (batch.length > 0) packets.push({ type: 'data', from, messages: batch });
   return packets;
+}
+
+/** The datagram bodies that carry a packet: a data packet is split to fit maxDatagramBytes, any other fits one. */
+export function encodeDatagrams(packet: Packet, maxDatagramBytes: number): Buffer[] {
+  if (packet.type !== 'data') return [encodePacket(packet)];
+  return packData(packet.from, packet.messages, maxDatagramBytes).map(encodePacket);
 }
 
 export function encodePacket(packet: Packet): Buffer {

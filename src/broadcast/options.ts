@@ -1,0 +1,74 @@
+/**
+ * The engine's settings, their defaults, and the one place a server's
+ * options are put together (daemon, simulator and inspector alike).
+ */
+import type { ServerId } from './types.js';
+
+export interface EngineOptions {
+  readonly me: ServerId;
+  readonly serverCount: number;
+  /** Period of status packets (heartbeat and anti-entropy) when nothing else prompts one. */
+  readonly statusIntervalMs: number;
+  /** After accepting data, a status (acknowledgement) goes out at most this long after the previous one. */
+  readonly ackDelayMs: number;
+  /** A server not heard from for this long leaves the view. */
+  readonly viewTimeoutMs: number;
+  /** A NACK still unanswered after this long is sent again, to the next server that holds the range. */
+  readonly nackRetryMs: number;
+  /** Largest range one NACK asks for; a longer gap is fetched in several rounds. */
+  readonly maxNackMessages: number;
+  /** Most messages retransmitted in answer to one NACK; the rest of the range is asked for again. */
+  readonly maxRetransmitMessages: number;
+  /**
+   * Flow control: at most this many own messages not yet held by every server
+   * in the view. Broadcasts past it wait in a queue; servers outside the view
+   * do not count, so a partition never blocks a side.
+   */
+  readonly sendWindowMessages: number;
+  /** Broadcasts waiting for the send window; past this, `broadcast` answers 'busy'. */
+  readonly maxQueuedBroadcasts: number;
+  /** Out-of-order messages buffered per sender ahead of a gap; further ones are dropped and fetched later. */
+  readonly receiveWindowMessages: number;
+  /**
+   * TEST ONLY: a deliberately broken variant, to show that the simulator
+   * catches each kind of bug. Never set outside the simulator's checks.
+   */
+  readonly brokenVariant?: BrokenVariant;
+}
+
+/** Deliberate engine bugs the simulator must catch (see test/simulator.test.ts). */
+export type BrokenVariant = 'order-without-sender-tiebreak' | 'gc-without-seq-matrix' | 'no-nack';
+
+export const defaultEngineTimers = {
+  statusIntervalMs: 100,
+  ackDelayMs: 1,
+  viewTimeoutMs: 1500,
+  nackRetryMs: 30,
+} as const;
+
+export type EngineTimers = { -readonly [K in keyof typeof defaultEngineTimers]: number };
+
+export const defaultEngineLimits = {
+  maxNackMessages: 2000,
+  maxRetransmitMessages: 2000,
+  sendWindowMessages: 4000,
+  maxQueuedBroadcasts: 20000,
+  receiveWindowMessages: 10000,
+} as const;
+
+/** Server `me`'s options: the defaults, then whatever the caller sets. */
+export function engineOptions(me: ServerId, serverCount: number, overrides: Partial<Omit<EngineOptions, 'me' | 'serverCount'>> = {}): EngineOptions {
+  const defined = Object.fromEntries(Object.entries(overrides).filter(([, value]) => value !== undefined));
+  return { me, serverCount, ...defaultEngineTimers, ...defaultEngineLimits, ...defined };
+}
+
+/** The largest payload, in bytes as a JSON string, of one broadcast message (a chat operation needs under 9 KiB). */
+export const maxPayloadBytes = 16 * 1024;
+
+/** Whether a payload fits one message (JSON escaping counted). */
+export function payloadFits(payload: string): boolean {
+  // JSON escaping at most sextuples a character (\u00XX), so most payloads need no stringify here.
+  const bytes = Buffer.byteLength(payload);
+  if (bytes * 6 + 2 <= maxPayloadBytes) return true;
+  return bytes <= maxPayloadBytes && Buffer.byteLength(JSON.stringify(payload)) <= maxPayloadBytes;
+}
