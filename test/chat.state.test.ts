@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import type { Message } from '../src/broadcast/types.js';
 import { OrderedLog } from '../src/broadcast/orderedLog.js';
-import { compareOrder } from '../src/broadcast/types.js';
+import { compareOrder, parseMessageId } from '../src/broadcast/types.js';
 import { encodeOp, type ChatOp } from '../src/chat/operations.js';
 import { ChatReplica } from '../src/chat/replica.js';
 import { applyMessages, canonicalJson, emptyChatState, messagesOf, restoreChatState, type ChatState } from '../src/chat/state.js';
@@ -12,7 +12,7 @@ let ts = 0;
 const msg = (sender: number, op: ChatOp): Message => ({ sender, seq: ++ts, ts, payload: encodeOp(op) });
 const join = (session: string, user: string, group: string, sender = 1) => msg(sender, { op: 'join', session, user, group });
 const append = (session: string, user: string, group: string, text: string, sender = 1) => msg(sender, { op: 'append', session, user, group, text });
-const like = (user: string, group: string, message: string, op: 'like' | 'unlike' = 'like') => msg(2, { op, user, group, message });
+const like = (user: string, group: string, message: string, op: 'like' | 'unlike' = 'like') => msg(2, { op, user, group, message: parseMessageId(message)! });
 
 describe('chat state machine: the rules', () => {
   beforeEach(() => {
@@ -52,7 +52,7 @@ describe('chat state machine: the rules', () => {
 
   it('a message id is its broadcast (ts, sender)', () => {
     const state = applyMessages(emptyChatState, [join('s1', 'alice', 'g'), append('s1', 'alice', 'g', 'hi', 4)]);
-    expect(messagesOf(state.groups.g)[0]).to.deep.include({ id: '2.4', user: 'alice', server: 4 });
+    expect(messagesOf(state.groups.g)[0]).to.deep.include({ id: { ts: 2, sender: 4 }, user: 'alice', server: 4 });
   });
 
   it('one like per user per message; not one\'s own; unlike only after a like', () => {
@@ -64,7 +64,7 @@ describe('chat state machine: the rules', () => {
     expect(likes([like('bob', 'g', id, 'unlike')])).to.deep.equal([]);
     expect(likes([like('bob', 'g', id), like('bob', 'g', id, 'unlike')])).to.deep.equal([]);
     expect(likes([like('bob', 'g', id), like('bob', 'g', id, 'unlike'), like('bob', 'g', id)])).to.deep.equal(['bob']);
-    expect(likes([like('bob', 'g', 'no.such')])).to.deep.equal([]);
+    expect(likes([like('bob', 'g', '99.1')])).to.deep.equal([]);
   });
 
   it('same-named groups created on both sides of a partition are one group', () => {
@@ -86,7 +86,7 @@ const opArb: fc.Arbitrary<ChatOp> = fc.oneof(
   fc.record({ op: fc.constant('join' as const), session: fc.constantFrom('s1', 's2', 's3'), user: fc.constantFrom(...users), group: fc.constantFrom('x', 'y') }),
   fc.record({ op: fc.constant('leave' as const), session: fc.constantFrom('s1', 's2', 's3') }),
   fc.record({ op: fc.constant('append' as const), session: fc.constantFrom('s1', 's2'), user: fc.constantFrom(...users), group: fc.constantFrom('x', 'y'), text: fc.string({ minLength: 1, maxLength: 5 }) }),
-  fc.record({ op: fc.constantFrom('like' as const, 'unlike' as const), user: fc.constantFrom(...users), group: fc.constantFrom('x', 'y'), message: fc.constantFrom('1.1', '2.2', '3.3', '4.1', '5.2', '6.3') }),
+  fc.record({ op: fc.constantFrom('like' as const, 'unlike' as const), user: fc.constantFrom(...users), group: fc.constantFrom('x', 'y'), message: fc.constantFrom('1.1', '2.2', '3.3', '4.1', '5.2', '6.3').map((id) => parseMessageId(id)!) }),
 );
 
 /** Messages with distinct (ts, sender) from three senders, each sender's in seq order. */

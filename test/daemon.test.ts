@@ -35,7 +35,7 @@ describe('daemon: five real daemons on loopback UDP', function () {
     }
     const acks: Message[] = [];
     for (let round = 0; round < 20; round++) {
-      acks.push(...(await Promise.all(Array.from({ length: 50 }, (_, i) => c.daemon((i % 5) + 1).broadcast(`message ${round}.${i}`)))));
+      acks.push(...(await Promise.all(Array.from({ length: 50 }, (_, i) => c.daemon((i % 5) + 1).submit(`message ${round}.${i}`)))));
     }
     expect(new Set(acks.map(key)).size).to.equal(1000);
     c.heal();
@@ -64,8 +64,8 @@ describe('daemon: five real daemons on loopback UDP', function () {
     c.partition([[1, 2], [3, 4, 5]]);
     await c.waitFor(() => c.daemon(1).view.length === 2 && c.daemon(3).view.length === 3, 5_000, 'views split');
     await Promise.all([
-      ...Array.from({ length: 30 }, (_, i) => c.daemon((i % 2) + 1).broadcast(`left ${i}`)),
-      ...Array.from({ length: 30 }, (_, i) => c.daemon((i % 3) + 3).broadcast(`right ${i}`)),
+      ...Array.from({ length: 30 }, (_, i) => c.daemon((i % 2) + 1).submit(`left ${i}`)),
+      ...Array.from({ length: 30 }, (_, i) => c.daemon((i % 3) + 3).submit(`right ${i}`)),
     ]);
     await c.waitFor(() => c.daemon(2).tentative().length === 30 && c.daemon(5).tentative().length === 30, 5_000, 'each side holds its own');
     expect(c.daemon(2).tentative().map(key)).to.deep.equal(c.daemon(1).tentative().map(key));
@@ -80,15 +80,15 @@ describe('daemon: five real daemons on loopback UDP', function () {
     await cluster.startAll();
     const c = cluster;
     await c.waitFor(() => c.running().every((d) => d.view.length === 5), 5_000, 'all five in every view');
-    const before = await Promise.all(Array.from({ length: 20 }, (_, i) => c.daemon(3).broadcast(`before ${i}`)));
+    const before = await Promise.all(Array.from({ length: 20 }, (_, i) => c.daemon(3).submit(`before ${i}`)));
     await c.crash(3);
     const journal = readdirSync(c.dataDir(3)).find((f) => f.startsWith('journal.'))!;
     appendFileSync(join(c.dataDir(3), journal), '{"t":"msg","sender":3,"seq":21,"ts":9');
-    await Promise.all(Array.from({ length: 40 }, (_, i) => c.daemon([1, 2, 4, 5][i % 4]).broadcast(`during ${i}`)));
+    await Promise.all(Array.from({ length: 40 }, (_, i) => c.daemon([1, 2, 4, 5][i % 4]).submit(`during ${i}`)));
     const restarted = await c.start(3);
     expect(c.logLines(3).join('\n')).to.match(/warn: dropped a torn last line of .*journal\.\d+\.jsonl \(line \d+, 37 bytes\)/);
     expect(c.logLines(3).join('\n')).to.match(/info: recovered from .*: .* own seq 20/);
-    const after = await Promise.all(Array.from({ length: 20 }, (_, i) => restarted.broadcast(`after ${i}`)));
+    const after = await Promise.all(Array.from({ length: 20 }, (_, i) => restarted.submit(`after ${i}`)));
     expect(after[0].seq).to.equal(before.at(-1)!.seq + 1);
     expect(after[0].ts).to.be.greaterThan(before.at(-1)!.ts);
     await c.waitFor(() => c.converged() && c.daemon(1).status().digest.startsWith('80:'), 10_000, 'convergence after restart');
@@ -99,7 +99,7 @@ describe('daemon: five real daemons on loopback UDP', function () {
     await cluster.startAll();
     const c = cluster;
     await c.waitFor(() => c.running().every((d) => d.view.length === 3), 5_000, 'all three in every view');
-    await Promise.all(Array.from({ length: 30 }, (_, i) => c.daemon((i % 3) + 1).broadcast(`m${i}`)));
+    await Promise.all(Array.from({ length: 30 }, (_, i) => c.daemon((i % 3) + 1).submit(`m${i}`)));
     await c.waitFor(() => c.converged(), 10_000, 'convergence');
     const before = c.daemon(2).status();
     await c.stop(2);

@@ -13,8 +13,8 @@ import { expect } from 'chai';
 import WebSocket from 'ws';
 import { ChorusConnection, RpcCallError } from '../src/client/connection.js';
 import { loadClusterKey } from '../src/config/clusterKey.js';
-import type { DaemonStatus } from '../src/daemon/daemon.js';
-import { controlFileName, controlTokenHeader, type ControlInfo } from '../src/rpc/controlServer.js';
+import type { ServerStatus } from '../src/daemon/controlServer.js';
+import { controlFileName, controlTokenHeader, type ControlInfo } from '../src/daemon/controlServer.js';
 import { clusterKeyFile, controlCall, daemonLogFile, serverDir } from '../src/tools/localCluster.js';
 import type { DropReason } from '../src/transport/udpTransport.js';
 import { encodePacket } from '../src/wire/codec.js';
@@ -36,8 +36,8 @@ describe('hostile input against real daemons', function () {
     cluster = undefined;
   });
 
-  const status = async (id: number): Promise<DaemonStatus> => {
-    const s = await controlCall<DaemonStatus>(cluster!.paths, id, 'status');
+  const status = async (id: number): Promise<ServerStatus> => {
+    const s = await controlCall(cluster!.paths, id, 'status');
     if (!s) throw new Error(`server ${id} does not answer`);
     return s;
   };

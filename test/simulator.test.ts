@@ -19,7 +19,7 @@ describe('simulator', function () {
       const result = runSimulation({ seed });
       faults += result.stats.faults;
       crashes += result.stats.crashes;
-      expect(result.stats.acknowledged, `seed ${seed} acknowledged operations`).to.be.greaterThan(0);
+      expect(result.stats.confirmed, `seed ${seed} confirmed operations`).to.be.greaterThan(0);
       if (!result.ok) failures.push(`seed ${seed}: ${result.failure}`);
     }
     expect(failures, failures.join('\n\n')).to.deep.equal([]);

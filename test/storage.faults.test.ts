@@ -12,8 +12,6 @@ import { chmodSync, closeSync, mkdirSync, openSync, rmSync, writeFileSync } from
 import { join } from 'node:path';
 import { expect } from 'chai';
 import { ChorusConnection, RpcCallError } from '../src/client/connection.js';
-import type { DaemonStatus } from '../src/daemon/daemon.js';
-import type { GroupView } from '../src/rpc/protocol.js';
 import { RpcErrors } from '../src/rpc/protocol.js';
 import { clusterKeyFile, controlCall, serverDir } from '../src/tools/localCluster.js';
 import { fastDaemonArgs, ProcessCluster, waitUntil } from './support/processCluster.js';
@@ -52,7 +50,7 @@ describe('storage faults on a real daemon', function () {
     const s = cluster!.config.servers[id - 1];
     const c = await ChorusConnection.connect(`${s.host}:${s.clientPort}`);
     await c.call('user', { name: `reader${id}` });
-    await c.call<GroupView>('join', { group: 'log' });
+    await c.call('join', { group: 'log' });
     return c;
   }
 
@@ -78,7 +76,7 @@ describe('storage faults on a real daemon', function () {
       try {
         await waitUntil(
           async () => {
-            const history = await reader.call<GroupView>('history');
+            const history = await reader.call('history');
             const shown = new Set(history.messages.map((m) => m.text));
             return texts.every((t) => shown.has(t));
           },
@@ -115,8 +113,8 @@ describe('storage faults on a real daemon', function () {
     // Every later operation is refused the same way; reads still work.
     const again = await connection.call('append', { text: 'after' }).catch((e: RpcCallError) => e);
     expect((again as RpcCallError).code).to.equal(RpcErrors.storageFailed);
-    expect((await connection.call<GroupView>('history')).group).to.equal('log');
-    const status = await controlCall<DaemonStatus>(cluster!.paths, 1, 'status');
+    expect((await connection.call('history')).group).to.equal('log');
+    const status = await controlCall(cluster!.paths, 1, 'status');
     expect(status?.storageError).to.match(why);
     expect(await cluster!.tool('cluster', 'status')).to.match(/server 1 STORAGE FAILED, accepting no operations until relaunched: /);
     connection.close();

@@ -9,7 +9,8 @@ import { parseClusterConfig } from '../src/config/clusterConfig.js';
 import { Daemon } from '../src/daemon/daemon.js';
 import { silentLogger } from '../src/daemon/logger.js';
 import { ChorusError } from '../src/errors.js';
-import { LogFiles, readLogFiles } from '../src/storage/logFiles.js';
+import { nodeFileSystem } from '../src/storage/fileSystem.js';
+import { LogFiles, readLogFiles as readFiles } from '../src/storage/logFiles.js';
 import { freePorts } from '../src/tools/freePorts.js';
 
 const records: JournalRecord[] = [
@@ -17,6 +18,15 @@ const records: JournalRecord[] = [
   { t: 'msg', m: { sender: 2, seq: 1, ts: 1, payload: 'second' } },
   { t: 'ts', tsVector: [1, 1, 3] },
 ];
+
+const readLogFiles = (dir: string, id: number, n: number) => readFiles(nodeFileSystem, dir, id, n);
+
+/** Make what was appended durable; on the real disk that happens before sync returns. */
+function syncNow(files: LogFiles): void {
+  let result: string | undefined = 'not called';
+  files.sync((error) => (result = error?.message));
+  expect(result).to.equal(undefined);
+}
 
 function errorOf(fn: () => unknown): ChorusError {
   try {
@@ -35,6 +45,8 @@ describe('log files', () => {
   });
   afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
+  const open = (id: number) => LogFiles.open({ fs: nodeFileSystem, dir, serverId: id, serverCount: 3, wallClockMs: Date.now() });
+
   function writeJournal(text: string): string {
     const file = join(dir, 'journal.0.jsonl');
     writeFileSync(file, text);
@@ -42,10 +54,10 @@ describe('log files', () => {
   }
 
   it('appends JSON lines with group commit and reads them back', () => {
-    const { files } = LogFiles.open(dir, 3, 3);
+    const { files } = open(3);
     files.append(records.slice(0, 2));
     files.append(records.slice(2));
-    files.sync();
+    syncNow(files);
     expect(files.syncs).to.equal(1);
     files.close();
     const text = readFileSync(join(dir, 'journal.0.jsonl'), 'utf8');
@@ -54,8 +66,9 @@ describe('log files', () => {
   });
 
   it('a snapshot replaces the journal atomically with the next generation', () => {
-    const { files } = LogFiles.open(dir, 3, 3);
+    const { files } = open(3);
     files.append(records);
+    syncNow(files);
     const engine = {
       lastSeq: 0,
       contiguous: [1, 1, 0],
@@ -82,7 +95,7 @@ describe('log files', () => {
     const loaded = readLogFiles(dir, 1, 3);
     expect(loaded.records).to.have.length(1);
     expect(loaded.tornTail).to.deep.equal({ line: 2, offset: good.length, bytes: 25 });
-    LogFiles.open(dir, 1, 3).files.close();
+    open(1).files.close();
     expect(readFileSync(file, 'utf8')).to.equal(good);
   });
 
@@ -103,7 +116,7 @@ describe('log files', () => {
   });
 
   it('stops on a snapshot of another server or a damaged snapshot', () => {
-    const { files } = LogFiles.open(dir, 2, 3);
+    const { files } = open(2);
     files.writeSnapshot(
       { lastSeq: 0, contiguous: [0, 0, 0], tsVector: [0, 0, 0], seqMatrix: [[0, 0, 0], [0, 0, 0], [0, 0, 0]], tsMatrix: [[0, 0, 0], [0, 0, 0], [0, 0, 0]], collectedUpTo: [0, 0, 0], stableTs: 0, messages: [] },
       null,
@@ -123,9 +136,9 @@ describe('log files', () => {
   });
 
   it('refuses a data directory that another daemon holds', () => {
-    const { files } = LogFiles.open(dir, 1, 3);
+    const { files } = open(1);
     try {
-      expect(errorOf(() => LogFiles.open(dir, 1, 3)).message).to.match(/already in use by a daemon in this process/);
+      expect(errorOf(() => open(1)).message).to.match(/already in use by a daemon in this process/);
     } finally {
       files.close();
     }

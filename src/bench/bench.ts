@@ -16,7 +16,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ChorusConnection } from '../client/connection.js';
 import { loadClusterConfig } from '../config/clusterConfig.js';
-import type { GroupView } from '../rpc/protocol.js';
+import type { ControlMethods, Progress } from '../daemon/controlServer.js';
 import { LocalCluster } from '../tools/clusterOps.js';
 import { freePorts } from '../tools/freePorts.js';
 import { connectControl, serverDir } from '../tools/localCluster.js';
@@ -25,16 +25,6 @@ const execFileAsync = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Progress {
-  stableTs: number;
-  stableEverywhereTs: number;
-  clock: number;
-  seqVector: number[];
-  unstable: number;
-  retained: number;
-  digest: string;
-  rssBytes: number;
-}
 
 interface Scale {
   throughputS: number;
@@ -83,7 +73,7 @@ class Appender {
   static async open(address: string, user: string, group: string): Promise<Appender> {
     const connection = await ChorusConnection.connect(address);
     await connection.call('user', { name: user });
-    await connection.call<GroupView>('join', { group });
+    await connection.call('join', { group });
     const appender = new Appender(connection);
     connection.on('group', (view) => {
       const now = performance.now();
@@ -95,7 +85,7 @@ class Appender {
   async appendOne(): Promise<void> {
     const sentAt = performance.now();
     try {
-      const { id } = await this.connection.call<{ id: string }>('append', { text: text200 });
+      const { id } = await this.connection.call('append', { text: text200 });
       this.acked.push({ id, sentAt, ackAt: performance.now() });
     } catch {
       this.failures++;
@@ -136,7 +126,7 @@ class Bench {
     return `${s.host}:${s.clientPort}`;
   }
 
-  private readonly control = new Map<number, { pid: number; connection: ChorusConnection }>();
+  private readonly control = new Map<number, { pid: number; connection: ChorusConnection<ControlMethods> }>();
 
   /** A server's progress over a kept-open control connection (polls must not cost a connection each). */
   async progress(id: number, digest = true): Promise<Progress | undefined> {
@@ -151,7 +141,7 @@ class Bench {
       this.control.set(id, entry);
     }
     try {
-      return await entry.connection.call<Progress>('progress', { digest });
+      return await entry.connection.call('progress', { digest });
     } catch {
       return undefined;
     }

@@ -5,6 +5,7 @@
  * the join's broadcast message.
  */
 import { z } from 'zod';
+import { formatMessageId, parseMessageId, type MessageId } from '../broadcast/types.js';
 
 export interface JoinOp {
   readonly op: 'join';
@@ -30,8 +31,8 @@ export interface LikeOp {
   readonly op: 'like' | 'unlike';
   readonly user: string;
   readonly group: string;
-  /** Id of the liked message: its broadcast message's "<ts>.<sender>". */
-  readonly message: string;
+  /** The liked message: its broadcast message's (ts, sender). In the payload it is written "<ts>.<sender>". */
+  readonly message: MessageId;
 }
 
 export type ChatOp = JoinOp | LeaveOp | AppendOp | LikeOp;
@@ -42,18 +43,13 @@ export const limits = {
   textChars: 2000,
 } as const;
 
-/** A message id: the (ts, sender) of the broadcast message that appended it. */
-export function messageId(ts: number, sender: number): string {
-  return `${ts}.${sender}`;
-}
-
 const printableNoSpace = /^[^\s\p{Cc}\p{Cf}]+$/u;
 const printable = /^[^\p{Cc}\p{Cf}\u2028\u2029]+$/u;
 /** Length in characters (code points), as a person counts them. */
 const chars = (s: string): number => [...s].length;
 const aString = { error: 'must be a string' };
 
-/** The rules for names and text, checked where a client's request enters a daemon (rpc/methods.ts). */
+/** The rules for names and text, checked where a client's request enters a daemon (rpc/params.ts). */
 export const userNameSchema = z
   .string(aString)
   .refine((s) => chars(s) >= 1 && chars(s) <= limits.userChars, { error: `a user name has 1-${limits.userChars} characters`, abort: true })
@@ -70,8 +66,10 @@ export const messageTextSchema = z
   .refine((s) => chars(s) <= limits.textChars, { error: `a message has at most ${limits.textChars} characters`, abort: true })
   .refine((s) => printable.test(s), { error: 'a message cannot contain control characters' });
 
-/** A message id as clients see it: "<ts>.<sender>". */
-export const messageIdSchema = z.string(aString).regex(/^[1-9][0-9]{0,15}\.[1-9][0-9]?$/, { error: 'a message id looks like "<ts>.<server>", e.g. "42.3"' });
+/** A message id as clients write it, "<ts>.<sender>", read into its (ts, sender). */
+export const messageIdSchema = z
+  .string(aString)
+  .transform((text, ctx) => parseMessageId(text) ?? (ctx.addIssue({ code: 'custom', message: 'a message id looks like "<ts>.<server>", e.g. "42.3"' }), z.NEVER));
 
 /** Decode a payload into an operation; undefined if it is not one (ignored by every daemon alike). */
 export function decodeOp(payload: string): ChatOp | undefined {
@@ -92,13 +90,16 @@ export function decodeOp(payload: string): ChatOp | undefined {
     case 'append':
       return str('session') && str('user') && str('group') && str('text') ? (v as unknown as AppendOp) : undefined;
     case 'like':
-    case 'unlike':
-      return str('user') && str('group') && str('message') ? (v as unknown as LikeOp) : undefined;
+    case 'unlike': {
+      const message = str('message') ? parseMessageId(v.message as string) : undefined;
+      return str('user') && str('group') && message ? { op: v.op, user: v.user as string, group: v.group as string, message } : undefined;
+    }
     default:
       return undefined;
   }
 }
 
 export function encodeOp(op: ChatOp): string {
+  if (op.op === 'like' || op.op === 'unlike') return JSON.stringify({ ...op, message: formatMessageId(op.message) });
   return JSON.stringify(op);
 }

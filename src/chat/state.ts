@@ -5,11 +5,13 @@
  * by the same user, an unlike without a like) changes nothing, everywhere.
  */
 import { produce, type Draft } from 'immer';
-import type { Message } from '../broadcast/types.js';
-import { decodeOp, messageId, type ChatOp } from './operations.js';
+import { compareOrder, formatMessageId, parseMessageId, type Message, type MessageId, type ServerId } from '../broadcast/types.js';
+import { decodeOp, type ChatOp } from './operations.js';
+import { likeRefusal } from './rules.js';
 
 export interface ChatMessage {
-  readonly id: string;
+  /** The (ts, sender) of the broadcast message that appended it: its place in the total order. */
+  readonly id: MessageId;
   readonly user: string;
   /** The server the message was appended through. */
   readonly server: number;
@@ -59,12 +61,22 @@ export function dict<T>(entries: Iterable<readonly [string, T]> = []): Record<st
 
 export const emptyChatState: ChatState = { groups: dict(), sessions: dict() };
 
-/** A state read back from a snapshot (JSON), with its dictionaries made prototype-free again. */
+/**
+ * A state read back from a snapshot (JSON), with its dictionaries made
+ * prototype-free again. Snapshots written before ids were (ts, sender)
+ * pairs hold them as "<ts>.<sender>" text: read into pairs.
+ */
 export function restoreChatState(saved: ChatState): ChatState {
+  const restoreGroup = (group: Group): Group => ({ ...group, members: dict(Object.entries(group.members)), chunks: group.chunks.map((chunk) => chunk.map(restoreMessage)) });
   return {
-    groups: dict(Object.entries(saved.groups).map(([name, group]) => [name, { ...group, members: dict(Object.entries(group.members)) }] as const)),
+    groups: dict(Object.entries(saved.groups).map(([name, group]) => [name, restoreGroup(group)] as const)),
     sessions: dict(Object.entries(saved.sessions)),
   };
+}
+
+function restoreMessage(m: ChatMessage): ChatMessage {
+  const id: unknown = m.id;
+  return typeof id === 'string' ? { ...m, id: parseMessageId(id) ?? { ts: 0, sender: 0 } } : m;
 }
 
 /** Apply broadcast messages in order. */
@@ -92,7 +104,7 @@ function applyOp(state: Draft<ChatState>, op: ChatOp, m: Message): void {
     case 'append': {
       const group = (state.groups[op.group] ??= newGroup(op.group));
       const last = group.chunks[group.chunks.length - 1];
-      const message = { id: messageId(m.ts, m.sender), user: op.user, server: m.sender, text: op.text, likes: [] };
+      const message = { id: { ts: m.ts, sender: m.sender }, user: op.user, server: m.sender, text: op.text, likes: [] };
       if (last && last.length < chunkMessages) last.push(message);
       else group.chunks.push([message]);
       group.count++;
@@ -101,10 +113,9 @@ function applyOp(state: Draft<ChatState>, op: ChatOp, m: Message): void {
     case 'like':
     case 'unlike': {
       const target = findMessage(state.groups[op.group], op.message);
-      if (!target) return;
-      const at = target.likes.indexOf(op.user);
-      if (op.op === 'like' && at < 0 && target.user !== op.user) target.likes.push(op.user);
-      if (op.op === 'unlike' && at >= 0) target.likes.splice(at, 1);
+      if (!target || likeRefusal(target, op.user, op.op === 'like')) return;
+      if (op.op === 'like') target.likes.push(op.user);
+      else target.likes.splice(target.likes.indexOf(op.user), 1);
       return;
     }
   }
@@ -121,26 +132,29 @@ function newGroup(name: string): Draft<Group> {
   return { name, members: dict(), chunks: [], count: 0 };
 }
 
-/** Compare message ids "<ts>.<sender>" by the total order. */
-export function compareIds(a: string, b: string): number {
-  const dot = (id: string) => id.indexOf('.');
-  return Number(a.slice(0, dot(a))) - Number(b.slice(0, dot(b))) || Number(a.slice(dot(a) + 1)) - Number(b.slice(dot(b) + 1));
-}
-
 /** The message with this id: a binary search, since a group's history is in total order. */
-export function findMessage<T extends ChatMessage | Draft<ChatMessage>>(group: { chunks: readonly (readonly T[])[] } | undefined, id: string): T | undefined {
-  if (!group || !/^\d+\.\d+$/.test(id)) return undefined;
+export function findMessage<T extends ChatMessage | Draft<ChatMessage>>(group: { chunks: readonly (readonly T[])[] } | undefined, id: MessageId): T | undefined {
+  if (!group) return undefined;
   const chunks = group.chunks;
   let lo = 0;
   let hi = chunks.length - 1;
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
     const chunk = chunks[mid];
-    if (compareIds(id, chunk[0].id) < 0) hi = mid - 1;
-    else if (compareIds(id, chunk[chunk.length - 1].id) > 0) lo = mid + 1;
-    else return chunk.find((m) => m.id === id);
+    if (compareOrder(id, chunk[0].id) < 0) hi = mid - 1;
+    else if (compareOrder(id, chunk[chunk.length - 1].id) > 0) lo = mid + 1;
+    else return chunk.find((m) => compareOrder(m.id, id) === 0);
   }
   return undefined;
+}
+
+/** Sessions joined through `server`: after it restarts they no longer exist, and must leave. */
+export function orphanedSessions(state: ChatState, server: ServerId): string[] {
+  const orphans: string[] = [];
+  for (const group of Object.values(state.groups)) {
+    for (const [session, member] of Object.entries(group.members)) if (member.server === server) orphans.push(session);
+  }
+  return orphans;
 }
 
 /** The whole history, in order. */
@@ -160,9 +174,13 @@ export function lastMessages(group: Group | undefined, count: number): { n: numb
   return out.reverse();
 }
 
+/** A message as people and JSON see it: its id written "<ts>.<sender>". */
+export type PlainMessage = Omit<ChatMessage, 'id'> & { readonly id: string };
+
 /** The state with each group's history as one list: for people and JSON (tools/inspect). */
-export function plainChatState(state: ChatState): { groups: Record<string, { name: string; members: Record<string, Member>; messages: ChatMessage[] }>; sessions: Record<string, string> } {
-  const groups = dict(Object.entries(state.groups).map(([name, group]) => [name, { name, members: dict(Object.entries(group.members)), messages: messagesOf(group) }] as const));
+export function plainChatState(state: ChatState): { groups: Record<string, { name: string; members: Record<string, Member>; messages: PlainMessage[] }>; sessions: Record<string, string> } {
+  const plain = (m: ChatMessage): PlainMessage => ({ ...m, id: formatMessageId(m.id) });
+  const groups = dict(Object.entries(state.groups).map(([name, group]) => [name, { name, members: dict(Object.entries(group.members)), messages: messagesOf(group).map(plain) }] as const));
   return { groups, sessions: dict(Object.entries(state.sessions)) };
 }
 

@@ -1,8 +1,12 @@
-/** A client's connection to one server: JSON-RPC 2.0 over WebSocket, with pushed group updates. */
+/**
+ * A client's connection to one server: JSON-RPC 2.0 over WebSocket, with
+ * pushed group updates. Calls are typed by a method map: the client port's
+ * (rpc/protocol.ts ChatMethods) by default, the control endpoint's for tools.
+ */
 import { EventEmitter } from 'node:events';
 import { JSONRPCClient, JSONRPCErrorException } from 'json-rpc-2.0';
 import WebSocket from 'ws';
-import type { GroupView } from '../rpc/protocol.js';
+import type { ChatMethods, GroupView, MethodShape } from '../rpc/protocol.js';
 
 export class RpcCallError extends Error {
   constructor(
@@ -20,7 +24,7 @@ export interface ConnectionEvents {
   close: [reason: string | undefined];
 }
 
-export class ChorusConnection extends EventEmitter<ConnectionEvents> {
+export class ChorusConnection<Methods extends { [K in keyof Methods]: MethodShape } = ChatMethods> extends EventEmitter<ConnectionEvents> {
   private readonly client: JSONRPCClient;
   private open = true;
   /** An error the server sent outside any call (id null), e.g. "too many connections". */
@@ -42,7 +46,7 @@ export class ChorusConnection extends EventEmitter<ConnectionEvents> {
   }
 
   /** Connect to host:port, failing after timeoutMs; `headers` go with the upgrade request (the control token). */
-  static connect(address: string, timeoutMs = 5000, headers: Record<string, string> = {}): Promise<ChorusConnection> {
+  static connect<Methods extends { [K in keyof Methods]: MethodShape } = ChatMethods>(address: string, timeoutMs = 5000, headers: Record<string, string> = {}): Promise<ChorusConnection<Methods>> {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(`ws://${address}`, { handshakeTimeout: timeoutMs, headers });
       const fail = (err: Error) => reject(new Error(`cannot connect to ${address}: ${err.message}`));
@@ -62,7 +66,7 @@ export class ChorusConnection extends EventEmitter<ConnectionEvents> {
       });
       socket.once('open', () => {
         socket.off('error', fail);
-        resolve(new ChorusConnection(socket, address));
+        resolve(new ChorusConnection<Methods>(socket, address));
       });
     });
   }
@@ -71,10 +75,10 @@ export class ChorusConnection extends EventEmitter<ConnectionEvents> {
     return this.open;
   }
 
-  async call<T>(method: string, params: Record<string, unknown> = {}): Promise<T> {
+  async call<M extends keyof Methods & string>(method: M, params: NonNullable<Methods[M]['params']> | Record<string, never> = {}): Promise<Methods[M]['result']> {
     if (!this.open) throw new RpcCallError(0, 'not connected');
     try {
-      return (await this.client.request(method, params)) as T;
+      return (await this.client.request(method, params)) as Methods[M]['result'];
     } catch (err) {
       if (err instanceof JSONRPCErrorException) throw new RpcCallError(err.code, err.message);
       throw new RpcCallError(0, (err as Error).message);

@@ -3,7 +3,7 @@
  * the terminal itself so that it can be driven line by line by scripts and tests.
  */
 import type { ClusterConfig } from '../config/clusterConfig.js';
-import type { GroupView, MessageView, ViewResult } from '../rpc/protocol.js';
+import type { GroupView, MessageView } from '../rpc/protocol.js';
 import { ChorusConnection, RpcCallError } from './connection.js';
 
 export const helpText = [
@@ -121,7 +121,7 @@ export class ChatClient {
   }
 
   private async setUser(name: string): Promise<void> {
-    const result = await this.requireConnection().call<{ user: string }>('user', { name });
+    const result = await this.requireConnection().call('user', { name });
     this.user = result.user;
     this.out.print(`user: ${result.user}`);
   }
@@ -129,7 +129,7 @@ export class ChatClient {
   private async join(group: string): Promise<void> {
     const connection = this.requireConnection();
     if (this.user === undefined) throw new Error('set a user name first (u <name>)');
-    const view = await connection.call<GroupView>('join', { group });
+    const view = await connection.call('join', { group });
     this.group = view.group;
     this.show(view);
   }
@@ -154,11 +154,11 @@ export class ChatClient {
   private async printHistory(): Promise<void> {
     const connection = this.requireConnection();
     if (this.group === undefined) throw new Error('join a group first (j <group>)');
-    this.show(await connection.call<GroupView>('history'));
+    this.show(await connection.call('history'));
   }
 
   private async printView(): Promise<void> {
-    const result = await this.requireConnection().call<ViewResult>('view');
+    const result = await this.requireConnection().call('view');
     this.out.print(`view of server ${result.server}: ${result.view.map((s) => s.id).join(', ')}`);
   }
 

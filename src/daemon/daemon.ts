@@ -1,26 +1,27 @@
 /**
- * The daemon: a thin shell around the engine. It owns the socket, the log
- * files, the timer and the logger, and acts on each Ready in the order the
- * engine's contract demands: persist (group commit), then send, then
- * acknowledge, then apply.
+ * The daemon: the node core (src/node/node.ts) in the real world. It owns
+ * the UDP socket, the log files on the real disk, the event loop's timers
+ * and the logger; the node owns everything else, the executor included.
  *
- * Inputs are handled as they come; the Ready is taken once per turn of the
- * event loop (setImmediate), so a burst of datagrams costs one fsync.
+ * Inputs are handed to the node as they come; its step runs once per turn
+ * of the event loop (setImmediate), so a burst of datagrams costs one fsync.
  */
 import { EventEmitter } from 'node:events';
 import type winston from 'winston';
-import { Engine, type EngineCounters, type Ready } from '../broadcast/engine.js';
-import { engineOptions, type EngineOptions, type EngineTimers } from '../broadcast/options.js';
+import type { EngineCounters } from '../broadcast/engine.js';
+import { engineOptions, type EngineTimers } from '../broadcast/options.js';
 import type { OrderChange } from '../broadcast/orderedLog.js';
 import type { Message, Packet, ServerId } from '../broadcast/types.js';
 import { allOnLoopback, serverById, type ClusterConfig } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
-import { LogFiles, type LoadedLog } from '../storage/logFiles.js';
+import { OrderDigest, type ApplicationFactory } from '../node/application.js';
+import { defaultSnapshotIntervalMs, defaultSnapshotJournalBytes, Node, type NodeEvents } from '../node/node.js';
+import type { Clock, Transport } from '../node/ports.js';
+import { nodeFileSystem } from '../storage/fileSystem.js';
+import { LogFiles } from '../storage/logFiles.js';
 import type { FaultFilter, FaultSettings } from '../transport/faults.js';
 import { UdpTransport, type DropReason, type TransportCounters } from '../transport/udpTransport.js';
 import { loopbackDatagramBytes, networkDatagramBytes, receiveLimitBytes } from '../wire/codec.js';
-import { OrderDigest, type Application, type ApplicationFactory } from './application.js';
-
 
 export interface DaemonOptions {
   readonly id: ServerId;
@@ -41,27 +42,8 @@ export interface DaemonOptions {
   readonly faults?: FaultSettings;
 }
 
-export const defaultSnapshotJournalBytes = 16 * 1024 * 1024;
-export const defaultSnapshotIntervalMs = 30_000;
 /** At most one warning per drop reason in this period; the counters keep the exact numbers. */
 const dropWarningIntervalMs = 5_000;
-
-const refusals = {
-  busy: 'the server is overloaded: too many messages waiting to be sent; try again shortly',
-  'too-large': 'the message is too large to broadcast',
-  stopped: 'the server is shutting down',
-  storage: 'the server cannot write its log files, so it accepts no operations until it is restarted',
-} as const;
-
-export class BroadcastRefused extends Error {
-  constructor(
-    readonly reason: keyof typeof refusals,
-    detail?: string,
-  ) {
-    super(detail === undefined ? refusals[reason] : `${refusals[reason]} (${detail})`);
-    this.name = 'BroadcastRefused';
-  }
-}
 
 export interface DaemonStatus {
   id: ServerId;
@@ -99,46 +81,32 @@ const now = (): number => performance.now();
 
 export class Daemon extends EventEmitter<DaemonEvents> {
   readonly id: ServerId;
-  readonly app: Application;
   private readonly logger: winston.Logger;
-  private readonly pending = new Map<number, { resolve: (m: Message) => void; reject: (err: Error) => void }>();
-  private nextTag = 1;
-  private drainScheduled = false;
+  private stepScheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
-  /** Why the log files cannot be written; once set, nothing is written, sent or acknowledged again. */
-  private storageError: string | undefined;
-  private lastSnapshotAt = now();
   private readonly lastDropWarningAt = new Map<DropReason, number>();
   private lastInconsistentWarningAt = -Infinity;
   private transport!: UdpTransport;
+  private core!: Node;
+  private statusIntervalMs = 0;
 
   private constructor(
     private readonly options: DaemonOptions,
-    private engine: Engine,
     private readonly files: LogFiles,
-    app: Application,
   ) {
     super();
     this.id = options.id;
     this.logger = options.logger;
-    this.app = app;
   }
 
   static async start(options: DaemonOptions): Promise<Daemon> {
     const { id, config, logger } = options;
     const me = serverById(config, id);
-    const engineSettings = engineOptions(id, config.servers.length, options.timers);
     const maxDatagramBytes = options.maxDatagramBytes ?? (allOnLoopback(config) ? loopbackDatagramBytes : networkDatagramBytes);
-    const { files, loaded } = LogFiles.open(options.dataDir, id, config.servers.length);
-    let daemon: Daemon;
+    const { files, loaded } = LogFiles.open({ fs: nodeFileSystem, dir: options.dataDir, serverId: id, serverCount: config.servers.length, wallClockMs: Date.now() });
+    const daemon = new Daemon(options, files);
     try {
-      const engine = Daemon.recoverEngine(engineSettings, loaded);
-      const app = (options.application ?? ((saved) => new OrderDigest(saved)))(loaded.snapshot?.app);
-      daemon = new Daemon(options, engine, files, app);
-      if (loaded.tornTail) {
-        logger.warn(`dropped a torn last line of ${loaded.journalFile} (line ${loaded.tornTail.line}, ${loaded.tornTail.bytes} bytes): a crash cut it short before it was durable`);
-      }
       daemon.transport = await UdpTransport.open(
         me,
         { incarnation: files.incarnation, key: options.clusterKey, maxReceiveBytes: receiveLimitBytes(maxDatagramBytes), maxDatagramBytes },
@@ -146,12 +114,37 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         (packet) => daemon.onPacket(packet),
         (reason, detail, from) => daemon.onDrop(reason, detail, from),
       );
-      if (options.faults) daemon.setFaults(options.faults);
     } catch (err) {
       files.abandon();
       throw err;
     }
-    const state = daemon.engine;
+    const engine = engineOptions(id, config.servers.length, options.timers);
+    daemon.statusIntervalMs = engine.statusIntervalMs;
+    try {
+      daemon.core = Node.recover({
+        options: {
+          engine,
+          snapshotJournalBytes: options.snapshotJournalBytes ?? defaultSnapshotJournalBytes,
+          snapshotIntervalMs: options.snapshotIntervalMs ?? defaultSnapshotIntervalMs,
+        },
+        loaded,
+        journal: files,
+        transport: daemon.world.transport,
+        clock: daemon.world.clock,
+        application: options.application ?? ((saved) => new OrderDigest(saved)),
+        events: daemon.nodeEvents,
+      });
+    } catch (err) {
+      daemon.stopped = true;
+      clearTimeout(daemon.timer);
+      await daemon.transport.close();
+      files.abandon();
+      throw err;
+    }
+    if (loaded.tornTail) {
+      logger.warn(`dropped a torn last line of ${loaded.journalFile} (line ${loaded.tornTail.line}, ${loaded.tornTail.bytes} bytes): a crash cut it short before it was durable`);
+    }
+    const state = daemon.core.protocol;
     if (loaded.snapshot || loaded.records.length > 0) {
       logger.info(
         `recovered from ${options.dataDir}: snapshot generation ${loaded.generation}${loaded.snapshot ? '' : ' (none)'}, ` +
@@ -159,36 +152,63 @@ export class Daemon extends EventEmitter<DaemonEvents> {
           `stable point ${state.stableTs}, ${state.storeCount} messages retained, ${state.unstableCount} tentative`,
       );
     }
-    logger.info(
-      `started server ${id} of ${config.servers.length}: UDP ${me.host}:${me.udpPort}, data ${options.dataDir}, ` +
-        `datagrams up to ${maxDatagramBytes} bytes`,
-    );
-    daemon.drain();
+    logger.info(`started server ${id} of ${config.servers.length}: UDP ${me.host}:${me.udpPort}, data ${options.dataDir}, datagrams up to ${maxDatagramBytes} bytes`);
+    if (options.faults) daemon.setFaults(options.faults);
     return daemon;
   }
 
-  private static recoverEngine(engineOptions: EngineOptions, loaded: LoadedLog): Engine {
-    const recovered = Engine.recover(engineOptions, now(), loaded.snapshot?.engine, loaded.records);
-    if ('engine' in recovered) return recovered.engine;
-    throw new ChorusError('LOG_CORRUPT', `${loaded.journalFile}:${loaded.recordLines[recovered.badRecord]}: ${recovered.reason}`);
+  /** The node's ports in this world: UDP, and the event loop. */
+  private readonly world: { transport: Transport; clock: Clock } = {
+    transport: {
+      send: (to, packet) => {
+        if (this.logger.isDebugEnabled()) this.logger.debug(`send to ${to}: ${describePacket(packet)}`);
+        this.transport.send(to, packet);
+      },
+    },
+    clock: {
+      now,
+      stepSoon: () => {
+        if (this.stepScheduled) return;
+        this.stepScheduled = true;
+        setImmediate(() => {
+          this.stepScheduled = false;
+          this.guarded(() => this.core.step());
+        });
+      },
+      wakeAt: (at) => {
+        clearTimeout(this.timer);
+        const delay = Math.min(Math.max(at - now(), 0), this.statusIntervalMs);
+        this.timer = setTimeout(() => this.guarded(() => this.core.tick()), delay);
+      },
+    },
+  };
+
+  private readonly nodeEvents: NodeEvents = {
+    applied: (ordered, stable) => {
+      if (ordered) this.emit('ordered', ordered);
+      if (stable.length > 0) this.emit('stable', stable);
+    },
+    view: (view) => {
+      this.logger.info(`view changed: {${view.join(',')}}`);
+      this.emit('view', view);
+    },
+    storageFailed: (error) => this.storageFailed(error),
+  };
+
+  /** The node core this daemon runs (the chat port submits to it). */
+  get node(): Node {
+    return this.core;
   }
 
   // ---- the application's interface ------------------------------------------------
 
   /** Broadcast a payload; resolves with its (seq, ts) once it is durable here. */
-  broadcast(payload: string): Promise<Message> {
-    if (this.storageError !== undefined) return Promise.reject(new BroadcastRefused('storage', this.storageError));
-    if (this.stopped) return Promise.reject(new BroadcastRefused('stopped'));
-    const tag = this.nextTag++;
-    const result = this.engine.broadcast(payload, tag, now());
-    if (result !== 'accepted') return Promise.reject(new BroadcastRefused(result));
-    const promise = new Promise<Message>((resolve, reject) => this.pending.set(tag, { resolve, reject }));
-    this.scheduleDrain();
-    return promise;
+  submit(payload: string): Promise<Message> {
+    return new Promise((confirmed, refused) => this.core.submit(payload, { confirmed, refused }));
   }
 
   get view(): readonly ServerId[] {
-    return this.engine.view;
+    return this.core.view;
   }
 
   /** Injected network faults of this daemon (partitions, loss). */
@@ -210,66 +230,58 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   /** Messages not yet stable, in the current total order. */
   tentative(): Message[] {
-    return this.engine.tentative();
+    return this.core.protocol.tentative();
   }
 
   /** The daemon's state for tools; `withDigest: false` skips hashing the application state (for frequent polls). */
   status(withDigest = true): DaemonStatus {
-    const e = this.engine;
+    const p = this.core.protocol;
+    const storageError = this.core.storageError;
     return {
       id: this.id,
       pid: process.pid,
-      view: e.view,
-      clock: e.clock,
-      seqVector: e.seqVector,
-      tsVector: e.tsVector,
-      seqMatrix: e.seqMatrix,
-      tsMatrix: e.tsMatrix,
-      stableTs: e.stableTs,
-      stableEverywhereTs: e.stableEverywhereTs,
-      unstable: e.unstableCount,
-      retained: e.storeCount,
-      queued: e.queuedCount,
-      buffered: e.bufferedCount,
-      digest: withDigest ? this.app.digest() : '',
+      view: p.view,
+      clock: p.clock,
+      seqVector: p.seqVector,
+      tsVector: p.tsVector,
+      seqMatrix: p.seqMatrix,
+      tsMatrix: p.tsMatrix,
+      stableTs: p.stableTs,
+      stableEverywhereTs: p.stableEverywhereTs,
+      unstable: p.unstableCount,
+      retained: p.storeCount,
+      queued: p.queuedCount,
+      buffered: p.bufferedCount,
+      digest: withDigest ? this.core.app.digest() : '',
       incarnation: this.files.incarnation,
-      ...(this.storageError === undefined ? {} : { storageError: this.storageError }),
-      engine: { ...e.counters },
+      ...(storageError === undefined ? {} : { storageError }),
+      engine: { ...p.counters },
       transport: structuredClone(this.transport.counters),
       journal: { bytes: this.files.journalBytes, records: this.files.journalRecords, syncs: this.files.syncs },
     };
   }
 
-  /** Clean shutdown: finish the current step, snapshot, close the socket and the files. */
+  /** Clean shutdown: a last step, a snapshot, the socket and the files closed. */
   async stop(): Promise<void> {
-    if (this.storageError !== undefined) {
-      this.files.abandon();
-      this.logger.info(`stopped server ${this.id}; its log files hold everything up to the storage failure`);
-      return;
-    }
     if (this.stopped) return;
-    this.drain();
+    const failed = this.core.storageError !== undefined;
     this.stopped = true;
     clearTimeout(this.timer);
-    this.rejectPending(new BroadcastRefused('stopped'));
-    await this.transport.close();
     try {
-      this.files.writeSnapshot(this.engine.exportState(), this.app.snapshot());
+      this.core.stop();
     } finally {
-      this.files.close();
+      await this.transport.close().catch(() => undefined);
     }
-    this.logger.info(`stopped server ${this.id} cleanly`);
+    this.logger.info(failed ? `stopped server ${this.id}; its log files hold everything up to the storage failure` : `stopped server ${this.id} cleanly`);
   }
 
   /** Stop as a crash would: nothing pending is written, no snapshot. For tests. */
   async crash(): Promise<void> {
-    if (this.storageError !== undefined) return this.files.abandon();
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
-    this.rejectPending(new BroadcastRefused('stopped'));
-    await this.transport.close();
-    this.files.abandon();
+    this.core.crash();
+    await this.transport.close().catch(() => undefined);
   }
 
   // ---- event handling -----------------------------------------------------------------
@@ -277,10 +289,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private onPacket(packet: Packet): void {
     if (this.stopped) return;
     if (this.logger.isDebugEnabled()) this.logger.debug(`recv ${describePacket(packet)}`);
-    const inconsistentBefore = this.engine.counters.inconsistent;
-    this.engine.receive(packet, now());
-    if (this.engine.counters.inconsistent > inconsistentBefore) this.warnInconsistent(packet.from);
-    this.scheduleDrain();
+    const counters = this.core.protocol.counters;
+    const inconsistentBefore = counters.inconsistent;
+    this.guarded(() => this.core.receive(packet));
+    if (counters.inconsistent > inconsistentBefore) this.warnInconsistent(packet.from);
   }
 
   /** Only a faulty server holding the cluster key sends these; say so, at most every few seconds. */
@@ -290,7 +302,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.lastInconsistentWarningAt = at;
     this.logger.error(
       `refused messages relayed by server ${from} that no correct server could have sent (timestamp not after the sender's previous, or behind the stable point); ` +
-        `${this.engine.counters.inconsistent} so far: is a server faulty?`,
+        `${this.core.protocol.counters.inconsistent} so far: is a server faulty?`,
     );
   }
 
@@ -304,86 +316,19 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.logger.warn(`dropped a datagram from ${from}: ${reason} (${detail}); ${this.transport.counters.dropped[reason]} dropped for this reason so far`);
   }
 
-  private scheduleDrain(): void {
-    if (this.drainScheduled) return;
-    this.drainScheduled = true;
-    setImmediate(() => this.drain());
-  }
-
-  private onTimer(): void {
-    if (this.stopped) return;
-    this.engine.tick(now());
-    this.drain();
-  }
-
-  private drain(): void {
-    this.drainScheduled = false;
+  /** Run a node input or step; a broken invariant stops the daemon. */
+  private guarded(action: () => void): void {
     if (this.stopped) return;
     try {
-      this.act(this.engine.ready());
-      if (this.snapshotDue()) this.snapshot();
-      this.armTimer();
+      action();
     } catch (err) {
-      if (err instanceof ChorusError && err.code === 'STORAGE_FAILED') this.storageFailed(err);
-      else this.fail(err as Error);
+      this.fail(err as Error);
     }
   }
 
-  private snapshotDue(): boolean {
-    if (this.files.journalBytes >= (this.options.snapshotJournalBytes ?? defaultSnapshotJournalBytes)) return true;
-    return this.files.journalRecords > 0 && now() - this.lastSnapshotAt >= (this.options.snapshotIntervalMs ?? defaultSnapshotIntervalMs);
-  }
-
-  /** The Ready contract: persist, then send, then acknowledge, then apply. */
-  private act(ready: Ready): void {
-    if (ready.records.length > 0) {
-      this.files.append(ready.records);
-      this.files.sync();
-    }
-    const debug = this.logger.isDebugEnabled();
-    for (const { to, packet } of ready.packets) {
-      if (debug) this.logger.debug(`send to ${to}: ${describePacket(packet)}`);
-      this.transport.send(to, packet);
-    }
-    for (const { tag, message } of ready.sequenced) {
-      this.pending.get(tag)?.resolve(message);
-      this.pending.delete(tag);
-    }
-    if (ready.ordered || ready.stable.length > 0) this.app.apply(ready.ordered, ready.stable);
-    if (ready.view) {
-      this.logger.info(`view changed: {${ready.view.join(',')}}`);
-      this.app.viewChanged(ready.view);
-      this.emit('view', ready.view);
-    }
-    if (ready.ordered) this.emit('ordered', ready.ordered);
-    if (ready.stable.length > 0) this.emit('stable', ready.stable);
-  }
-
-  private snapshot(): void {
-    this.files.writeSnapshot(this.engine.exportState(), this.app.snapshot());
-    this.lastSnapshotAt = now();
-  }
-
-  private armTimer(): void {
+  private storageFailed(error: ChorusError): void {
+    this.logger.error(`${error.message}; accepting no operations until restarted (fix the disk, then tools/cluster kill ${this.id} and relaunch ${this.id})`);
     clearTimeout(this.timer);
-    const delay = Math.min(Math.max(this.engine.nextDeadline() - now(), 0), this.engine.options.statusIntervalMs);
-    this.timer = setTimeout(() => this.onTimer(), delay);
-  }
-
-  /**
-   * The log files cannot be written (a full disk, a read-only file system).
-   * What the engine produced since the last durable write must never leave
-   * this process: no packet is sent, no operation acknowledged or applied.
-   * To its peers the daemon has crashed; to its clients it answers every
-   * operation with this error until it is restarted, and recovers from the
-   * files, which hold everything it ever acknowledged.
-   */
-  private storageFailed(err: ChorusError): void {
-    this.storageError = err.message;
-    this.logger.error(`${err.message}; accepting no operations until restarted (fix the disk, then tools/cluster kill ${this.id} and relaunch ${this.id})`);
-    this.stopped = true;
-    clearTimeout(this.timer);
-    this.rejectPending(new BroadcastRefused('storage', err.message));
     void this.transport.close().catch(() => undefined);
   }
 
@@ -392,19 +337,13 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.logger.error(`stopping: ${err.message}`);
     this.stopped = true;
     clearTimeout(this.timer);
-    this.rejectPending(err);
     void this.transport.close().catch(() => undefined);
     try {
-      this.files.abandon();
+      this.core.crash();
     } catch {
       // The files are already unusable; the error above says why.
     }
     this.emit('fatal', err);
-  }
-
-  private rejectPending(err: Error): void {
-    for (const { reject } of this.pending.values()) reject(err);
-    this.pending.clear();
   }
 }
 

@@ -9,9 +9,9 @@ import { loadClusterConfig } from '../config/clusterConfig.js';
 import { clusterKeyFileName, loadClusterKey } from '../config/clusterKey.js';
 import { ChorusError } from '../errors.js';
 import { defaultEngineTimers } from '../broadcast/options.js';
-import { ChatServer } from '../rpc/chatServer.js';
+import { ChatServer } from './chatServer.js';
 import { defaultRpcLimits } from '../rpc/protocol.js';
-import { defaultSnapshotIntervalMs, defaultSnapshotJournalBytes } from './daemon.js';
+import { defaultSnapshotIntervalMs, defaultSnapshotJournalBytes } from '../node/node.js';
 import { createLogger, logLevels, type LogLevel } from './logger.js';
 
 const argv = yargs(hideBin(process.argv))

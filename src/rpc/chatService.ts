@@ -1,16 +1,18 @@
 /**
- * What a client session can do, checked against the daemon's current state
- * before anything is broadcast, so that what is broadcast is always
- * applied the same way by every daemon. Parameters arrive checked against
- * their schemas (params.ts).
+ * What a client session can do, checked against the server's shown state
+ * before anything is broadcast, so that what is broadcast is always applied
+ * the same way by every daemon. Parameters arrive checked against their
+ * schemas (params.ts); the chat is reached only through its port.
  */
 import { JSONRPCErrorException } from 'json-rpc-2.0';
-import type { ClusterConfig } from '../config/clusterConfig.js';
-import { encodeOp, messageId, type ChatOp } from '../chat/operations.js';
+import { formatMessageId, type Message, type MessageId } from '../broadcast/types.js';
+import type { ChatOp } from '../chat/operations.js';
+import type { ChatPort } from '../chat/port.js';
+import { likeRefusal, type LikeRefusal } from '../chat/rules.js';
 import { findMessage, lastMessages, type Group } from '../chat/state.js';
-import type { ChatApp } from '../daemon/chatApp.js';
-import { BroadcastRefused, type Daemon } from '../daemon/daemon.js';
-import { RpcErrors, recentMessages, type GroupView, type MessageView, type ViewResult } from './protocol.js';
+import type { ClusterConfig } from '../config/clusterConfig.js';
+import { SubmitRefused } from '../node/node.js';
+import { RpcErrors, recentMessages, type GroupView, type MessageView, type Confirmation, type ViewResult } from './protocol.js';
 
 export interface Session {
   readonly id: string;
@@ -22,10 +24,15 @@ export function rpcError(code: number, message: string): JSONRPCErrorException {
   return new JSONRPCErrorException(message, code);
 }
 
+const likeErrors: Record<LikeRefusal, [number, string]> = {
+  'own-message': [RpcErrors.ownMessage, 'you cannot like your own message'],
+  'already-liked': [RpcErrors.alreadyLiked, 'you already like this message'],
+  'not-liked': [RpcErrors.notLiked, 'you have not liked this message'],
+};
+
 export class ChatService {
   constructor(
-    readonly daemon: Daemon,
-    readonly app: ChatApp,
+    readonly port: ChatPort,
     private readonly config: ClusterConfig,
   ) {}
 
@@ -39,36 +46,32 @@ export class ChatService {
 
   async join(session: Session, name: string): Promise<GroupView> {
     const user = requireUser(session);
-    await this.broadcast({ op: 'join', session: session.id, user, group: name });
+    await this.submit({ op: 'join', session: session.id, user, group: name });
     session.group = name;
     return this.groupView(name, recentMessages);
   }
 
-  async leave(session: Session): Promise<{ id: string }> {
+  async leave(session: Session): Promise<Confirmation> {
     if (session.group === undefined) throw rpcError(RpcErrors.noGroup, 'you are not in a group');
-    const m = await this.broadcast({ op: 'leave', session: session.id });
+    const m = await this.submit({ op: 'leave', session: session.id });
     session.group = undefined;
-    return { id: messageId(m.ts, m.sender) };
+    return confirmation(m);
   }
 
-  async append(session: Session, text: string): Promise<{ id: string }> {
+  async append(session: Session, text: string): Promise<Confirmation> {
     const user = requireUser(session);
     const group = requireGroup(session);
-    const m = await this.broadcast({ op: 'append', session: session.id, user, group, text });
-    return { id: messageId(m.ts, m.sender) };
+    return confirmation(await this.submit({ op: 'append', session: session.id, user, group, text }));
   }
 
-  async like(session: Session, targetId: string, like: boolean): Promise<{ id: string }> {
+  async like(session: Session, targetId: MessageId, like: boolean): Promise<Confirmation> {
     const user = requireUser(session);
     const group = requireGroup(session);
     const target = findMessage(this.currentGroup(group), targetId);
-    if (!target) throw rpcError(RpcErrors.unknownMessage, `there is no message ${targetId} in ${group}`);
-    if (like && target.user === user) throw rpcError(RpcErrors.ownMessage, 'you cannot like your own message');
-    const liked = target.likes.includes(user);
-    if (like && liked) throw rpcError(RpcErrors.alreadyLiked, 'you already like this message');
-    if (!like && !liked) throw rpcError(RpcErrors.notLiked, 'you have not liked this message');
-    const m = await this.broadcast({ op: like ? 'like' : 'unlike', user, group, message: target.id });
-    return { id: messageId(m.ts, m.sender) };
+    if (!target) throw rpcError(RpcErrors.unknownMessage, `there is no message ${formatMessageId(targetId)} in ${group}`);
+    const refusal = likeRefusal(target, user, like);
+    if (refusal) throw rpcError(...likeErrors[refusal]);
+    return confirmation(await this.submit({ op: like ? 'like' : 'unlike', user, group, message: target.id }));
   }
 
   history(session: Session): GroupView {
@@ -77,8 +80,8 @@ export class ChatService {
 
   view(): ViewResult {
     return {
-      server: this.daemon.id,
-      view: this.daemon.view.map((id) => {
+      server: this.port.server,
+      view: this.port.view().map((id) => {
         const s = this.config.servers[id - 1];
         return { id, host: s.host, udpPort: s.udpPort, clientPort: s.clientPort };
       }),
@@ -89,17 +92,17 @@ export class ChatService {
   async closeSession(session: Session): Promise<void> {
     if (session.group === undefined) return;
     session.group = undefined;
-    await this.broadcast({ op: 'leave', session: session.id }).catch(() => undefined);
+    await this.submit({ op: 'leave', session: session.id }).catch(() => undefined);
   }
 
   groupView(name: string, count: number): GroupView {
     const group = this.currentGroup(name);
-    const view = this.daemon.view;
+    const view = this.port.view();
     const participants = new Set<string>();
     for (const member of Object.values(group?.members ?? {})) if (view.includes(member.server)) participants.add(member.user);
     const shown: MessageView[] = lastMessages(group, count).map(({ n, message: m }) => ({
       n,
-      id: m.id,
+      id: formatMessageId(m.id),
       user: m.user,
       text: m.text,
       likes: m.likes.length,
@@ -109,18 +112,21 @@ export class ChatService {
   }
 
   private currentGroup(name: string): Group | undefined {
-    return this.app.replica.shown.groups[name];
+    return this.port.shown().groups[name];
   }
 
-  private async broadcast(op: ChatOp) {
-    try {
-      return await this.daemon.broadcast(encodeOp(op));
-    } catch (err) {
-      if (err instanceof BroadcastRefused && err.reason === 'busy') throw rpcError(RpcErrors.busy, err.message);
-      if (err instanceof BroadcastRefused && err.reason === 'storage') throw rpcError(RpcErrors.storageFailed, `${err.message}; connect to another server`);
+  /** Submit an operation; resolves once it is durable here, or throws the JSON-RPC error the client sees. */
+  private submit(op: ChatOp): Promise<Message> {
+    return new Promise<Message>((confirmed, refused) => this.port.submit(op, { confirmed, refused })).catch((err: unknown) => {
+      if (err instanceof SubmitRefused && err.reason === 'busy') throw rpcError(RpcErrors.busy, err.message);
+      if (err instanceof SubmitRefused && err.reason === 'storage') throw rpcError(RpcErrors.storageFailed, `${err.message}; connect to another server`);
       throw rpcError(RpcErrors.unavailable, `the server could not accept the operation: ${(err as Error).message}`);
-    }
+    });
   }
+}
+
+function confirmation(m: Message): Confirmation {
+  return { id: formatMessageId(m) };
 }
 
 function requireUser(session: Session): string {

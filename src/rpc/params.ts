@@ -2,11 +2,12 @@
  * The parameters of every client RPC method, as schemas: a request whose
  * parameters do not match is answered with a JSON-RPC "invalid params" error
  * naming the parameter and the rule, and never reaches the chat service.
+ * A schema's input is what the method map (protocol.ts) says a client sends.
  */
 import { JSONRPCErrorException } from 'json-rpc-2.0';
 import { z } from 'zod';
 import { groupNameSchema, messageIdSchema, messageTextSchema, userNameSchema } from '../chat/operations.js';
-import { RpcErrors } from './protocol.js';
+import { RpcErrors, type ChatMethod, type ChatMethods } from './protocol.js';
 
 const noParams = z.strictObject({}).optional();
 
@@ -19,13 +20,13 @@ export const paramSchemas = {
   unlike: z.strictObject({ id: messageIdSchema }),
   history: noParams,
   view: noParams,
-} as const;
+} as const satisfies { [M in ChatMethod]: z.ZodType<unknown, ChatMethods[M]['params']> };
 
-export type RpcMethod = keyof typeof paramSchemas;
-export type ParamsOf<M extends RpcMethod> = z.infer<(typeof paramSchemas)[M]>;
+/** The parameters of a method once checked (message ids read into (ts, sender)). */
+export type ParamsOf<M extends ChatMethod> = z.output<(typeof paramSchemas)[M]>;
 
 /** The parameters of `method`, checked; throws the JSON-RPC error a client sees. */
-export function parseParams<M extends RpcMethod>(method: M, params: unknown): ParamsOf<M> {
+export function parseParams<M extends ChatMethod>(method: M, params: unknown): ParamsOf<M> {
   const result = paramSchemas[method].safeParse(params ?? undefined);
   if (result.success) return result.data as ParamsOf<M>;
   const problems = result.error.issues.map((issue) => {

@@ -64,3 +64,28 @@ export interface ViewResult {
 
 /** Messages shown after a join and on every change. */
 export const recentMessages = 10;
+
+/** What a mutating method answers once the operation is durable on the answering server: the id ("<ts>.<sender>") of the broadcast message that carries it. */
+export interface Confirmation {
+  readonly id: string;
+}
+
+/** A method's parameters and result, as a client sends and receives them. */
+export interface MethodShape {
+  readonly params?: object;
+  readonly result: unknown;
+}
+
+/** The client port's methods: the server implements exactly these (server.ts), clients call them (client/connection.ts). */
+export interface ChatMethods {
+  user: { params: { name: string }; result: { user: string } };
+  join: { params: { group: string }; result: GroupView };
+  leave: { params?: Record<string, never>; result: Confirmation };
+  append: { params: { text: string }; result: Confirmation };
+  like: { params: { id: string }; result: Confirmation };
+  unlike: { params: { id: string }; result: Confirmation };
+  history: { params?: Record<string, never>; result: GroupView };
+  view: { params?: Record<string, never>; result: ViewResult };
+}
+
+export type ChatMethod = keyof ChatMethods;

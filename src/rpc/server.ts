@@ -15,8 +15,8 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { ServerAddress } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
 import type { ChatService, Session } from './chatService.js';
-import { parseParams, type ParamsOf, type RpcMethod } from './params.js';
-import { closeTryAgainLater, defaultRpcLimits, recentMessages, RpcErrors, type RpcLimits } from './protocol.js';
+import { parseParams, type ParamsOf } from './params.js';
+import { closeTryAgainLater, defaultRpcLimits, recentMessages, RpcErrors, type ChatMethod, type ChatMethods, type RpcLimits } from './protocol.js';
 
 /** Frames this many times the limit are not read at all: the WebSocket closes with 1009 (message too big). */
 const hardFrameFactor = 16;
@@ -52,13 +52,15 @@ export class RpcServer {
     private readonly wss: WebSocketServer,
     private readonly service: ChatService,
     private readonly limits: RpcLimits,
+    /** Milliseconds, for the request-rate limiter (tests pass their own). */
+    private readonly now: () => number,
   ) {
     this.addMethods();
     wss.on('connection', (socket) => this.onConnection(socket));
-    this.unsubscribe = service.app.onChange(() => this.schedulePush());
+    this.unsubscribe = service.port.onChange(() => this.schedulePush());
   }
 
-  static async start(address: ServerAddress, service: ChatService, limits: RpcLimits = defaultRpcLimits): Promise<RpcServer> {
+  static async start(address: ServerAddress, service: ChatService, limits: RpcLimits = defaultRpcLimits, now: () => number = () => performance.now()): Promise<RpcServer> {
     const wss = new WebSocketServer({ host: address.host, port: address.clientPort, maxPayload: limits.maxFrameBytes * hardFrameFactor });
     await new Promise<void>((resolve, reject) => {
       wss.once('listening', () => resolve());
@@ -67,7 +69,7 @@ export class RpcServer {
         reject(new ChorusError(err.code === 'EADDRINUSE' ? 'PORT_IN_USE' : 'NETWORK_FAILED', `client port ${address.host}:${address.clientPort} ${why}`));
       });
     });
-    return new RpcServer(wss, service, limits);
+    return new RpcServer(wss, service, limits, now);
   }
 
   get sessionCount(): number {
@@ -76,7 +78,8 @@ export class RpcServer {
 
   private addMethods(): void {
     const s = this.service;
-    const method = <M extends RpcMethod>(name: M, handler: (params: ParamsOf<M>, c: Connection) => unknown) =>
+    type Result<M extends ChatMethod> = ChatMethods[M]['result'] | Promise<ChatMethods[M]['result']>;
+    const method = <M extends ChatMethod>(name: M, handler: (params: ParamsOf<M>, c: Connection) => Result<M>) =>
       this.rpc.addMethod(name, (params, c) => handler(parseParams(name, params), c));
     method('user', ({ name }, c) => s.setUser(c.session, name));
     method('join', async ({ group }, c) => {
@@ -102,9 +105,9 @@ export class RpcServer {
     }
     const connection: Connection = {
       socket,
-      session: { id: `${this.service.daemon.id}.${this.bootId}.${this.nextSession++}` },
+      session: { id: `${this.service.port.server}.${this.bootId}.${this.nextSession++}` },
       tokens: this.limits.requestsPerSecond,
-      tokensAt: performance.now(),
+      tokensAt: this.now(),
     };
     this.connections.add(connection);
     socket.on('message', (data, isBinary) => this.onFrame(connection, data as Buffer, isBinary));
@@ -144,7 +147,7 @@ export class RpcServer {
   }
 
   private takeTokens(c: Connection, count: number): boolean {
-    const at = performance.now();
+    const at = this.now();
     const rate = this.limits.requestsPerSecond;
     c.tokens = Math.min(rate, c.tokens + ((at - c.tokensAt) / 1000) * rate);
     c.tokensAt = at;

@@ -1,25 +1,31 @@
 /**
- * Several real engines, each with the real chat state machine, on the
- * in-memory network, in one process, on a simulated clock.
- *
- * Storage is simulated too: the records of a Ready become durable only
- * after `fsyncDelayMs`, and a Ready's packets and acknowledgements wait for
- * that, as in the daemon. A crash loses what was not yet durable, except a
- * random prefix that had reached the disk anyway (its last line possibly
- * torn, which recovery drops). Snapshots replace the journal from time to time.
+ * Several servers in one process, each the real node core (src/node/node.ts)
+ * with the real chat application and the real log-file code, in a simulated
+ * world: the in-memory network, a simulated disk per server under the log
+ * files (simFileSystem.ts: unsynced bytes torn or lost, undurable renames
+ * undone when a server crashes), and simulated time. The daemon runs the same
+ * node with UDP, the real disk and the event loop; nothing of the executor
+ * is copied here.
  *
  * The cluster checks, as it goes, that no two servers' stable prefixes ever
- * disagree and that no server reuses a sequence number or a timestamp, even
- * across restarts; a violation throws with a trace of recent events.
+ * disagree, that no server reuses a sequence number or a timestamp, and that
+ * none creates a message whose timestamp is not above a clock it already
+ * advertised, even across crashes; a violation throws with a trace of recent
+ * events.
  */
-import { Engine, type EngineState, type Ready } from '../broadcast/engine.js';
+import type { BrokenVariant } from '../broadcast/options.js';
 import { engineOptions, type EngineOptions } from '../broadcast/options.js';
-import type { JournalRecord, Message, Outbound, ServerId } from '../broadcast/types.js';
-import { encodeOp } from '../chat/operations.js';
-import { ChatApp } from '../daemon/chatApp.js';
+import type { Message, Packet, ServerId } from '../broadcast/types.js';
+import { ChatApp } from '../chat/chatApp.js';
+import type { ChatOp } from '../chat/operations.js';
+import { chatPort, leaveOrphanedSessions, type ChatPort } from '../chat/port.js';
+import { Node, type BrokenExecutor, type NodeEvents } from '../node/node.js';
+import type { Clock, Transport } from '../node/ports.js';
+import { LogFiles } from '../storage/logFiles.js';
 import { decodePacket, encodeDatagrams, networkDatagramBytes } from '../wire/codec.js';
 import { SimNetwork, type NetworkFaults, noFaults } from './network.js';
 import { Random } from './random.js';
+import { SimFileSystem } from './simFileSystem.js';
 
 export class SimulationFailure extends Error {
   constructor(message: string) {
@@ -28,52 +34,40 @@ export class SimulationFailure extends Error {
   }
 }
 
-/** One Ready, waiting for its records to become durable; then, as in the daemon, it is sent, acknowledged and applied. */
-interface Batch {
-  readonly ready: Ready;
-  /** Already sent (the send-before-durable broken variant). */
-  readonly sent: boolean;
-  readonly completesAt: number;
-}
-
-interface SimSnapshot {
-  readonly engine: EngineState;
-  readonly app: unknown;
-  /** How many stable messages the snapshot's chat state holds (checker bookkeeping). */
-  readonly stableCount: number;
-}
-
-/** A message a client was told is durable. */
-export interface Acknowledged {
-  readonly sender: ServerId;
-  readonly seq: number;
-  readonly ts: number;
-  readonly payload: string;
-}
-
-export class SimNode {
-  engine: Engine | undefined;
+/** One server: its disk, its node while it is up, and what the checker remembers of it across crashes. */
+export class SimServer {
+  node: Node | undefined;
   app: ChatApp | undefined;
-  /** Durable journal records since the snapshot. */
-  journal: JournalRecord[] = [];
-  snapshot: SimSnapshot | undefined;
-  pending: Batch[] = [];
-  /** The stable prefix of the total order as this node delivered it (checker data: survives crashes). */
+  port: ChatPort | undefined;
+  readonly disk: SimFileSystem;
+  /** The node asked for a step (after an input). */
+  stepDue = false;
+  /** When the node asked to be ticked. */
+  wakeAt = Infinity;
+  /** The stable prefix of the total order as this server applied it. */
   stable: Message[] = [];
   /** Own messages that left in a packet: seq -> ts and payload. */
   readonly sent = new Map<number, { ts: number; payload: string }>();
   readonly sentTs = new Set<number>();
-  /** The highest clock this node ever advertised in a status. */
+  /** The highest clock this server ever advertised in a status. */
   advertisedClock = 0;
-  readonly acknowledged: Acknowledged[] = [];
-  /** Broadcast tags whose acknowledgement a client is waiting for. */
-  readonly waiting = new Map<number, (m: Message) => void>();
+  /** Own messages a submitter was told are durable. */
+  readonly confirmed: Message[] = [];
   crashes = 0;
 
-  constructor(readonly id: ServerId) {}
+  constructor(
+    readonly id: ServerId,
+    disk: SimFileSystem,
+  ) {
+    this.disk = disk;
+  }
 
   get up(): boolean {
-    return this.engine !== undefined;
+    return this.node !== undefined;
+  }
+
+  get dataDir(): string {
+    return `/data/server${this.id}`;
   }
 }
 
@@ -81,92 +75,177 @@ export interface SimClusterOptions {
   serverCount: number;
   seed: number;
   faults?: NetworkFaults;
-  engine?: Partial<EngineOptions>;
-  /** Time for a batch of journal records to become durable (0: at once). */
-  fsyncDelayMs?: number;
-  /** TEST ONLY broken variant: send a Ready's packets before its records are durable. */
-  sendBeforeDurable?: boolean;
+  engine?: Partial<Omit<EngineOptions, 'me' | 'serverCount'>>;
+  /** Time an fdatasync takes, drawn for each call from this range (ms). */
+  syncDelayMs?: readonly [number, number];
+  /** TEST ONLY: a deliberately broken variant of the engine, the executor or the log files. */
+  broken?: BrokenVariant | BrokenExecutor | 'snapshot-rename-not-durable';
 }
+
+const executorVariants: readonly string[] = ['send-before-durable', 'confirm-before-durable', 'apply-before-durable'] satisfies BrokenExecutor[];
 
 export class SimCluster {
   readonly random: Random;
   readonly network: SimNetwork;
-  readonly nodes: SimNode[];
+  readonly servers: SimServer[];
   now = 0;
-  /** The longest stable prefix seen at any node: every node's stable list must be a prefix of it. */
+  /** The longest stable prefix seen at any server: every server's stable list must be a prefix of it. */
   readonly globalStable: Message[] = [];
   readonly trace: string[] = [];
-  private readonly options: (id: ServerId) => EngineOptions;
-  private nextTag = 1;
   private stepsAtSameTime = 0;
 
   constructor(readonly config: SimClusterOptions) {
     this.random = new Random(config.seed);
     this.network = new SimNetwork(this.random, config.faults ?? noFaults);
-    this.options = (me) => engineOptions(me, config.serverCount, config.engine);
-    this.nodes = Array.from({ length: config.serverCount }, (_, i) => {
-      const node = new SimNode(i + 1);
-      node.engine = new Engine(this.options(i + 1), 0);
-      node.app = new ChatApp(undefined);
-      return node;
+    const [minSyncMs, maxSyncMs] = config.syncDelayMs ?? [0, 0];
+    this.servers = Array.from({ length: config.serverCount }, (_, i) => {
+      const disk = new SimFileSystem(
+        () => this.now,
+        () => minSyncMs + this.random.next() * (maxSyncMs - minSyncMs),
+      );
+      disk.makeDir('/data');
+      return new SimServer(i + 1, disk);
     });
+    for (const server of this.servers) this.start(server);
   }
 
-  node(id: ServerId): SimNode {
-    return this.nodes[id - 1];
+  server(id: ServerId): SimServer {
+    return this.servers[id - 1];
   }
 
-  /** Broadcast a payload from a server; `onAck` runs once it is durable there. False if down or refused. */
-  broadcast(id: ServerId, payload: string, onAck?: (m: Message) => void): boolean {
-    const node = this.node(id);
-    if (!node.engine) return false;
-    const tag = this.nextTag++;
-    if (node.engine.broadcast(payload, tag, this.now) !== 'accepted') return false;
-    if (onAck) node.waiting.set(tag, onAck);
-    this.flush(node);
-    return true;
+  /** Broadcast a raw payload from a server; `onConfirmed` runs once it is durable there. False if down or refused. */
+  broadcast(id: ServerId, payload: string, onConfirmed?: (m: Message) => void): boolean {
+    const node = this.server(id).node;
+    if (!node) return false;
+    let refused = false;
+    node.submit(payload, this.outcome(this.server(id), onConfirmed, () => (refused = true)));
+    return !refused;
   }
 
-  /** Crash: everything not durable is lost, but a random prefix of it that reached the disk. */
+  /** Submit a chat operation through a server's chat port, as its RPC service does. */
+  submit(id: ServerId, op: ChatOp, onConfirmed?: (m: Message) => void): boolean {
+    const server = this.server(id);
+    if (!server.port) return false;
+    let refused = false;
+    server.port.submit(op, this.outcome(server, onConfirmed, () => (refused = true)));
+    return !refused;
+  }
+
+  private outcome(server: SimServer, onConfirmed: ((m: Message) => void) | undefined, onRefused: () => void) {
+    return {
+      confirmed: (m: Message) => {
+        server.confirmed.push(m);
+        onConfirmed?.(m);
+      },
+      refused: onRefused,
+    };
+  }
+
+  /** Crash: everything not durable on its disk is lost, but a random prefix of it (torn). */
   crash(id: ServerId): void {
-    const node = this.node(id);
-    if (!node.engine) return;
-    const unsynced = node.pending.flatMap((b) => b.ready.records);
-    const survive = unsynced.length === 0 ? 0 : this.random.int(0, unsynced.length);
-    node.journal.push(...unsynced.slice(0, survive));
-    node.pending = [];
-    node.engine = undefined;
-    node.app = undefined;
-    node.waiting.clear();
-    node.crashes++;
-    this.log(`crash ${id}: ${unsynced.length - survive} of ${unsynced.length} unsynced records lost`);
+    const server = this.server(id);
+    if (!server.node) return;
+    server.node.crash();
+    const lost = server.disk.crash(this.random);
+    server.node = server.app = server.port = undefined;
+    server.stepDue = false;
+    server.wakeAt = Infinity;
+    server.crashes++;
+    this.log(`crash ${id}: ${lost} unsynced journal bytes lost`);
   }
 
   restart(id: ServerId): void {
-    const node = this.node(id);
-    if (node.engine) return;
-    const recovered = Engine.recover(this.options(id), this.now, node.snapshot?.engine, node.journal);
-    if (!('engine' in recovered)) throw this.failure(`server ${id} cannot recover: record ${recovered.badRecord}: ${recovered.reason}`);
-    node.engine = recovered.engine;
-    node.app = new ChatApp(node.snapshot?.app);
-    node.stable = node.stable.slice(0, node.snapshot?.stableCount ?? 0);
-    this.log(`restart ${id} from ${node.snapshot ? 'a snapshot and ' : ''}${node.journal.length} journal records`);
-    this.flush(node);
-    // The sessions this server had are gone: their users leave (as ChatServer does).
-    for (const group of Object.values(node.app.replica.shown.groups)) {
-      for (const [session, member] of Object.entries(group.members)) {
-        if (member.server === id) this.broadcast(id, encodeOp({ op: 'leave', session }));
-      }
-    }
+    const server = this.server(id);
+    if (server.node) return;
+    this.start(server);
+    this.log(`restart ${id}`);
   }
 
-  /** Replace the journal by a snapshot, as LogFiles.writeSnapshot does (only with nothing pending). */
+  /** Open the server's log files and recover its node, as the daemon does; then its lost sessions leave, as the chat server's do. */
+  private start(server: SimServer): void {
+    const { serverCount, broken } = this.config;
+    let opened;
+    try {
+      opened = LogFiles.open({
+        fs: server.disk,
+        dir: server.dataDir,
+        serverId: server.id,
+        serverCount,
+        wallClockMs: this.now,
+        ...(broken === 'snapshot-rename-not-durable' ? { brokenVariant: broken } : {}),
+      });
+    } catch (err) {
+      throw this.failure(`server ${server.id} cannot open its log files: ${(err as Error).message}`);
+    }
+    const { files, loaded } = opened;
+    // The application restarts from the snapshot's stable state: what it applied after that is applied again.
+    const snapshotStableTs = loaded.snapshot?.engine.stableTs ?? 0;
+    server.stable = server.stable.filter((m) => m.ts <= snapshotStableTs);
+    const engine = engineOptions(server.id, serverCount, {
+      ...this.config.engine,
+      ...(broken && !executorVariants.includes(broken) && broken !== 'snapshot-rename-not-durable' ? { brokenVariant: broken as BrokenVariant } : {}),
+    });
+    try {
+      server.node = Node.recover({
+        options: {
+          engine,
+          snapshotJournalBytes: 64 * 1024,
+          snapshotIntervalMs: Infinity,
+          ...(broken && executorVariants.includes(broken) ? { brokenExecutor: broken as BrokenExecutor } : {}),
+        },
+        loaded,
+        journal: files,
+        transport: this.transport(server),
+        clock: this.clock(server),
+        application: (saved) => (server.app = new ChatApp(saved)),
+        events: this.events(server),
+      });
+    } catch (err) {
+      if (err instanceof SimulationFailure) throw err;
+      throw this.failure(`server ${server.id} cannot recover: ${(err as Error).message}`);
+    }
+    server.port = chatPort(server.node, server.app!);
+    leaveOrphanedSessions(server.port);
+  }
+
+  private transport(server: SimServer): Transport {
+    return {
+      send: (to: ServerId, packet: Packet) => {
+        if (packet.type === 'data') this.checkOwnMessages(server, packet.messages);
+        if (packet.type === 'status') server.advertisedClock = Math.max(server.advertisedClock, packet.tsVector[server.id - 1]);
+        for (const datagram of encodeDatagrams(packet, networkDatagramBytes)) this.network.send(server.id, to, datagram, this.now);
+      },
+    };
+  }
+
+  private clock(server: SimServer): Clock {
+    return {
+      now: () => this.now,
+      stepSoon: () => (server.stepDue = true),
+      wakeAt: (at) => (server.wakeAt = at),
+    };
+  }
+
+  private events(server: SimServer): NodeEvents {
+    return {
+      sequenced: (m) => {
+        if (m.ts <= server.advertisedClock) {
+          throw this.failure(`server ${server.id} created seq ${m.seq} with ts ${m.ts}, but its clock ${server.advertisedClock} had already left in a status`);
+        }
+      },
+      applied: (_ordered, stable) => {
+        for (const m of stable) this.deliverStable(server, m);
+      },
+      view: (view) => this.log(`server ${server.id} view {${view.join(',')}}`),
+      storageFailed: (error) => {
+        throw this.failure(`server ${server.id}: ${error.message}`);
+      },
+    };
+  }
+
+  /** Write a snapshot and start a new journal, if everything is durable (else false). */
   snapshot(id: ServerId): boolean {
-    const node = this.node(id);
-    if (!node.engine || !node.app || node.pending.length > 0) return false;
-    node.snapshot = { engine: node.engine.exportState(), app: node.app.snapshot(), stableCount: node.stable.length };
-    node.journal = [];
-    return true;
+    return this.server(id).node?.snapshot() ?? false;
   }
 
   /** Run until simulated time `until` (ms). */
@@ -188,118 +267,80 @@ export class SimCluster {
 
   /** Process the next event due at or before `limit`. Returns false if there is none. */
   step(limit: number): boolean {
-    const nextPacket = this.network.nextDeliveryAt();
-    let next = nextPacket;
+    for (const server of this.servers) {
+      if (!server.node || !server.stepDue) continue;
+      server.stepDue = false;
+      this.countStepAt(this.now);
+      server.node.step();
+      return true;
+    }
+    let next = this.network.nextDeliveryAt();
     let action: (() => void) | undefined;
-    for (const node of this.nodes) {
-      const engine = node.engine;
-      if (!engine) continue;
-      const syncAt = node.pending[0]?.completesAt ?? Infinity;
+    for (const server of this.servers) {
+      const node = server.node;
+      if (!node) continue;
+      const syncAt = server.disk.nextSyncAt();
       if (syncAt < next) {
         next = syncAt;
-        action = () => this.completeBatch(node);
+        action = () => server.disk.finishSyncs(this.now);
       }
-      const timerAt = engine.nextDeadline();
-      if (timerAt < next) {
-        next = timerAt;
+      if (server.wakeAt < next) {
+        next = server.wakeAt;
         action = () => {
-          engine.tick(this.now);
-          this.flush(node);
+          server.wakeAt = Infinity;
+          node.tick();
         };
       }
     }
     const at = Math.max(this.now, next);
     if (at > limit || at === Infinity) return false;
-    this.stepsAtSameTime = at === this.now ? this.stepsAtSameTime + 1 : 0;
-    if (this.stepsAtSameTime > 100_000) throw this.failure(`livelock: time stuck at ${at} ms`);
+    this.countStepAt(at);
     this.now = at;
     if (action) action();
     else for (const d of this.network.due(at)) this.deliver(d.from, d.to, d.bytes);
     return true;
   }
 
+  private countStepAt(at: number): void {
+    this.stepsAtSameTime = at === this.now ? this.stepsAtSameTime + 1 : 0;
+    if (this.stepsAtSameTime > 100_000) throw this.failure(`livelock: time stuck at ${at} ms`);
+  }
+
   private deliver(from: ServerId, to: ServerId, bytes: Uint8Array): void {
-    const node = this.node(to);
-    if (!node.engine) return;
+    const node = this.server(to).node;
+    if (!node) return;
     const decoded = decodePacket(bytes, this.config.serverCount);
     if (!decoded.ok) throw this.failure(`codec rejected a datagram from ${from}: ${decoded.reason} ${decoded.detail}`);
-    node.engine.receive(decoded.packet, this.now);
-    this.flush(node);
-  }
-
-  /** Take the engine's Ready and queue it until its records are durable. */
-  private flush(node: SimNode): void {
-    const engine = node.engine;
-    if (!engine) return;
-    const ready = engine.ready();
-    for (const { message } of ready.sequenced) {
-      if (message.ts <= node.advertisedClock) {
-        throw this.failure(`server ${node.id} created seq ${message.seq} with ts ${message.ts}, but its clock ${node.advertisedClock} had already left in a status`);
-      }
-    }
-    const empty = ready.records.length + ready.packets.length + ready.sequenced.length + ready.stable.length === 0 && !ready.ordered;
-    if (empty && !ready.view) return;
-    const delay = this.config.fsyncDelayMs ?? 0;
-    const last = node.pending[node.pending.length - 1];
-    const completesAt = Math.max(this.now, last?.completesAt ?? 0) + delay;
-    const sendNow = this.config.sendBeforeDurable === true;
-    if (sendNow) this.send(node, ready.packets);
-    node.pending.push({ ready, sent: sendNow, completesAt });
-    if (delay === 0) while (node.pending.length > 0) this.completeBatch(node);
-  }
-
-  /** The Ready contract: durable, then sent, then acknowledged and applied. */
-  private completeBatch(node: SimNode): void {
-    const batch = node.pending.shift();
-    if (!batch || !node.app) return;
-    const { ready } = batch;
-    node.journal.push(...ready.records);
-    if (!batch.sent) this.send(node, ready.packets);
-    for (const { tag, message } of ready.sequenced) {
-      node.acknowledged.push({ sender: message.sender, seq: message.seq, ts: message.ts, payload: message.payload });
-      node.waiting.get(tag)?.(message);
-      node.waiting.delete(tag);
-    }
-    if (ready.view) this.log(`server ${node.id} view {${ready.view.join(',')}}`);
-    for (const m of ready.stable) this.deliverStable(node, m);
-    node.app.apply(ready.ordered, ready.stable);
-  }
-
-  private send(node: SimNode, packets: readonly Outbound[]): void {
-    for (const { to, packet } of packets) {
-      if (packet.type === 'data') this.checkOwnMessages(node, packet.messages);
-      if (packet.type === 'status') node.advertisedClock = Math.max(node.advertisedClock, packet.tsVector[node.id - 1]);
-      for (const datagram of encodeDatagrams(packet, networkDatagramBytes)) this.network.send(node.id, to, datagram, this.now);
-    }
+    node.receive(decoded.packet);
   }
 
   /** Among the messages that ever left a server, a seq never stands for two messages, nor a timestamp for two seqs. */
-  private checkOwnMessages(node: SimNode, messages: readonly Message[]): void {
+  private checkOwnMessages(server: SimServer, messages: readonly Message[]): void {
     for (const m of messages) {
-      if (m.sender !== node.id) continue;
-      const earlier = node.sent.get(m.seq);
+      if (m.sender !== server.id) continue;
+      const earlier = server.sent.get(m.seq);
       if (earlier) {
         if (earlier.ts !== m.ts || earlier.payload !== m.payload) {
-          throw this.failure(`server ${node.id} reused seq ${m.seq}: first ts ${earlier.ts}, now ts ${m.ts}`);
+          throw this.failure(`server ${server.id} reused seq ${m.seq}: first ts ${earlier.ts}, now ts ${m.ts}`);
         }
         continue;
       }
-      if (node.sentTs.has(m.ts)) throw this.failure(`server ${node.id} reused timestamp ${m.ts} (seq ${m.seq})`);
-      node.sent.set(m.seq, { ts: m.ts, payload: m.payload });
-      node.sentTs.add(m.ts);
+      if (server.sentTs.has(m.ts)) throw this.failure(`server ${server.id} reused timestamp ${m.ts} (seq ${m.seq})`);
+      server.sent.set(m.seq, { ts: m.ts, payload: m.payload });
+      server.sentTs.add(m.ts);
     }
   }
 
-  private deliverStable(node: SimNode, m: Message): void {
-    const index = node.stable.length;
-    node.stable.push(m);
+  private deliverStable(server: SimServer, m: Message): void {
+    const index = server.stable.length;
+    server.stable.push(m);
     const reference = this.globalStable[index];
     if (reference === undefined) {
       this.globalStable.push(m);
       return;
     }
     if (reference.sender !== m.sender || reference.seq !== m.seq || reference.payload !== m.payload) {
-      throw this.failure(`stable prefixes disagree at position ${index}: server ${node.id} has ${m.sender}:${m.seq}, another has ${reference.sender}:${reference.seq}`);
+      throw this.failure(`stable prefixes disagree at position ${index}: server ${server.id} has ${m.sender}:${m.seq}, another has ${reference.sender}:${reference.seq}`);
     }
   }
 
@@ -312,18 +353,21 @@ export class SimCluster {
     return new SimulationFailure(`${message}\nlast events:\n${this.trace.slice(-40).join('\n')}`);
   }
 
-  /** All up servers hold the same messages, all stable and collected, nothing waiting to be made durable. */
+  /** All up servers hold the same messages, all stable and collected, nothing waiting for a step or a sync. */
   quiescent(): boolean {
-    const up = this.nodes.filter((n) => n.engine);
-    const first = up[0]?.engine;
+    const up = this.servers.filter((s) => s.node);
+    const first = up[0]?.node?.protocol;
     if (!first) return true;
-    return up.every(
-      (n) =>
-        n.pending.length === 0 &&
-        n.engine!.unstableCount === 0 &&
-        n.engine!.storeCount === 0 &&
-        n.engine!.queuedCount === 0 &&
-        n.engine!.seqVector.every((seq, i) => seq === first.seqVector[i]),
-    );
+    return up.every((s) => {
+      const p = s.node!.protocol;
+      return (
+        !s.stepDue &&
+        s.disk.nextSyncAt() === Infinity &&
+        p.unstableCount === 0 &&
+        p.storeCount === 0 &&
+        p.queuedCount === 0 &&
+        p.seqVector.every((seq, i) => seq === first.seqVector[i])
+      );
+    });
   }
 }

@@ -27,7 +27,7 @@ const argv = yargs(hideBin(process.argv))
   .parseSync();
 
 const seeds = argv.seed !== undefined ? [argv.seed] : Array.from({ length: argv.seeds }, (_, i) => argv.first + i);
-const totals: SimulationStats = { faults: 0, crashes: 0, restarts: 0, snapshots: 0, operations: 0, acknowledged: 0, stableMessages: 0, simulatedMs: 0, convergeMs: 0 };
+const totals: SimulationStats = { faults: 0, crashes: 0, restarts: 0, snapshots: 0, operations: 0, confirmed: 0, stableMessages: 0, simulatedMs: 0, convergeMs: 0 };
 const started = performance.now();
 let failed = 0;
 for (const seed of seeds) {
@@ -44,7 +44,7 @@ for (const seed of seeds) {
     const s = result.stats;
     console.log(
       `seed ${seed}: ok in ${ms.toFixed(0)} ms: ${s.faults} faults (${s.crashes} crashes, ${s.restarts} restarts, ${s.snapshots} snapshots), ` +
-        `${s.operations} operations (${s.acknowledged} acknowledged), ${s.stableMessages} messages in the final order, ` +
+        `${s.operations} operations (${s.confirmed} confirmed), ${s.stableMessages} messages in the final order, ` +
         `converged ${s.convergeMs.toFixed(0)} ms after the final heal (${s.simulatedMs.toFixed(0)} ms simulated)`,
     );
   } else if (seed % 50 === 0) {

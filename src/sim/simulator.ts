@@ -1,20 +1,23 @@
 /**
- * The deterministic simulator: one seed, one whole run. Real engines and the
- * real chat state machine on a simulated network, disk and clock, under a
- * random schedule of loss, duplication, reordering, symmetric and one-way
- * partitions, crashes (losing unsynced writes, tearing the journal) and
- * restarts, while simulated clients issue every kind of chat operation
- * against different servers.
+ * The deterministic simulator: one seed, one whole run. The daemon's own
+ * node core, chat application and log-file code on a simulated network,
+ * disk and clock, under a random schedule of loss, duplication, reordering,
+ * symmetric and one-way partitions, crashes (losing unsynced writes, tearing
+ * the journal, undoing names not yet durable) and restarts, while simulated
+ * clients issue every kind of chat operation through the chat port of
+ * different servers.
  *
  * Safety is checked during the run (SimCluster: stable prefixes agree; no
  * seq or timestamp reused, across restarts). Then everything heals and the
  * run must converge: same messages, same order, same chat state everywhere,
- * every acknowledged operation present exactly once, stores collected to empty.
+ * every confirmed operation present exactly once, stores collected to empty.
  */
 import type { BrokenVariant } from '../broadcast/options.js';
 import type { Message } from '../broadcast/types.js';
-import { encodeOp, type ChatOp } from '../chat/operations.js';
+import type { ChatOp } from '../chat/operations.js';
+import { likeRefusal } from '../chat/rules.js';
 import { lastMessages } from '../chat/state.js';
+import type { BrokenExecutor } from '../node/node.js';
 import { SimCluster, SimulationFailure } from './cluster.js';
 import { Random } from './random.js';
 
@@ -25,8 +28,8 @@ export interface SimulationOptions {
   readonly faultPhaseMs?: number;
   /** Mean time between scheduled events (client operations and faults). */
   readonly eventGapMs?: number;
-  /** TEST ONLY: run a deliberately broken variant. */
-  readonly broken?: BrokenVariant | 'send-before-durable';
+  /** TEST ONLY: run a deliberately broken variant of the engine, the executor or the log files. */
+  readonly broken?: BrokenVariant | BrokenExecutor | 'snapshot-rename-not-durable';
 }
 
 export interface SimulationStats {
@@ -35,7 +38,7 @@ export interface SimulationStats {
   restarts: number;
   snapshots: number;
   operations: number;
-  acknowledged: number;
+  confirmed: number;
   stableMessages: number;
   simulatedMs: number;
   convergeMs: number;
@@ -61,15 +64,17 @@ const convergeLimitMs = 60_000;
 export function runSimulation(options: SimulationOptions): SimulationResult {
   const n = options.serverCount ?? 5;
   const seedRandom = new Random(options.seed ^ 0x5eed);
+  // Each seed has a disk of its own speed: fdatasync from tens of microseconds to a few milliseconds.
+  const slowestSyncMs = 0.1 + seedRandom.next() * 4;
   const cluster = new SimCluster({
     serverCount: n,
     seed: options.seed,
     faults: { loss: 0, duplicate: 0, minDelayMs: 0.05, jitterMs: 1 },
-    fsyncDelayMs: 0.05 + seedRandom.next() * 0.5,
-    engine: { statusIntervalMs: 50, viewTimeoutMs: 300, nackRetryMs: 20, ...(options.broken && options.broken !== 'send-before-durable' ? { brokenVariant: options.broken } : {}) },
-    sendBeforeDurable: options.broken === 'send-before-durable',
+    syncDelayMs: [0.02, slowestSyncMs],
+    engine: { statusIntervalMs: 50, viewTimeoutMs: 300, nackRetryMs: 20 },
+    ...(options.broken ? { broken: options.broken } : {}),
   });
-  const stats: SimulationStats = { faults: 0, crashes: 0, restarts: 0, snapshots: 0, operations: 0, acknowledged: 0, stableMessages: 0, simulatedMs: 0, convergeMs: 0 };
+  const stats: SimulationStats = { faults: 0, crashes: 0, restarts: 0, snapshots: 0, operations: 0, confirmed: 0, stableMessages: 0, simulatedMs: 0, convergeMs: 0 };
   try {
     faultPhase(cluster, options, stats);
     const healedAt = cluster.now;
@@ -101,8 +106,8 @@ function faultPhase(cluster: SimCluster, options: SimulationOptions, stats: Simu
       continue;
     }
     stats.faults++;
-    const up = cluster.nodes.filter((x) => x.up).map((x) => x.id);
-    const down = cluster.nodes.filter((x) => !x.up).map((x) => x.id);
+    const up = cluster.servers.filter((x) => x.up).map((x) => x.id);
+    const down = cluster.servers.filter((x) => !x.up).map((x) => x.id);
     if (roll < 0.79) {
       const groupsOf = splitServers(cluster, n);
       cluster.network.partition(groupsOf, n);
@@ -143,21 +148,21 @@ function splitServers(cluster: SimCluster, n: number): number[][] {
   return [left, right].filter((g) => g.length > 0);
 }
 
-/** One operation by a random user, validated against the server's state as ChatService does. */
+/** One operation by a random user, checked against the server's shown state by the chat's rules, as ChatService does. */
 function clientOperation(cluster: SimCluster, users: SimUser[], stats: SimulationStats, newSession: () => string): void {
   const random = cluster.random;
   const user = random.pick(users);
-  if (user.session && !cluster.node(user.session.server).up) {
+  if (user.session && !cluster.server(user.session.server).up) {
     user.session = undefined; // The client saw its connection drop.
     user.group = undefined;
   }
   const submit = (server: number, op: ChatOp) => {
     stats.operations++;
-    if (!cluster.broadcast(server, encodeOp(op), () => stats.acknowledged++)) return;
+    if (!cluster.submit(server, op, () => stats.confirmed++)) return;
     cluster.log(`client ${user.name} at ${server}: ${op.op}${'group' in op ? ` ${op.group}` : ''}`);
   };
   if (!user.session) {
-    const up = cluster.nodes.filter((x) => x.up).map((x) => x.id);
+    const up = cluster.servers.filter((x) => x.up).map((x) => x.id);
     if (up.length === 0) return;
     user.session = { id: newSession(), server: random.pick(up) };
     user.group = random.pick(groups);
@@ -169,12 +174,15 @@ function clientOperation(cluster: SimCluster, users: SimUser[], stats: Simulatio
   if (roll < 0.5 && user.group) {
     submit(server, { op: 'append', session, user: user.name, group: user.group, text: `t${stats.operations}` });
   } else if (roll < 0.8 && user.group) {
-    const shown = cluster.node(server).app!.replica.shown.groups[user.group];
-    const candidates = lastMessages(shown, 20).map((x) => x.message).filter((m) => m.user !== user.name);
+    const shown = cluster.server(server).port!.shown().groups[user.group];
+    // A message the user may like, or may unlike: never their own.
+    const candidates = lastMessages(shown, 20)
+      .map((x) => x.message)
+      .filter((m) => likeRefusal(m, user.name, !m.likes.includes(user.name)) === undefined);
     if (candidates.length === 0) return;
     const target = random.pick(candidates);
-    const op = target.likes.includes(user.name) ? 'unlike' : 'like';
-    submit(server, { op, user: user.name, group: user.group, message: target.id });
+    const like = !target.likes.includes(user.name);
+    submit(server, { op: like ? 'like' : 'unlike', user: user.name, group: user.group, message: target.id });
   } else if (roll < 0.9) {
     user.group = random.pick(groups);
     submit(server, { op: 'join', session, user: user.name, group: user.group });
@@ -188,9 +196,9 @@ function clientOperation(cluster: SimCluster, users: SimUser[], stats: Simulatio
 function healAll(cluster: SimCluster, stats: SimulationStats): void {
   cluster.network.heal();
   cluster.network.faults = { loss: 0, duplicate: 0, minDelayMs: 0.05, jitterMs: 0.5 };
-  for (const node of cluster.nodes) {
-    if (!node.up) {
-      cluster.restart(node.id);
+  for (const server of cluster.servers) {
+    if (!server.up) {
+      cluster.restart(server.id);
       stats.restarts++;
     }
   }
@@ -201,11 +209,11 @@ function checkConverged(cluster: SimCluster, stats: SimulationStats): void {
   const reference = cluster.globalStable;
   const key = (m: Pick<Message, 'sender' | 'seq'>) => `${m.sender}:${m.seq}`;
   const digests = new Set<string>();
-  for (const node of cluster.nodes) {
-    if (node.stable.length !== reference.length) {
-      throw cluster.failure(`server ${node.id} delivered ${node.stable.length} stable messages, the longest prefix has ${reference.length}`);
+  for (const server of cluster.servers) {
+    if (server.stable.length !== reference.length) {
+      throw cluster.failure(`server ${server.id} delivered ${server.stable.length} stable messages, the longest prefix has ${reference.length}`);
     }
-    digests.add(node.app!.digest());
+    digests.add(server.app!.digest());
   }
   if (digests.size !== 1) throw cluster.failure(`chat states differ after convergence: digests ${[...digests].join(', ')}`);
   const count = new Map<string, number>();
@@ -215,10 +223,10 @@ function checkConverged(cluster: SimCluster, stats: SimulationStats): void {
     payloads.set(key(m), m.payload);
   }
   for (const [k, c] of count) if (c > 1) throw cluster.failure(`message ${k} is in the total order ${c} times`);
-  for (const node of cluster.nodes) {
-    for (const acked of node.acknowledged) {
-      if (payloads.get(key(acked)) !== acked.payload) {
-        throw cluster.failure(`operation ${key(acked)} was acknowledged to a client but is ${payloads.has(key(acked)) ? 'different' : 'missing'} in the final order: ${acked.payload}`);
+  for (const server of cluster.servers) {
+    for (const confirmed of server.confirmed) {
+      if (payloads.get(key(confirmed)) !== confirmed.payload) {
+        throw cluster.failure(`operation ${key(confirmed)} was confirmed to a client but is ${payloads.has(key(confirmed)) ? 'different' : 'missing'} in the final order: ${confirmed.payload}`);
       }
     }
   }

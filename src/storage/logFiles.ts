@@ -9,16 +9,19 @@
  *                          it names the run in each datagram (wire/replayGuard.ts)
  *
  * Appends are buffered and made durable together by sync(): one write and
- * one fdatasync for everything a step produced (group commit). A snapshot
- * starts a new journal generation; the old journal is deleted only after the
- * new snapshot is durable, so a crash at any point leaves a snapshot and the
- * journal that continues it.
+ * one fdatasync for everything queued (group commit). A snapshot starts a
+ * new journal generation; the old journal is deleted only after the new
+ * snapshot and the new journal's name are durable, so a crash at any point
+ * leaves a snapshot and the journal that continues it.
+ *
+ * All file access goes through a FileSystem (fileSystem.ts): the real disk
+ * in the daemon, a simulated one in the simulator.
  */
-import { closeSync, existsSync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { EngineState } from '../broadcast/engine.js';
 import type { JournalRecord } from '../broadcast/types.js';
-import { ChorusError } from '../errors.js';
+import { ChorusError, invariant } from '../errors.js';
+import type { FileHandle, FileSystem } from './fileSystem.js';
 import { journalLine, parseJournalRecord, parseSnapshot, RecordError, snapshotFormat, snapshotVersion, type SnapshotFile } from './records.js';
 
 export const snapshotName = 'snapshot.json';
@@ -43,11 +46,11 @@ export interface LoadedLog {
 }
 
 /** Read and validate a data directory without changing it (the daemon and the inspector share this). */
-export function readLogFiles(dir: string, serverId: number, serverCount: number): LoadedLog {
-  if (!existsSync(dir)) return { generation: 0, records: [], recordLines: [], journalFile: join(dir, journalName(0)), staleJournals: [] };
-  const snapshot = readSnapshot(dir, serverId, serverCount);
+export function readLogFiles(fs: FileSystem, dir: string, serverId: number, serverCount: number): LoadedLog {
+  if (!fs.exists(dir)) return { generation: 0, records: [], recordLines: [], journalFile: join(dir, journalName(0)), staleJournals: [] };
+  const snapshot = readSnapshot(fs, dir, serverId, serverCount);
   const generation = snapshot?.generation ?? 0;
-  const generations = listJournals(dir);
+  const generations = listJournals(fs, dir);
   const newer = generations.filter((g) => g > generation);
   if (newer.length > 0) {
     throw new ChorusError(
@@ -57,30 +60,31 @@ export function readLogFiles(dir: string, serverId: number, serverCount: number)
   }
   const journalFile = join(dir, journalName(generation));
   const staleJournals = generations.filter((g) => g < generation).map((g) => join(dir, journalName(g)));
-  if (!existsSync(journalFile)) return { snapshot, generation, records: [], recordLines: [], journalFile, staleJournals };
-  return { snapshot, generation, journalFile, staleJournals, ...readJournal(journalFile, serverCount) };
+  if (!fs.exists(journalFile)) return { snapshot, generation, records: [], recordLines: [], journalFile, staleJournals };
+  return { snapshot, generation, journalFile, staleJournals, ...readJournal(fs, journalFile, serverCount) };
 }
 
-function listJournals(dir: string): number[] {
-  return readdirSync(dir)
+function listJournals(fs: FileSystem, dir: string): number[] {
+  return fs
+    .list(dir)
     .map((name) => journalPattern.exec(name))
     .filter((match): match is RegExpExecArray => match !== null)
     .map((match) => Number(match[1]))
     .sort((a, b) => a - b);
 }
 
-function readText(file: string): string {
+function readText(fs: FileSystem, file: string): string {
   try {
-    return readFileSync(file, 'utf8');
+    return fs.readText(file);
   } catch (err) {
     throw new ChorusError('LOG_UNREADABLE', `${file}: cannot read: ${(err as Error).message}`);
   }
 }
 
-function readSnapshot(dir: string, serverId: number, serverCount: number): SnapshotFile | undefined {
+function readSnapshot(fs: FileSystem, dir: string, serverId: number, serverCount: number): SnapshotFile | undefined {
   const file = join(dir, snapshotName);
-  if (!existsSync(file)) return undefined;
-  const text = readText(file);
+  if (!fs.exists(file)) return undefined;
+  const text = readText(fs, file);
   let value: unknown;
   try {
     value = JSON.parse(text);
@@ -101,8 +105,8 @@ function lineOfJsonError(text: string, err: Error): number {
   return text.slice(0, Number(position[1])).split('\n').length;
 }
 
-function readJournal(file: string, serverCount: number): Pick<LoadedLog, 'records' | 'recordLines' | 'tornTail'> {
-  const text = readText(file);
+function readJournal(fs: FileSystem, file: string, serverCount: number): Pick<LoadedLog, 'records' | 'recordLines' | 'tornTail'> {
+  const text = readText(fs, file);
   const records: JournalRecord[] = [];
   const recordLines: number[] = [];
   const lines = text.split('\n');
@@ -138,30 +142,53 @@ export function snapshotText(snapshot: SnapshotFile): string {
   return `{${head.join(',\n')},\n"engine":${engineText},\n"app":${JSON.stringify(snapshot.app ?? null)}\n}\n`;
 }
 
-const lockedDirs = new Set<string>();
+export interface LogFilesOptions {
+  readonly fs: FileSystem;
+  readonly dir: string;
+  readonly serverId: number;
+  readonly serverCount: number;
+  /** The wall clock, in ms: a run number is never below it (see beginIncarnation). */
+  readonly wallClockMs: number;
+  /**
+   * TEST ONLY: a deliberately broken variant the simulator must catch: the
+   * snapshot's rename (and the new journal's name) are not made durable
+   * before the old journal is deleted, so a crash can lose them.
+   */
+  readonly brokenVariant?: 'snapshot-rename-not-durable';
+}
 
 export class LogFiles {
-  private fd: number;
+  private fd: FileHandle;
   private pending: string[] = [];
   private generation: number;
+  /** fdatasync calls not yet finished. */
+  private syncsInFlight = 0;
   /** This run of the daemon: see beginIncarnation. */
   incarnation = 0;
   /** Bytes in the current journal, durable or pending. */
   journalBytes = 0;
   /** Bytes in the current journal known to be durable. */
   private durableBytes = 0;
+  /** Bytes written to the current journal (durable or not). */
+  private writtenBytes = 0;
   journalRecords = 0;
   syncs = 0;
 
   private constructor(
-    readonly dir: string,
-    private readonly serverId: number,
-    private readonly serverCount: number,
+    private readonly options: LogFilesOptions,
     loaded: LoadedLog,
   ) {
     this.generation = loaded.generation;
-    this.fd = openSync(loaded.journalFile, 'a');
+    this.fd = options.fs.open(loaded.journalFile, 'append');
     this.journalRecords = loaded.records.length;
+  }
+
+  private get fs(): FileSystem {
+    return this.options.fs;
+  }
+
+  private get dir(): string {
+    return this.options.dir;
   }
 
   /**
@@ -169,35 +196,37 @@ export class LogFiles {
    * cut a torn last line off the journal (the warning is the caller's), and
    * remove journals a crash left behind during a snapshot.
    */
-  static open(dir: string, serverId: number, serverCount: number): { files: LogFiles; loaded: LoadedLog } {
+  static open(options: LogFilesOptions): { files: LogFiles; loaded: LoadedLog } {
+    const { fs, dir, serverId, serverCount } = options;
     try {
-      mkdirSync(dir, { recursive: true });
+      fs.makeDir(dir);
     } catch (err) {
       throw new ChorusError('STORAGE_FAILED', `${dir}: cannot create data directory: ${(err as Error).message}`);
     }
     try {
-      lockDir(dir);
+      fs.lock(dir);
     } catch (err) {
       if (err instanceof ChorusError) throw err;
       throw new ChorusError('STORAGE_FAILED', `${dir}: cannot write the data directory: ${(err as Error).message}`);
     }
     try {
-      const loaded = readLogFiles(dir, serverId, serverCount);
-      if (loaded.tornTail) truncateFile(loaded.journalFile, loaded.tornTail.offset);
-      for (const stale of loaded.staleJournals) unlinkSync(stale);
-      const files = new LogFiles(dir, serverId, serverCount, loaded);
-      files.incarnation = beginIncarnation(dir, Date.now());
-      files.journalBytes = loaded.tornTail ? loaded.tornTail.offset : fileSize(loaded.journalFile);
+      const loaded = readLogFiles(fs, dir, serverId, serverCount);
+      if (loaded.tornTail) truncateFile(fs, loaded.journalFile, loaded.tornTail.offset);
+      for (const stale of loaded.staleJournals) fs.unlink(stale);
+      const files = new LogFiles(options, loaded);
+      files.incarnation = beginIncarnation(fs, dir, options.wallClockMs);
+      files.journalBytes = loaded.tornTail ? loaded.tornTail.offset : fs.size(loaded.journalFile);
       files.durableBytes = files.journalBytes;
+      files.writtenBytes = files.journalBytes;
       return { files, loaded };
     } catch (err) {
-      unlockDir(dir);
+      fs.unlock(dir);
       if (err instanceof ChorusError) throw err;
       throw new ChorusError('STORAGE_FAILED', `${dir}: ${(err as Error).message}`);
     }
   }
 
-  /** Queue records; they are durable after the next sync(). */
+  /** Queue records; they are durable once a later sync() reports so. */
   append(records: readonly JournalRecord[]): void {
     for (const record of records) {
       const line = journalLine(record);
@@ -207,30 +236,44 @@ export class LogFiles {
     this.journalRecords += records.length;
   }
 
-  get hasPending(): boolean {
-    return this.pending.length > 0;
+  /** Nothing queued, and every sync finished: everything appended is durable. */
+  get idle(): boolean {
+    return this.pending.length === 0 && this.syncsInFlight === 0;
   }
 
   /**
-   * Group commit: one write and one fdatasync for everything queued. On
-   * failure (a full disk, a read-only file system) the partly written tail is
-   * cut off where it can be, and the error says which file; the records
-   * were not made durable and must not be acted on.
+   * Group commit: one write of everything queued, then one fdatasync; `done`
+   * runs once it is durable (at once on the real disk), or with the error
+   * (a full disk, a read-only file system) saying which file. After an
+   * error the records were not made durable and must not be acted on; the
+   * partly written tail is cut off where that is possible.
    */
-  sync(): void {
-    if (this.pending.length === 0) return;
+  sync(done: (error?: ChorusError) => void): void {
     const data = Buffer.from(this.pending.join(''));
     this.pending = [];
     try {
       let written = 0;
-      while (written < data.length) written += writeSync(this.fd, data, written);
-      fdatasyncSync(this.fd);
+      while (written < data.length) written += this.fs.write(this.fd, data.subarray(written));
     } catch (err) {
       this.cutBackTo(this.durableBytes);
-      throw storageFailed(`${this.journalFile}: cannot write the journal`, err);
+      done(storageFailed(`${this.journalFile}: cannot write the journal`, err));
+      return;
     }
-    this.durableBytes += data.length;
-    this.syncs++;
+    this.writtenBytes += data.length;
+    const upTo = this.writtenBytes;
+    const generation = this.generation;
+    this.syncsInFlight++;
+    this.fs.fdatasync(this.fd, (error) => {
+      this.syncsInFlight--;
+      if (error) {
+        this.cutBackTo(this.durableBytes);
+        done(storageFailed(`${this.journalFile}: cannot write the journal`, error));
+        return;
+      }
+      if (generation === this.generation) this.durableBytes = Math.max(this.durableBytes, upTo);
+      this.syncs++;
+      done();
+    });
   }
 
   private get journalFile(): string {
@@ -240,7 +283,8 @@ export class LogFiles {
   /** Best effort: a torn tail is also dropped on the next start, so failing here loses nothing. */
   private cutBackTo(length: number): void {
     try {
-      ftruncateSync(this.fd, length);
+      this.fs.truncate(this.fd, length);
+      this.writtenBytes = length;
     } catch {
       // A read-only file system refuses this too; recovery drops the torn tail.
     }
@@ -248,11 +292,12 @@ export class LogFiles {
 
   /**
    * Write a snapshot of everything up to now and continue with a fresh
-   * journal. A failure at any step leaves the old snapshot and journal, or
-   * the new snapshot alone, both complete; the caller must not write again.
+   * journal; only when idle (everything appended is durable). A failure at
+   * any step leaves the old snapshot and journal, or the new snapshot alone,
+   * both complete; the caller must not write again.
    */
   writeSnapshot(engine: EngineState, app: unknown): void {
-    this.sync();
+    invariant(this.idle, 'a snapshot is written only when every journal record is durable');
     try {
       this.rotate(engine, app);
     } catch (err) {
@@ -261,45 +306,39 @@ export class LogFiles {
   }
 
   private rotate(engine: EngineState, app: unknown): void {
+    const { fs, dir, serverId, serverCount } = this.options;
     const generation = this.generation + 1;
-    const snapshot: SnapshotFile = {
-      format: snapshotFormat,
-      version: snapshotVersion,
-      serverId: this.serverId,
-      serverCount: this.serverCount,
-      generation,
-      engine,
-      app,
-    };
-    replaceFile(join(this.dir, snapshotName), snapshotText(snapshot));
-    const newJournal = join(this.dir, journalName(generation));
-    const newFd = openSync(newJournal, 'a');
-    syncDir(this.dir);
-    closeSync(this.fd);
-    unlinkSync(join(this.dir, journalName(this.generation)));
+    const snapshot: SnapshotFile = { format: snapshotFormat, version: snapshotVersion, serverId, serverCount, generation, engine, app };
+    replaceFile(fs, join(dir, snapshotName), snapshotText(snapshot));
+    const newFd = fs.open(join(dir, journalName(generation)), 'append');
+    if (this.options.brokenVariant !== 'snapshot-rename-not-durable') fs.syncDir(dir);
+    fs.close(this.fd);
+    fs.unlink(join(dir, journalName(this.generation)));
     this.fd = newFd;
     this.generation = generation;
     this.journalBytes = 0;
     this.durableBytes = 0;
+    this.writtenBytes = 0;
     this.journalRecords = 0;
   }
 
+  /** Close after a clean stop: everything appended must be durable by now. */
   close(): void {
-    try {
-      this.sync();
-    } finally {
-      closeSync(this.fd);
-      unlockDir(this.dir);
-    }
+    invariant(this.idle, 'the journal is closed only when every record is durable');
+    this.release();
   }
 
-  /** Close without syncing what is pending: what a crash does (tests use it). */
+  /** Close without making what is queued durable: what a crash does (after a storage failure, and in tests). */
   abandon(): void {
     this.pending = [];
+    this.release();
+  }
+
+  private release(): void {
     if (this.fd < 0) return;
-    closeSync(this.fd);
+    this.fs.close(this.fd);
     this.fd = -1;
-    unlockDir(this.dir);
+    this.fs.unlock(this.dir);
   }
 }
 
@@ -308,87 +347,44 @@ export class LogFiles {
  * milliseconds if that is later (so a server whose directory was wiped still
  * starts a later run). Durable before the daemon sends anything.
  */
-function beginIncarnation(dir: string, nowMs: number): number {
+function beginIncarnation(fs: FileSystem, dir: string, wallClockMs: number): number {
   const file = join(dir, incarnationName);
   let previous = 0;
-  if (existsSync(file)) {
-    previous = Number(readText(file).trim());
+  if (fs.exists(file)) {
+    previous = Number(readText(fs, file).trim());
     if (!Number.isSafeInteger(previous) || previous < 0) throw new ChorusError('LOG_CORRUPT', `${file}:1: not a run number`);
   }
-  const next = Math.max(previous + 1, Math.floor(nowMs));
-  replaceFile(file, `${next}\n`);
-  syncDir(dir);
+  const next = Math.max(previous + 1, Math.floor(wallClockMs));
+  replaceFile(fs, file, `${next}\n`);
+  fs.syncDir(dir);
   return next;
 }
 
 /** Replace a file atomically: temp file, fsync, rename (the caller syncs the directory). */
-function replaceFile(file: string, text: string): void {
+function replaceFile(fs: FileSystem, file: string, text: string): void {
   const temp = `${file}.tmp`;
-  writeFileSync(temp, text);
-  const tempFd = openSync(temp, 'r+');
+  const fd = fs.open(temp, 'truncate');
   try {
-    fsyncSync(tempFd);
+    const data = Buffer.from(text);
+    let written = 0;
+    while (written < data.length) written += fs.write(fd, data.subarray(written));
+    fs.fsync(fd);
   } finally {
-    closeSync(tempFd);
+    fs.close(fd);
   }
-  renameSync(temp, file);
+  fs.rename(temp, file);
 }
 
 function storageFailed(what: string, err: unknown): ChorusError {
   return new ChorusError('STORAGE_FAILED', `${what}: ${(err as Error).message}`);
 }
 
-function fileSize(file: string): number {
-  return existsSync(file) ? statSync(file).size : 0;
-}
-
-function truncateFile(file: string, length: number): void {
-  const fd = openSync(file, 'r+');
+function truncateFile(fs: FileSystem, file: string, length: number): void {
+  const fd = fs.open(file, 'append');
   try {
-    ftruncateSync(fd, length);
-    fdatasyncSync(fd);
+    fs.truncate(fd, length);
+    fs.fsync(fd);
   } finally {
-    closeSync(fd);
-  }
-}
-
-function syncDir(dir: string): void {
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** One daemon per data directory: a second one would corrupt the journal. */
-function lockDir(dir: string): void {
-  const file = join(dir, 'LOCK');
-  if (lockedDirs.has(dir)) throw new ChorusError('STORAGE_FAILED', `${dir} is already in use by a daemon in this process`);
-  if (existsSync(file)) {
-    const pid = Number(readFileSync(file, 'utf8').trim());
-    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
-      throw new ChorusError('STORAGE_FAILED', `${dir} is in use by another daemon (pid ${pid}); stop it first`);
-    }
-  }
-  writeFileSync(file, `${process.pid}\n`);
-  lockedDirs.add(dir);
-}
-
-function unlockDir(dir: string): void {
-  lockedDirs.delete(dir);
-  try {
-    unlinkSync(join(dir, 'LOCK'));
-  } catch {
-    // Already gone: nothing to release.
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    fs.close(fd);
   }
 }

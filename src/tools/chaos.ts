@@ -12,7 +12,8 @@ import { hideBin } from 'yargs/helpers';
 import { ChorusConnection, RpcCallError } from '../client/connection.js';
 import { loadClusterConfig } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
-import { compareIds } from '../chat/state.js';
+import { compareOrder, parseMessageId } from '../broadcast/types.js';
+import { likeRefusal } from '../chat/rules.js';
 import type { GroupView } from '../rpc/protocol.js';
 import { Random } from '../sim/random.js';
 import { LocalCluster, type ServerStatus } from './clusterOps.js';
@@ -80,7 +81,7 @@ class ChaosClient {
         const connection = await ChorusConnection.connect(`${server.host}:${server.clientPort}`, 1000);
         connection.on('group', (view) => (this.screen = view));
         await connection.call('user', { name: this.user });
-        this.screen = await connection.call<GroupView>('join', { group: this.group });
+        this.screen = await connection.call('join', { group: this.group });
         this.connection = connection;
         this.home = id;
         this.tally.reconnects++;
@@ -109,9 +110,9 @@ class ChaosClient {
   }
 
   /** Call; undefined when refused (counted) or lost with the connection (in doubt). */
-  private async call(connection: ChorusConnection, method: string, params: Record<string, unknown>): Promise<{ id: string } | undefined> {
+  private async call(connection: ChorusConnection, ...[method, params]: ['append', { text: string }] | ['like' | 'unlike', { id: string }]): Promise<{ id: string } | undefined> {
     try {
-      const result = await connection.call<{ id: string }>(method, params);
+      const result = await connection.call(method, params);
       this.tally.acknowledged++;
       return result;
     } catch (err) {
@@ -209,14 +210,16 @@ function checkInvariants(cluster: LocalCluster, statuses: ServerStatus[], client
         if (!m || m.text !== a.text) violations.push(`server ${status.id}: acknowledged append ${a.id} ("${a.text}") is ${m ? `"${m.text}"` : 'missing'}`);
       }
     }
-    // Each user's likes: the acknowledged like/unlike operations applied in the total order.
-    const ops = clients.flatMap((c) => c.likes).sort((x, y) => compareIds(x.id, y.id));
+    // Each user's likes: the acknowledged like/unlike operations applied in the total order, by the chat's rule.
+    const order = (id: string) => parseMessageId(id) ?? { ts: 0, sender: 0 };
+    const ops = clients.flatMap((c) => c.likes).sort((x, y) => compareOrder(order(x.id), order(y.id)));
     const doubtful = new Set(clients.flatMap((c) => [...c.doubtful]));
     const expected = new Map<string, boolean>();
     for (const op of ops) {
-      const owner = byId.get(op.target)?.user;
-      if (owner === op.user) continue;
-      expected.set(`${op.user} ${op.target}`, op.like);
+      const pair = `${op.user} ${op.target}`;
+      const liked = expected.get(pair) ?? false;
+      const target = { user: byId.get(op.target)?.user ?? '', likes: liked ? [op.user] : [] };
+      if (!likeRefusal(target, op.user, op.like)) expected.set(pair, op.like);
     }
     for (const [pair, liked] of expected) {
       if (doubtful.has(pair)) continue;

@@ -6,14 +6,15 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { ChorusConnection } from '../client/connection.js';
 import { serverById, type ClusterConfig, type ServerAddress } from '../config/clusterConfig.js';
-import type { DaemonStatus } from '../daemon/daemon.js';
+import type { ServerStatus } from '../daemon/controlServer.js';
 import { ChorusError } from '../errors.js';
 import { noFaultSettings, type FaultSettings } from '../transport/faults.js';
 import { loadFaults, saveFaults } from '../transport/faultsFile.js';
 import { ensureClusterKey } from '../config/clusterKey.js';
 import { clusterKeyFile, controlCall, daemonLogFile, launchDaemon, runningPid, serverDir, stopDaemon, type LocalClusterPaths } from './localCluster.js';
 
-export type ServerStatus = DaemonStatus & { faults: FaultSettings; sessions: number };
+
+export type { ServerStatus };
 
 export class LocalCluster {
   constructor(
@@ -65,7 +66,7 @@ export class LocalCluster {
   }
 
   status(id: number): Promise<ServerStatus | undefined> {
-    return controlCall<ServerStatus>(this.paths, id, 'status');
+    return controlCall(this.paths, id, 'status');
   }
 
   statuses(): Promise<(ServerStatus | undefined)[]> {
@@ -110,7 +111,7 @@ export class LocalCluster {
 
   /** Through the control endpoint if the server runs, else into its faults file for its next start. */
   private async applyFaults(id: number, settings: FaultSettings): Promise<'live' | 'saved'> {
-    const answer = await controlCall(this.paths, id, 'setFaults', settings as unknown as Record<string, unknown>);
+    const answer = await controlCall(this.paths, id, 'setFaults', settings);
     if (answer !== undefined) return 'live';
     mkdirSync(serverDir(this.paths, id), { recursive: true });
     saveFaults(serverDir(this.paths, id), settings);

@@ -1,18 +1,21 @@
 /**
  * What tools/inspect shows: a daemon's log files (running or not) read back
  * for a person or a program, and where two servers' files disagree.
- * It rebuilds the state exactly as the daemon does on restart: the real
- * engine replays the snapshot and the journal, the real chat state machine
- * applies the result. It never writes to the files.
+ * It rebuilds the state exactly as the daemon does on restart, with the
+ * same node core: the real engine replays the snapshot and the journal, the
+ * node's first step hands the result to the real chat state machine. Its
+ * journal and network go nowhere: it never writes to the files.
  */
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { Engine } from '../broadcast/engine.js';
 import { engineOptions } from '../broadcast/options.js';
-import type { Message } from '../broadcast/types.js';
-import { ChatApp } from '../daemon/chatApp.js';
+import { compareOrder, formatMessageId, type Message } from '../broadcast/types.js';
+import { ChatApp } from '../chat/chatApp.js';
 import { plainChatState } from '../chat/state.js';
 import { ChorusError } from '../errors.js';
+import { Node } from '../node/node.js';
+import type { Journal } from '../node/ports.js';
+import { nodeFileSystem } from '../storage/fileSystem.js';
 import { readLogFiles } from '../storage/logFiles.js';
 
 export interface Inspection {
@@ -47,18 +50,21 @@ export function locate(target: string, dataRoot: string): { dir: string; server:
 
 export function inspect(dir: string, server: number, serverCount: number): Inspection {
   if (!existsSync(dir)) throw new ChorusError('LOG_UNREADABLE', `${dir}: no such data directory`);
-  const loaded = readLogFiles(dir, server, serverCount);
-  const options = engineOptions(server, serverCount);
-  const recovered = Engine.recover(options, 0, loaded.snapshot?.engine, loaded.records);
-  if (!('engine' in recovered)) throw new ChorusError('LOG_CORRUPT', `${loaded.journalFile}:${loaded.recordLines[recovered.badRecord]}: ${recovered.reason}`);
-  const engine = recovered.engine;
-  const app = new ChatApp(loaded.snapshot?.app);
-  const ready = engine.ready();
-  app.apply(ready.ordered, ready.stable);
+  const loaded = readLogFiles(nodeFileSystem, dir, server, serverCount);
+  let app: ChatApp | undefined;
+  const node = Node.recover({
+    options: { engine: engineOptions(server, serverCount), snapshotJournalBytes: Infinity, snapshotIntervalMs: Infinity },
+    loaded,
+    journal: nowhere,
+    transport: { send: () => undefined },
+    clock: { now: () => 0, stepSoon: () => undefined, wakeAt: () => undefined },
+    application: (saved) => (app = new ChatApp(saved)),
+  });
+  const engine = node.protocol;
   const state = engine.exportState();
   const tentative = engine.tentative();
   const tentativeIds = new Set(tentative.map((m) => `${m.sender}:${m.seq}`));
-  const held = [...state.messages].sort((a, b) => a.ts - b.ts || a.sender - b.sender);
+  const held = [...state.messages].sort(compareOrder);
   return {
     server,
     dir,
@@ -74,7 +80,7 @@ export function inspect(dir: string, server: number, serverCount: number): Inspe
     seqMatrix: state.seqMatrix,
     tsMatrix: state.tsMatrix,
     messages: held.map((m) => ({
-      id: `${m.ts}.${m.sender}`,
+      id: formatMessageId(m),
       sender: m.sender,
       seq: m.seq,
       ts: m.ts,
@@ -82,10 +88,23 @@ export function inspect(dir: string, server: number, serverCount: number): Inspe
       payload: m.payload,
     })),
     waiting: waitingFor(state.messages, tentative, state.tsVector, state.seqMatrix),
-    chat: plainChatState(app.replica.shown),
-    digest: app.digest(),
+    chat: plainChatState(app!.replica.shown),
+    digest: app!.digest(),
   };
 }
+
+/** A journal that keeps nothing: the inspector only reads. */
+const nowhere: Journal = {
+  append: () => undefined,
+  sync: (done) => done(),
+  idle: true,
+  writeSnapshot: () => undefined,
+  journalBytes: 0,
+  journalRecords: 0,
+  syncs: 0,
+  close: () => undefined,
+  abandon: () => undefined,
+};
 
 function waitingFor(held: Message[], tentative: Message[], tsVector: number[], seqMatrix: number[][]): Inspection['waiting'] {
   let stability: string | null = null;

@@ -10,7 +10,7 @@ import { ChorusConnection, RpcCallError } from '../client/connection.js';
 import type { ServerAddress } from '../config/clusterConfig.js';
 import { clusterKeyFileName, loadClusterKey } from '../config/clusterKey.js';
 import { ChorusError } from '../errors.js';
-import { controlFileName, controlToken, controlTokenHeader, type ControlInfo } from '../rpc/controlServer.js';
+import { controlFileName, controlToken, controlTokenHeader, type ControlInfo, type ControlMethods } from '../daemon/controlServer.js';
 
 const daemonMain = resolve(dirname(fileURLToPath(import.meta.url)), '../daemon/main.js');
 
@@ -94,7 +94,7 @@ export async function stopDaemon(paths: LocalClusterPaths, id: number, signal: '
  * Open a connection to server id's control endpoint, presenting the token of
  * the cluster key; undefined when the server is not running.
  */
-export async function connectControl(paths: LocalClusterPaths, id: number, timeoutMs = 2000): Promise<ChorusConnection | undefined> {
+export async function connectControl(paths: LocalClusterPaths, id: number, timeoutMs = 2000): Promise<ChorusConnection<ControlMethods> | undefined> {
   const file = join(serverDir(paths, id), controlFileName);
   if (!existsSync(file)) return undefined;
   let info: ControlInfo;
@@ -107,7 +107,7 @@ export async function connectControl(paths: LocalClusterPaths, id: number, timeo
   const keyFile = clusterKeyFile(paths);
   const headers = { [controlTokenHeader]: controlToken(loadClusterKey(keyFile)) };
   try {
-    return await ChorusConnection.connect(`127.0.0.1:${info.port}`, timeoutMs, headers);
+    return await ChorusConnection.connect<ControlMethods>(`127.0.0.1:${info.port}`, timeoutMs, headers);
   } catch (err) {
     if (err instanceof RpcCallError && err.code === 401) {
       throw new ChorusError('KEY_INVALID', `server ${id} does not accept the cluster key in ${keyFile} (${err.message}); was the key replaced while it ran?`);
@@ -117,11 +117,16 @@ export async function connectControl(paths: LocalClusterPaths, id: number, timeo
 }
 
 /** Call a method on server id's control endpoint; undefined when the server is not running. */
-export async function controlCall<T>(paths: LocalClusterPaths, id: number, method: string, params: Record<string, unknown> = {}): Promise<T | undefined> {
+export async function controlCall<M extends keyof ControlMethods>(
+  paths: LocalClusterPaths,
+  id: number,
+  method: M,
+  params?: ControlMethods[M]['params'],
+): Promise<ControlMethods[M]['result'] | undefined> {
   const connection = await connectControl(paths, id);
   if (!connection) return undefined;
   try {
-    return await connection.call<T>(method, params);
+    return await connection.call(method, params ?? {});
   } finally {
     connection.close();
   }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadClusterConfig, type ClusterConfig } from '../../src/config/clusterConfig.js';
 import { Daemon } from '../../src/daemon/daemon.js';
-import { ChatServer, type ChatServerOptions } from '../../src/rpc/chatServer.js';
+import { ChatServer, type ChatServerOptions } from '../../src/daemon/chatServer.js';
 import { Writable } from 'node:stream';
 import winston from 'winston';
 import { freePorts } from '../../src/tools/freePorts.js';

@@ -1,14 +1,18 @@
-/** The chat state machine as the daemon's replicated application. */
+/**
+ * The chat state machine as a node's replicated application: the node feeds
+ * it the total order; it keeps the shown and stable chat states (replica.ts),
+ * tells listeners (the RPC server's pushes) when what clients see may have
+ * changed, and digests and snapshots the state.
+ */
 import { createHash } from 'node:crypto';
 import type { OrderChange } from '../broadcast/orderedLog.js';
-import type { Message, ServerId } from '../broadcast/types.js';
-import { ChatReplica } from '../chat/replica.js';
-import { canonicalJson, emptyChatState, restoreChatState, type ChatState } from '../chat/state.js';
-import type { Application } from './application.js';
+import type { Message } from '../broadcast/types.js';
+import type { Application } from '../node/application.js';
+import { ChatReplica } from './replica.js';
+import { canonicalJson, emptyChatState, restoreChatState, type ChatState } from './state.js';
 
 export class ChatApp implements Application {
   readonly replica: ChatReplica;
-  private view: readonly ServerId[] = [];
   private readonly listeners = new Set<() => void>();
   private digestOf: ChatState | undefined;
   private cachedDigest = '';
@@ -23,13 +27,9 @@ export class ChatApp implements Application {
     if (ordered) this.changed();
   }
 
-  viewChanged(view: readonly ServerId[]): void {
-    this.view = view;
+  /** Participants are the members joined through servers in the view: a view change changes them. */
+  viewChanged(): void {
     this.changed();
-  }
-
-  get currentView(): readonly ServerId[] {
-    return this.view;
   }
 
   /** Called after every change of the shown state or the view. */

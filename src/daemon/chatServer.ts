@@ -1,17 +1,18 @@
 /**
- * A whole Chorus server: the daemon running the chat application, and the
- * RPC server for its clients. After a crash, the sessions this server had
- * are gone, so their users leave their groups.
+ * A whole Chorus server: the daemon running the chat application, the RPC
+ * server for its clients, and the control endpoint for the tools. After a
+ * crash, the sessions this server had are gone, so their users leave their
+ * groups.
  */
+import { ChatApp } from '../chat/chatApp.js';
+import { chatPort, leaveOrphanedSessions, type ChatPort } from '../chat/port.js';
 import { serverById } from '../config/clusterConfig.js';
-import { ChatApp } from '../daemon/chatApp.js';
-import { Daemon, type DaemonOptions } from '../daemon/daemon.js';
-import { encodeOp } from '../chat/operations.js';
+import { ChatService } from '../rpc/chatService.js';
+import type { RpcLimits } from '../rpc/protocol.js';
+import { RpcServer } from '../rpc/server.js';
 import { loadFaults } from '../transport/faultsFile.js';
-import { ChatService } from './chatService.js';
 import { ControlServer } from './controlServer.js';
-import type { RpcLimits } from './protocol.js';
-import { RpcServer } from './server.js';
+import { Daemon, type DaemonOptions } from './daemon.js';
 
 export type ChatServerOptions = Omit<DaemonOptions, 'application'> & { readonly rpcLimits?: RpcLimits };
 
@@ -19,7 +20,7 @@ export class ChatServer {
   private constructor(
     readonly daemon: Daemon,
     readonly app: ChatApp,
-    readonly service: ChatService,
+    readonly port: ChatPort,
     readonly rpc: RpcServer,
     readonly control: ControlServer,
   ) {}
@@ -32,7 +33,8 @@ export class ChatServer {
       faults: loadFaults(options.dataDir, options.config.servers.length),
     });
     const chat = app!;
-    const service = new ChatService(daemon, chat, options.config);
+    const port = chatPort(daemon.node, chat);
+    const service = new ChatService(port, options.config);
     let rpc: RpcServer | undefined;
     let control: ControlServer;
     try {
@@ -44,23 +46,12 @@ export class ChatServer {
       await daemon.stop();
       throw err;
     }
-    const server = new ChatServer(daemon, chat, service, rpc, control);
-    await server.leaveOrphanedSessions();
-    return server;
+    leaveOrphanedSessions(port);
+    return new ChatServer(daemon, chat, port, rpc, control);
   }
 
   get id(): number {
     return this.daemon.id;
-  }
-
-  /** Sessions joined through this server before it restarted no longer exist: they leave. */
-  private async leaveOrphanedSessions(): Promise<void> {
-    const orphans: string[] = [];
-    for (const group of Object.values(this.app.replica.shown.groups)) {
-      for (const [session, member] of Object.entries(group.members)) if (member.server === this.daemon.id) orphans.push(session);
-    }
-    if (orphans.length === 0) return;
-    await Promise.all(orphans.map((session) => this.daemon.broadcast(encodeOp({ op: 'leave', session }))));
   }
 
   async stop(): Promise<void> {

@@ -1,7 +1,7 @@
 /**
- * What the daemon replicates: an application fed the total order. The chat
- * state machine is one; the order digest below is the simplest, used by the
- * broadcast layer's own tests and tools.
+ * What a node replicates: an application fed the total order. The chat
+ * (src/chat/chatApp.ts) is one; the order digest below is the simplest, used
+ * by the broadcast layer's own tests and tools.
  */
 import { createHash } from 'node:crypto';
 import type { OrderChange } from '../broadcast/orderedLog.js';
@@ -22,6 +22,7 @@ export interface Application {
   digest(): string;
 }
 
+/** Builds the application from its state in the last snapshot (undefined: none). */
 export type ApplicationFactory = (saved: unknown) => Application;
 
 /** Hash chain over the stable order: two servers agree on the stable prefix iff counts and digests match. */

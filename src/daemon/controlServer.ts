@@ -12,9 +12,10 @@ import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { JSONRPCErrorException, JSONRPCServer } from 'json-rpc-2.0';
 import { WebSocketServer, type AddressInfo } from 'ws';
-import type { Daemon } from '../daemon/daemon.js';
+import { RpcErrors } from '../rpc/protocol.js';
+import type { FaultSettings } from '../transport/faults.js';
 import { parseFaultSettings, saveFaults } from '../transport/faultsFile.js';
-import { RpcErrors } from './protocol.js';
+import type { Daemon, DaemonStatus } from './daemon.js';
 
 export const controlFileName = 'control.json';
 
@@ -40,6 +41,36 @@ function refusal(request: IncomingMessage, expected: Buffer): { code: number; wh
   return undefined;
 }
 
+/** What the chat server adds to a daemon's status. */
+export interface ServerExtras {
+  /** Open client connections. */
+  readonly sessions: number;
+  /** How often the shown chat state was recomputed because a late message landed inside it. */
+  readonly tentativeReplays: number;
+}
+
+export type ServerStatus = DaemonStatus & ServerExtras & { faults: FaultSettings };
+
+/** A cheap subset of the status, for tools that poll often (tools/bench). */
+export interface Progress {
+  stableTs: number;
+  stableEverywhereTs: number;
+  clock: number;
+  seqVector: readonly number[];
+  unstable: number;
+  retained: number;
+  /** Empty unless asked for with `digest: true` (hashing the chat state is not free). */
+  digest: string;
+  rssBytes: number;
+}
+
+/** The control endpoint's methods (tools call them with ChorusConnection<ControlMethods>). */
+export interface ControlMethods {
+  status: { params?: Record<string, never>; result: ServerStatus };
+  progress: { params?: { digest?: boolean }; result: Progress };
+  setFaults: { params: FaultSettings; result: FaultSettings };
+}
+
 export interface ControlInfo {
   readonly port: number;
   readonly pid: number;
@@ -51,11 +82,10 @@ export class ControlServer {
     private readonly file: string,
   ) {}
 
-  static async start(daemon: Daemon, dataDir: string, clusterKey: Buffer, extraStatus: () => Record<string, unknown>): Promise<ControlServer> {
+  static async start(daemon: Daemon, dataDir: string, clusterKey: Buffer, extras: () => ServerExtras): Promise<ControlServer> {
     const rpc = new JSONRPCServer();
-    rpc.addMethod('status', () => ({ ...daemon.status(), faults: daemon.faults.current, ...extraStatus() }));
-    // A cheap subset of status, for tools that poll often (tools/bench).
-    rpc.addMethod('progress', (params) => {
+    rpc.addMethod('status', (): ServerStatus => ({ ...daemon.status(), faults: daemon.faults.current, ...extras() }));
+    rpc.addMethod('progress', (params): Progress => {
       const withDigest = typeof params === 'object' && params !== null && (params as { digest?: unknown }).digest === true;
       const s = daemon.status(withDigest);
       return {
@@ -69,7 +99,7 @@ export class ControlServer {
         rssBytes: process.memoryUsage().rss,
       };
     });
-    rpc.addMethod('setFaults', (params) => {
+    rpc.addMethod('setFaults', (params): FaultSettings => {
       let settings;
       try {
         settings = parseFaultSettings(params, daemon.status().seqVector.length);

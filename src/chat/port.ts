@@ -1,0 +1,39 @@
+/**
+ * The chat as the RPC layer (and the simulator's clients) see it: submit an
+ * operation, read the shown state and the view, hear about changes. A narrow
+ * port, so that neither reaches into the node or the replica.
+ */
+import type { ServerId } from '../broadcast/types.js';
+import type { Node, SubmitOutcome } from '../node/node.js';
+import type { ChatApp } from './chatApp.js';
+import { encodeOp, type ChatOp } from './operations.js';
+import { orphanedSessions, type ChatState } from './state.js';
+
+export interface ChatPort {
+  /** The server this port belongs to. */
+  readonly server: ServerId;
+  /** Broadcast an operation; `outcome` learns when it is durable here (its message gives its id) or why it never will be. */
+  submit(op: ChatOp, outcome: SubmitOutcome): void;
+  /** The state clients are shown: stable, then tentative, in the total order. */
+  shown(): ChatState;
+  /** The servers this one hears from now. */
+  view(): readonly ServerId[];
+  /** Called after every change of the shown state or the view; returns the unsubscribe. */
+  onChange(listener: () => void): () => void;
+}
+
+export function chatPort(node: Node, app: ChatApp): ChatPort {
+  return {
+    server: node.id,
+    submit: (op, outcome) => node.submit(encodeOp(op), outcome),
+    shown: () => app.replica.shown,
+    view: () => node.view,
+    onChange: (listener) => app.onChange(listener),
+  };
+}
+
+/** After a restart the sessions joined through this server are gone: their users leave (SPEC section 4). */
+export function leaveOrphanedSessions(port: ChatPort): void {
+  const ignore = { confirmed: () => undefined, refused: () => undefined };
+  for (const session of orphanedSessions(port.shown(), port.server)) port.submit({ op: 'leave', session }, ignore);
+}

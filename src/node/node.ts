@@ -1,0 +1,381 @@
+/**
+ * A running server, the same in the daemon and in the simulator: the engine,
+ * the application it feeds, the journal, and the one executor of the
+ * engine's Ready. Only the ports (ports.ts) differ between those worlds.
+ *
+ * The executor's contract:
+ *
+ *   1. A Ready's records are appended to the journal and a sync is asked for
+ *      when the Ready is taken.
+ *   2. A Ready completes only once its records, and those of every Ready
+ *      taken before it, are durable; Readys complete in the order taken.
+ *   3. Completing a Ready: send its packets (they may carry or acknowledge
+ *      its records: own messages, the clock, the seq vector), then confirm
+ *      the sequenced submissions to their submitters (a confirmed operation
+ *      is durable here and will be sent), then apply the order change and the
+ *      stable messages to the application (stability may rest on the clock in
+ *      those records), then report a view change.
+ *
+ * So clients are shown only what this server holds durably, and nothing a
+ * crash can take back has left the process. An input (a packet, a tick, a
+ * submission) changes the engine at once; the world runs step() soon after,
+ * once per burst of inputs, so a burst costs one sync.
+ */
+import { Engine, type Ready, type Sequenced } from '../broadcast/engine.js';
+import type { EngineOptions } from '../broadcast/options.js';
+import type { OrderChange } from '../broadcast/orderedLog.js';
+import type { Message, Packet, ServerId } from '../broadcast/types.js';
+import { ChorusError, invariant } from '../errors.js';
+import type { LoadedLog } from '../storage/logFiles.js';
+import type { Application, ApplicationFactory } from './application.js';
+import type { Clock, Journal, Transport } from './ports.js';
+
+const refusals = {
+  busy: 'the server is overloaded: too many messages waiting to be sent; try again shortly',
+  'too-large': 'the message is too large to broadcast',
+  stopped: 'the server is shutting down',
+  storage: 'the server cannot write its log files, so it accepts no operations until it is restarted',
+} as const;
+
+export type Refusal = keyof typeof refusals;
+
+/** Why a submission will never be confirmed. */
+export class SubmitRefused extends Error {
+  constructor(
+    readonly reason: Refusal,
+    detail?: string,
+  ) {
+    super(detail === undefined ? refusals[reason] : `${refusals[reason]} (${detail})`);
+    this.name = 'SubmitRefused';
+  }
+}
+
+/** How a submitter learns what became of its payload: exactly one of the two is called, once. */
+export interface SubmitOutcome {
+  /** Durable here, with its (seq, ts): it will reach every server. */
+  confirmed(message: Message): void;
+  refused(error: SubmitRefused): void;
+}
+
+/** What a node reports as it goes, for logs, tests and the simulator's checks. */
+export interface NodeEvents {
+  /** An own message got its (seq, ts), when the Ready is taken (before it is durable). */
+  sequenced?(message: Message): void;
+  /** The application was given an order change and newly stable messages. */
+  applied?(ordered: OrderChange | undefined, stable: readonly Message[]): void;
+  view?(view: readonly ServerId[]): void;
+  /** The journal cannot be written: the node accepts nothing more (see storageFailed). */
+  storageFailed?(error: ChorusError): void;
+}
+
+/** Deliberate executor bugs the simulator must catch (TEST ONLY; see test/simulator.test.ts). */
+export type BrokenExecutor = 'send-before-durable' | 'confirm-before-durable' | 'apply-before-durable';
+
+export interface NodeOptions {
+  readonly engine: EngineOptions;
+  /** Write a snapshot (and start a new journal) once the journal reaches this size. */
+  readonly snapshotJournalBytes: number;
+  /** Also snapshot after this long if anything was journaled, so an idle server's files shrink. */
+  readonly snapshotIntervalMs: number;
+  readonly brokenExecutor?: BrokenExecutor;
+}
+
+export const defaultSnapshotJournalBytes = 16 * 1024 * 1024;
+export const defaultSnapshotIntervalMs = 30_000;
+
+export interface NodeSetup {
+  readonly options: NodeOptions;
+  /** The log files' content: the snapshot and the journal after it. */
+  readonly loaded: LoadedLog;
+  readonly journal: Journal;
+  readonly transport: Transport;
+  readonly clock: Clock;
+  readonly application: ApplicationFactory;
+  readonly events?: NodeEvents;
+}
+
+/** What tools and tests may read of the engine (never its ready()). */
+export type ProtocolView = Pick<
+  Engine,
+  | 'options'
+  | 'view'
+  | 'clock'
+  | 'stableTs'
+  | 'stableEverywhereTs'
+  | 'seqVector'
+  | 'tsVector'
+  | 'seqMatrix'
+  | 'tsMatrix'
+  | 'unstableCount'
+  | 'storeCount'
+  | 'queuedCount'
+  | 'bufferedCount'
+  | 'counters'
+  | 'tentative'
+  | 'exportState'
+>;
+
+/** A Ready waiting to complete, and which of its effects a broken variant already let out. */
+interface Batch {
+  readonly ready: Ready;
+  durable: boolean;
+  sent: boolean;
+  confirmed: boolean;
+  applied: boolean;
+}
+
+export class Node {
+  private readonly journal: Journal;
+  private readonly transport: Transport;
+  private readonly clock: Clock;
+  private readonly events: NodeEvents;
+  private readonly batches: Batch[] = [];
+  private readonly waiting = new Map<number, SubmitOutcome>();
+  private nextTag = 1;
+  private state: 'running' | 'stopped' | 'failed' = 'running';
+  private failure: string | undefined;
+  private lastSnapshotAt: number;
+
+  private constructor(
+    private readonly setup: NodeSetup,
+    private readonly engine: Engine,
+    readonly app: Application,
+  ) {
+    this.journal = setup.journal;
+    this.transport = setup.transport;
+    this.clock = setup.clock;
+    this.events = setup.events ?? {};
+    this.lastSnapshotAt = this.clock.now();
+  }
+
+  /**
+   * Rebuild a server from its log files and take the first step, which hands
+   * the recovered tentative order to the application. A journal record that
+   * does not fit is a LOG_CORRUPT error naming its file and line.
+   */
+  static recover(setup: NodeSetup): Node {
+    const { loaded } = setup;
+    const recovered = Engine.recover(setup.options.engine, setup.clock.now(), loaded.snapshot?.engine, loaded.records);
+    if ('badRecord' in recovered) {
+      throw new ChorusError('LOG_CORRUPT', `${loaded.journalFile}:${loaded.recordLines[recovered.badRecord]}: ${recovered.reason}`);
+    }
+    const node = new Node(setup, recovered.engine, setup.application(loaded.snapshot?.app));
+    node.step();
+    return node;
+  }
+
+  get protocol(): ProtocolView {
+    return this.engine;
+  }
+
+  get id(): ServerId {
+    return this.engine.options.me;
+  }
+
+  get view(): readonly ServerId[] {
+    return this.engine.view;
+  }
+
+  /** Why the log files could not be written; once set, the node sends, confirms and applies nothing more. */
+  get storageError(): string | undefined {
+    return this.failure;
+  }
+
+  // ---- inputs -------------------------------------------------------------------
+
+  /** Broadcast a payload; `outcome` learns when it is durable here, or why it never will be. */
+  submit(payload: string, outcome: SubmitOutcome): void {
+    if (this.state === 'failed') return outcome.refused(new SubmitRefused('storage', this.failure));
+    if (this.state === 'stopped') return outcome.refused(new SubmitRefused('stopped'));
+    const tag = this.nextTag++;
+    const result = this.engine.broadcast(payload, tag, this.clock.now());
+    if (result !== 'accepted') return outcome.refused(new SubmitRefused(result));
+    this.waiting.set(tag, outcome);
+    this.clock.stepSoon();
+  }
+
+  /** A packet from a peer, decoded and checked by the transport. */
+  receive(packet: Packet): void {
+    if (this.state !== 'running') return;
+    this.engine.receive(packet, this.clock.now());
+    this.clock.stepSoon();
+  }
+
+  /** The time asked for with wakeAt has come. */
+  tick(): void {
+    if (this.state !== 'running') return;
+    this.engine.tick(this.clock.now());
+    this.step();
+  }
+
+  // ---- the executor -------------------------------------------------------------
+
+  /** Take the engine's Ready and act on it as the contract above says; then snapshot if due. */
+  step(): void {
+    if (this.state !== 'running') return;
+    const ready = this.engine.ready();
+    if (!isEmpty(ready)) this.begin(ready);
+    if (this.state !== 'running') return;
+    if (this.snapshotDue()) this.writeSnapshot();
+    this.clock.wakeAt(this.engine.nextDeadline());
+  }
+
+  private begin(ready: Ready): void {
+    for (const { message } of ready.sequenced) this.events.sequenced?.(message);
+    const batch: Batch = { ready, durable: ready.records.length === 0, sent: false, confirmed: false, applied: false };
+    this.batches.push(batch);
+    this.letOutEarly(batch);
+    if (batch.durable) return this.completeDurable();
+    this.journal.append(ready.records);
+    this.journal.sync((error) => (error ? this.storageFailed(error) : this.durable(batch)));
+  }
+
+  /** `batch`'s records are durable, and so are those of every batch before it. */
+  private durable(batch: Batch): void {
+    for (const b of this.batches) {
+      b.durable = true;
+      if (b === batch) break;
+    }
+    this.completeDurable();
+  }
+
+  private completeDurable(): void {
+    while (this.state === 'running' && this.batches.length > 0 && this.batches[0].durable) this.complete(this.batches.shift()!);
+  }
+
+  private complete(batch: Batch): void {
+    const { ready } = batch;
+    if (!batch.sent) this.send(ready);
+    if (!batch.confirmed) this.confirm(ready.sequenced);
+    if (!batch.applied) this.apply(ready);
+    if (ready.view) {
+      this.app.viewChanged(ready.view);
+      this.events.view?.(ready.view);
+    }
+  }
+
+  private send(ready: Ready): void {
+    for (const { to, packet } of ready.packets) this.transport.send(to, packet);
+  }
+
+  private confirm(sequenced: readonly Sequenced[]): void {
+    for (const { tag, message } of sequenced) {
+      const outcome = this.waiting.get(tag);
+      this.waiting.delete(tag);
+      outcome?.confirmed(message);
+    }
+  }
+
+  private apply(ready: Ready): void {
+    if (!ready.ordered && ready.stable.length === 0) return;
+    this.app.apply(ready.ordered, ready.stable);
+    this.events.applied?.(ready.ordered, ready.stable);
+  }
+
+  /** The deliberately broken variants act before the records are durable. */
+  private letOutEarly(batch: Batch): void {
+    switch (this.setup.options.brokenExecutor) {
+      case 'send-before-durable':
+        this.send(batch.ready);
+        batch.sent = true;
+        return;
+      case 'confirm-before-durable':
+        this.confirm(batch.ready.sequenced);
+        batch.confirmed = true;
+        return;
+      case 'apply-before-durable':
+        this.apply(batch.ready);
+        batch.applied = true;
+        return;
+    }
+  }
+
+  // ---- snapshots ------------------------------------------------------------------
+
+  /** Snapshot now, if everything is durable (else false: try again later). */
+  snapshot(): boolean {
+    this.step();
+    if (this.state !== 'running' || !this.settled()) return false;
+    this.writeSnapshot();
+    return this.state === 'running';
+  }
+
+  /** Every Ready taken is durable and completed: the engine's state is what the log files and the application hold. */
+  private settled(): boolean {
+    return this.batches.length === 0 && this.journal.idle;
+  }
+
+  private snapshotDue(): boolean {
+    if (!this.settled()) return false;
+    const { snapshotJournalBytes, snapshotIntervalMs } = this.setup.options;
+    if (this.journal.journalBytes >= snapshotJournalBytes) return true;
+    return this.journal.journalRecords > 0 && this.clock.now() - this.lastSnapshotAt >= snapshotIntervalMs;
+  }
+
+  private writeSnapshot(): void {
+    try {
+      this.journal.writeSnapshot(this.engine.exportState(), this.app.snapshot());
+      this.lastSnapshotAt = this.clock.now();
+    } catch (err) {
+      if (err instanceof ChorusError && err.code === 'STORAGE_FAILED') this.storageFailed(err);
+      else throw err;
+    }
+  }
+
+  // ---- ending -------------------------------------------------------------------------
+
+  /** Clean stop: a last step, a snapshot, the files closed. Pending submissions are refused. */
+  stop(): void {
+    if (this.state === 'failed') {
+      this.state = 'stopped';
+      this.journal.abandon();
+      return;
+    }
+    if (this.state !== 'running') return;
+    this.step();
+    invariant(this.settled(), 'a clean stop needs every journal record durable');
+    this.state = 'stopped';
+    this.refuseWaiting(new SubmitRefused('stopped'));
+    try {
+      this.journal.writeSnapshot(this.engine.exportState(), this.app.snapshot());
+    } finally {
+      this.journal.close();
+    }
+  }
+
+  /** Stop as a crash would: nothing pending is written, no snapshot. */
+  crash(): void {
+    if (this.state === 'stopped') return;
+    this.state = 'stopped';
+    this.batches.length = 0;
+    this.refuseWaiting(new SubmitRefused('stopped'));
+    this.journal.abandon();
+  }
+
+  /**
+   * The log files cannot be written (a full disk, a read-only file system).
+   * What the engine produced since the last durable write must never leave
+   * the node: no packet is sent, no operation confirmed or applied. To its
+   * peers the server has crashed; to its clients it refuses every operation
+   * until it is restarted, and recovers from the files, which hold everything
+   * it ever confirmed.
+   */
+  private storageFailed(error: ChorusError): void {
+    if (this.state !== 'running') return;
+    this.state = 'failed';
+    this.failure = error.message;
+    this.batches.length = 0;
+    this.refuseWaiting(new SubmitRefused('storage', error.message));
+    this.events.storageFailed?.(error);
+  }
+
+  private refuseWaiting(error: SubmitRefused): void {
+    const outcomes = [...this.waiting.values()];
+    this.waiting.clear();
+    for (const outcome of outcomes) outcome.refused(error);
+  }
+}
+
+function isEmpty(ready: Ready): boolean {
+  return ready.records.length === 0 && ready.packets.length === 0 && ready.sequenced.length === 0 && ready.stable.length === 0 && !ready.ordered && !ready.view;
+}

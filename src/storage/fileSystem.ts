@@ -1,0 +1,115 @@
+/**
+ * The file operations the log files need, and nothing more: the daemon
+ * runs them on the real disk (nodeFileSystem below), the simulator on a
+ * simulated one that loses what was not made durable when a server crashes
+ * (src/sim/simFileSystem.ts), so torn writes and lost renames reach the
+ * real recovery code.
+ *
+ * Durability, as POSIX gives it: bytes written reach the disk only when their
+ * file is synced; a new name, a rename or an unlink only when the directory
+ * is synced. `fdatasync` is the one operation that may finish later (group
+ * commit): `done` runs once everything written to the file before the call
+ * is durable, and calls finish in the order they were made.
+ */
+import { closeSync, existsSync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { ChorusError } from '../errors.js';
+
+export type FileHandle = number;
+
+export interface FileSystem {
+  exists(path: string): boolean;
+  readText(path: string): string;
+  /** The names in a directory. */
+  list(dir: string): string[];
+  /** Bytes in a file (0 if it does not exist). */
+  size(path: string): number;
+  /** Create a directory and its parents. */
+  makeDir(dir: string): void;
+  /** Open for appending (created if missing), or for writing from empty ('truncate'). */
+  open(path: string, mode: 'append' | 'truncate'): FileHandle;
+  /** Append bytes; returns how many were written. */
+  write(file: FileHandle, data: Uint8Array): number;
+  /** Make the file's content durable now. */
+  fsync(file: FileHandle): void;
+  /** Make what was written so far durable, then call done (at once, or later); an error means it is not. */
+  fdatasync(file: FileHandle, done: (error?: Error) => void): void;
+  truncate(file: FileHandle, length: number): void;
+  close(file: FileHandle): void;
+  rename(from: string, to: string): void;
+  unlink(path: string): void;
+  /** Make the directory's names (creations, renames, unlinks) durable. */
+  syncDir(dir: string): void;
+  /** Take the directory for this process; a ChorusError says who holds it. */
+  lock(dir: string): void;
+  unlock(dir: string): void;
+}
+
+const lockedDirs = new Set<string>();
+
+/** The real disk, through node:fs. Every call is synchronous; fdatasync calls `done` before it returns. */
+export const nodeFileSystem: FileSystem = {
+  exists: (path) => existsSync(path),
+  readText: (path) => readFileSync(path, 'utf8'),
+  list: (dir) => readdirSync(dir),
+  size: (path) => (existsSync(path) ? statSync(path).size : 0),
+  makeDir: (dir) => void mkdirSync(dir, { recursive: true }),
+  open: (path, mode) => openSync(path, mode === 'append' ? 'a' : 'w'),
+  write: (file, data) => writeSync(file, data),
+  fsync: (file) => fsyncSync(file),
+  fdatasync: (file, done) => {
+    let error: Error | undefined;
+    try {
+      fdatasyncSync(file);
+    } catch (err) {
+      error = err as Error;
+    }
+    done(error);
+  },
+  truncate: (file, length) => ftruncateSync(file, length),
+  close: (file) => closeSync(file),
+  rename: (from, to) => renameSync(from, to),
+  unlink: (path) => unlinkSync(path),
+  syncDir: (dir) => {
+    const file = openSync(dir, 'r');
+    try {
+      fsyncSync(file);
+    } finally {
+      closeSync(file);
+    }
+  },
+  lock: lockDir,
+  unlock: unlockDir,
+};
+
+/** One daemon per data directory: a second one would corrupt the journal. The LOCK file holds the owner's pid. */
+function lockDir(dir: string): void {
+  const file = join(dir, 'LOCK');
+  if (lockedDirs.has(dir)) throw new ChorusError('STORAGE_FAILED', `${dir} is already in use by a daemon in this process`);
+  if (existsSync(file)) {
+    const pid = Number(readFileSync(file, 'utf8').trim());
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) {
+      throw new ChorusError('STORAGE_FAILED', `${dir} is in use by another daemon (pid ${pid}); stop it first`);
+    }
+  }
+  writeFileSync(file, `${process.pid}\n`);
+  lockedDirs.add(dir);
+}
+
+function unlockDir(dir: string): void {
+  lockedDirs.delete(dir);
+  try {
+    unlinkSync(join(dir, 'LOCK'));
+  } catch {
+    // Already gone: nothing to release.
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
