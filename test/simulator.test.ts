@@ -1,7 +1,8 @@
 /**
  * The deterministic simulator: hundreds of random fault schedules pass every
  * invariant, the same seed reproduces the same run, and the checker catches
- * each deliberately broken engine variant.
+ * each deliberately broken variant of the engine, of the node's executor
+ * (the one the daemon runs) and of the log files.
  */
 import { expect } from 'chai';
 import { runSimulation } from '../src/sim/simulator.js';
@@ -11,7 +12,7 @@ const seedsInTest = 200;
 describe('simulator', function () {
   this.timeout(300_000);
 
-  it(`${seedsInTest} random fault schedules: prefixes agree, nothing reused, all converge, every acknowledged operation exactly once, stores empty`, () => {
+  it(`${seedsInTest} random fault schedules: prefixes agree, nothing reused, all converge, every confirmed operation exactly once, what was applied as stable stays final across crashes, stores empty`, () => {
     const failures: string[] = [];
     let faults = 0;
     let crashes = 0;
@@ -35,10 +36,16 @@ describe('simulator', function () {
   });
 
   const variants = [
+    // The engine.
     { broken: 'order-without-sender-tiebreak', catches: /stable prefixes disagree|not next in order/ },
     { broken: 'gc-without-seq-matrix', catches: /not reached within .* convergence|missing in the final order/ },
-    { broken: 'send-before-durable', catches: /reused|already left in a status|stable prefixes disagree/ },
     { broken: 'no-nack', catches: /not reached within .* convergence/ },
+    // The executor: acting on a Ready before its records are durable.
+    { broken: 'send-before-durable', catches: /reused|already left in a status|stable prefixes disagree/ },
+    { broken: 'confirm-before-durable', catches: /confirmed to a client but is (different|missing) in the final order/ },
+    { broken: 'apply-before-durable', catches: /applied messages up to ts \d+ as stable, but restarts with clock \d+/ },
+    // The log files: the snapshot's rename not made durable before the old journal goes.
+    { broken: 'snapshot-rename-not-durable', catches: /restarts with clock|already left in a status|reused|confirmed to a client|cannot open its log files/ },
   ] as const;
 
   for (const { broken, catches } of variants) {

@@ -8,10 +8,11 @@
  * is copied here.
  *
  * The cluster checks, as it goes, that no two servers' stable prefixes ever
- * disagree, that no server reuses a sequence number or a timestamp, and that
+ * disagree, that no server reuses a sequence number or a timestamp, that
  * none creates a message whose timestamp is not above a clock it already
- * advertised, even across crashes; a violation throws with a trace of recent
- * events.
+ * advertised, and that what a server applied as stable stays final: after a
+ * crash its clock is still past it, so no new message of its own can be
+ * ordered before it. A violation throws with a trace of recent events.
  */
 import type { BrokenVariant } from '../broadcast/options.js';
 import { engineOptions, type EngineOptions } from '../broadcast/options.js';
@@ -51,8 +52,12 @@ export class SimServer {
   readonly sentTs = new Set<number>();
   /** The highest clock this server ever advertised in a status. */
   advertisedClock = 0;
+  /** The highest timestamp this server ever applied as stable. */
+  appliedStableTs = 0;
   /** Own messages a submitter was told are durable. */
   readonly confirmed: Message[] = [];
+  /** Crash right after the next step that leaves records being written. */
+  crashWhileWriting = false;
   crashes = 0;
 
   constructor(
@@ -148,10 +153,17 @@ export class SimCluster {
     server.node.crash();
     const lost = server.disk.crash(this.random);
     server.node = server.app = server.port = undefined;
+    server.crashWhileWriting = false;
     server.stepDue = false;
     server.wakeAt = Infinity;
     server.crashes++;
     this.log(`crash ${id}: ${lost} unsynced journal bytes lost`);
+  }
+
+  /** Crash the server at its next step that leaves a journal sync in flight: a crash in the middle of a write. */
+  crashWhileWriting(id: ServerId): void {
+    const server = this.server(id);
+    if (server.node) server.crashWhileWriting = true;
   }
 
   restart(id: ServerId): void {
@@ -204,6 +216,10 @@ export class SimCluster {
       if (err instanceof SimulationFailure) throw err;
       throw this.failure(`server ${server.id} cannot recover: ${(err as Error).message}`);
     }
+    const clock = server.node.protocol.clock;
+    if (clock < server.appliedStableTs) {
+      throw this.failure(`server ${server.id} applied messages up to ts ${server.appliedStableTs} as stable, but restarts with clock ${clock}: its next message would be ordered before them`);
+    }
     server.port = chatPort(server.node, server.app!);
     leaveOrphanedSessions(server.port);
   }
@@ -235,6 +251,7 @@ export class SimCluster {
       },
       applied: (_ordered, stable) => {
         for (const m of stable) this.deliverStable(server, m);
+        if (stable.length > 0) server.appliedStableTs = Math.max(server.appliedStableTs, stable[stable.length - 1].ts);
       },
       view: (view) => this.log(`server ${server.id} view {${view.join(',')}}`),
       storageFailed: (error) => {
@@ -272,6 +289,7 @@ export class SimCluster {
       server.stepDue = false;
       this.countStepAt(this.now);
       server.node.step();
+      if (server.crashWhileWriting && server.disk.nextSyncAt() !== Infinity) this.crash(server.id);
       return true;
     }
     let next = this.network.nextDeliveryAt();

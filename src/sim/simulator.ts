@@ -125,7 +125,10 @@ function faultPhase(cluster: SimCluster, options: SimulationOptions, stats: Simu
       cluster.network.faults = faults;
       cluster.log(`network loss ${(faults.loss * 100).toFixed(0)}%, duplication ${(faults.duplicate * 100).toFixed(0)}%, jitter ${faults.jitterMs.toFixed(1)} ms`);
     } else if (roll < 0.92 && up.length > 1) {
-      cluster.crash(random.pick(up));
+      // Most crashes strike while the disk is writing: right after a step whose records are not yet durable.
+      const id = random.pick(up);
+      if (random.chance(0.25)) cluster.crash(id);
+      else cluster.crashWhileWriting(id);
       stats.crashes++;
     } else if (roll < 0.96 && down.length > 0) {
       cluster.restart(random.pick(down));
@@ -197,6 +200,7 @@ function healAll(cluster: SimCluster, stats: SimulationStats): void {
   cluster.network.heal();
   cluster.network.faults = { loss: 0, duplicate: 0, minDelayMs: 0.05, jitterMs: 0.5 };
   for (const server of cluster.servers) {
+    server.crashWhileWriting = false;
     if (!server.up) {
       cluster.restart(server.id);
       stats.restarts++;
