@@ -31,25 +31,10 @@ import { NackScheduler } from './nackScheduler.js';
 import { payloadFits, type EngineOptions } from './options.js';
 import { OrderedLog, type OrderChange } from './orderedLog.js';
 import { ReceiveWindow } from './receiveWindow.js';
-import { replayJournal } from './recovery.js';
+import { replayJournal, type EngineState } from './recovery.js';
 import { RetransmitStore } from './retransmitStore.js';
 import type { DataPacket, JournalRecord, Message, NackPacket, Outbound, Packet, ServerId, StatusPacket } from './types.js';
 import { Views } from './views.js';
-
-/** The protocol state saved in a snapshot; with the journal after it, enough to rebuild the engine exactly. */
-export interface EngineState {
-  readonly lastSeq: number;
-  readonly contiguous: number[];
-  readonly tsVector: number[];
-  readonly seqMatrix: number[][];
-  readonly tsMatrix: number[][];
-  /** Highest garbage-collected seq per sender. */
-  readonly collectedUpTo: number[];
-  /** The stable point applied to the application: every message with ts <= stableTs is in its state. */
-  readonly stableTs: number;
-  /** The retransmission store: every message not yet collected, per sender in seq order. */
-  readonly messages: Message[];
-}
 
 export interface Sequenced {
   readonly tag: number;

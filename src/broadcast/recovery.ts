@@ -9,8 +9,22 @@
  * peer message as the engine moved it. A record that breaks this was not
  * written by a correct engine: recovery names it and stops.
  */
-import type { EngineState } from './engine.js';
 import type { JournalRecord, Message } from './types.js';
+
+/** The protocol state saved in a snapshot; with the journal after it, enough to rebuild the engine exactly. */
+export interface EngineState {
+  readonly lastSeq: number;
+  readonly contiguous: number[];
+  readonly tsVector: number[];
+  readonly seqMatrix: number[][];
+  readonly tsMatrix: number[][];
+  /** Highest garbage-collected seq per sender. */
+  readonly collectedUpTo: number[];
+  /** The stable point applied to the application: every message with ts <= stableTs is in its state. */
+  readonly stableTs: number;
+  /** The retransmission store: every message not yet collected, per sender in seq order. */
+  readonly messages: Message[];
+}
 
 export type Replayed = { readonly state: EngineState } | { readonly badRecord: number; readonly reason: string };
 

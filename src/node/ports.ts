@@ -4,7 +4,7 @@
  * log files on a simulated disk, an in-memory network and simulated time.
  * Everything else of a running server is the node (node.ts), the same in both.
  */
-import type { EngineState } from '../broadcast/engine.js';
+import type { EngineState } from '../broadcast/recovery.js';
 import type { JournalRecord, Packet, ServerId } from '../broadcast/types.js';
 import type { ChorusError } from '../errors.js';
 

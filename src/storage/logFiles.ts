@@ -18,7 +18,7 @@
  * in the daemon, a simulated one in the simulator.
  */
 import { join } from 'node:path';
-import type { EngineState } from '../broadcast/engine.js';
+import type { EngineState } from '../broadcast/recovery.js';
 import type { JournalRecord } from '../broadcast/types.js';
 import { ChorusError, invariant } from '../errors.js';
 import type { FileHandle, FileSystem } from './fileSystem.js';

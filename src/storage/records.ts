@@ -3,7 +3,7 @@
  * log file trusts nothing: every record is checked here before the engine
  * sees it, and a mismatch names what is wrong.
  */
-import type { EngineState } from '../broadcast/engine.js';
+import type { EngineState } from '../broadcast/recovery.js';
 import type { JournalRecord, Message } from '../broadcast/types.js';
 
 export const snapshotFormat = 'chorus-snapshot';
