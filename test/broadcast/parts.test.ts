@@ -1,0 +1,196 @@
+/**
+ * The engine's smaller parts, each on its own against the obvious model:
+ * the Lamport clock, views, the retransmission store, flow control, NACK
+ * scheduling and the durability records.
+ */
+import { expect } from 'chai';
+import fc from 'fast-check';
+import { DurabilityRecorder } from '../../src/broadcast/durability.js';
+import { FlowControl } from '../../src/broadcast/flowControl.js';
+import { LamportClock } from '../../src/broadcast/lamportClock.js';
+import { NackScheduler } from '../../src/broadcast/nackScheduler.js';
+import { RetransmitStore } from '../../src/broadcast/retransmitStore.js';
+import type { Message } from '../../src/broadcast/types.js';
+import { Views } from '../../src/broadcast/views.js';
+
+describe('broadcast/lamportClock', () => {
+  it('every timestamp handed out is above every one handed out or witnessed before (1,000 runs)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.option(fc.integer({ min: 0, max: 1000 }), { nil: undefined })), (events) => {
+        const clock = new LamportClock();
+        let highest = 0;
+        for (const witnessed of events) {
+          if (witnessed === undefined) {
+            const ts = clock.next();
+            expect(ts).to.be.greaterThan(highest);
+            highest = ts;
+          } else {
+            clock.witness(witnessed);
+            highest = Math.max(highest, witnessed);
+            expect(clock.value).to.be.greaterThan(highest);
+          }
+        }
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});
+
+describe('broadcast/views', () => {
+  it('the view is this server and those heard from within the timeout; a change is reported once (1,000 runs)', () => {
+    const timeout = 100;
+    fc.assert(
+      fc.property(fc.array(fc.record({ dt: fc.integer({ min: 0, max: 80 }), from: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }) }), { maxLength: 60 }), (events) => {
+        const views = new Views(2, 4, timeout);
+        const lastHeard = new Map<number, number>();
+        let now = 0;
+        let previous = [2];
+        for (const { dt, from } of events) {
+          now += dt;
+          if (from !== undefined && from !== 2) {
+            views.heard(from, now);
+            lastHeard.set(from, now);
+          }
+          const expected = [1, 2, 3, 4].filter((id) => id === 2 || now - (lastHeard.get(id) ?? -Infinity) <= timeout);
+          const changed = views.update(now);
+          expect(views.view).to.deep.equal(expected);
+          expect(changed).to.deep.equal(expected.join() === previous.join() ? undefined : expected);
+          previous = expected;
+          const expiry = Math.min(...expected.filter((id) => id !== 2).map((id) => lastHeard.get(id)! + timeout));
+          expect(views.nextExpiryAt()).to.equal(expiry);
+        }
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});
+
+describe('broadcast/retransmitStore', () => {
+  it('holds exactly what was added and not collected, per sender in seq order (1,000 runs)', () => {
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('add' as const), sender: fc.integer({ min: 1, max: 3 }) }),
+      fc.record({ kind: fc.constant('collect' as const), sender: fc.integer({ min: 1, max: 3 }), upTo: fc.integer({ min: 0, max: 30 }) }),
+      fc.record({ kind: fc.constant('range' as const), sender: fc.integer({ min: 1, max: 3 }), from: fc.integer({ min: 1, max: 30 }), span: fc.integer({ min: 0, max: 10 }), max: fc.integer({ min: 1, max: 5 }) }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
+        const store = new RetransmitStore(3, [0, 2, 0]);
+        const next = [1, 3, 1];
+        const model: Message[][] = [[], [], []];
+        for (const o of ops) {
+          const i = o.sender - 1;
+          if (o.kind === 'add') {
+            const m: Message = { sender: o.sender, seq: next[i]++, ts: 1, payload: '' };
+            store.add(m);
+            model[i].push(m);
+          } else if (o.kind === 'collect') {
+            const before = model[i].length;
+            model[i] = model[i].filter((m) => m.seq > o.upTo);
+            expect(store.collectUpTo(o.sender, o.upTo)).to.equal(before - model[i].length);
+          } else {
+            const want = model[i].filter((m) => m.seq >= o.from && m.seq <= o.from + o.span).slice(0, o.max);
+            expect(store.range(o.sender, o.from, o.from + o.span, o.max)).to.deep.equal(want);
+          }
+          expect(store.size).to.equal(model.flat().length);
+          expect(store.all()).to.deep.equal(model.flat());
+        }
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});
+
+describe('broadcast/flowControl', () => {
+  it('admits in order, never more than the window leaves room for, and refuses past the queue limit (1,000 runs)', () => {
+    const window = 5;
+    const maxQueued = 7;
+    const op = fc.oneof(fc.constant('offer' as const), fc.integer({ min: 0, max: 8 }));
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 80 }), (ops) => {
+        const flow = new FlowControl<number>(window, maxQueued);
+        const model: number[] = [];
+        let next = 0;
+        for (const o of ops) {
+          if (o === 'offer') {
+            const accepted = flow.offer(next);
+            expect(accepted).to.equal(model.length < maxQueued);
+            if (accepted) model.push(next);
+            next++;
+          } else {
+            const room = Math.max(0, window - o);
+            expect(flow.admit(o)).to.deep.equal(model.splice(0, room));
+          }
+          expect(flow.queued).to.equal(model.length);
+        }
+      }),
+      { numRuns: 1000 },
+    );
+  });
+});
+
+describe('broadcast/nackScheduler', () => {
+  it('one NACK per gap at a time, repeated to the next holder only after the retry time, never over the range limit (1,000 runs)', () => {
+    const retryMs = 30;
+    const maxNack = 10;
+    const step = fc.record({ dt: fc.integer({ min: 0, max: 40 }), filled: fc.integer({ min: 0, max: 12 }), gapLength: fc.integer({ min: 1, max: 25 }) });
+    fc.assert(
+      fc.property(fc.array(step, { maxLength: 40 }), (steps) => {
+        const nacks = new NackScheduler(1, 4, retryMs, maxNack);
+        const holders = [2, 3, 4];
+        let now = 0;
+        let contiguous = 0;
+        let outstanding: { at: number; upTo: number } | undefined;
+        const targets: number[] = [];
+        for (const { dt, filled, gapLength } of steps) {
+          now += dt;
+          contiguous += filled;
+          const gap = { fromSeq: contiguous + 1, toSeq: contiguous + gapLength };
+          const nack = nacks.plan(now, 2, gap, contiguous, () => holders);
+          const due = !outstanding || contiguous >= outstanding.upTo || now >= outstanding.at + retryMs;
+          expect(nack !== undefined, `NACK due at ${now}`).to.equal(due);
+          if (!nack) continue;
+          expect(nack.packet).to.include({ type: 'nack', from: 1, sender: 2, fromSeq: gap.fromSeq });
+          expect(nack.packet.toSeq - nack.packet.fromSeq).to.be.below(maxNack);
+          expect(nack.packet.toSeq).to.be.at.most(gap.toSeq);
+          expect(holders).to.include(nack.to);
+          outstanding = { at: now, upTo: nack.packet.toSeq };
+          expect(nacks.retryAt(2)).to.equal(now + retryMs);
+          targets.push(nack.to);
+        }
+        // Successive NACKs rotate through the holders.
+        targets.forEach((to, i) => expect(to).to.equal(holders[i % holders.length]));
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  it('asks no one when no server in the view holds the range', () => {
+    const nacks = new NackScheduler(1, 3, 30, 10);
+    expect(nacks.plan(0, 2, { fromSeq: 1, toSeq: 5 }, 0, () => [])).to.equal(undefined);
+  });
+});
+
+describe('broadcast/durability', () => {
+  it('journals the clock whenever it moved, and the matrices at most once per interval when they changed', () => {
+    const zeros = [
+      [0, 0],
+      [0, 0],
+    ];
+    const recorder = new DurabilityRecorder(100, 0, zeros, zeros);
+    const vector = (clock: number) => () => [clock, 0];
+    expect(recorder.records(0, 0, vector(0), zeros, zeros)).to.deep.equal([]);
+    expect(recorder.records(1, 3, vector(3), zeros, zeros)).to.deep.equal([{ t: 'ts', tsVector: [3, 0] }]);
+    expect(recorder.records(2, 3, vector(3), zeros, zeros)).to.deep.equal([]);
+    const moved = [
+      [3, 1],
+      [0, 0],
+    ];
+    expect(recorder.records(3, 3, vector(3), moved, zeros)).to.deep.equal([{ t: 'acks', seqMatrix: moved, tsMatrix: zeros }]);
+    const movedAgain = [
+      [4, 1],
+      [0, 0],
+    ];
+    expect(recorder.records(50, 4, vector(4), movedAgain, zeros)).to.deep.equal([{ t: 'ts', tsVector: [4, 0] }]);
+    expect(recorder.records(103, 4, vector(4), movedAgain, zeros)).to.deep.equal([{ t: 'acks', seqMatrix: movedAgain, tsMatrix: zeros }]);
+  });
+});
