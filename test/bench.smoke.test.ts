@@ -24,7 +24,7 @@ describe('benchmark suite (QUICK=1 smoke test)', function () {
       expect(stdout).to.match(/throughput: stable at all five/);
       const r = JSON.parse(readFileSync(out, 'utf8')) as Record<string, Record<string, unknown>>;
       for (const section of ['throughput', 'baseline', 'latency', 'heal', 'catchUp', 'footprint', 'restart']) expect(r, section).to.have.property(section);
-      expect(r.throughput.acknowledgedPerS).to.be.a('number').greaterThan(0);
+      expect(r.throughput.confirmedPerS).to.be.a('number').greaterThan(0);
       expect(r.throughput.datagramsLostToOverflow).to.be.a('number');
       expect((r.latency.ack as { count: number }).count).to.be.greaterThan(0);
       expect(r.heal.convergedMsAfterHeal).to.be.a('number');

@@ -62,7 +62,7 @@ function diskBytes(dir: string): number {
 }
 
 
-/** A client that keeps up to `window` appends in flight and times each acknowledgement. */
+/** A client that keeps up to `window` appends in flight and times each confirmation. */
 class Appender {
   acked: { id: string; sentAt: number; ackAt: number }[] = [];
   failures = 0;
@@ -92,7 +92,7 @@ class Appender {
     }
   }
 
-  /** Append as fast as acknowledgements allow, `window` at a time, until `stop()` or `count` are done. */
+  /** Append as fast as confirmations allow, `window` at a time, until `stop()` or `count` are done. */
   async flood(stop: () => boolean, window: number, count = Infinity): Promise<void> {
     let started = 0;
     const worker = async () => {
@@ -207,7 +207,7 @@ class Bench {
     const syncs = sum((s) => s.journal.syncs, after) - sum((s) => s.journal.syncs, before);
     this.results.throughput = {
       seconds: elapsed,
-      acknowledgedPerS: acked.length / elapsed,
+      confirmedPerS: acked.length / elapsed,
       stableAtAllFivePerS: acked.length / stableElapsed,
       failures: this.appenders.reduce((t, a) => t + a.failures, 0),
       datagramsLostToOverflow: udpRcvbufErrors() - overflowBefore,
@@ -380,7 +380,7 @@ function table(r: Record<string, unknown>): string {
   const max = (xs: number[]) => Math.max(...xs);
   const rows: [string, string][] = [
     ['baseline: raw UDP fan-out', `${k(b.datagramsReceivedPerS)} datagrams/s of ${b.datagramBytes} B = ${k(b.messageEquivalentPerS)} messages/s to all five at Chorus's batching`],
-    ['throughput: acknowledged', `${k(t.acknowledgedPerS)} appends/s (${t.failures} refused)`],
+    ['throughput: confirmed', `${k(t.confirmedPerS)} appends/s (${t.failures} refused)`],
     ['throughput: stable at all five', `${k(t.stableAtAllFivePerS)} messages/s = ${f((100 * t.stableAtAllFivePerS) / b.messageEquivalentPerS)}% of the baseline`],
     ['throughput: datagrams', `${k(t.datagramsPerS)}/s, ${k(t.avgDatagramBytes)} B average, ${f(t.messagesPerDataDatagram)} messages per data datagram, ${k(t.fsyncsPerS)} fsyncs/s`],
     ['throughput: lost to buffer overflow', `${t.datagramsLostToOverflow} datagrams`],

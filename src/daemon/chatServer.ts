@@ -14,7 +14,11 @@ import { loadFaults } from '../transport/faultsFile.js';
 import { ControlServer } from './controlServer.js';
 import { Daemon, type DaemonOptions } from './daemon.js';
 
-export type ChatServerOptions = Omit<DaemonOptions, 'application'> & { readonly rpcLimits?: RpcLimits };
+export type ChatServerOptions = Omit<DaemonOptions, 'application'> & {
+  readonly rpcLimits?: RpcLimits;
+  /** Milliseconds for the client port's rate limiter (tests pass their own). */
+  readonly rpcClock?: () => number;
+};
 
 export class ChatServer {
   private constructor(
@@ -38,7 +42,7 @@ export class ChatServer {
     let rpc: RpcServer | undefined;
     let control: ControlServer;
     try {
-      rpc = await RpcServer.start(serverById(options.config, options.id), service, options.rpcLimits);
+      rpc = await RpcServer.start(serverById(options.config, options.id), service, options.rpcLimits, options.rpcClock);
       const sessions = rpc;
       control = await ControlServer.start(daemon, options.dataDir, options.clusterKey, () => ({ sessions: sessions.sessionCount, tentativeReplays: chat.replica.replays }));
     } catch (err) {

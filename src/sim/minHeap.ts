@@ -1,12 +1,8 @@
-/** A binary min-heap: the simulator's event queues. */
+/** A binary min-heap: the simulated network's datagrams in flight, by delivery time. */
 export class MinHeap<T> {
   private readonly items: T[] = [];
 
   constructor(private readonly compare: (a: T, b: T) => number) {}
-
-  get size(): number {
-    return this.items.length;
-  }
 
   peek(): T | undefined {
     return this.items[0];

@@ -29,11 +29,8 @@ interface InFlight {
 export class SimNetwork {
   faults: NetworkFaults;
   private readonly blocked = new Set<string>();
-  private readonly linkLoss = new Map<string, number>();
   private readonly queue = new MinHeap<InFlight>((a, b) => a.at - b.at || a.order - b.order);
   private order = 0;
-  sent = 0;
-  dropped = 0;
 
   constructor(
     private readonly random: Random,
@@ -43,12 +40,7 @@ export class SimNetwork {
   }
 
   send(from: number, to: number, bytes: Uint8Array, now: number): void {
-    this.sent++;
-    const loss = Math.max(this.faults.loss, this.linkLoss.get(`${from}>${to}`) ?? 0);
-    if (this.blocked.has(`${from}>${to}`) || this.random.chance(loss)) {
-      this.dropped++;
-      return;
-    }
+    if (this.blocked.has(`${from}>${to}`) || this.random.chance(this.faults.loss)) return;
     const copies = this.random.chance(this.faults.duplicate) ? 2 : 1;
     for (let c = 0; c < copies; c++) {
       const at = now + this.faults.minDelayMs + this.random.next() * this.faults.jitterMs;
@@ -75,22 +67,8 @@ export class SimNetwork {
     this.blocked.add(`${from}>${to}`);
   }
 
-  isolate(id: number, serverCount: number): void {
-    for (let other = 1; other <= serverCount; other++) {
-      if (other === id) continue;
-      this.blocked.add(`${id}>${other}`);
-      this.blocked.add(`${other}>${id}`);
-    }
-  }
-
-  setLinkLoss(a: number, b: number, loss: number): void {
-    this.linkLoss.set(`${a}>${b}`, loss);
-    this.linkLoss.set(`${b}>${a}`, loss);
-  }
-
   heal(): void {
     this.blocked.clear();
-    this.linkLoss.clear();
   }
 
   nextDeliveryAt(): number {
@@ -104,7 +82,4 @@ export class SimNetwork {
     return ready;
   }
 
-  get inFlight(): number {
-    return this.queue.size;
-  }
 }

@@ -2,7 +2,7 @@
 /**
  * tools/chaos: a random (seeded) schedule of partitions, loss, kills and
  * relaunches against the running local cluster, while scripted clients on
- * every server append, like and unlike and record what was acknowledged.
+ * every server append, like and unlike and record what was confirmed.
  * Then it heals, waits for convergence, checks the invariants through the
  * daemons' status and their log files, prints a report, and exits non-zero
  * on any violation.
@@ -34,7 +34,7 @@ interface LikeOp {
 
 interface Tally {
   attempted: number;
-  acknowledged: number;
+  confirmed: number;
   refused: number;
   inDoubt: number;
   reconnects: number;
@@ -113,7 +113,7 @@ class ChaosClient {
   private async call(connection: ChorusConnection, ...[method, params]: ['append', { text: string }] | ['like' | 'unlike', { id: string }]): Promise<{ id: string } | undefined> {
     try {
       const result = await connection.call(method, params);
-      this.tally.acknowledged++;
+      this.tally.confirmed++;
       return result;
     } catch (err) {
       if (!(err instanceof RpcCallError)) throw err;
@@ -131,8 +131,8 @@ interface Report {
   durationS: number;
   faults: Record<string, number>;
   operations: Tally;
-  appendsAcknowledged: number;
-  likesAcknowledged: number;
+  appendsConfirmed: number;
+  likesConfirmed: number;
   convergeMs: number;
   digest: string;
   violations: string[];
@@ -207,10 +207,10 @@ function checkInvariants(cluster: LocalCluster, statuses: ServerStatus[], client
     for (const client of clients) {
       for (const a of client.appends) {
         const m = byId.get(a.id);
-        if (!m || m.text !== a.text) violations.push(`server ${status.id}: acknowledged append ${a.id} ("${a.text}") is ${m ? `"${m.text}"` : 'missing'}`);
+        if (!m || m.text !== a.text) violations.push(`server ${status.id}: confirmed append ${a.id} ("${a.text}") is ${m ? `"${m.text}"` : 'missing'}`);
       }
     }
-    // Each user's likes: the acknowledged like/unlike operations applied in the total order, by the chat's rule.
+    // Each user's likes: the confirmed like/unlike operations applied in the total order, by the chat's rule.
     const order = (id: string) => parseMessageId(id) ?? { ts: 0, sender: 0 };
     const ops = clients.flatMap((c) => c.likes).sort((x, y) => compareOrder(order(x.id), order(y.id)));
     const doubtful = new Set(clients.flatMap((c) => [...c.doubtful]));
@@ -225,7 +225,7 @@ function checkInvariants(cluster: LocalCluster, statuses: ServerStatus[], client
       if (doubtful.has(pair)) continue;
       const [user, target] = pair.split(' ');
       const actual = byId.get(target)?.likes.includes(user) ?? false;
-      if (actual !== liked) violations.push(`server ${status.id}: ${user} ${liked ? 'likes' : 'does not like'} ${target} by its acknowledged operations, the state says otherwise`);
+      if (actual !== liked) violations.push(`server ${status.id}: ${user} ${liked ? 'likes' : 'does not like'} ${target} by its confirmed operations, the state says otherwise`);
     }
   }
   return violations;
@@ -239,7 +239,7 @@ export async function runChaos(cluster: LocalCluster, options: { seed: number; d
   if (missing.length > 0) throw new ChorusError('INVALID_ARGUMENT', `servers ${missing.join(',')} are not running: start the cluster first (make run)`);
   const random = new Random(seed);
   const group = `chaos-${seed}`;
-  const tally: Tally = { attempted: 0, acknowledged: 0, refused: 0, inDoubt: 0, reconnects: 0 };
+  const tally: Tally = { attempted: 0, confirmed: 0, refused: 0, inDoubt: 0, reconnects: 0 };
   const clients = cluster.ids.map((id) => new ChaosClient(`chaos${seed}u${id}`, group, cluster, new Random(seed * 31 + id), tally, id));
   const faults: Record<string, number> = {};
   const endAt = Date.now() + options.durationS * 1000;
@@ -276,8 +276,8 @@ export async function runChaos(cluster: LocalCluster, options: { seed: number; d
     durationS: options.durationS,
     faults,
     operations: tally,
-    appendsAcknowledged: clients.reduce((sum, c) => sum + c.appends.length, 0),
-    likesAcknowledged: clients.reduce((sum, c) => sum + c.likes.length, 0),
+    appendsConfirmed: clients.reduce((sum, c) => sum + c.appends.length, 0),
+    likesConfirmed: clients.reduce((sum, c) => sum + c.likes.length, 0),
     convergeMs,
     digest: statuses[0]?.digest ?? '',
     violations,
@@ -287,7 +287,7 @@ export async function runChaos(cluster: LocalCluster, options: { seed: number; d
 async function main(): Promise<void> {
   const argv = await yargs(hideBin(process.argv))
     .scriptName('tools/chaos')
-    .usage('$0 --duration <s> --seed <n>\n\nBreak the running cluster at random (seeded) while clients chat, then check that nothing acknowledged was lost or duplicated and that every server agrees.')
+    .usage('$0 --duration <s> --seed <n>\n\nBreak the running cluster at random (seeded) while clients chat, then check that nothing confirmed was lost or duplicated and that every server agrees.')
     .option('duration', { type: 'number', default: 30, describe: 'seconds of faults and traffic' })
     .option('seed', { type: 'number', default: 1, describe: 'seed of the fault schedule and the clients\' choices' })
     .option('fault-interval-ms', { type: 'number', default: 1500, describe: 'mean time between faults' })
@@ -320,7 +320,7 @@ async function main(): Promise<void> {
     const f = Object.entries(report.faults).map(([k, v]) => `${v} ${k}`).join(', ') || 'none';
     const o = report.operations;
     console.log(`faults injected: ${f}`);
-    console.log(`operations: ${o.attempted} attempted, ${o.acknowledged} acknowledged (${report.appendsAcknowledged} appends, ${report.likesAcknowledged} likes/unlikes), ${o.refused} refused, ${o.inDoubt} in doubt (connection lost), ${o.reconnects} connections`);
+    console.log(`operations: ${o.attempted} attempted, ${o.confirmed} confirmed (${report.appendsConfirmed} appends, ${report.likesConfirmed} likes/unlikes), ${o.refused} refused, ${o.inDoubt} in doubt (connection lost), ${o.reconnects} connections`);
     console.log(`converged ${report.convergeMs} ms after the heal; state digest ${report.digest}`);
     console.log(report.violations.length === 0 ? 'no violations' : `VIOLATIONS:\n${report.violations.map((v) => `  ${v}`).join('\n')}`);
   }
