@@ -114,6 +114,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         (packet) => daemon.onPacket(packet),
         (reason, detail, from) => daemon.onDrop(reason, detail, from),
       );
+      // Faults that survive relaunches hold from the first packet the node sends.
+      if (options.faults) daemon.setFaults(options.faults);
     } catch (err) {
       files.abandon();
       throw err;
@@ -153,7 +155,6 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       );
     }
     logger.info(`started server ${id} of ${config.servers.length}: UDP ${me.host}:${me.udpPort}, data ${options.dataDir}, datagrams up to ${maxDatagramBytes} bytes`);
-    if (options.faults) daemon.setFaults(options.faults);
     return daemon;
   }
 

@@ -170,7 +170,6 @@ export class SimCluster {
     const server = this.server(id);
     if (server.node) return;
     this.start(server);
-    this.log(`restart ${id}`);
   }
 
   /** Open the server's log files and recover its node, as the daemon does; then its lost sessions leave, as the chat server's do. */
@@ -190,6 +189,10 @@ export class SimCluster {
       throw this.failure(`server ${server.id} cannot open its log files: ${(err as Error).message}`);
     }
     const { files, loaded } = opened;
+    if (server.crashes > 0) {
+      const torn = loaded.tornTail ? `, a torn last line of ${loaded.tornTail.bytes} bytes dropped` : '';
+      this.log(`restart ${server.id} from ${loaded.snapshot ? `snapshot generation ${loaded.generation} and ` : ''}${loaded.records.length} journal records${torn}`);
+    }
     // The application restarts from the snapshot's stable state: what it applied after that is applied again.
     const snapshotStableTs = loaded.snapshot?.engine.stableTs ?? 0;
     server.stable = server.stable.filter((m) => m.ts <= snapshotStableTs);
