@@ -9,12 +9,13 @@ import { compareOrder, formatMessageId, parseMessageId, type Message, type Messa
 import { decodeOp, type ChatOp } from './operations.js';
 import { likeRefusal } from './rules.js';
 
-export interface ChatMessage {
-  /** The (ts, sender) of the broadcast message that appended it: its place in the total order. */
-  readonly id: MessageId;
+/**
+ * A message of a group. Its id is the (ts, sender) of the broadcast message
+ * that appended it, so it is a MessageId itself: its place in the total
+ * order; `sender` is the server it was appended through.
+ */
+export interface ChatMessage extends MessageId {
   readonly user: string;
-  /** The server the message was appended through. */
-  readonly server: number;
   readonly text: string;
   /** Users who like it, in the order they did. */
   readonly likes: readonly string[];
@@ -63,8 +64,8 @@ export const emptyChatState: ChatState = { groups: dict(), sessions: dict() };
 
 /**
  * A state read back from a snapshot (JSON), with its dictionaries made
- * prototype-free again. Snapshots written before ids were (ts, sender)
- * pairs hold them as "<ts>.<sender>" text: read into pairs.
+ * prototype-free again. Snapshots written before messages carried their
+ * (ts, sender) hold an id "<ts>.<sender>" instead: read into the pair.
  */
 export function restoreChatState(saved: ChatState): ChatState {
   const restoreGroup = (group: Group): Group => ({ ...group, members: dict(Object.entries(group.members)), chunks: group.chunks.map((chunk) => chunk.map(restoreMessage)) });
@@ -75,8 +76,10 @@ export function restoreChatState(saved: ChatState): ChatState {
 }
 
 function restoreMessage(m: ChatMessage): ChatMessage {
-  const id: unknown = m.id;
-  return typeof id === 'string' ? { ...m, id: parseMessageId(id) ?? { ts: 0, sender: 0 } } : m;
+  const old = m as ChatMessage & { id?: unknown };
+  if (typeof old.id !== 'string') return m;
+  const { ts, sender } = parseMessageId(old.id) ?? { ts: 0, sender: 0 };
+  return { ts, sender, user: m.user, text: m.text, likes: m.likes };
 }
 
 /** Apply broadcast messages in order. */
@@ -104,7 +107,7 @@ function applyOp(state: Draft<ChatState>, op: ChatOp, m: Message): void {
     case 'append': {
       const group = (state.groups[op.group] ??= newGroup(op.group));
       const last = group.chunks[group.chunks.length - 1];
-      const message = { id: { ts: m.ts, sender: m.sender }, user: op.user, server: m.sender, text: op.text, likes: [] };
+      const message = { ts: m.ts, sender: m.sender, user: op.user, text: op.text, likes: [] };
       if (last && last.length < chunkMessages) last.push(message);
       else group.chunks.push([message]);
       group.count++;
@@ -141,9 +144,9 @@ export function findMessage<T extends ChatMessage | Draft<ChatMessage>>(group: {
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
     const chunk = chunks[mid];
-    if (compareOrder(id, chunk[0].id) < 0) hi = mid - 1;
-    else if (compareOrder(id, chunk[chunk.length - 1].id) > 0) lo = mid + 1;
-    else return chunk.find((m) => compareOrder(m.id, id) === 0);
+    if (compareOrder(id, chunk[0]) < 0) hi = mid - 1;
+    else if (compareOrder(id, chunk[chunk.length - 1]) > 0) lo = mid + 1;
+    else return chunk.find((m) => compareOrder(m, id) === 0);
   }
   return undefined;
 }
@@ -174,12 +177,18 @@ export function lastMessages(group: Group | undefined, count: number): { n: numb
   return out.reverse();
 }
 
-/** A message as people and JSON see it: its id written "<ts>.<sender>". */
-export type PlainMessage = Omit<ChatMessage, 'id'> & { readonly id: string };
+/** A message as people and JSON see it: its id written "<ts>.<sender>", and the server it was appended through. */
+export interface PlainMessage {
+  readonly id: string;
+  readonly user: string;
+  readonly server: number;
+  readonly text: string;
+  readonly likes: readonly string[];
+}
 
 /** The state with each group's history as one list: for people and JSON (tools/inspect). */
 export function plainChatState(state: ChatState): { groups: Record<string, { name: string; members: Record<string, Member>; messages: PlainMessage[] }>; sessions: Record<string, string> } {
-  const plain = (m: ChatMessage): PlainMessage => ({ ...m, id: formatMessageId(m.id) });
+  const plain = (m: ChatMessage): PlainMessage => ({ id: formatMessageId(m), user: m.user, server: m.sender, text: m.text, likes: m.likes });
   const groups = dict(Object.entries(state.groups).map(([name, group]) => [name, { name, members: dict(Object.entries(group.members)), messages: messagesOf(group).map(plain) }] as const));
   return { groups, sessions: dict(Object.entries(state.sessions)) };
 }

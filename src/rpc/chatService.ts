@@ -71,7 +71,7 @@ export class ChatService {
     if (!target) throw rpcError(RpcErrors.unknownMessage, `there is no message ${formatMessageId(targetId)} in ${group}`);
     const refusal = likeRefusal(target, user, like);
     if (refusal) throw rpcError(...likeErrors[refusal]);
-    return confirmation(await this.submit({ op: like ? 'like' : 'unlike', user, group, message: target.id }));
+    return confirmation(await this.submit({ op: like ? 'like' : 'unlike', user, group, message: { ts: target.ts, sender: target.sender } }));
   }
 
   history(session: Session): GroupView {
@@ -102,7 +102,7 @@ export class ChatService {
     for (const member of Object.values(group?.members ?? {})) if (view.includes(member.server)) participants.add(member.user);
     const shown: MessageView[] = lastMessages(group, count).map(({ n, message: m }) => ({
       n,
-      id: formatMessageId(m.id),
+      id: formatMessageId(m),
       user: m.user,
       text: m.text,
       likes: m.likes.length,

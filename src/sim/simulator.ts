@@ -130,7 +130,8 @@ function faultPhase(cluster: SimCluster, options: SimulationOptions, stats: Simu
       if (random.chance(0.25)) cluster.crash(id);
       else cluster.crashWhileWriting(id);
       stats.crashes++;
-    } else if (roll < 0.96 && down.length > 0) {
+    } else if (roll < 0.96) {
+      if (down.length === 0) continue;
       cluster.restart(random.pick(down));
       stats.restarts++;
     } else if (up.length > 0) {
@@ -185,7 +186,7 @@ function clientOperation(cluster: SimCluster, users: SimUser[], stats: Simulatio
     if (candidates.length === 0) return;
     const target = random.pick(candidates);
     const like = !target.likes.includes(user.name);
-    submit(server, { op: like ? 'like' : 'unlike', user: user.name, group: user.group, message: target.id });
+    submit(server, { op: like ? 'like' : 'unlike', user: user.name, group: user.group, message: { ts: target.ts, sender: target.sender } });
   } else if (roll < 0.9) {
     user.group = random.pick(groups);
     submit(server, { op: 'join', session, user: user.name, group: user.group });
