@@ -146,7 +146,21 @@ export function findMessage<T extends ChatMessage | Draft<ChatMessage>>(group: {
     const chunk = chunks[mid];
     if (compareOrder(id, chunk[0]) < 0) hi = mid - 1;
     else if (compareOrder(id, chunk[chunk.length - 1]) > 0) lo = mid + 1;
-    else return chunk.find((m) => compareOrder(m, id) === 0);
+    else return findInChunk(chunk, id);
+  }
+  return undefined;
+}
+
+/** A binary search within one chunk: reading fewer elements of a draft creates fewer proxies. */
+function findInChunk<T extends MessageId>(chunk: readonly T[], id: MessageId): T | undefined {
+  let lo = 0;
+  let hi = chunk.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const order = compareOrder(id, chunk[mid]);
+    if (order === 0) return chunk[mid];
+    if (order < 0) hi = mid - 1;
+    else lo = mid + 1;
   }
   return undefined;
 }
