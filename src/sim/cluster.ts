@@ -98,6 +98,8 @@ export class SimCluster {
   readonly globalStable: Message[] = [];
   readonly trace: string[] = [];
   private stepsAtSameTime = 0;
+  /** A packet sent to several servers is encoded once, as the daemon's datagram gate does. */
+  private readonly encoded = new WeakMap<Packet, Buffer[]>();
 
   constructor(readonly config: SimClusterOptions) {
     this.random = new Random(config.seed);
@@ -232,7 +234,12 @@ export class SimCluster {
       send: (to: ServerId, packet: Packet) => {
         if (packet.type === 'data') this.checkOwnMessages(server, packet.messages);
         if (packet.type === 'status') server.advertisedClock = Math.max(server.advertisedClock, packet.tsVector[server.id - 1]);
-        for (const datagram of encodeDatagrams(packet, networkDatagramBytes)) this.network.send(server.id, to, datagram, this.now);
+        let datagrams = this.encoded.get(packet);
+        if (!datagrams) {
+          datagrams = encodeDatagrams(packet, networkDatagramBytes);
+          this.encoded.set(packet, datagrams);
+        }
+        for (const datagram of datagrams) this.network.send(server.id, to, datagram, this.now);
       },
     };
   }

@@ -29,7 +29,7 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
 );
 
 describe('broadcast/engine (composed)', () => {
-  it('collects only what is stable and held by all, agrees on one stable order, and recovers exactly from snapshot and journal (300 runs)', () => {
+  it('collects only what is stable and held by all, agrees on one stable order, and recovers exactly from snapshot and journal (150 runs)', () => {
     fc.assert(
       fc.property(fc.array(stepArb, { minLength: 20, maxLength: 300 }), (steps) => {
         let now = 0;
@@ -83,7 +83,7 @@ describe('broadcast/engine (composed)', () => {
           for (const m of live.messages) expect(held.has(`${m.sender}:${m.seq}`), `${m.sender}:${m.seq} recovered`).to.equal(true);
         });
       }),
-      { numRuns: 300 },
+      { numRuns: 150 },
     );
   });
 });

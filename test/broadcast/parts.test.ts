@@ -37,7 +37,7 @@ describe('broadcast/lamportClock', () => {
 });
 
 describe('broadcast/views', () => {
-  it('the view is this server and those heard from within the timeout; a change is reported once (1,000 runs)', () => {
+  it('the view is this server and those heard from within the timeout; a change is reported once (500 runs)', () => {
     const timeout = 100;
     fc.assert(
       fc.property(fc.array(fc.record({ dt: fc.integer({ min: 0, max: 80 }), from: fc.option(fc.integer({ min: 1, max: 4 }), { nil: undefined }) }), { maxLength: 60 }), (events) => {
@@ -60,7 +60,7 @@ describe('broadcast/views', () => {
           expect(views.nextExpiryAt()).to.equal(expiry);
         }
       }),
-      { numRuns: 1000 },
+      { numRuns: 500 },
     );
   });
 });
@@ -129,7 +129,7 @@ describe('broadcast/flowControl', () => {
 });
 
 describe('broadcast/nackScheduler', () => {
-  it('one NACK per gap at a time, repeated to the next holder only after the retry time, never over the range limit (1,000 runs)', () => {
+  it('one NACK per gap at a time, repeated to the next holder only after the retry time, never over the range limit (500 runs)', () => {
     const retryMs = 30;
     const maxNack = 10;
     const step = fc.record({ dt: fc.integer({ min: 0, max: 40 }), filled: fc.integer({ min: 0, max: 12 }), gapLength: fc.integer({ min: 1, max: 25 }) });
@@ -160,7 +160,7 @@ describe('broadcast/nackScheduler', () => {
         // Successive NACKs rotate through the holders.
         targets.forEach((to, i) => expect(to).to.equal(holders[i % holders.length]));
       }),
-      { numRuns: 1000 },
+      { numRuns: 500 },
     );
   });
 
