@@ -74,6 +74,7 @@ export class ReceiveWindow {
   gap(sender: ServerId, knownHighest: number): { fromSeq: number; toSeq: number } | undefined {
     const i = sender - 1;
     const fromSeq = this.contiguous[i] + 1;
+    if (this.ahead[i].size === 0) return knownHighest >= fromSeq ? { fromSeq, toSeq: knownHighest } : undefined;
     let toSeq = knownHighest;
     let firstBuffered = Infinity;
     for (const seq of this.ahead[i].keys()) {

@@ -25,12 +25,18 @@ export class Views {
     this.lastHeardAt[from - 1] = now;
   }
 
-  /** Recompute at time now; returns the new view if it changed. */
+  /** Recompute at time now; returns the new view if it changed. Called every step, so it allocates only on a change. */
   update(now: number): readonly ServerId[] | undefined {
-    const next = this.lastHeardAt.map((at, i) => i + 1).filter((id) => id === this.me || this.isAlive(id, now));
-    if (next.length === this.current.length && next.every((id, i) => id === this.current[i])) return undefined;
-    this.current = next;
-    return next;
+    let members = 0;
+    let same = true;
+    for (let id = 1; id <= this.lastHeardAt.length; id++) {
+      if (id !== this.me && !this.isAlive(id, now)) continue;
+      same &&= this.current[members] === id;
+      members++;
+    }
+    if (same && members === this.current.length) return undefined;
+    this.current = this.lastHeardAt.map((_, i) => i + 1).filter((id) => id === this.me || this.isAlive(id, now));
+    return this.current;
   }
 
   /** The next time a member could time out. */
