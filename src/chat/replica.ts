@@ -2,131 +2,128 @@
  * The chat state a daemon shows: the stable state (final) plus the
  * tentative suffix of the total order applied on top.
  *
- * Invariant: `tentative` mirrors the engine's tentative order exactly (the
- * engine reports each change as the suffix from its first changed position,
- * so nothing is sorted here), and the shown state is the stable state with
- * `tentative` applied in order. New messages usually land at the end and are
- * applied incrementally; when one lands before tentative ones (after a
- * partition heals, say), the shown state is recomputed from the stable
- * state, once when next read however many landed.
+ * Invariants: `log` holds the total order from `checkpoints[0].at` to its
+ * end (the engine reports each change as the suffix from its first changed
+ * position, so nothing is sorted here); `stableCount` messages of the order
+ * are stable. A checkpoint is the (immutable) state after the first `at`
+ * messages of the current order: the first is at or before the stable
+ * point, the others are after it, ascending, none past the end of the order.
+ *
+ * So each message is applied once, in the batch that reads the shown state
+ * after it arrived. The stable state is a checkpoint the stable point passed
+ * (plus the few stable messages after it, applied when the stable state is
+ * read), not a second copy of the work. A message that lands inside the
+ * tentative suffix (another sender's, a little late) drops the checkpoints
+ * after it, and the shown state is rebuilt from the one before it: from the
+ * previous step's, in steady state, not from the stable state.
  */
 import type { OrderChange } from '../broadcast/orderedLog.js';
 import type { Message } from '../broadcast/types.js';
 import { invariant } from '../errors.js';
 import { applyMessages, emptyChatState, type ChatState } from './state.js';
 
-/** Stable messages waiting to be folded into the stable state; past this many they are applied at once. */
-const maxPendingStable = 4096;
+interface Checkpoint {
+  /** How many messages of the total order the state has applied. */
+  readonly at: number;
+  readonly state: ChatState;
+}
+
+/** Stable messages held past the first checkpoint; past this many the stable state is brought up to date. */
+const maxStableBehind = 4096;
+/** Checkpoints kept in the tentative suffix; past this many every other one is dropped (a long partition). */
+const maxCheckpoints = 64;
+/** Checkpoints at the end never thinned out. */
+const denseCheckpoints = 8;
 
 export class ChatReplica {
-  private stableState: ChatState;
-  private shownState: ChatState;
-  private tentative: Message[] = [];
-  /**
-   * Newly stable messages not yet applied to the stable state. The shown
-   * state already contains them, so the stable state is brought up to date
-   * only when it is needed (a replay, a snapshot) or the backlog is long,
-   * and for free whenever nothing is tentative (then it equals the shown state).
-   */
-  private pendingStable: Message[] = [];
-  /** New messages at the end of the order not yet applied to the shown state: applied when it is next read, in one batch. */
-  private pendingShown: Message[] = [];
-  /** A late message landed inside the tentative suffix: the shown state is recomputed when next read (once, however many landed). */
-  private replayDue = false;
-  /** How many times the shown state was recomputed from the stable state. */
-  replays = 0;
+  private checkpoints: Checkpoint[];
+  private log: Message[] = [];
+  private stableCount = 0;
+  /** Where the shown state was last read: messages before it rebuilt again count as reapplied. */
+  private shownAt = 0;
+  /** Messages applied again to rebuild the shown state after late messages landed before them. */
+  reapplied = 0;
 
   constructor(stable: ChatState = emptyChatState) {
-    this.stableState = stable;
-    this.shownState = stable;
+    this.checkpoints = [{ at: 0, state: stable }];
   }
 
+  /** The state after every stable message. */
   get stable(): ChatState {
-    this.foldStable();
-    return this.stableState;
+    return this.foldStable();
   }
 
+  /** Make the first checkpoint the stable state itself. */
+  private foldStable(): ChatState {
+    const first = this.checkpoints[0];
+    if (first.at === this.stableCount) return first.state;
+    const behind = this.stableCount - first.at;
+    const state = applyMessages(first.state, this.log.slice(0, behind));
+    this.log.splice(0, behind);
+    this.checkpoints[0] = { at: this.stableCount, state };
+    return state;
+  }
+
+  /** The state after every message of the order, stable and tentative. */
   get shown(): ChatState {
-    if (this.replayDue) {
-      this.replayDue = false;
-      this.replays++;
-      this.stableState = applyMessages(this.stableState, this.pendingStable);
-      this.pendingStable = [];
-      this.shownState = applyMessages(this.stableState, this.tentative);
-      this.pendingShown = [];
-    }
-    if (this.pendingShown.length > 0) {
-      this.shownState = applyMessages(this.shownState, this.pendingShown);
-      this.pendingShown = [];
-      if (this.tentative.length === 0) {
-        this.stableState = this.shownState;
-        this.pendingStable = [];
-      }
-    }
-    return this.shownState;
+    const last = this.checkpoints[this.checkpoints.length - 1];
+    const end = this.end;
+    if (last.at === end) return last.state;
+    const state = applyMessages(last.state, this.log.slice(last.at - this.base));
+    this.reapplied += Math.max(0, this.shownAt - last.at);
+    this.shownAt = end;
+    this.checkpoints.push({ at: end, state });
+    if (this.checkpoints.length > maxCheckpoints) this.thinCheckpoints();
+    return state;
   }
 
   get tentativeCount(): number {
-    return this.tentative.length;
+    return this.end - this.stableCount;
   }
 
   /** The tentative order's change, then the newly stable messages (a prefix of the changed order). */
   apply(ordered: OrderChange | undefined, stable: readonly Message[]): void {
     if (ordered) this.reorder(ordered);
     if (stable.length > 0) this.stabilise(stable);
-    if (this.replayDue) {
-      // The stable prefix may have grown past the late messages; the replay folds it when it runs.
-      if (this.pendingStable.length >= maxPendingStable) {
-        this.stableState = applyMessages(this.stableState, this.pendingStable);
-        this.pendingStable = [];
-      }
-      return;
-    }
-    if (this.tentative.length === 0 && this.pendingShown.length === 0) {
-      this.stableState = this.shownState;
-      this.pendingStable = [];
-    } else if (this.pendingStable.length >= maxPendingStable) {
-      this.foldStable();
-    }
+  }
+
+  /** Position in the total order of log[0]. */
+  private get base(): number {
+    return this.checkpoints[0].at;
+  }
+
+  private get end(): number {
+    return this.base + this.log.length;
   }
 
   private reorder({ from, messages }: OrderChange): void {
-    invariant(from <= this.tentative.length, `the order changed at position ${from}, past the ${this.tentative.length} tentative messages`);
-    const appended = from === this.tentative.length;
-    if (!appended) this.tentative.length = from;
-    for (const m of messages) this.tentative.push(m);
-    if (!appended) {
-      this.replayDue = true;
-      this.pendingShown = [];
-    } else if (!this.replayDue) {
-      for (const m of messages) this.pendingShown.push(m);
-    }
+    invariant(from <= this.tentativeCount, `the order changed at position ${from}, past the ${this.tentativeCount} tentative messages`);
+    const at = this.stableCount + from;
+    this.log.length = at - this.base;
+    for (const m of messages) this.log.push(m);
+    while (this.checkpoints[this.checkpoints.length - 1].at > at) this.checkpoints.pop();
   }
 
   private stabilise(stable: readonly Message[]): void {
+    const offset = this.stableCount - this.base;
     for (let i = 0; i < stable.length; i++) {
-      const m = this.tentative[i];
+      const m = this.log[offset + i];
       invariant(m !== undefined && m.sender === stable[i].sender && m.seq === stable[i].seq, `stable message ${stable[i].sender}:${stable[i].seq} is not next in order`);
     }
-    this.tentative.splice(0, stable.length);
-    for (const m of stable) this.pendingStable.push(m);
+    this.stableCount += stable.length;
+    // The latest checkpoint the stable point has reached becomes the first; the log before it is no longer needed.
+    let passed = 0;
+    while (passed + 1 < this.checkpoints.length && this.checkpoints[passed + 1].at <= this.stableCount) passed++;
+    if (passed > 0) {
+      this.log.splice(0, this.checkpoints[passed].at - this.base);
+      this.checkpoints.splice(0, passed);
+    }
+    if (this.stableCount - this.base >= maxStableBehind) this.foldStable();
   }
 
-  /** Bring the stable state up to date; only while the shown state (with pendingShown) is current. */
-  private foldStable(): void {
-    if (this.pendingStable.length === 0) return;
-    if (this.replayDue) {
-      this.stableState = applyMessages(this.stableState, this.pendingStable);
-      this.pendingStable = [];
-      return;
-    }
-    if (this.tentative.length === 0) {
-      // Everything is stable: the shown state (brought up to date) is the stable state.
-      this.stableState = this.shown;
-      this.pendingStable = [];
-      return;
-    }
-    this.stableState = applyMessages(this.stableState, this.pendingStable);
-    this.pendingStable = [];
+  /** Keep the first, the last few (late messages land near the end) and every other one between. */
+  private thinCheckpoints(): void {
+    const lastFew = this.checkpoints.length - denseCheckpoints;
+    this.checkpoints = this.checkpoints.filter((_, i) => i === 0 || i >= lastFew || i % 2 === 0);
   }
 }

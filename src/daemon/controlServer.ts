@@ -45,8 +45,8 @@ function refusal(request: IncomingMessage, expected: Buffer): { code: number; wh
 export interface ServerExtras {
   /** Open client connections. */
   readonly sessions: number;
-  /** How often the shown chat state was recomputed because a late message landed inside it. */
-  readonly tentativeReplays: number;
+  /** Messages the shown chat state applied again because a late message landed before them. */
+  readonly reappliedMessages: number;
 }
 
 export type ServerStatus = DaemonStatus & ServerExtras & { faults: FaultSettings };

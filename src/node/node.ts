@@ -75,7 +75,7 @@ export interface NodeOptions {
   readonly engine: EngineOptions;
   /** Write a snapshot (and start a new journal) once the journal reaches this size. */
   readonly snapshotJournalBytes: number;
-  /** Also snapshot after this long if anything was journaled, so an idle server's files shrink. */
+  /** Also snapshot once nothing was journaled for this long, so an idle server's files shrink (a busy one snapshots by size). */
   readonly snapshotIntervalMs: number;
   readonly brokenExecutor?: BrokenExecutor;
 }
@@ -134,7 +134,7 @@ export class Node {
   private nextTag = 1;
   private state: 'running' | 'stopped' | 'failed' = 'running';
   private failure: string | undefined;
-  private lastSnapshotAt: number;
+  private lastJournaledAt: number;
 
   private constructor(
     private readonly setup: NodeSetup,
@@ -145,7 +145,7 @@ export class Node {
     this.transport = setup.transport;
     this.clock = setup.clock;
     this.events = setup.events ?? {};
-    this.lastSnapshotAt = this.clock.now();
+    this.lastJournaledAt = this.clock.now();
   }
 
   /**
@@ -227,6 +227,7 @@ export class Node {
     this.letOutEarly(batch);
     if (batch.durable) return this.completeDurable();
     this.journal.append(ready.records);
+    this.lastJournaledAt = this.clock.now();
     this.journal.sync((error) => (error ? this.storageFailed(error) : this.durable(batch)));
   }
 
@@ -309,13 +310,12 @@ export class Node {
     if (!this.settled()) return false;
     const { snapshotJournalBytes, snapshotIntervalMs } = this.setup.options;
     if (this.journal.journalBytes >= snapshotJournalBytes) return true;
-    return this.journal.journalRecords > 0 && this.clock.now() - this.lastSnapshotAt >= snapshotIntervalMs;
+    return this.journal.journalRecords > 0 && this.clock.now() - this.lastJournaledAt >= snapshotIntervalMs;
   }
 
   private writeSnapshot(): void {
     try {
       this.journal.writeSnapshot(this.engine.exportState(), this.app.snapshot());
-      this.lastSnapshotAt = this.clock.now();
     } catch (err) {
       if (err instanceof ChorusError && err.code === 'STORAGE_FAILED') this.storageFailed(err);
       else throw err;
