@@ -6,7 +6,7 @@ import { OrderedLog } from '../src/broadcast/orderedLog.js';
 import { compareOrder, parseMessageId } from '../src/broadcast/types.js';
 import { encodeOp, type ChatOp } from '../src/chat/operations.js';
 import { ChatReplica } from '../src/chat/replica.js';
-import { applyMessages, canonicalJson, emptyChatState, messagesOf, restoreChatState, type ChatState } from '../src/chat/state.js';
+import { applyMessages, canonicalJson, emptyChatState, messagesOf, restoreChatState, type ChatStateJson } from '../src/chat/state.js';
 
 let ts = 0;
 const msg = (sender: number, op: ChatOp): Message => ({ sender, seq: ++ts, ts, payload: encodeOp(op) });
@@ -31,7 +31,7 @@ describe('chat state machine: the rules', () => {
     const names = ['__proto__', 'constructor', 'toString', 'hasOwnProperty'];
     const ops = names.flatMap((name, i) => [join(`s${i}`, name, name), append(`s${i}`, name, name, `in ${name}`), like('other', name, `${3 * i + 2}.1`)]);
     const state = applyMessages(emptyChatState, ops);
-    const restored = restoreChatState(JSON.parse(JSON.stringify(state)) as ChatState);
+    const restored = restoreChatState(JSON.parse(JSON.stringify(state)) as ChatStateJson);
     for (const s of [state, restored]) {
       expect(Object.keys(s.groups).sort()).to.deep.equal([...names].sort());
       for (const name of names) {

@@ -205,6 +205,7 @@ class Bench {
     const bytes = sum((s) => s.transport.bytesOut, after) - sum((s) => s.transport.bytesOut, before);
     const dataPackets = sum((s) => s.transport.dataDatagramsOut, after) - sum((s) => s.transport.dataDatagramsOut, before);
     const syncs = sum((s) => s.journal.syncs, after) - sum((s) => s.journal.syncs, before);
+    const reapplied = sum((s) => s.reappliedMessages, after) - sum((s) => s.reappliedMessages, before);
     this.results.throughput = {
       seconds: elapsed,
       confirmedPerS: acked.length / elapsed,
@@ -215,6 +216,7 @@ class Bench {
       avgDatagramBytes: bytes / datagrams,
       messagesPerDataDatagram: (acked.length * 4) / Math.max(1, dataPackets),
       fsyncsPerS: syncs / elapsed,
+      reappliedPerMessage: reapplied / Math.max(1, acked.length * 5),
     };
     this.closeAppenders();
   }
@@ -384,7 +386,7 @@ function table(r: Record<string, unknown>): string {
     rows.push(
       ['throughput: confirmed', `${k(t.confirmedPerS)} appends/s (${t.failures} refused)`],
       ['throughput: stable at all five', `${k(t.stableAtAllFivePerS)} messages/s${share}`],
-      ['throughput: datagrams', `${k(t.datagramsPerS)}/s, ${k(t.avgDatagramBytes)} B average, ${f(t.messagesPerDataDatagram)} messages per data datagram, ${k(t.fsyncsPerS)} fsyncs/s`],
+      ['throughput: datagrams', `${k(t.datagramsPerS)}/s, ${k(t.avgDatagramBytes)} B average, ${f(t.messagesPerDataDatagram)} messages per data datagram, ${k(t.fsyncsPerS)} fsyncs/s, ${f(t.reappliedPerMessage, 2)} chat operations re-applied per message`],
       ['throughput: lost to buffer overflow', `${t.datagramsLostToOverflow} datagrams`],
     );
   }

@@ -9,7 +9,7 @@ import type { OrderChange } from '../broadcast/orderedLog.js';
 import type { Message } from '../broadcast/types.js';
 import type { Application } from '../node/application.js';
 import { ChatReplica } from './replica.js';
-import { canonicalJson, emptyChatState, restoreChatState, type ChatState } from './state.js';
+import { canonicalJson, emptyChatState, restoreChatState, type ChatState, type ChatStateJson } from './state.js';
 
 export class ChatApp implements Application {
   readonly replica: ChatReplica;
@@ -57,7 +57,7 @@ export class ChatApp implements Application {
   }
 }
 
-function isChatState(value: unknown): value is ChatState {
+function isChatState(value: unknown): value is ChatStateJson {
   const v = value as { groups?: unknown; sessions?: unknown } | null;
   return typeof v === 'object' && v !== null && typeof v.groups === 'object' && typeof v.sessions === 'object';
 }

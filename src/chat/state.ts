@@ -5,21 +5,10 @@
  * by the same user, an unlike without a like) changes nothing, everywhere.
  */
 import { produce, type Draft } from 'immer';
-import { compareOrder, formatMessageId, parseMessageId, type Message, type MessageId, type ServerId } from '../broadcast/types.js';
+import { formatMessageId, parseMessageId, type Message, type MessageId, type ServerId } from '../broadcast/types.js';
+import { Edit, History, type ChatMessage, type HistoryJson } from './history.js';
 import { decodeOp, type ChatOp } from './operations.js';
 import { likeRefusal } from './rules.js';
-
-/**
- * A message of a group. Its id is the (ts, sender) of the broadcast message
- * that appended it, so it is a MessageId itself: its place in the total
- * order; `sender` is the server it was appended through.
- */
-export interface ChatMessage extends MessageId {
-  readonly user: string;
-  readonly text: string;
-  /** Users who like it, in the order they did. */
-  readonly likes: readonly string[];
-}
 
 export interface Member {
   readonly user: string;
@@ -31,17 +20,9 @@ export interface Group {
   readonly name: string;
   /** Members by session id. */
   readonly members: Readonly<Record<string, Member>>;
-  /**
-   * The history in total order (so ids are sorted by (ts, sender)), in chunks
-   * of at most `chunkMessages`: immer copies what an operation touches, so an
-   * append or a like copies one chunk and the chunk list, not the whole history.
-   */
-  readonly chunks: readonly (readonly ChatMessage[])[];
-  readonly count: number;
+  /** Its messages in total order (a value immer does not draft: history.ts). */
+  readonly history: History;
 }
-
-/** Messages per history chunk: bounds what one operation copies. */
-export const chunkMessages = 256;
 
 export interface ChatState {
   readonly groups: Readonly<Record<string, Group>>;
@@ -62,13 +43,31 @@ export function dict<T>(entries: Iterable<readonly [string, T]> = []): Record<st
 
 export const emptyChatState: ChatState = { groups: dict(), sessions: dict() };
 
+/** The chat state as a snapshot holds it. */
+export interface ChatStateJson {
+  readonly groups: Readonly<Record<string, GroupJson>>;
+  readonly sessions: Readonly<Record<string, string>>;
+}
+
+/** A group as a snapshot holds it; snapshots before history.ts held the chunks in the group itself. */
+interface GroupJson {
+  readonly name: string;
+  readonly members: Readonly<Record<string, Member>>;
+  readonly history?: HistoryJson;
+  readonly chunks?: readonly (readonly ChatMessage[])[];
+  readonly count?: number;
+}
+
 /**
  * A state read back from a snapshot (JSON), with its dictionaries made
  * prototype-free again. Snapshots written before messages carried their
  * (ts, sender) hold an id "<ts>.<sender>" instead: read into the pair.
  */
-export function restoreChatState(saved: ChatState): ChatState {
-  const restoreGroup = (group: Group): Group => ({ ...group, members: dict(Object.entries(group.members)), chunks: group.chunks.map((chunk) => chunk.map(restoreMessage)) });
+export function restoreChatState(saved: ChatStateJson): ChatState {
+  const restoreGroup = (group: GroupJson): Group => {
+    const { chunks, count } = group.history ?? { chunks: group.chunks ?? [], count: group.count ?? 0 };
+    return { name: group.name, members: dict(Object.entries(group.members)), history: History.fromJson({ chunks: chunks.map((chunk) => chunk.map(restoreMessage)), count }) };
+  };
   return {
     groups: dict(Object.entries(saved.groups).map(([name, group]) => [name, restoreGroup(group)] as const)),
     sessions: dict(Object.entries(saved.sessions)),
@@ -82,18 +81,35 @@ function restoreMessage(m: ChatMessage): ChatMessage {
   return { ts, sender, user: m.user, text: m.text, likes: m.likes };
 }
 
+/**
+ * Each message's operation, decoded once: a message that a late one lands
+ * before is applied again (replica.ts), and parsing its payload again would
+ * cost more than the operation itself.
+ */
+const decoded = new WeakMap<Message, ChatOp | null>();
+
+function opOf(m: Message): ChatOp | undefined {
+  let op = decoded.get(m);
+  if (op === undefined) {
+    op = decodeOp(m.payload) ?? null;
+    decoded.set(m, op);
+  }
+  return op ?? undefined;
+}
+
 /** Apply broadcast messages in order. */
 export function applyMessages(state: ChatState, messages: readonly Message[]): ChatState {
   if (messages.length === 0) return state;
+  const edit = new Edit();
   return produce(state, (draft) => {
     for (const m of messages) {
-      const op = decodeOp(m.payload);
-      if (op) applyOp(draft, op, m);
+      const op = opOf(m);
+      if (op) applyOp(draft, op, m, edit);
     }
   });
 }
 
-function applyOp(state: Draft<ChatState>, op: ChatOp, m: Message): void {
+function applyOp(state: Draft<ChatState>, op: ChatOp, m: Message, edit: Edit): void {
   switch (op.op) {
     case 'join': {
       leave(state, op.session);
@@ -106,19 +122,16 @@ function applyOp(state: Draft<ChatState>, op: ChatOp, m: Message): void {
       return leave(state, op.session);
     case 'append': {
       const group = (state.groups[op.group] ??= newGroup(op.group));
-      const last = group.chunks[group.chunks.length - 1];
-      const message = { ts: m.ts, sender: m.sender, user: op.user, text: op.text, likes: [] };
-      if (last && last.length < chunkMessages) last.push(message);
-      else group.chunks.push([message]);
-      group.count++;
+      group.history = group.history.appended({ ts: m.ts, sender: m.sender, user: op.user, text: op.text, likes: [] }, edit);
       return;
     }
     case 'like':
     case 'unlike': {
-      const target = findMessage(state.groups[op.group], op.message);
-      if (!target || likeRefusal(target, op.user, op.op === 'like')) return;
-      if (op.op === 'like') target.likes.push(op.user);
-      else target.likes.splice(target.likes.indexOf(op.user), 1);
+      const group = state.groups[op.group];
+      const target = findMessage(group, op.message);
+      if (!group || !target || likeRefusal(target, op.user, op.op === 'like')) return;
+      const likes = op.op === 'like' ? [...target.likes, op.user] : target.likes.filter((user) => user !== op.user);
+      group.history = group.history.changed(op.message, (message) => ({ ...message, likes }), edit);
       return;
     }
   }
@@ -132,37 +145,12 @@ function leave(state: Draft<ChatState>, session: string): void {
 }
 
 function newGroup(name: string): Draft<Group> {
-  return { name, members: dict(), chunks: [], count: 0 };
+  return { name, members: dict(), history: History.empty };
 }
 
-/** The message with this id: a binary search, since a group's history is in total order. */
-export function findMessage<T extends ChatMessage | Draft<ChatMessage>>(group: { chunks: readonly (readonly T[])[] } | undefined, id: MessageId): T | undefined {
-  if (!group) return undefined;
-  const chunks = group.chunks;
-  let lo = 0;
-  let hi = chunks.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1;
-    const chunk = chunks[mid];
-    if (compareOrder(id, chunk[0]) < 0) hi = mid - 1;
-    else if (compareOrder(id, chunk[chunk.length - 1]) > 0) lo = mid + 1;
-    else return findInChunk(chunk, id);
-  }
-  return undefined;
-}
-
-/** A binary search within one chunk: reading fewer elements of a draft creates fewer proxies. */
-function findInChunk<T extends MessageId>(chunk: readonly T[], id: MessageId): T | undefined {
-  let lo = 0;
-  let hi = chunk.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1;
-    const order = compareOrder(id, chunk[mid]);
-    if (order === 0) return chunk[mid];
-    if (order < 0) hi = mid - 1;
-    else lo = mid + 1;
-  }
-  return undefined;
+/** The message with this id in the group's history. */
+export function findMessage(group: Group | Draft<Group> | undefined, id: MessageId): ChatMessage | undefined {
+  return group?.history.find(id);
 }
 
 /** Sessions joined through `server`: after it restarts they no longer exist, and must leave. */
@@ -176,19 +164,12 @@ export function orphanedSessions(state: ChatState, server: ServerId): string[] {
 
 /** The whole history, in order. */
 export function messagesOf(group: Group | undefined): ChatMessage[] {
-  return group ? group.chunks.flat() : [];
+  return group ? group.history.all() : [];
 }
 
 /** The last `count` messages with their 1-based place in the history. */
 export function lastMessages(group: Group | undefined, count: number): { n: number; message: ChatMessage }[] {
-  if (!group) return [];
-  const out: { n: number; message: ChatMessage }[] = [];
-  let n = group.count;
-  for (let c = group.chunks.length - 1; c >= 0 && out.length < count; c--) {
-    const chunk = group.chunks[c];
-    for (let i = chunk.length - 1; i >= 0 && out.length < count; i--) out.push({ n: n--, message: chunk[i] });
-  }
-  return out.reverse();
+  return group ? group.history.last(count) : [];
 }
 
 /** A message as people and JSON see it: its id written "<ts>.<sender>", and the server it was appended through. */
@@ -209,6 +190,7 @@ export function plainChatState(state: ChatState): { groups: Record<string, { nam
 
 /** Canonical JSON (sorted keys): equal states give equal text. */
 export function canonicalJson(value: unknown): string {
+  if (value instanceof History) return canonicalJson(value.toJSON());
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (typeof value === 'object' && value !== null) {
     const entries = Object.keys(value)

@@ -108,7 +108,7 @@ export class ChatService {
       likes: m.likes.length,
       likedBy: m.likes,
     }));
-    return { group: name, participants: [...participants].sort(), total: group?.count ?? 0, messages: shown };
+    return { group: name, participants: [...participants].sort(), total: group?.history.count ?? 0, messages: shown };
   }
 
   private currentGroup(name: string): Group | undefined {
