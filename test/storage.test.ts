@@ -21,11 +21,9 @@ const records: JournalRecord[] = [
 
 const readLogFiles = (dir: string, id: number, n: number) => readFiles(nodeFileSystem, dir, id, n);
 
-/** Make what was appended durable; on the real disk that happens before sync returns. */
-function syncNow(files: LogFiles): void {
-  let result: string | undefined = 'not called';
-  files.sync((error) => (result = error?.message));
-  expect(result).to.equal(undefined);
+/** Make what was appended durable (the real disk's fdatasync runs on the thread pool). */
+function syncNow(files: LogFiles): Promise<void> {
+  return new Promise((resolve, reject) => files.sync((error) => (error ? reject(error) : resolve())));
 }
 
 function errorOf(fn: () => unknown): ChorusError {
@@ -53,11 +51,11 @@ describe('log files', () => {
     return file;
   }
 
-  it('appends JSON lines with group commit and reads them back', () => {
+  it('appends JSON lines with group commit and reads them back', async () => {
     const { files } = open(3);
     files.append(records.slice(0, 2));
     files.append(records.slice(2));
-    syncNow(files);
+    await syncNow(files);
     expect(files.syncs).to.equal(1);
     files.close();
     const text = readFileSync(join(dir, 'journal.0.jsonl'), 'utf8');
@@ -65,10 +63,29 @@ describe('log files', () => {
     expect(readLogFiles(dir, 3, 3).records).to.deep.equal(records);
   });
 
-  it('a snapshot replaces the journal atomically with the next generation', () => {
+  it('what is appended while an fdatasync runs goes into the next one; syncs finish in the order asked for', async () => {
+    const { files } = open(3);
+    const finished: string[] = [];
+    const syncAs = (name: string) => new Promise<void>((resolve) => files.sync(() => resolve(void finished.push(name))));
+    files.append(records.slice(0, 1));
+    const first = syncAs('first');
+    expect(files.idle).to.equal(false);
+    files.append(records.slice(1, 2));
+    const second = syncAs('second');
+    files.append(records.slice(2));
+    const third = syncAs('third');
+    await Promise.all([first, second, third]);
+    expect(finished).to.deep.equal(['first', 'second', 'third']);
+    expect(files.syncs).to.equal(2);
+    expect(files.idle).to.equal(true);
+    files.close();
+    expect(readLogFiles(dir, 3, 3).records).to.deep.equal(records);
+  });
+
+  it('a snapshot replaces the journal atomically with the next generation', async () => {
     const { files } = open(3);
     files.append(records);
-    syncNow(files);
+    await syncNow(files);
     const engine = {
       lastSeq: 0,
       contiguous: [1, 1, 0],

@@ -32,8 +32,14 @@ export function chatPort(node: Node, app: ChatApp): ChatPort {
   };
 }
 
-/** After a restart the sessions joined through this server are gone: their users leave (SPEC section 4). */
-export function leaveOrphanedSessions(port: ChatPort): void {
+/**
+ * After a restart the sessions joined through this server are gone: their
+ * users leave (SPEC section 4). Once the recovery's first step has completed,
+ * so that the application holds the recovered state.
+ */
+export function leaveOrphanedSessions(node: Node, port: ChatPort): void {
   const ignore = { confirmed: () => undefined, refused: () => undefined };
-  for (const session of orphanedSessions(port.shown(), port.server)) port.submit({ op: 'leave', session }, ignore);
+  node.afterCompleted(() => {
+    for (const session of orphanedSessions(port.shown(), port.server)) port.submit({ op: 'leave', session }, ignore);
+  });
 }

@@ -50,7 +50,7 @@ export class ChatServer {
       await daemon.stop();
       throw err;
     }
-    leaveOrphanedSessions(port);
+    leaveOrphanedSessions(daemon.node, port);
     return new ChatServer(daemon, chat, port, rpc, control);
   }
 

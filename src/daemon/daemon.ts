@@ -16,7 +16,7 @@ import { allOnLoopback, serverById, type ClusterConfig } from '../config/cluster
 import { ChorusError } from '../errors.js';
 import { OrderDigest, type ApplicationFactory } from '../node/application.js';
 import { defaultSnapshotIntervalMs, defaultSnapshotJournalBytes, Node, type NodeEvents } from '../node/node.js';
-import type { Clock, Transport } from '../node/ports.js';
+import type { Clock, Journal, Transport } from '../node/ports.js';
 import { nodeFileSystem } from '../storage/fileSystem.js';
 import { LogFiles } from '../storage/logFiles.js';
 import type { FaultFilter, FaultSettings } from '../transport/faults.js';
@@ -130,7 +130,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
           snapshotIntervalMs: options.snapshotIntervalMs ?? defaultSnapshotIntervalMs,
         },
         loaded,
-        journal: files,
+        journal: journalPort(files, (action) => daemon.protect(action)),
         transport: daemon.world.transport,
         clock: daemon.world.clock,
         application: options.application ?? ((saved) => new OrderDigest(saved)),
@@ -269,7 +269,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.stopped = true;
     clearTimeout(this.timer);
     try {
-      this.core.stop();
+      await new Promise<void>((resolve, reject) => this.core.stop((error) => (error ? reject(error) : resolve())));
     } finally {
       await this.transport.close().catch(() => undefined);
     }
@@ -320,6 +320,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   /** Run a node input or step; a broken invariant stops the daemon. */
   private guarded(action: () => void): void {
     if (this.stopped) return;
+    this.protect(action);
+  }
+
+  /** Run node code (also while a clean stop waits for the disk); a broken invariant stops the daemon. */
+  private protect(action: () => void): void {
     try {
       action();
     } catch (err) {
@@ -346,6 +351,33 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     }
     this.emit('fatal', err);
   }
+}
+
+/**
+ * The log files as the node's journal. Their fdatasync finishes on the
+ * thread pool, outside any step, so what the node does then runs under
+ * `protect` as every other input does.
+ */
+function journalPort(files: LogFiles, protect: (action: () => void) => void): Journal {
+  return {
+    append: (records) => files.append(records),
+    sync: (done) => files.sync((error) => protect(() => done(error))),
+    get idle() {
+      return files.idle;
+    },
+    writeSnapshot: (engine, app) => files.writeSnapshot(engine, app),
+    get journalBytes() {
+      return files.journalBytes;
+    },
+    get journalRecords() {
+      return files.journalRecords;
+    },
+    get syncs() {
+      return files.syncs;
+    },
+    close: () => files.close(),
+    abandon: () => files.abandon(),
+  };
 }
 
 function describePacket(packet: Packet): string {

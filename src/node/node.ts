@@ -23,9 +23,10 @@
  */
 import { Engine, type Ready, type Sequenced } from '../broadcast/engine.js';
 import type { EngineOptions } from '../broadcast/options.js';
+import type { EngineState } from '../broadcast/recovery.js';
 import type { OrderChange } from '../broadcast/orderedLog.js';
 import type { Message, Packet, ServerId } from '../broadcast/types.js';
-import { ChorusError, invariant } from '../errors.js';
+import { ChorusError } from '../errors.js';
 import type { LoadedLog } from '../storage/logFiles.js';
 import type { Application, ApplicationFactory } from './application.js';
 import type { Clock, Journal, Transport } from './ports.js';
@@ -118,6 +119,8 @@ export type ProtocolView = Pick<
 /** A Ready waiting to complete, and which of its effects a broken variant already let out. */
 interface Batch {
   readonly ready: Ready;
+  /** Run once this batch has completed. */
+  readonly after: (() => void)[];
   durable: boolean;
   sent: boolean;
   confirmed: boolean;
@@ -132,7 +135,15 @@ export class Node {
   private readonly batches: Batch[] = [];
   private readonly waiting = new Map<number, SubmitOutcome>();
   private nextTag = 1;
-  private state: 'running' | 'stopped' | 'failed' = 'running';
+  private state: 'running' | 'stopping' | 'stopped' | 'failed' = 'running';
+  /** A clean stop waits for the Readys taken to complete; then this runs. */
+  private stopped: ((error?: Error) => void) | undefined;
+  /**
+   * The journal is full: the engine's state as of the last Ready taken, to
+   * be written as the snapshot once that Ready completes (so the snapshot
+   * and the application agree); no Ready is taken meanwhile.
+   */
+  private snapshotAfter: EngineState | undefined;
   private failure: string | undefined;
   private lastJournaledAt: number;
 
@@ -186,7 +197,7 @@ export class Node {
   /** Broadcast a payload; `outcome` learns when it is durable here, or why it never will be. */
   submit(payload: string, outcome: SubmitOutcome): void {
     if (this.state === 'failed') return outcome.refused(new SubmitRefused('storage', this.failure));
-    if (this.state === 'stopped') return outcome.refused(new SubmitRefused('stopped'));
+    if (this.state !== 'running') return outcome.refused(new SubmitRefused('stopped'));
     const tag = this.nextTag++;
     const result = this.engine.broadcast(payload, tag, this.clock.now());
     if (result !== 'accepted') return outcome.refused(new SubmitRefused(result));
@@ -212,17 +223,18 @@ export class Node {
 
   /** Take the engine's Ready and act on it as the contract above says; then snapshot if due. */
   step(): void {
-    if (this.state !== 'running') return;
+    if (this.state !== 'running' || this.snapshotAfter) return;
     const ready = this.engine.ready();
     if (!isEmpty(ready)) this.begin(ready);
     if (this.state !== 'running') return;
-    if (this.snapshotDue()) this.writeSnapshot();
+    if (this.journal.journalBytes >= this.setup.options.snapshotJournalBytes) this.snapshotWhenComplete();
+    else if (this.snapshotDue()) this.writeSnapshot(this.engine.exportState());
     this.clock.wakeAt(this.engine.nextDeadline());
   }
 
   private begin(ready: Ready): void {
     for (const { message } of ready.sequenced) this.events.sequenced?.(message);
-    const batch: Batch = { ready, durable: ready.records.length === 0, sent: false, confirmed: false, applied: false };
+    const batch: Batch = { ready, after: [], durable: ready.records.length === 0, sent: false, confirmed: false, applied: false };
     this.batches.push(batch);
     this.letOutEarly(batch);
     if (batch.durable) return this.completeDurable();
@@ -241,7 +253,19 @@ export class Node {
   }
 
   private completeDurable(): void {
-    while (this.state === 'running' && this.batches.length > 0 && this.batches[0].durable) this.complete(this.batches.shift()!);
+    while (this.completing() && this.batches.length > 0 && this.batches[0].durable) this.complete(this.batches.shift()!);
+    if (!this.settled()) return;
+    if (this.state === 'stopping') return this.finishStop();
+    const engine = this.snapshotAfter;
+    if (this.state !== 'running' || !engine) return;
+    this.snapshotAfter = undefined;
+    this.writeSnapshot(engine);
+    this.clock.stepSoon();
+  }
+
+  /** Batches complete while running, and while a clean stop waits for them. */
+  private completing(): boolean {
+    return this.state === 'running' || this.state === 'stopping';
   }
 
   private complete(batch: Batch): void {
@@ -253,6 +277,14 @@ export class Node {
       this.app.viewChanged(ready.view);
       this.events.view?.(ready.view);
     }
+    for (const action of batch.after) action();
+  }
+
+  /** Run `action` once every Ready taken so far has completed (at once if they all have). */
+  afterCompleted(action: () => void): void {
+    const last = this.batches[this.batches.length - 1];
+    if (last) last.after.push(action);
+    else action();
   }
 
   private send(ready: Ready): void {
@@ -297,7 +329,7 @@ export class Node {
   snapshot(): boolean {
     this.step();
     if (this.state !== 'running' || !this.settled()) return false;
-    this.writeSnapshot();
+    this.writeSnapshot(this.engine.exportState());
     return this.state === 'running';
   }
 
@@ -306,16 +338,21 @@ export class Node {
     return this.batches.length === 0 && this.journal.idle;
   }
 
-  private snapshotDue(): boolean {
-    if (!this.settled()) return false;
-    const { snapshotJournalBytes, snapshotIntervalMs } = this.setup.options;
-    if (this.journal.journalBytes >= snapshotJournalBytes) return true;
-    return this.journal.journalRecords > 0 && this.clock.now() - this.lastJournaledAt >= snapshotIntervalMs;
+  /** A full journal is replaced by a snapshot now if everything is durable, else once the last Ready taken completes. */
+  private snapshotWhenComplete(): void {
+    if (this.settled()) this.writeSnapshot(this.engine.exportState());
+    else this.snapshotAfter = this.engine.exportState();
   }
 
-  private writeSnapshot(): void {
+  /** An idle server's journal is replaced by a snapshot after a while (a full one, in step()). */
+  private snapshotDue(): boolean {
+    if (!this.settled()) return false;
+    return this.journal.journalRecords > 0 && this.clock.now() - this.lastJournaledAt >= this.setup.options.snapshotIntervalMs;
+  }
+
+  private writeSnapshot(engine: EngineState): void {
     try {
-      this.journal.writeSnapshot(this.engine.exportState(), this.app.snapshot());
+      this.journal.writeSnapshot(engine, this.app.snapshot());
     } catch (err) {
       if (err instanceof ChorusError && err.code === 'STORAGE_FAILED') this.storageFailed(err);
       else throw err;
@@ -324,32 +361,47 @@ export class Node {
 
   // ---- ending -------------------------------------------------------------------------
 
-  /** Clean stop: a last step, a snapshot, the files closed. Pending submissions are refused. */
-  stop(): void {
+  /**
+   * Clean stop: a last step; once every Ready taken is durable and completed
+   * (their submissions confirmed), a snapshot and the files closed, then
+   * `done`. Submissions not yet sequenced are refused.
+   */
+  stop(done: (error?: Error) => void): void {
     if (this.state === 'failed') {
       this.state = 'stopped';
       this.journal.abandon();
-      return;
+      return done();
     }
-    if (this.state !== 'running') return;
+    if (this.state !== 'running') return done();
     this.step();
-    invariant(this.settled(), 'a clean stop needs every journal record durable');
+    if (this.state !== 'running') return this.stop(done);
+    this.state = 'stopping';
+    this.stopped = done;
+    if (this.settled()) this.finishStop();
+  }
+
+  private finishStop(): void {
+    const done = this.stopped!;
+    this.stopped = undefined;
+    this.snapshotAfter = undefined;
     this.state = 'stopped';
     this.refuseWaiting(new SubmitRefused('stopped'));
-    try {
-      this.journal.writeSnapshot(this.engine.exportState(), this.app.snapshot());
-    } finally {
-      this.journal.close();
-    }
+    const snapshotError = attempt(() => this.journal.writeSnapshot(this.engine.exportState(), this.app.snapshot()));
+    const closeError = attempt(() => this.journal.close());
+    done(snapshotError ?? closeError);
   }
 
   /** Stop as a crash would: nothing pending is written, no snapshot. */
   crash(): void {
     if (this.state === 'stopped') return;
+    const stopping = this.stopped;
     this.state = 'stopped';
+    this.stopped = undefined;
+    this.snapshotAfter = undefined;
     this.batches.length = 0;
     this.refuseWaiting(new SubmitRefused('stopped'));
     this.journal.abandon();
+    stopping?.(new Error('the server stopped as a crash would while a clean stop waited for its disk'));
   }
 
   /**
@@ -361,18 +413,32 @@ export class Node {
    * it ever confirmed.
    */
   private storageFailed(error: ChorusError): void {
-    if (this.state !== 'running') return;
+    if (!this.completing()) return;
+    const stopped = this.stopped;
+    this.stopped = undefined;
+    this.snapshotAfter = undefined;
     this.state = 'failed';
     this.failure = error.message;
     this.batches.length = 0;
     this.refuseWaiting(new SubmitRefused('storage', error.message));
     this.events.storageFailed?.(error);
+    if (stopped) this.stop(stopped);
   }
 
   private refuseWaiting(error: SubmitRefused): void {
     const outcomes = [...this.waiting.values()];
     this.waiting.clear();
     for (const outcome of outcomes) outcome.refused(error);
+  }
+}
+
+/** Run `action`; what it threw, if anything. */
+function attempt(action: () => void): Error | undefined {
+  try {
+    action();
+    return undefined;
+  } catch (err) {
+    return err as Error;
   }
 }
 

@@ -226,7 +226,7 @@ export class SimCluster {
       throw this.failure(`server ${server.id} applied messages up to ts ${server.appliedStableTs} as stable, but restarts with clock ${clock}: its next message would be ordered before them`);
     }
     server.port = chatPort(server.node, server.app!);
-    leaveOrphanedSessions(server.port);
+    leaveOrphanedSessions(server.node, server.port);
   }
 
   private transport(server: SimServer): Transport {

@@ -161,8 +161,10 @@ export class LogFiles {
   private fd: FileHandle;
   private pending: string[] = [];
   private generation: number;
-  /** fdatasync calls not yet finished. */
-  private syncsInFlight = 0;
+  /** An fdatasync is running; at most one at a time, so they finish in the order asked for. */
+  private syncing = false;
+  /** Callers of sync() whose records go into the next write and fdatasync. */
+  private waiting: ((error?: ChorusError) => void)[] = [];
   /** This run of the daemon: see beginIncarnation. */
   incarnation = 0;
   /** Bytes in the current journal, durable or pending. */
@@ -238,17 +240,27 @@ export class LogFiles {
 
   /** Nothing queued, and every sync finished: everything appended is durable. */
   get idle(): boolean {
-    return this.pending.length === 0 && this.syncsInFlight === 0;
+    return this.pending.length === 0 && !this.syncing && this.waiting.length === 0;
   }
 
   /**
-   * Group commit: one write of everything queued, then one fdatasync; `done`
-   * runs once it is durable (at once on the real disk), or with the error
-   * (a full disk, a read-only file system) saying which file. After an
-   * error the records were not made durable and must not be acted on; the
-   * partly written tail is cut off where that is possible.
+   * Group commit, pipelined: one write of everything queued, then one
+   * fdatasync; `done` runs once it is durable, or with the error (a full
+   * disk, a read-only file system) saying which file. While an fdatasync
+   * runs (off the event loop on the real disk), what is appended meanwhile
+   * waits and goes into the next write, so a slow disk makes the batches
+   * larger instead of stalling the server. After an error the records were
+   * not made durable and must not be acted on; the partly written tail is
+   * cut off where that is possible.
    */
   sync(done: (error?: ChorusError) => void): void {
+    this.waiting.push(done);
+    if (!this.syncing) this.writeAndSync();
+  }
+
+  private writeAndSync(): void {
+    const dones = this.waiting;
+    this.waiting = [];
     const data = Buffer.from(this.pending.join(''));
     this.pending = [];
     try {
@@ -256,23 +268,27 @@ export class LogFiles {
       while (written < data.length) written += this.fs.write(this.fd, data.subarray(written));
     } catch (err) {
       this.cutBackTo(this.durableBytes);
-      done(storageFailed(`${this.journalFile}: cannot write the journal`, err));
+      const error = storageFailed(`${this.journalFile}: cannot write the journal`, err);
+      for (const done of dones) done(error);
       return;
     }
     this.writtenBytes += data.length;
     const upTo = this.writtenBytes;
     const generation = this.generation;
-    this.syncsInFlight++;
-    this.fs.fdatasync(this.fd, (error) => {
-      this.syncsInFlight--;
-      if (error) {
+    this.syncing = true;
+    this.fs.fdatasync(this.fd, (fault) => {
+      this.syncing = false;
+      if (this.fd < 0) return; // closed as a crash would, meanwhile
+      let error: ChorusError | undefined;
+      if (fault) {
         this.cutBackTo(this.durableBytes);
-        done(storageFailed(`${this.journalFile}: cannot write the journal`, error));
-        return;
+        error = storageFailed(`${this.journalFile}: cannot write the journal`, fault);
+      } else {
+        if (generation === this.generation) this.durableBytes = Math.max(this.durableBytes, upTo);
+        this.syncs++;
       }
-      if (generation === this.generation) this.durableBytes = Math.max(this.durableBytes, upTo);
-      this.syncs++;
-      done();
+      for (const done of dones) done(error);
+      if (this.waiting.length > 0 && !this.syncing && this.fd >= 0) this.writeAndSync();
     });
   }
 
@@ -331,6 +347,7 @@ export class LogFiles {
   /** Close without making what is queued durable: what a crash does (after a storage failure, and in tests). */
   abandon(): void {
     this.pending = [];
+    this.waiting = [];
     this.release();
   }
 
