@@ -9,7 +9,7 @@ import { parseClusterConfig } from '../src/config/clusterConfig.js';
 import { Daemon } from '../src/daemon/daemon.js';
 import { silentLogger } from '../src/daemon/logger.js';
 import { ChorusError } from '../src/errors.js';
-import { nodeFileSystem } from '../src/storage/fileSystem.js';
+import { nodeFileSystem, type FileSystem } from '../src/storage/fileSystem.js';
 import { LogFiles, readLogFiles as readFiles } from '../src/storage/logFiles.js';
 import { freePorts } from '../src/tools/freePorts.js';
 
@@ -21,7 +21,7 @@ const records: JournalRecord[] = [
 
 const readLogFiles = (dir: string, id: number, n: number) => readFiles(nodeFileSystem, dir, id, n);
 
-/** Make what was appended durable (the real disk's fdatasync runs on the thread pool). */
+/** Make what was appended durable. */
 function syncNow(files: LogFiles): Promise<void> {
   return new Promise((resolve, reject) => files.sync((error) => (error ? reject(error) : resolve())));
 }
@@ -64,7 +64,9 @@ describe('log files', () => {
   });
 
   it('what is appended while an fdatasync runs goes into the next one; syncs finish in the order asked for', async () => {
-    const { files } = open(3);
+    // A disk whose fdatasync finishes later, as on the thread pool.
+    const laterSync: FileSystem = { ...nodeFileSystem, fdatasync: (file, done) => setImmediate(() => nodeFileSystem.fdatasync(file, done)) };
+    const { files } = LogFiles.open({ fs: laterSync, dir, serverId: 3, serverCount: 3, wallClockMs: Date.now() });
     const finished: string[] = [];
     const syncAs = (name: string) => new Promise<void>((resolve) => files.sync(() => resolve(void finished.push(name))));
     files.append(records.slice(0, 1));
