@@ -58,12 +58,13 @@ export const nodeFileSystem: FileSystem = {
   write: (file, data) => writeSync(file, data),
   fsync: (file) => fsyncSync(file),
   // Synchronous for now. On the thread pool (fs.fdatasync) the daemon steps more
-  // often with smaller batches, and more tentative messages are shown before
-  // others' land before them; the chat replica then re-applies ~8 operations
-  // per message instead of ~3 and throughput fell by a third (tools/bench
-  // --only throughput). The log files and the node already pipeline an
-  // asynchronous fdatasync (the simulator runs them so); it is switched on once
-  // the replica checkpoints where late messages can no longer land.
+  // often with smaller batches, and its own messages are shown before the
+  // others' that land before them; the chat replica then re-applied 6-8
+  // operations per message instead of ~3, and throughput fell from ~6,200 to
+  // 4,400-5,800 messages/s (tools/bench --only throughput, alternated), also
+  // when steps were held while a sync ran, and with a checkpoint at the point
+  // no server in the view can still send before. The log files and the node
+  // already handle an fdatasync that finishes later (the simulator's does).
   fdatasync: (file, done) => {
     let error: Error | undefined;
     try {
