@@ -23,9 +23,14 @@ describe('benchmark suite (QUICK=1 smoke test)', function () {
       const { stdout } = await promisify(execFile)(process.execPath, [bench, '--quick', '--out', out]);
       expect(stdout).to.match(/throughput: stable at all five/);
       const r = JSON.parse(readFileSync(out, 'utf8')) as Record<string, Record<string, unknown>>;
-      for (const section of ['throughput', 'baseline', 'latency', 'heal', 'catchUp', 'footprint', 'restart']) expect(r, section).to.have.property(section);
+      for (const section of ['disk', 'throughput', 'baseline', 'latency', 'heal', 'catchUp', 'footprint', 'restart']) expect(r, section).to.have.property(section);
       expect(r.throughput.confirmedPerS).to.be.a('number').greaterThan(0);
       expect(r.throughput.datagramsLostToOverflow).to.be.a('number');
+      expect((r.disk.fdatasync as { count: number }).count).to.equal(500);
+      // The daemons time themselves: their event loops and group commits were measured during the phase.
+      expect(r.throughput.eventLoopDelayMaxMs).to.be.a('number').greaterThan(0);
+      expect(r.throughput.journalSyncP50Ms).to.be.a('number').greaterThan(0);
+      expect(r.latency.journalSyncP99Ms).to.be.a('number').greaterThan(0);
       expect((r.latency.ack as { count: number }).count).to.be.greaterThan(0);
       expect(r.heal.convergedMsAfterHeal).to.be.a('number');
       expect(r.catchUp.caughtUpMs).to.be.a('number');

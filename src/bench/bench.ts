@@ -7,7 +7,7 @@
  * QUICK=1 (or --quick) runs a short version for CI smoke tests.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +17,7 @@ import { hideBin } from 'yargs/helpers';
 import { ChorusConnection } from '../client/connection.js';
 import { loadClusterConfig } from '../config/clusterConfig.js';
 import type { ControlMethods, Progress } from '../daemon/controlServer.js';
+import type { Timings } from '../daemon/timings.js';
 import { LocalCluster } from '../tools/clusterOps.js';
 import { freePorts } from '../tools/freePorts.js';
 import { connectControl, serverDir } from '../tools/localCluster.js';
@@ -151,6 +152,33 @@ class Bench {
     return Promise.all(this.cluster.ids.map((id) => this.progress(id, digest)));
   }
 
+  /** Each server's event-loop delay and group-commit times since the last reset (and reset them). */
+  async timings(): Promise<Timings[]> {
+    await this.allProgress(false); // opens the control connections
+    const all = await Promise.all(this.cluster.ids.map((id) => this.control.get(id)?.connection.call('timings', { reset: true }).catch(() => undefined)));
+    return all.filter((t): t is Timings => t !== undefined);
+  }
+
+  /** fdatasync of a 200-byte append on the disk the daemons write to, timed here: what latency is compared with. */
+  async disk(): Promise<void> {
+    this.say('disk: 500 appends of 200 bytes, each followed by fdatasync');
+    const file = join(this.cluster.paths.dataRoot, 'fdatasync-probe');
+    const fd = openSync(file, 'a');
+    const samples: number[] = [];
+    try {
+      for (let i = 0; i < 500; i++) {
+        const start = performance.now();
+        writeSync(fd, text200);
+        fdatasyncSync(fd);
+        samples.push(performance.now() - start);
+      }
+    } finally {
+      closeSync(fd);
+      rmSync(file, { force: true });
+    }
+    this.results.disk = { fdatasync: percentiles(samples) };
+  }
+
   closeControl(): void {
     for (const { connection } of this.control.values()) connection.close();
     this.control.clear();
@@ -186,6 +214,7 @@ class Bench {
     this.say(`throughput: 10 clients flooding 200-byte appends for ${this.scale.throughputS} s`);
     await this.openAppenders(2, 'throughput');
     const before = await this.cluster.statuses();
+    await this.timings();
     const overflowBefore = udpRcvbufErrors();
     const start = performance.now();
     const end = start + this.scale.throughputS * 1000;
@@ -199,6 +228,7 @@ class Bench {
       await sleep(5);
     }
     const stableElapsed = (performance.now() - start) / 1000;
+    const timings = await this.timings();
     const after = await this.cluster.statuses();
     const sum = (f: (s: NonNullable<(typeof after)[number]>) => number, list: typeof after) => list.reduce((t, s) => t + (s ? f(s) : 0), 0);
     const datagrams = sum((s) => s.transport.datagramsOut, after) - sum((s) => s.transport.datagramsOut, before);
@@ -217,6 +247,7 @@ class Bench {
       messagesPerDataDatagram: (acked.length * 4) / Math.max(1, dataPackets),
       fsyncsPerS: syncs / elapsed,
       reappliedPerMessage: reapplied / Math.max(1, acked.length * 5),
+      ...worst(timings),
     };
     this.closeAppenders();
   }
@@ -246,6 +277,7 @@ class Bench {
     const rate = 1000;
     this.say(`latency: ${rate} appends/s spread over the servers for ${this.scale.latencyS} s`);
     await this.openAppenders(1, 'latency');
+    await this.timings();
     const polls: { at: number; stable: number[] }[] = [];
     let polling = true;
     const poller = (async () => {
@@ -268,6 +300,7 @@ class Bench {
     await sleep(300);
     polling = false;
     await poller;
+    const timings = await this.timings();
     const acked = this.appenders.flatMap((a, k) => a.acked.map((x) => ({ ...x, k })));
     const ackMs = acked.map((a) => a.ackAt - a.sentAt);
     const seenMs: number[] = [];
@@ -282,7 +315,7 @@ class Bench {
       const poll = polls.find((p) => p.at >= a.sentAt && p.stable.every((s) => s >= ts));
       if (poll) stableMs.push(poll.at - a.sentAt);
     }
-    this.results.latency = { rate, ack: percentiles(ackMs), seenElsewhere: percentiles(seenMs), stableAtAllFive: percentiles(stableMs), pollIntervalMs: (polls.at(-1)!.at - polls[0].at) / polls.length };
+    this.results.latency = { rate, ack: percentiles(ackMs), seenElsewhere: percentiles(seenMs), stableAtAllFive: percentiles(stableMs), pollIntervalMs: (polls.at(-1)!.at - polls[0].at) / polls.length, ...worst(timings) };
     this.closeAppenders();
   }
 
@@ -369,8 +402,19 @@ class Bench {
   }
 }
 
+/** The worst server's event-loop delay and group-commit times. */
+function worst(timings: Timings[]): { eventLoopDelayMaxMs: number; eventLoopDelayP99Ms: number; journalSyncP50Ms: number; journalSyncP99Ms: number } {
+  const most = (f: (t: Timings) => number) => Math.max(...timings.map(f));
+  return {
+    eventLoopDelayMaxMs: most((t) => t.eventLoopDelay.maxMs),
+    eventLoopDelayP99Ms: most((t) => t.eventLoopDelay.p99Ms),
+    journalSyncP50Ms: most((t) => t.journalSync.p50Ms),
+    journalSyncP99Ms: most((t) => t.journalSync.p99Ms),
+  };
+}
+
 /** The phases, in the order they run (baseline sizes its datagrams from throughput's). */
-const phaseNames = ['throughput', 'baseline', 'latency', 'heal', 'catchUp', 'footprint', 'restart'] as const;
+const phaseNames = ['disk', 'throughput', 'baseline', 'latency', 'heal', 'catchUp', 'footprint', 'restart'] as const;
 
 function table(r: Record<string, unknown>): string {
   const f = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
@@ -378,6 +422,10 @@ function table(r: Record<string, unknown>): string {
   const lat = (x: Record<string, number>) => `p50 ${f(x.p50, 2)} ms, p99 ${f(x.p99, 2)} ms, max ${f(x.max, 1)} ms (${x.count} samples)`;
   const max = (xs: number[]) => Math.max(...xs);
   const rows: [string, string][] = [];
+  const d = r.disk as { fdatasync: Record<string, number> } | undefined;
+  if (d) rows.push(['disk: 200-byte append + fdatasync', lat(d.fdatasync)]);
+  const loop = (x: Record<string, unknown>) =>
+    `event loop delay p99 ${f(x.eventLoopDelayP99Ms as number)} ms, max ${f(x.eventLoopDelayMaxMs as number)} ms; group commit p50 ${f(x.journalSyncP50Ms as number, 2)} ms, p99 ${f(x.journalSyncP99Ms as number, 2)} ms (worst server)`;
   const b = r.baseline as Record<string, number> | undefined;
   if (b) rows.push(['baseline: raw UDP fan-out', `${k(b.datagramsReceivedPerS)} datagrams/s of ${b.datagramBytes} B = ${k(b.messageEquivalentPerS)} messages/s to all five at Chorus's batching`]);
   const t = r.throughput as Record<string, number> | undefined;
@@ -388,6 +436,7 @@ function table(r: Record<string, unknown>): string {
       ['throughput: stable at all five', `${k(t.stableAtAllFivePerS)} messages/s${share}`],
       ['throughput: datagrams', `${k(t.datagramsPerS)}/s, ${k(t.avgDatagramBytes)} B average, ${f(t.messagesPerDataDatagram)} messages per data datagram, ${k(t.fsyncsPerS)} fsyncs/s, ${f(t.reappliedPerMessage, 2)} chat operations re-applied per message`],
       ['throughput: lost to buffer overflow', `${t.datagramsLostToOverflow} datagrams`],
+      ['throughput: daemons', loop(t)],
     );
   }
   const l = r.latency as Record<string, Record<string, number>> | undefined;
@@ -396,6 +445,7 @@ function table(r: Record<string, unknown>): string {
       ['latency at 1,000/s: append -> ack', lat(l.ack)],
       ['latency: append -> seen on another server', lat(l.seenElsewhere)],
       ['latency: append -> stable at all five', `${lat(l.stableAtAllFive)} (status polled every ~${f(l.pollIntervalMs as unknown as number)} ms)`],
+      ['latency: daemons', loop(l)],
     );
   }
   const h = r.heal as Record<string, number> | undefined;

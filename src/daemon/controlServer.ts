@@ -16,6 +16,7 @@ import { RpcErrors } from '../rpc/protocol.js';
 import type { FaultSettings } from '../transport/faults.js';
 import { parseFaultSettings, saveFaults } from '../transport/faultsFile.js';
 import type { Daemon, DaemonStatus } from './daemon.js';
+import type { Timings } from './timings.js';
 
 export const controlFileName = 'control.json';
 
@@ -69,6 +70,8 @@ export interface ControlMethods {
   status: { params?: Record<string, never>; result: ServerStatus };
   progress: { params?: { digest?: boolean }; result: Progress };
   setFaults: { params: FaultSettings; result: FaultSettings };
+  /** Event-loop delay and group-commit times since the last reset; `reset: true` starts a new measurement. */
+  timings: { params?: { reset?: boolean }; result: Timings };
 }
 
 export interface ControlInfo {
@@ -98,6 +101,10 @@ export class ControlServer {
         digest: s.digest,
         rssBytes: process.memoryUsage().rss,
       };
+    });
+    rpc.addMethod('timings', (params): Timings => {
+      const reset = typeof params === 'object' && params !== null && (params as { reset?: unknown }).reset === true;
+      return daemon.timings.read(reset);
     });
     rpc.addMethod('setFaults', (params): FaultSettings => {
       let settings;

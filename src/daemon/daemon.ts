@@ -22,6 +22,7 @@ import { LogFiles } from '../storage/logFiles.js';
 import type { FaultFilter, FaultSettings } from '../transport/faults.js';
 import { UdpTransport, type DropReason, type TransportCounters } from '../transport/udpTransport.js';
 import { loopbackDatagramBytes, networkDatagramBytes, receiveLimitBytes } from '../wire/codec.js';
+import { DaemonTimings, type Timings } from './timings.js';
 
 export interface DaemonOptions {
   readonly id: ServerId;
@@ -68,6 +69,8 @@ export interface DaemonStatus {
   engine: EngineCounters;
   transport: TransportCounters;
   journal: { bytes: number; records: number; syncs: number };
+  /** Event-loop delay and group-commit times since the last reset (control method `timings`). */
+  timings: Timings;
 }
 
 export interface DaemonEvents {
@@ -83,6 +86,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   readonly id: ServerId;
   private readonly logger: winston.Logger;
   private stepScheduled = false;
+  readonly timings = new DaemonTimings();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private readonly lastDropWarningAt = new Map<DropReason, number>();
@@ -130,7 +134,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
           snapshotIntervalMs: options.snapshotIntervalMs ?? defaultSnapshotIntervalMs,
         },
         loaded,
-        journal: journalPort(files, (action) => daemon.protect(action)),
+        journal: journalPort(files, daemon.timings, (action) => daemon.protect(action)),
         transport: daemon.world.transport,
         clock: daemon.world.clock,
         application: options.application ?? ((saved) => new OrderDigest(saved)),
@@ -139,6 +143,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     } catch (err) {
       daemon.stopped = true;
       clearTimeout(daemon.timer);
+      daemon.timings.stop();
       await daemon.transport.close();
       files.abandon();
       throw err;
@@ -259,6 +264,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       engine: { ...p.counters },
       transport: structuredClone(this.transport.counters),
       journal: { bytes: this.files.journalBytes, records: this.files.journalRecords, syncs: this.files.syncs },
+      timings: this.timings.read(false),
     };
   }
 
@@ -268,6 +274,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const failed = this.core.storageError !== undefined;
     this.stopped = true;
     clearTimeout(this.timer);
+    this.timings.stop();
     try {
       await new Promise<void>((resolve, reject) => this.core.stop((error) => (error ? reject(error) : resolve())));
     } finally {
@@ -281,6 +288,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (this.stopped) return;
     this.stopped = true;
     clearTimeout(this.timer);
+    this.timings.stop();
     this.core.crash();
     await this.transport.close().catch(() => undefined);
   }
@@ -343,6 +351,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.logger.error(`stopping: ${err.message}`);
     this.stopped = true;
     clearTimeout(this.timer);
+    this.timings.stop();
     void this.transport.close().catch(() => undefined);
     try {
       this.core.crash();
@@ -358,10 +367,16 @@ export class Daemon extends EventEmitter<DaemonEvents> {
  * thread pool, outside any step, so what the node does then runs under
  * `protect` as every other input does.
  */
-function journalPort(files: LogFiles, protect: (action: () => void) => void): Journal {
+function journalPort(files: LogFiles, timings: DaemonTimings, protect: (action: () => void) => void): Journal {
   return {
     append: (records) => files.append(records),
-    sync: (done) => files.sync((error) => protect(() => done(error))),
+    sync: (done) => {
+      const durable = timings.syncStarted();
+      files.sync((error) => {
+        durable();
+        protect(() => done(error));
+      });
+    },
     get idle() {
       return files.idle;
     },
