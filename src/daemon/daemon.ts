@@ -179,17 +179,29 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         setImmediate(() => {
           this.stepScheduled = false;
           this.guarded(() => this.core.step());
+          this.observeStability();
         });
       },
       wakeAt: (at) => {
         clearTimeout(this.timer);
         const delay = Math.min(Math.max(at - now(), 0), this.statusIntervalMs);
-        this.timer = setTimeout(() => this.guarded(() => this.core.tick()), delay);
+        this.timer = setTimeout(() => {
+          this.guarded(() => this.core.tick());
+          this.observeStability();
+        }, delay);
       },
     },
   };
 
+  /** Own operations whose stability points passed: timed (see timings.ts). */
+  private observeStability(): void {
+    if (this.stopped) return;
+    const p = this.core.protocol;
+    this.timings.observe(p.stableTs, p.stableEverywhereTs, now());
+  }
+
   private readonly nodeEvents: NodeEvents = {
+    confirmed: (message, submittedAt) => this.timings.confirmed(message.ts, submittedAt, now()),
     applied: (ordered, stable) => {
       if (ordered) this.emit('ordered', ordered);
       if (stable.length > 0) this.emit('stable', stable);

@@ -1,8 +1,10 @@
 /**
  * What a daemon measures of itself, for the benchmark and tools/cluster
  * status: how long its event loop was blocked (so a step that stalls shows),
- * and how long a group commit (write and fdatasync) took. Histograms since
- * the last reset, in milliseconds.
+ * how long a group commit (write and fdatasync) took, and how long its own
+ * operations took from submission to confirmed, to stable here and to known
+ * stable at every server. Histograms since the last reset, in milliseconds;
+ * measured where it happens, so nobody has to poll for it.
  */
 import { createHistogram, monitorEventLoopDelay, type IntervalHistogram, type RecordableHistogram } from 'node:perf_hooks';
 
@@ -18,11 +20,29 @@ export interface Timings {
   readonly eventLoopDelay: Percentiles;
   /** From asking for a group commit to its records being durable. */
   readonly journalSync: Percentiles;
+  /** An own operation, from submitted to confirmed (durable here, so it will reach every server). */
+  readonly confirmed: Percentiles;
+  /** From submitted to stable here (final; applied to the stable chat state). */
+  readonly stableHere: Percentiles;
+  /** From submitted to this server knowing it stable at every server (the stable-everywhere point passed it). */
+  readonly stableEverywhere: Percentiles;
+}
+
+/** An own operation confirmed and not yet through both stability points. */
+interface Submitted {
+  readonly ts: number;
+  readonly at: number;
 }
 
 export class DaemonTimings {
   private readonly loop: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
   private readonly sync: RecordableHistogram = createHistogram();
+  private readonly confirm: RecordableHistogram = createHistogram();
+  private readonly here: RecordableHistogram = createHistogram();
+  private readonly everywhere: RecordableHistogram = createHistogram();
+  /** Own operations in ts order (a server's own timestamps only grow), waiting for each stability point. */
+  private untilStableHere: Submitted[] = [];
+  private untilStableEverywhere: Submitted[] = [];
 
   constructor() {
     this.loop.enable();
@@ -34,18 +54,46 @@ export class DaemonTimings {
     return () => this.sync.record(process.hrtime.bigint() - start || 1n);
   }
 
+  /** An own operation submitted at `submittedAt` was confirmed now (times in ms of one clock). */
+  confirmed(ts: number, submittedAt: number, now: number): void {
+    record(this.confirm, now - submittedAt);
+    const submitted = { ts, at: submittedAt };
+    this.untilStableHere.push(submitted);
+    this.untilStableEverywhere.push(submitted);
+  }
+
+  /** The stability points now: record the own operations they passed. */
+  observe(stableTs: number, stableEverywhereTs: number, now: number): void {
+    this.untilStableHere = passed(this.untilStableHere, stableTs, now, this.here);
+    this.untilStableEverywhere = passed(this.untilStableEverywhere, stableEverywhereTs, now, this.everywhere);
+  }
+
   read(reset: boolean): Timings {
-    const timings = { eventLoopDelay: percentiles(this.loop), journalSync: percentiles(this.sync) };
-    if (reset) {
-      this.loop.reset();
-      this.sync.reset();
-    }
+    const timings = {
+      eventLoopDelay: percentiles(this.loop),
+      journalSync: percentiles(this.sync),
+      confirmed: percentiles(this.confirm),
+      stableHere: percentiles(this.here),
+      stableEverywhere: percentiles(this.everywhere),
+    };
+    if (reset) for (const h of [this.loop, this.sync, this.confirm, this.here, this.everywhere]) h.reset();
     return timings;
   }
 
   stop(): void {
     this.loop.disable();
   }
+}
+
+function record(h: RecordableHistogram, ms: number): void {
+  h.record(Math.max(1, Math.round(ms * 1e6)));
+}
+
+/** Record the waiting operations with ts <= point; the rest wait on. */
+function passed(waiting: Submitted[], point: number, now: number, h: RecordableHistogram): Submitted[] {
+  let i = 0;
+  while (i < waiting.length && waiting[i].ts <= point) record(h, now - waiting[i++].at);
+  return i === 0 ? waiting : waiting.slice(i);
 }
 
 function percentiles(h: IntervalHistogram | RecordableHistogram): Percentiles {

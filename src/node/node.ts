@@ -62,6 +62,8 @@ export interface SubmitOutcome {
 export interface NodeEvents {
   /** An own message got its (seq, ts), when the Ready is taken (before it is durable). */
   sequenced?(message: Message): void;
+  /** An own message was confirmed to its submitter, `submittedAt` (clock time) after it was submitted. */
+  confirmed?(message: Message, submittedAt: number): void;
   /** The application was given an order change and newly stable messages. */
   applied?(ordered: OrderChange | undefined, stable: readonly Message[]): void;
   view?(view: readonly ServerId[]): void;
@@ -133,7 +135,7 @@ export class Node {
   private readonly clock: Clock;
   private readonly events: NodeEvents;
   private readonly batches: Batch[] = [];
-  private readonly waiting = new Map<number, SubmitOutcome>();
+  private readonly waiting = new Map<number, { outcome: SubmitOutcome; at: number }>();
   private nextTag = 1;
   private state: 'running' | 'stopping' | 'stopped' | 'failed' = 'running';
   /** A clean stop waits for the Readys taken to complete; then this runs. */
@@ -201,7 +203,7 @@ export class Node {
     const tag = this.nextTag++;
     const result = this.engine.broadcast(payload, tag, this.clock.now());
     if (result !== 'accepted') return outcome.refused(new SubmitRefused(result));
-    this.waiting.set(tag, outcome);
+    this.waiting.set(tag, { outcome, at: this.clock.now() });
     this.clock.stepSoon();
   }
 
@@ -293,9 +295,11 @@ export class Node {
 
   private confirm(sequenced: readonly Sequenced[]): void {
     for (const { tag, message } of sequenced) {
-      const outcome = this.waiting.get(tag);
+      const waiting = this.waiting.get(tag);
+      if (!waiting) continue;
       this.waiting.delete(tag);
-      outcome?.confirmed(message);
+      waiting.outcome.confirmed(message);
+      this.events.confirmed?.(message, waiting.at);
     }
   }
 
@@ -428,7 +432,7 @@ export class Node {
   private refuseWaiting(error: SubmitRefused): void {
     const outcomes = [...this.waiting.values()];
     this.waiting.clear();
-    for (const outcome of outcomes) outcome.refused(error);
+    for (const { outcome } of outcomes) outcome.refused(error);
   }
 }
 
