@@ -10,6 +10,7 @@ describe('wire codec', () => {
   it('round-trips every packet type', () => {
     const packets: Packet[] = [
       { type: 'data', from: 2, messages: [message(1, 1, 'héllo "quoted" \\ \n'), message(3, 7)] },
+      { type: 'data', from: 3, messages: [message(3, 2)], status: { seqVector: [0, 4, 2, 0, 9], tsVector: [1, 12, 13, 0, 11] } },
       { type: 'status', from: 5, seqVector: [1, 2, 3, 4, 5], tsVector: [9, 8, 7, 6, 5] },
       { type: 'nack', from: 1, sender: 4, fromSeq: 10, toSeq: 20 },
     ];
@@ -18,12 +19,25 @@ describe('wire codec', () => {
 
   it('packs several messages per datagram, never over the limit unless one message alone is larger', () => {
     const messages = Array.from({ length: 50 }, (_, i) => message(1, i + 1, 'p'.repeat(100)));
-    const packets = packData(1, messages, 1400);
+    const packets = packData({ type: 'data', from: 1, messages }, 1400);
     expect(packets.length).to.be.within(4, 6);
     expect(packets.flatMap((p) => p.messages)).to.deep.equal(messages);
     for (const p of packets) expect(encodePacket(p).length).to.be.at.most(1400);
-    const big = packData(1, [message(1, 1, 'b'.repeat(5000)), message(1, 2)], 1400);
+    const big = packData({ type: 'data', from: 1, messages: [message(1, 1, 'b'.repeat(5000)), message(1, 2)] }, 1400);
     expect(big.map((p) => p.messages.length)).to.deep.equal([1, 1]);
+  });
+
+  it('every datagram of a data packet carries its status, and still fits the limit', () => {
+    const messages = Array.from({ length: 50 }, (_, i) => message(1, i + 1, 'p'.repeat(100)));
+    const huge = Number.MAX_SAFE_INTEGER;
+    const status = { seqVector: Array(9).fill(huge), tsVector: Array(9).fill(huge) };
+    const packets = packData({ type: 'data', from: 1, messages, status }, 1400);
+    expect(packets.flatMap((p) => p.messages)).to.deep.equal(messages);
+    for (const p of packets) {
+      expect(p.status).to.deep.equal(status);
+      expect(encodePacket(p).length).to.be.at.most(1400);
+      expect(decodePacket(encodePacket(p), 9)).to.deep.equal({ ok: true, packet: p });
+    }
   });
 
   it('drops bad datagrams with a reason', () => {
@@ -35,6 +49,8 @@ describe('wire codec', () => {
       [Buffer.from([2, ...Buffer.from('{"f":1,"s":[0,0],"t":[0,0,0]}')]), 'malformed'],
       [Buffer.from([2, ...Buffer.from('{"f":7,"s":[0,0,0],"t":[0,0,0]}')]), 'unknown-sender'],
       [Buffer.from([1, ...Buffer.from('{"f":1,"m":[[1,0,1,"x"]]}')]), 'malformed'],
+      [Buffer.from([1, ...Buffer.from('{"f":1,"m":[[1,1,1,"x"]],"s":[0,0],"t":[0,0,0]}')]), 'malformed'],
+      [Buffer.from([1, ...Buffer.from('{"f":1,"m":[[1,1,1,"x"]],"s":[0,0,0]}')]), 'malformed'],
       [Buffer.from([3, ...Buffer.from('{"f":1,"s":2,"a":5,"b":4}')]), 'malformed'],
       [Buffer.alloc(70000), 'oversized'],
     ];

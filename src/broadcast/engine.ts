@@ -33,7 +33,7 @@ import { OrderedLog, type OrderChange } from './orderedLog.js';
 import { ReceiveWindow } from './receiveWindow.js';
 import { replayJournal, type EngineState } from './recovery.js';
 import { RetransmitStore } from './retransmitStore.js';
-import type { DataPacket, JournalRecord, Message, NackPacket, Outbound, Packet, ServerId, StatusPacket } from './types.js';
+import type { DataPacket, JournalRecord, Message, NackPacket, Outbound, Packet, ServerId, StatusPacket, StatusVectors } from './types.js';
 import { Views } from './views.js';
 
 export interface Sequenced {
@@ -168,7 +168,10 @@ export class Engine {
     this.views.heard(packet.from, now);
     switch (packet.type) {
       case 'data':
-        return this.onData(packet);
+        this.onData(packet);
+        // After the messages it carries, as a status sent after them would be taken in.
+        if (packet.status) this.acks.onStatus({ type: 'status', from: packet.from, ...packet.status }, this.window.contiguous);
+        return;
       case 'status':
         return this.acks.onStatus(packet, this.window.contiguous);
       case 'nack':
@@ -202,8 +205,8 @@ export class Engine {
     const stable = this.updateStability();
     const view = this.updateView();
     this.scheduleNacks();
-    this.flushData();
-    this.flushStatus();
+    const status: StatusVectors = { seqVector: [...this.window.contiguous], tsVector: this.tsVector };
+    this.flushStatus(status, this.flushData(status));
     this.records.push(...this.durability.records(this.now, this.lamportClock.value, () => this.tsVector, this.acks.seqMatrix, this.acks.tsMatrix));
     const result: Ready = {
       records: this.records,
@@ -410,28 +413,36 @@ export class Engine {
 
   // ---- outgoing packets --------------------------------------------------------
 
-  private flushData(): void {
+  /** Data packets carry the status as of this step; the servers they go to are returned (they need no separate status). */
+  private flushData(status: StatusVectors): Set<ServerId> {
+    const carried = new Set<ServerId>();
     if (this.newOwn.length > 0) {
-      const packet: DataPacket = { type: 'data', from: this.me, messages: this.newOwn };
-      for (const to of this.views.view) if (to !== this.me) this.outgoing.push({ to, packet });
+      const packet: DataPacket = { type: 'data', from: this.me, messages: this.newOwn, status };
+      for (const to of this.views.view) {
+        if (to === this.me) continue;
+        this.outgoing.push({ to, packet });
+        carried.add(to);
+      }
       this.newOwn = [];
     }
-    for (const [to, messages] of this.retransmits) this.outgoing.push({ to, packet: { type: 'data', from: this.me, messages } });
+    for (const [to, messages] of this.retransmits) {
+      this.outgoing.push({ to, packet: { type: 'data', from: this.me, messages, status } });
+      carried.add(to);
+    }
     this.retransmits.clear();
+    return carried;
   }
 
-  private flushStatus(): void {
-    if (!this.statusDue || this.now < this.lastStatusAt + this.options.ackDelayMs) return;
-    const status: StatusPacket = {
-      type: 'status',
-      from: this.me,
-      seqVector: [...this.window.contiguous],
-      tsVector: this.tsVector,
-    };
-    for (let to = 1; to <= this.n; to++) if (to !== this.me) this.outgoing.push({ to, packet: status });
+  /** A status to every other server, except those that data carried it to; at most one per ack delay. */
+  private flushStatus(status: StatusVectors, carried: Set<ServerId>): void {
+    if (!this.statusDue) return;
+    const everyoneCarried = carried.size === this.n - 1;
+    if (!everyoneCarried && this.now < this.lastStatusAt + this.options.ackDelayMs) return;
+    const packet: StatusPacket = { type: 'status', from: this.me, ...status };
+    for (let to = 1; to <= this.n; to++) if (to !== this.me && !carried.has(to)) this.outgoing.push({ to, packet });
     this.statusDue = false;
     this.lastStatusAt = this.now;
-    this.counters.statusesSent++;
+    if (!everyoneCarried) this.counters.statusesSent++;
   }
 
   private advanceTime(now: number): void {

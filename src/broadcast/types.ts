@@ -19,25 +19,35 @@ export interface Message extends MessageId {
   readonly payload: string;
 }
 
-/** Several messages, from any senders: originals and retransmissions alike (the wire layer splits them into datagrams). */
+/**
+ * Several messages, from any senders: originals and retransmissions alike
+ * (the wire layer splits them into datagrams). It carries the sender's
+ * status too, taken after its messages, so a server sending data to a peer
+ * needs no separate status to it.
+ */
 export interface DataPacket {
   readonly type: 'data';
   readonly from: ServerId;
   readonly messages: readonly Message[];
+  readonly status?: StatusVectors;
 }
 
 /**
- * Heartbeat, acknowledgement and anti-entropy in one. `seqVector[s-1]` is the
- * highest seq from server s that `from` holds durably with none missing
- * (for s = from: its own last sequence number). `tsVector[s-1]` is a bound:
- * every message from s that `from` has not received has a larger timestamp
- * (for s = from: its Lamport clock). The two vectors are one consistent snapshot.
+ * What a status reports. `seqVector[s-1]` is the highest seq from server s
+ * that the sender holds durably with none missing (for s = the sender: its
+ * own last sequence number). `tsVector[s-1]` is a bound: every message from s
+ * that the sender has not received has a larger timestamp (for s = the
+ * sender: its Lamport clock). The two vectors are one consistent snapshot.
  */
-export interface StatusPacket {
-  readonly type: 'status';
-  readonly from: ServerId;
+export interface StatusVectors {
   readonly seqVector: readonly number[];
   readonly tsVector: readonly number[];
+}
+
+/** Heartbeat, acknowledgement and anti-entropy in one: the sender's StatusVectors. */
+export interface StatusPacket extends StatusVectors {
+  readonly type: 'status';
+  readonly from: ServerId;
 }
 
 /** "Please retransmit sender's messages fromSeq..toSeq": sent to any server that holds them. */

@@ -3,13 +3,14 @@
  * (envelope.ts, which holds the wire version), is
  *
  *   byte 0      type tag: 1 data, 2 status, 3 nack (append-only: never reuse a tag)
- *   bytes 1..   UTF-8 JSON body, compact field names
+ *   bytes 1..   UTF-8 JSON body, compact field names (a data body may end
+ *               with the sender's status, "s" and "t", as a status body has)
  *
  * Decoding validates everything and never throws: a packet that does not
  * decode yields a reason, which the transport counts before dropping it.
  */
 import { maxPayloadBytes } from '../broadcast/options.js';
-import type { DataPacket, Message, NackPacket, Packet, StatusPacket } from '../broadcast/types.js';
+import type { DataPacket, Message, NackPacket, Packet, StatusPacket, StatusVectors } from '../broadcast/types.js';
 import { envelopeBytes, maxUdpPayloadBytes } from './envelope.js';
 
 const headerBytes = 1;
@@ -57,35 +58,47 @@ export function messageWireBytes(m: Message): number {
   return bytes;
 }
 
-/** Split messages into data packets of at most maxDatagramBytes (a lone larger message gets its own). */
-export function packData(from: number, messages: readonly Message[], maxDatagramBytes: number): DataPacket[] {
+/** The JSON fields a data datagram adds for the sender's status: `,"s":[...],"t":[...]`. */
+function statusFields(status: StatusVectors | undefined): string {
+  return status ? `,"s":[${status.seqVector.join(',')}],"t":[${status.tsVector.join(',')}]` : '';
+}
+
+/**
+ * Split a data packet into data packets of at most maxDatagramBytes (a lone
+ * larger message gets its own); each carries the status, so whichever
+ * arrives first brings it.
+ */
+export function packData(packet: DataPacket, maxDatagramBytes: number): DataPacket[] {
+  const { from, status } = packet;
+  const empty = dataEnvelopeBytes + statusFields(status).length;
   const packets: DataPacket[] = [];
   let batch: Message[] = [];
-  let bytes = dataEnvelopeBytes;
-  for (const m of messages) {
+  let bytes = empty;
+  const push = () => packets.push(status ? { type: 'data', from, messages: batch, status } : { type: 'data', from, messages: batch });
+  for (const m of packet.messages) {
     const size = messageWireBytes(m);
     if (batch.length > 0 && bytes + size > maxDatagramBytes) {
-      packets.push({ type: 'data', from, messages: batch });
+      push();
       batch = [];
-      bytes = dataEnvelopeBytes;
+      bytes = empty;
     }
     batch.push(m);
     bytes += size;
   }
-  if (batch.length > 0) packets.push({ type: 'data', from, messages: batch });
+  if (batch.length > 0) push();
   return packets;
 }
 
 /** The datagram bodies that carry a packet: a data packet is split to fit maxDatagramBytes, any other fits one. */
 export function encodeDatagrams(packet: Packet, maxDatagramBytes: number): Buffer[] {
   if (packet.type !== 'data') return [encodePacket(packet)];
-  return packData(packet.from, packet.messages, maxDatagramBytes).map(encodePacket);
+  return packData(packet, maxDatagramBytes).map(encodePacket);
 }
 
 export function encodePacket(packet: Packet): Buffer {
   switch (packet.type) {
     case 'data':
-      return frame(Tag.Data, `{"f":${packet.from},"m":[${packet.messages.map(messagePiece).join(',')}]}`);
+      return frame(Tag.Data, `{"f":${packet.from},"m":[${packet.messages.map(messagePiece).join(',')}]${statusFields(packet.status)}}`);
     case 'status':
       return frame(Tag.Status, JSON.stringify({ f: packet.from, s: packet.seqVector, t: packet.tsVector }));
     case 'nack':
@@ -146,7 +159,8 @@ function decodeData(from: number, body: Record<string, unknown>, n: number): Dat
     if (typeof payload !== 'string') throw new Malformed('payload is not a string');
     return { sender: id, seq: positive(seq, 'seq'), ts: positive(ts, 'ts'), payload };
   });
-  return { type: 'data', from, messages };
+  if (body.s === undefined && body.t === undefined) return { type: 'data', from, messages };
+  return { type: 'data', from, messages, status: { seqVector: vector(body.s, n, 'seq vector'), tsVector: vector(body.t, n, 'timestamp vector') } };
 }
 
 function decodeStatus(from: number, body: Record<string, unknown>, n: number): StatusPacket {
