@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { JSONRPCErrorException, JSONRPCServer } from 'json-rpc-2.0';
 import { WebSocketServer, type AddressInfo } from 'ws';
 import { RpcErrors } from '../rpc/protocol.js';
+import { warnUnexpected } from '../rpc/server.js';
 import type { FaultSettings } from '../transport/faults.js';
 import { parseFaultSettings, saveFaults } from '../transport/faultsFile.js';
 import type { Daemon, DaemonStatus } from './daemon.js';
@@ -86,7 +87,7 @@ export class ControlServer {
   ) {}
 
   static async start(daemon: Daemon, dataDir: string, clusterKey: Buffer, extras: () => ServerExtras): Promise<ControlServer> {
-    const rpc = new JSONRPCServer();
+    const rpc = new JSONRPCServer({ errorListener: warnUnexpected });
     rpc.addMethod('status', (): ServerStatus => ({ ...daemon.status(), faults: daemon.faults.current, ...extras() }));
     rpc.addMethod('progress', (params): Progress => {
       const withDigest = typeof params === 'object' && params !== null && (params as { digest?: unknown }).digest === true;

@@ -10,7 +10,7 @@
  * drop; parameters are checked against their schemas (params.ts).
  */
 import { randomBytes } from 'node:crypto';
-import { JSONRPCServer, type JSONRPCRequest } from 'json-rpc-2.0';
+import { JSONRPCErrorException, JSONRPCServer, type JSONRPCRequest } from 'json-rpc-2.0';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ServerAddress } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
@@ -37,8 +37,19 @@ function errorResponse(id: JSONRPCRequest['id'] | null, code: number, message: s
   return JSON.stringify({ jsonrpc: '2.0', id: id ?? null, error: { code, message } });
 }
 
+/**
+ * The JSON-RPC library reports every error a method throws. A refused
+ * request (bad parameters, a rule, a limit) is answered to its client and
+ * is no news to the operator: without this, a client sending bad input would
+ * flood the daemon's output with a stack trace each.
+ */
+export function warnUnexpected(message: string, error: unknown): void {
+  if (error instanceof JSONRPCErrorException) return;
+  console.warn(message, error);
+}
+
 export class RpcServer {
-  private readonly rpc = new JSONRPCServer<Connection>();
+  private readonly rpc = new JSONRPCServer<Connection>({ errorListener: warnUnexpected });
   private readonly connections = new Set<Connection>();
   /** Distinguishes this daemon run's sessions from those of earlier runs. */
   private readonly bootId = randomBytes(4).toString('hex');
