@@ -375,9 +375,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 }
 
 /**
- * The log files as the node's journal. Their fdatasync finishes on the
- * thread pool, outside any step, so what the node does then runs under
- * `protect` as every other input does.
+ * The log files as the node's journal, each group commit timed. A sync may
+ * finish outside any step (the log files pipeline them), so what the node
+ * does then runs under `protect` as every other input does.
  */
 function journalPort(files: LogFiles, timings: DaemonTimings, protect: (action: () => void) => void): Journal {
   return {

@@ -385,9 +385,7 @@ export class Node {
   }
 
   private finishStop(): void {
-    const done = this.stopped!;
-    this.stopped = undefined;
-    this.snapshotAfter = undefined;
+    const done = this.dropPending()!;
     this.state = 'stopped';
     this.refuseWaiting(new SubmitRefused('stopped'));
     const snapshotError = attempt(() => this.journal.writeSnapshot(this.engine.exportState(), this.app.snapshot()));
@@ -398,10 +396,8 @@ export class Node {
   /** Stop as a crash would: nothing pending is written, no snapshot. */
   crash(): void {
     if (this.state === 'stopped') return;
-    const stopping = this.stopped;
+    const stopping = this.dropPending();
     this.state = 'stopped';
-    this.stopped = undefined;
-    this.snapshotAfter = undefined;
     this.batches.length = 0;
     this.refuseWaiting(new SubmitRefused('stopped'));
     this.journal.abandon();
@@ -418,15 +414,21 @@ export class Node {
    */
   private storageFailed(error: ChorusError): void {
     if (!this.completing()) return;
-    const stopped = this.stopped;
-    this.stopped = undefined;
-    this.snapshotAfter = undefined;
+    const stopped = this.dropPending();
     this.state = 'failed';
     this.failure = error.message;
     this.batches.length = 0;
     this.refuseWaiting(new SubmitRefused('storage', error.message));
     this.events.storageFailed?.(error);
     if (stopped) this.stop(stopped);
+  }
+
+  /** Forget a snapshot waiting for its Ready, and hand back a clean stop's callback if one waits. */
+  private dropPending(): ((error?: Error) => void) | undefined {
+    const stopped = this.stopped;
+    this.stopped = undefined;
+    this.snapshotAfter = undefined;
+    return stopped;
   }
 
   private refuseWaiting(error: SubmitRefused): void {
