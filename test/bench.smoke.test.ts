@@ -23,7 +23,7 @@ describe('benchmark suite (QUICK=1 smoke test)', function () {
       const { stdout } = await promisify(execFile)(process.execPath, [bench, '--quick', '--out', out]);
       expect(stdout).to.match(/throughput: stable at all five/);
       const r = JSON.parse(readFileSync(out, 'utf8')) as Record<string, Record<string, unknown>>;
-      for (const section of ['disk', 'throughput', 'baseline', 'latency', 'heal', 'catchUp', 'footprint', 'restart']) expect(r, section).to.have.property(section);
+      for (const section of ['disk', 'throughput', 'baseline', 'protocol', 'latency', 'heal', 'catchUp', 'footprint', 'restart']) expect(r, section).to.have.property(section);
       expect(r.throughput.confirmedPerS).to.be.a('number').greaterThan(0);
       expect(r.throughput.datagramsLostToOverflow).to.be.a('number');
       expect((r.disk.fdatasync as { count: number }).count).to.equal(500);
@@ -32,6 +32,10 @@ describe('benchmark suite (QUICK=1 smoke test)', function () {
       expect(r.throughput.journalSyncP50Ms).to.be.a('number').greaterThan(0);
       expect(r.latency.journalSyncP99Ms).to.be.a('number').greaterThan(0);
       expect((r.latency.ack as { count: number }).count).to.be.greaterThan(0);
+      // Protocol only: five processes broadcasting themselves delivered messages at all five, with fsync and without.
+      const protocol = r.protocol as Record<string, Record<string, number>>;
+      for (const fsync of ['fsyncOn', 'fsyncOff']) expect(protocol[fsync].deliveredAtAllFivePerS, fsync).to.be.a('number').greaterThan(0);
+      expect(protocol.fsyncOn.groupCommitsPerS).to.be.greaterThan(0);
       expect(r.heal.convergedMsAfterHeal).to.be.a('number');
       expect(r.catchUp.caughtUpMs).to.be.a('number');
       expect((r.footprint.retained as number[]).every((n) => n === 0)).to.equal(true);

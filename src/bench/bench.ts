@@ -16,11 +16,13 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ChorusConnection } from '../client/connection.js';
 import { loadClusterConfig } from '../config/clusterConfig.js';
+import { ensureClusterKey } from '../config/clusterKey.js';
 import type { ControlMethods, Progress } from '../daemon/controlServer.js';
 import type { Percentiles, Timings } from '../daemon/timings.js';
 import { LocalCluster } from '../tools/clusterOps.js';
 import { freePorts } from '../tools/freePorts.js';
-import { connectControl, serverDir } from '../tools/localCluster.js';
+import { connectControl, nodeArgs, serverDir } from '../tools/localCluster.js';
+import type { ProtocolNodeResult } from './protocolNode.js';
 
 const execFileAsync = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -284,6 +286,44 @@ class Bench {
     this.results.baseline = { datagramBytes: bytes, datagramsReceivedPerS: datagramsPerS, messageEquivalentPerS: messagesPerS };
   }
 
+  /**
+   * Five more processes on their own ports, each originating 200-byte
+   * broadcasts itself (no RPC, no chat), with fsync on and then off:
+   * messages delivered (stable) at all five per second. The cluster idles.
+   */
+  async protocol(): Promise<void> {
+    const measureMs = this.scale.throughputS * 1000;
+    const warmupMs = Math.min(2000, measureMs / 2);
+    this.say(`protocol only: each of 5 processes broadcasting 200-byte messages itself for ${(warmupMs + measureMs) / 1000} s, fsync on, then off`);
+    const results: Record<string, unknown> = {};
+    for (const fsync of ['on', 'off'] as const) {
+      const root = join(this.cluster.paths.dataRoot, `protocol-${fsync}`);
+      const ports = await freePorts(10);
+      const configFile = join(root, 'clusterconfig');
+      const keyFile = join(root, 'cluster.key');
+      ensureClusterKey(keyFile);
+      writeFileSync(configFile, Array.from({ length: 5 }, (_, i) => `127.0.0.1 ${ports[2 * i]} ${ports[2 * i + 1]}\n`).join(''));
+      const startAt = Date.now() + 1500;
+      const runs = await Promise.all(
+        [1, 2, 3, 4, 5].map((id) =>
+          execFileAsync(process.execPath, [...nodeArgs(), join(here, 'protocolNode.js'), String(id), configFile, keyFile, join(root, `server${id}`), String(startAt), String(warmupMs), String(measureMs), '200', fsync], {
+            timeout: startAt - Date.now() + warmupMs + measureMs + 30_000,
+          }).then(({ stdout }) => JSON.parse(stdout) as ProtocolNodeResult),
+        ),
+      );
+      const perS = (f: (r: ProtocolNodeResult) => number) => runs.map((r) => (f(r) * 1000) / r.measuredMs);
+      results[`fsync${fsync === 'on' ? 'On' : 'Off'}`] = {
+        deliveredAtAllFivePerS: Math.min(...perS((r) => r.delivered)),
+        originatedPerS: perS((r) => r.originated).reduce((a, b) => a + b, 0),
+        groupCommitsPerS: perS((r) => r.groupCommits).reduce((a, b) => a + b, 0),
+        eventLoopDelayMaxMs: Math.max(...runs.map((r) => r.eventLoopDelayMaxMs)),
+        journalSyncP50Ms: Math.max(...runs.map((r) => r.journalSyncP50Ms)),
+      };
+      rmSync(root, { recursive: true, force: true });
+    }
+    this.results.protocol = results;
+  }
+
   async latency(): Promise<void> {
     const rate = 1000;
     this.say(`latency: ${rate} appends/s spread over the servers for ${this.scale.latencyS} s`);
@@ -419,7 +459,7 @@ function worst(timings: Timings[]): { eventLoopDelayMaxMs: number; eventLoopDela
 }
 
 /** The phases, in the order they run (baseline sizes its datagrams from throughput's). */
-const phaseNames = ['disk', 'throughput', 'baseline', 'latency', 'heal', 'catchUp', 'footprint', 'restart'] as const;
+const phaseNames = ['disk', 'throughput', 'baseline', 'protocol', 'latency', 'heal', 'catchUp', 'footprint', 'restart'] as const;
 
 function table(r: Record<string, unknown>): string {
   const f = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
@@ -443,6 +483,12 @@ function table(r: Record<string, unknown>): string {
       ['throughput: lost to buffer overflow', `${t.datagramsLostToOverflow} datagrams`],
       ['throughput: daemons', loop(t)],
     );
+  }
+  const p = r.protocol as Record<string, Record<string, number>> | undefined;
+  if (p) {
+    const protocolRow = (x: Record<string, number>) =>
+      `${k(x.deliveredAtAllFivePerS)} messages/s delivered at all five (${k(x.groupCommitsPerS)} group commits/s; event loop delay max ${f(x.eventLoopDelayMaxMs)} ms)`;
+    rows.push(['protocol only, fsync on', protocolRow(p.fsyncOn)], ['protocol only, fsync off', protocolRow(p.fsyncOff)]);
   }
   const l = r.latency as Record<string, Record<string, number>> | undefined;
   if (l) {

@@ -17,7 +17,7 @@ import { ChorusError } from '../errors.js';
 import { OrderDigest, type ApplicationFactory } from '../node/application.js';
 import { defaultSnapshotIntervalMs, defaultSnapshotJournalBytes, Node, type NodeEvents } from '../node/node.js';
 import type { Clock, Journal, Transport } from '../node/ports.js';
-import { nodeFileSystem } from '../storage/fileSystem.js';
+import { nodeFileSystem, type FileSystem } from '../storage/fileSystem.js';
 import { LogFiles } from '../storage/logFiles.js';
 import type { FaultFilter, FaultSettings } from '../transport/faults.js';
 import { UdpTransport, type DropReason, type TransportCounters } from '../transport/udpTransport.js';
@@ -39,6 +39,8 @@ export interface DaemonOptions {
   /** Also snapshot after this long if anything was journaled, so an idle daemon's files shrink. */
   readonly snapshotIntervalMs?: number;
   readonly application?: ApplicationFactory;
+  /** The disk the log files live on; default the real one (the benchmark's protocol-only phase also runs without fsync). */
+  readonly fileSystem?: FileSystem;
   /** Injected faults to apply from the first datagram (they survive relaunches). */
   readonly faults?: FaultSettings;
 }
@@ -108,7 +110,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const { id, config, logger } = options;
     const me = serverById(config, id);
     const maxDatagramBytes = options.maxDatagramBytes ?? (allOnLoopback(config) ? loopbackDatagramBytes : networkDatagramBytes);
-    const { files, loaded } = LogFiles.open({ fs: nodeFileSystem, dir: options.dataDir, serverId: id, serverCount: config.servers.length, wallClockMs: Date.now() });
+    const { files, loaded } = LogFiles.open({ fs: options.fileSystem ?? nodeFileSystem, dir: options.dataDir, serverId: id, serverCount: config.servers.length, wallClockMs: Date.now() });
     const daemon = new Daemon(options, files);
     try {
       daemon.transport = await UdpTransport.open(

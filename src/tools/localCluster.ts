@@ -50,16 +50,19 @@ export function runningPid(paths: LocalClusterPaths, id: number): number | undef
   }
 }
 
+/** CHORUS_NODE_ARGS passes options to node itself, e.g. "--cpu-prof --cpu-prof-dir=prof" to profile the daemons. */
+export function nodeArgs(): string[] {
+  return (process.env.CHORUS_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+}
+
 /** Start server's daemon in the background; returns its pid. */
 export function launchDaemon(paths: LocalClusterPaths, server: ServerAddress, extraArgs: readonly string[] = []): number {
   mkdirSync(paths.dataRoot, { recursive: true });
   const log = openSync(daemonLogFile(paths, server.id), 'a');
   try {
-    // CHORUS_NODE_ARGS passes options to node itself, e.g. "--cpu-prof --cpu-prof-dir=prof" to profile the daemons.
-    const nodeArgs = (process.env.CHORUS_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
     const child = spawn(
       process.execPath,
-      [...nodeArgs, daemonMain, '--id', String(server.id), '--config', paths.configFile, '--data-dir', serverDir(paths, server.id), ...extraArgs],
+      [...nodeArgs(), daemonMain, '--id', String(server.id), '--config', paths.configFile, '--data-dir', serverDir(paths, server.id), ...extraArgs],
       { detached: true, stdio: ['ignore', log, log] },
     );
     child.unref();

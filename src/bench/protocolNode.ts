@@ -1,0 +1,113 @@
+/**
+ * The benchmark's protocol-only load: one of five processes, each a daemon
+ * (node core, UDP, log files) with no RPC and no chat, originating broadcasts
+ * itself as fast as flow control admits them and counting the messages that
+ * become stable (delivered in the final total order). With fsync off the log
+ * files are written but never synced: the figure group-communication toolkits
+ * without persistence publish. Run by tools/bench; prints one JSON line.
+ *
+ *   protocolNode.js <id> <config> <key file> <data dir> <start at (epoch ms)> <warm-up ms> <measure ms> <payload bytes> <fsync on|off>
+ */
+import { loadClusterConfig } from '../config/clusterConfig.js';
+import { loadClusterKey } from '../config/clusterKey.js';
+import { Daemon } from '../daemon/daemon.js';
+import { createLogger } from '../daemon/logger.js';
+import type { Application } from '../node/application.js';
+import type { OrderChange } from '../broadcast/orderedLog.js';
+import type { Message } from '../broadcast/types.js';
+import { nodeFileSystem, type FileSystem } from '../storage/fileSystem.js';
+
+/** Own broadcasts submitted and not yet confirmed: enough to keep the send window full. */
+const inFlight = 6000;
+
+export interface ProtocolNodeResult {
+  /** Messages that became stable here during the measured time. */
+  delivered: number;
+  /** Own broadcasts confirmed during the measured time. */
+  originated: number;
+  measuredMs: number;
+  /** Journal writes with their fdatasync (a no-op with fsync off). */
+  groupCommits: number;
+  eventLoopDelayMaxMs: number;
+  journalSyncP50Ms: number;
+}
+
+/** Counts stable messages: the chat's work left out. */
+class DeliveryCounter implements Application {
+  delivered = 0;
+
+  apply(_ordered: OrderChange | undefined, stable: readonly Message[]): void {
+    this.delivered += stable.length;
+  }
+
+  viewChanged(): void {}
+
+  snapshot(): unknown {
+    return { delivered: this.delivered };
+  }
+
+  digest(): string {
+    return String(this.delivered);
+  }
+}
+
+/** The real disk with every sync a no-op: nothing is durable, as in a toolkit without persistence. */
+const unsyncedFileSystem: FileSystem = { ...nodeFileSystem, fsync: () => {}, fdatasync: (_file, done) => done(), syncDir: () => {} };
+
+const sleepUntil = (epochMs: number) => new Promise((r) => setTimeout(r, Math.max(0, epochMs - Date.now())));
+
+async function main(): Promise<void> {
+  const [id, configFile, keyFile, dataDir, startAtText, warmupText, measureText, bytesText, fsync] = process.argv.slice(2);
+  if (fsync !== 'on' && fsync !== 'off') throw new Error('usage: protocolNode.js <id> <config> <key file> <data dir> <start at> <warm-up ms> <measure ms> <payload bytes> <on|off>');
+  const counter = new DeliveryCounter();
+  const daemon = await Daemon.start({
+    id: Number(id),
+    config: loadClusterConfig(configFile),
+    dataDir,
+    logger: createLogger(Number(id), 'warn'),
+    clusterKey: loadClusterKey(keyFile),
+    application: () => counter,
+    fileSystem: fsync === 'on' ? nodeFileSystem : unsyncedFileSystem,
+  });
+  const payload = 'x'.repeat(Number(bytesText));
+  let originated = 0;
+  let flooding = true;
+  const submit = (): void => {
+    if (!flooding) return;
+    daemon.node.submit(payload, {
+      confirmed: () => {
+        originated++;
+        submit();
+      },
+      // Refused only when the queue is full: try again a little later.
+      refused: () => void setTimeout(submit, 1),
+    });
+  };
+  const startAt = Number(startAtText);
+  await sleepUntil(startAt);
+  for (let i = 0; i < inFlight; i++) submit();
+  await sleepUntil(startAt + Number(warmupText));
+  const before = { delivered: counter.delivered, originated, groupCommits: daemon.status(false).journal.syncs, at: performance.now() };
+  daemon.timings.read(true);
+  await sleepUntil(startAt + Number(warmupText) + Number(measureText));
+  const status = daemon.status(false);
+  const result: ProtocolNodeResult = {
+    delivered: counter.delivered - before.delivered,
+    originated: originated - before.originated,
+    measuredMs: performance.now() - before.at,
+    groupCommits: status.journal.syncs - before.groupCommits,
+    eventLoopDelayMaxMs: status.timings.eventLoopDelay.maxMs,
+    journalSyncP50Ms: status.timings.journalSync.p50Ms,
+  };
+  flooding = false;
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+  await daemon.stop();
+}
+
+main().then(
+  () => process.exit(0),
+  (err: Error) => {
+    process.stderr.write(`protocolNode: ${err.stack ?? err.message}\n`);
+    process.exit(1);
+  },
+);
