@@ -40,24 +40,48 @@ describe('wire codec', () => {
     }
   });
 
+  it('carries any Unicode payload byte for byte, and a server with the most vectors', () => {
+    const payloads = ['', 'plain', 'héllo "quoted" \\ \n\u0000', '😀 emoji, 中文, \u{10FFFF}', JSON.stringify({ op: 'append', text: 'a "b"' })];
+    const packet: Packet = { type: 'data', from: 200, messages: payloads.map((p, i) => ({ sender: 255, seq: Number.MAX_SAFE_INTEGER - i, ts: 1 + i, payload: p })) };
+    expect(decodePacket(encodePacket(packet), 255)).to.deep.equal({ ok: true, packet });
+  });
+
   it('drops bad datagrams with a reason', () => {
     const status = encodePacket({ type: 'status', from: 1, seqVector: [0, 0, 0], tsVector: [0, 0, 0] });
+    const data = encodePacket({ type: 'data', from: 1, messages: [message(1, 1, 'x')] });
+    const num = (x: number) => {
+      const b = Buffer.alloc(8);
+      b.writeDoubleBE(x);
+      return [...b];
+    };
+    const withByte = (buf: Buffer, at: number, byte: number) => {
+      const copy = Buffer.from(buf);
+      copy[at] = byte;
+      return copy;
+    };
+    // data = tag, from, status flag, count (2), then sender, seq (8), ts (8), length (4), payload.
     const cases: [Uint8Array, string][] = [
       [Buffer.from([1]), 'too-short'],
-      [Buffer.concat([Buffer.from([77]), status.subarray(1)]), 'unknown-type'],
-      [Buffer.from([2, ...Buffer.from('{not json')]), 'malformed'],
-      [Buffer.from([2, ...Buffer.from('{"f":1,"s":[0,0],"t":[0,0,0]}')]), 'malformed'],
-      [Buffer.from([2, ...Buffer.from('{"f":7,"s":[0,0,0],"t":[0,0,0]}')]), 'unknown-sender'],
-      [Buffer.from([1, ...Buffer.from('{"f":1,"m":[[1,0,1,"x"]]}')]), 'malformed'],
-      [Buffer.from([1, ...Buffer.from('{"f":1,"m":[[1,1,1,"x"]],"s":[0,0],"t":[0,0,0]}')]), 'malformed'],
-      [Buffer.from([1, ...Buffer.from('{"f":1,"m":[[1,1,1,"x"]],"s":[0,0,0]}')]), 'malformed'],
-      [Buffer.from([3, ...Buffer.from('{"f":1,"s":2,"a":5,"b":4}')]), 'malformed'],
+      [withByte(status, 0, 77), 'unknown-type'],
+      [withByte(status, 1, 7), 'unknown-sender'],
+      [withByte(status, 2, 2), 'malformed'], // vectors of the wrong length
+      [status.subarray(0, status.length - 1), 'malformed'], // cut short
+      [Buffer.concat([status, Buffer.from([0])]), 'malformed'], // trailing bytes
+      [Buffer.from([2, 1, 3, ...num(-1), ...num(0), ...num(0), ...num(0), ...num(0), ...num(0)]), 'malformed'],
+      [Buffer.from([2, 1, 3, ...num(1.5), ...num(0), ...num(0), ...num(0), ...num(0), ...num(0)]), 'malformed'],
+      [withByte(data, 2, 2), 'malformed'], // status flag
+      [withByte(data, 4, 0), 'malformed'], // no messages
+      [withByte(data, 5, 9), 'malformed'], // message sender outside the cluster
+      [Buffer.from([1, 1, 0, 0, 1, 1, ...num(0), ...num(1), 0, 0, 0, 1, 120]), 'malformed'], // seq 0
+      [withByte(data, data.length - 1, 0xff), 'malformed'], // payload not UTF-8
+      [withByte(data, data.length - 2, 9), 'malformed'], // payload length past the end
+      [Buffer.from([3, 1, 2, ...num(5), ...num(4)]), 'malformed'], // empty nack range
       [Buffer.alloc(70000), 'oversized'],
     ];
     for (const [buf, reason] of cases) {
       const result = decodePacket(buf, 3);
       expect(result.ok, reason).to.equal(false);
-      if (!result.ok) expect(result.reason).to.equal(reason);
+      if (!result.ok) expect(result.reason, `${reason}: ${result.detail}`).to.equal(reason);
     }
   });
 

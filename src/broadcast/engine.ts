@@ -28,7 +28,7 @@ import { DurabilityRecorder } from './durability.js';
 import { FlowControl } from './flowControl.js';
 import { LamportClock } from './lamportClock.js';
 import { NackScheduler } from './nackScheduler.js';
-import { payloadFits, type EngineOptions } from './options.js';
+import { isUnicode, payloadFits, type EngineOptions } from './options.js';
 import { OrderedLog, type OrderChange } from './orderedLog.js';
 import { ReceiveWindow } from './receiveWindow.js';
 import { replayJournal, type EngineState } from './recovery.js';
@@ -55,7 +55,7 @@ export interface Ready {
   readonly view?: readonly ServerId[];
 }
 
-export type BroadcastResult = 'accepted' | 'busy' | 'too-large';
+export type BroadcastResult = 'accepted' | 'busy' | 'too-large' | 'not-unicode';
 
 export interface EngineCounters {
   accepted: number;
@@ -189,10 +189,12 @@ export class Engine {
    * Ask for a payload to be broadcast. 'accepted': it will be sequenced (at
    * once, or when the send window opens) and reported in `sequenced` with
    * `tag`. 'busy': the queue is full, try later. 'too-large': it can never fit.
+   * 'not-unicode': it holds a lone surrogate, which UTF-8 cannot carry.
    */
   broadcast(payload: string, tag: number, now: number): BroadcastResult {
     this.advanceTime(now);
     if (!payloadFits(payload)) return 'too-large';
+    if (!isUnicode(payload)) return 'not-unicode';
     return this.flow.offer({ payload, tag }) ? 'accepted' : 'busy';
   }
 
@@ -401,10 +403,13 @@ export class Engine {
     for (let s = 1; s <= this.n; s++) {
       if (s === this.me) continue;
       const gap = this.gapOf(s);
-      if (!gap) continue;
+      if (!gap) {
+        this.nacks.closed(s);
+        continue;
+      }
       const holders = (hint: ServerId | undefined) =>
         this.views.view.filter((k) => k !== this.me && (k === s || k === hint || this.acks.seqMatrix[k - 1][s - 1] >= gap.fromSeq));
-      const nack = this.nacks.plan(this.now, s, gap, this.window.contiguous[s - 1], holders);
+      const nack = this.nacks.plan(this.now, s, gap, this.window.contiguous[s - 1], this.window.hasBuffered(s), holders);
       if (!nack || this.options.brokenVariant === 'no-nack') continue;
       this.outgoing.push(nack);
       this.counters.nacksSent++;

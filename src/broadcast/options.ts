@@ -65,7 +65,15 @@ export function engineOptions(me: ServerId, serverCount: number, overrides: Part
 /** The largest payload, in bytes as a JSON string, of one broadcast message (a chat operation needs under 9 KiB). */
 export const maxPayloadBytes = 16 * 1024;
 
-/** Whether a payload fits one message (JSON escaping counted). */
+/** A lone UTF-16 surrogate: not Unicode, so UTF-8 (the wire) cannot carry it. */
+const loneSurrogate = /\p{Cs}/u;
+
+/** Whether a payload is well-formed Unicode (the wire carries UTF-8; the chat's JSON payloads always are). */
+export function isUnicode(payload: string): boolean {
+  return !loneSurrogate.test(payload);
+}
+
+/** Whether a payload fits one message (JSON escaping counted, as the journal stores it). */
 export function payloadFits(payload: string): boolean {
   // JSON escaping at most sextuples a character (\u00XX), so most payloads need no stringify here.
   const bytes = Buffer.byteLength(payload);

@@ -85,6 +85,11 @@ export class ReceiveWindow {
     return toSeq >= fromSeq ? { fromSeq, toSeq } : undefined;
   }
 
+  /** Whether a message of sender's waits beyond a gap (evidence that the gap was lost, not merely late). */
+  hasBuffered(sender: ServerId): boolean {
+    return this.ahead[sender - 1].size > 0;
+  }
+
   bufferedCount(): number {
     return this.ahead.reduce((sum, buffer) => sum + buffer.size, 0);
   }

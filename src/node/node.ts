@@ -34,6 +34,7 @@ import type { Clock, Journal, Transport } from './ports.js';
 const refusals = {
   busy: 'the server is overloaded: too many messages waiting to be sent; try again shortly',
   'too-large': 'the message is too large to broadcast',
+  'not-unicode': 'the message is not well-formed Unicode (it holds a lone surrogate)',
   stopped: 'the server is shutting down',
   storage: 'the server cannot write its log files, so it accepts no operations until it is restarted',
 } as const;
@@ -214,11 +215,15 @@ export class Node {
     this.clock.stepSoon();
   }
 
-  /** The time asked for with wakeAt has come. */
+  /**
+   * The time asked for with wakeAt has come. The step runs soon, like any
+   * input's: after the packets already waiting, so a server that was busy
+   * reads what arrived meanwhile before it judges a gap stalled.
+   */
   tick(): void {
     if (this.state !== 'running') return;
     this.engine.tick(this.clock.now());
-    this.step();
+    this.clock.stepSoon();
   }
 
   // ---- the executor -------------------------------------------------------------

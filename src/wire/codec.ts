@@ -1,10 +1,16 @@
 /**
  * The packet codec. A packet, carried inside the authenticated envelope
- * (envelope.ts, which holds the wire version), is
+ * (envelope.ts, which holds the wire version), is binary, big-endian:
  *
- *   byte 0      type tag: 1 data, 2 status, 3 nack (append-only: never reuse a tag)
- *   bytes 1..   UTF-8 JSON body, compact field names (a data body may end
- *               with the sender's status, "s" and "t", as a status body has)
+ *   packet   = tag:u8 from:u8 body          tag 1 data, 2 status, 3 nack (append-only: never reuse a tag)
+ *   data     = hasStatus:u8 [status] count:u16 message*count
+ *   message  = sender:u8 seq:num ts:num payloadBytes:u32 payload (UTF-8)
+ *   status   = n:u8 seqVector:num*n tsVector:num*n
+ *   nack     = sender:u8 fromSeq:num toSeq:num
+ *
+ * where num is an 8-byte IEEE double holding a non-negative safe integer.
+ * A payload travels as its UTF-8 bytes, written once per datagram and read
+ * without parsing; only the journal, which stays JSON lines, escapes it.
  *
  * Decoding validates everything and never throws: a packet that does not
  * decode yields a reason, which the transport counts before dropping it.
@@ -13,15 +19,20 @@ import { maxPayloadBytes } from '../broadcast/options.js';
 import type { DataPacket, Message, NackPacket, Packet, StatusPacket, StatusVectors } from '../broadcast/types.js';
 import { envelopeBytes, maxUdpPayloadBytes } from './envelope.js';
 
-const headerBytes = 1;
 /** Datagram budget on a real network: fits a 1500-byte MTU with IP/UDP headers to spare. */
 export const networkDatagramBytes = 1400;
 /** Datagram budget when every server is on loopback (MTU 65536): fewer, larger datagrams. */
 export const loopbackDatagramBytes = 32 * 1024;
-/** Bytes around the message pieces of a data datagram: envelope, tag, `{"f":9,"m":[` and `]}`. */
-const dataEnvelopeBytes = envelopeBytes + headerBytes + 16;
-/** The largest datagram a message alone can make: its payload plus the envelope, tag and numbers. */
-const maxLoneDatagramBytes = dataEnvelopeBytes + 64 + maxPayloadBytes;
+
+const numBytes = 8;
+/** Bytes of a message before its payload: sender, seq, ts, payload length. */
+const messageHeadBytes = 1 + 2 * numBytes + 4;
+/** Bytes around the messages of a data datagram: envelope, tag, from, status flag, count. */
+const dataEnvelopeBytes = envelopeBytes + 3 + 2;
+/** The most messages one datagram can name. */
+const maxMessagesPerDatagram = 0xffff;
+/** The largest datagram a message alone can make: its payload (a JSON string of maxPayloadBytes is no more UTF-8) and the rest. */
+const maxLoneDatagramBytes = dataEnvelopeBytes + 1 + 2 * 255 * numBytes + messageHeadBytes + maxPayloadBytes;
 
 /**
  * Datagrams larger than this are dropped as oversized: nothing a server sends
@@ -41,26 +52,13 @@ export type PacketDropReason = 'too-short' | 'unknown-type' | 'malformed' | 'unk
 
 export type DecodeResult = { readonly ok: true; readonly packet: Packet } | { readonly ok: false; readonly reason: PacketDropReason; readonly detail: string };
 
-/** The JSON text of one message inside a data datagram: `[sender,seq,ts,"payload"]`. */
-export function messagePiece(m: Message): string {
-  return `[${m.sender},${m.seq},${m.ts},${JSON.stringify(m.payload)}]`;
+/** Bytes a message adds to a data datagram. */
+function messageWireBytes(m: Message): number {
+  return messageHeadBytes + Buffer.byteLength(m.payload);
 }
 
-const pieceBytes = new WeakMap<Message, number>();
-
-/** Bytes a message adds to a data datagram (memoised: a message is packed once per destination set). */
-export function messageWireBytes(m: Message): number {
-  let bytes = pieceBytes.get(m);
-  if (bytes === undefined) {
-    bytes = Buffer.byteLength(messagePiece(m)) + 1;
-    pieceBytes.set(m, bytes);
-  }
-  return bytes;
-}
-
-/** The JSON fields a data datagram adds for the sender's status: `,"s":[...],"t":[...]`. */
-function statusFields(status: StatusVectors | undefined): string {
-  return status ? `,"s":[${status.seqVector.join(',')}],"t":[${status.tsVector.join(',')}]` : '';
+function statusBytes(status: StatusVectors | undefined): number {
+  return status ? 1 + 2 * numBytes * status.seqVector.length : 0;
 }
 
 /**
@@ -70,14 +68,14 @@ function statusFields(status: StatusVectors | undefined): string {
  */
 export function packData(packet: DataPacket, maxDatagramBytes: number): DataPacket[] {
   const { from, status } = packet;
-  const empty = dataEnvelopeBytes + statusFields(status).length;
+  const empty = dataEnvelopeBytes + statusBytes(status);
   const packets: DataPacket[] = [];
   let batch: Message[] = [];
   let bytes = empty;
   const push = () => packets.push(status ? { type: 'data', from, messages: batch, status } : { type: 'data', from, messages: batch });
   for (const m of packet.messages) {
     const size = messageWireBytes(m);
-    if (batch.length > 0 && bytes + size > maxDatagramBytes) {
+    if (batch.length > 0 && (bytes + size > maxDatagramBytes || batch.length === maxMessagesPerDatagram)) {
       push();
       batch = [];
       bytes = empty;
@@ -95,50 +93,144 @@ export function encodeDatagrams(packet: Packet, maxDatagramBytes: number): Buffe
   return packData(packet, maxDatagramBytes).map(encodePacket);
 }
 
+/** One datagram body; a data packet must name at most 65,535 messages (packData splits larger ones). */
 export function encodePacket(packet: Packet): Buffer {
   switch (packet.type) {
     case 'data':
-      return frame(Tag.Data, `{"f":${packet.from},"m":[${packet.messages.map(messagePiece).join(',')}]${statusFields(packet.status)}}`);
-    case 'status':
-      return frame(Tag.Status, JSON.stringify({ f: packet.from, s: packet.seqVector, t: packet.tsVector }));
+      return encodeData(packet);
+    case 'status': {
+      const w = new Writer(2 + statusBytes(packet));
+      w.u8(Tag.Status).u8(packet.from);
+      writeStatus(w, packet);
+      return w.buf;
+    }
     case 'nack':
-      return frame(Tag.Nack, JSON.stringify({ f: packet.from, s: packet.sender, a: packet.fromSeq, b: packet.toSeq }));
+      return new Writer(3 + 2 * numBytes).u8(Tag.Nack).u8(packet.from).u8(packet.sender).num(packet.fromSeq).num(packet.toSeq).buf;
   }
 }
 
-function frame(tag: Tag, body: string): Buffer {
-  const buf = Buffer.allocUnsafe(headerBytes + Buffer.byteLength(body));
-  buf[0] = tag;
-  buf.write(body, headerBytes, 'utf8');
-  return buf;
+function encodeData(packet: DataPacket): Buffer {
+  if (packet.messages.length > maxMessagesPerDatagram) throw new RangeError(`a data datagram names at most ${maxMessagesPerDatagram} messages`);
+  let size = 5 + statusBytes(packet.status);
+  for (const m of packet.messages) size += messageWireBytes(m);
+  const w = new Writer(size);
+  w.u8(Tag.Data).u8(packet.from).u8(packet.status ? 1 : 0);
+  if (packet.status) writeStatus(w, packet.status);
+  w.u16(packet.messages.length);
+  for (const m of packet.messages) w.u8(m.sender).num(m.seq).num(m.ts).utf8WithLength(m.payload);
+  return w.buf;
+}
+
+function writeStatus(w: Writer, status: StatusVectors): void {
+  w.u8(status.seqVector.length);
+  for (const x of status.seqVector) w.num(x);
+  for (const x of status.tsVector) w.num(x);
+}
+
+class Writer {
+  readonly buf: Buffer;
+  private at = 0;
+
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafe(size);
+  }
+
+  u8(x: number): this {
+    this.buf[this.at++] = x;
+    return this;
+  }
+
+  u16(x: number): this {
+    this.at = this.buf.writeUInt16BE(x, this.at);
+    return this;
+  }
+
+  u32(x: number): this {
+    this.at = this.buf.writeUInt32BE(x, this.at);
+    return this;
+  }
+
+  num(x: number): this {
+    this.at = this.buf.writeDoubleBE(x, this.at);
+    return this;
+  }
+
+  /** The UTF-8 bytes of `text` after their count (u32), which is filled in once they are written. */
+  utf8WithLength(text: string): this {
+    const lengthAt = this.at;
+    const bytes = this.buf.write(text, lengthAt + 4, 'utf8');
+    this.buf.writeUInt32BE(bytes, lengthAt);
+    this.at = lengthAt + 4 + bytes;
+    return this;
+  }
 }
 
 class Malformed extends Error {}
 
-/** Decode and validate a packet for a cluster of serverCount servers. Never throws. */
-export function decodePacket(buf: Uint8Array, serverCount: number): DecodeResult {
-  if (buf.length > maxUdpPayloadBytes) return drop('oversized', `${buf.length} bytes`);
-  if (buf.length < headerBytes + 2) return drop('too-short', `${buf.length} bytes`);
-  const tag = buf[0];
-  if (tag !== Tag.Data && tag !== Tag.Status && tag !== Tag.Nack) return drop('unknown-type', `type tag ${tag}`);
-  let body: unknown;
-  try {
-    body = JSON.parse(Buffer.from(buf.buffer, buf.byteOffset + headerBytes, buf.length - headerBytes).toString('utf8'));
-  } catch {
-    return drop('malformed', 'body is not JSON');
+/** Reads a body front to back; running past its end is Malformed. */
+class Reader {
+  private at = 0;
+
+  constructor(private readonly buf: Buffer) {}
+
+  private take(bytes: number, what: string): number {
+    if (this.at + bytes > this.buf.length) throw new Malformed(`the packet ends inside ${what}`);
+    const at = this.at;
+    this.at += bytes;
+    return at;
   }
+
+  u8(what: string): number {
+    return this.buf[this.take(1, what)];
+  }
+
+  u16(what: string): number {
+    return this.buf.readUInt16BE(this.take(2, what));
+  }
+
+  u32(what: string): number {
+    return this.buf.readUInt32BE(this.take(4, what));
+  }
+
+  /** A non-negative safe integer. */
+  num(what: string): number {
+    const x = this.buf.readDoubleBE(this.take(numBytes, what));
+    if (!Number.isSafeInteger(x) || x < 0) throw new Malformed(`${what} is not a non-negative integer`);
+    return x;
+  }
+
+  positive(what: string): number {
+    const x = this.num(what);
+    if (x < 1) throw new Malformed(`${what} is not a positive integer`);
+    return x;
+  }
+
+  utf8(bytes: number, what: string): string {
+    const at = this.take(bytes, what);
+    const text = this.buf.toString('utf8', at, at + bytes);
+    // Decoding replaces a byte sequence that is not UTF-8 with U+FFFD; only then can the bytes differ.
+    if (text.includes('\ufffd') && !Buffer.from(text, 'utf8').equals(this.buf.subarray(at, at + bytes))) throw new Malformed(`${what} is not UTF-8`);
+    return text;
+  }
+
+  end(): void {
+    if (this.at !== this.buf.length) throw new Malformed(`${this.buf.length - this.at} bytes after the packet`);
+  }
+}
+
+/** Decode and validate a packet for a cluster of serverCount servers. Never throws. */
+export function decodePacket(bytes: Uint8Array, serverCount: number): DecodeResult {
+  if (bytes.length > maxUdpPayloadBytes) return drop('oversized', `${bytes.length} bytes`);
+  if (bytes.length < 3) return drop('too-short', `${bytes.length} bytes`);
+  const tag = bytes[0];
+  if (tag !== Tag.Data && tag !== Tag.Status && tag !== Tag.Nack) return drop('unknown-type', `type tag ${tag}`);
+  const from = bytes[1];
+  if (from < 1 || from > serverCount) return drop('unknown-sender', `sender ${from} is not a server 1-${serverCount}`);
+  const r = new Reader(Buffer.from(bytes.buffer, bytes.byteOffset + 2, bytes.length - 2));
   try {
-    if (!isObject(body)) throw new Malformed('body is not an object');
-    const from = serverId(body.f, serverCount);
-    if (from === undefined) return drop('unknown-sender', `sender ${JSON.stringify(body.f)} is not a server 1-${serverCount}`);
-    switch (tag) {
-      case Tag.Data:
-        return { ok: true, packet: decodeData(from, body, serverCount) };
-      case Tag.Status:
-        return { ok: true, packet: decodeStatus(from, body, serverCount) };
-      case Tag.Nack:
-        return { ok: true, packet: decodeNack(from, body, serverCount) };
-    }
+    const packet = tag === Tag.Data ? decodeData(from, r, serverCount) : tag === Tag.Status ? decodeStatus(from, r, serverCount) : decodeNack(from, r, serverCount);
+    r.end();
+    return { ok: true, packet };
   } catch (err) {
     if (err instanceof Malformed) return drop('malformed', err.message);
     throw err;
@@ -149,52 +241,44 @@ function drop(reason: PacketDropReason, detail: string): DecodeResult {
   return { ok: false, reason, detail };
 }
 
-function decodeData(from: number, body: Record<string, unknown>, n: number): DataPacket {
-  if (!Array.isArray(body.m) || body.m.length === 0) throw new Malformed('data without messages');
-  const messages = body.m.map((item: unknown): Message => {
-    if (!Array.isArray(item) || item.length !== 4) throw new Malformed('message is not [sender, seq, ts, payload]');
-    const [sender, seq, ts, payload] = item as unknown[];
-    const id = serverId(sender, n);
-    if (id === undefined) throw new Malformed(`message sender ${JSON.stringify(sender)} is not a server`);
-    if (typeof payload !== 'string') throw new Malformed('payload is not a string');
-    return { sender: id, seq: positive(seq, 'seq'), ts: positive(ts, 'ts'), payload };
-  });
-  if (body.s === undefined && body.t === undefined) return { type: 'data', from, messages };
-  return { type: 'data', from, messages, status: { seqVector: vector(body.s, n, 'seq vector'), tsVector: vector(body.t, n, 'timestamp vector') } };
+function decodeData(from: number, r: Reader, n: number): DataPacket {
+  const hasStatus = r.u8('the status flag');
+  if (hasStatus > 1) throw new Malformed('the status flag is not 0 or 1');
+  const status = hasStatus === 1 ? readStatus(r, n) : undefined;
+  const count = r.u16('the message count');
+  if (count === 0) throw new Malformed('data without messages');
+  const messages: Message[] = new Array<Message>(count);
+  for (let i = 0; i < count; i++) {
+    const sender = serverId(r.u8('a message sender'), n, 'message sender');
+    const seq = r.positive('seq');
+    const ts = r.positive('ts');
+    const payload = r.utf8(r.u32('a payload length'), 'a payload');
+    messages[i] = { sender, seq, ts, payload };
+  }
+  return status ? { type: 'data', from, messages, status } : { type: 'data', from, messages };
 }
 
-function decodeStatus(from: number, body: Record<string, unknown>, n: number): StatusPacket {
-  const seqVector = vector(body.s, n, 'seq vector');
-  const tsVector = vector(body.t, n, 'timestamp vector');
-  return { type: 'status', from, seqVector, tsVector };
+function readStatus(r: Reader, n: number): StatusVectors {
+  const length = r.u8('the vector length');
+  if (length !== n) throw new Malformed(`the vectors have ${length} entries, not ${n}`);
+  const seqVector = Array.from({ length }, () => r.num('a seq vector entry'));
+  const tsVector = Array.from({ length }, () => r.num('a timestamp vector entry'));
+  return { seqVector, tsVector };
 }
 
-function decodeNack(from: number, body: Record<string, unknown>, n: number): NackPacket {
-  const sender = serverId(body.s, n);
-  if (sender === undefined) throw new Malformed('nack names an unknown sender');
-  const fromSeq = positive(body.a, 'nack start');
-  const toSeq = positive(body.b, 'nack end');
+function decodeStatus(from: number, r: Reader, n: number): StatusPacket {
+  return { type: 'status', from, ...readStatus(r, n) };
+}
+
+function decodeNack(from: number, r: Reader, n: number): NackPacket {
+  const sender = serverId(r.u8('the nack sender'), n, 'nack sender');
+  const fromSeq = r.positive('nack start');
+  const toSeq = r.positive('nack end');
   if (toSeq < fromSeq) throw new Malformed('nack range is empty');
   return { type: 'nack', from, sender, fromSeq, toSeq };
 }
 
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function serverId(value: unknown, n: number): number | undefined {
-  return Number.isInteger(value) && (value as number) >= 1 && (value as number) <= n ? (value as number) : undefined;
-}
-
-function positive(value: unknown, what: string): number {
-  if (!Number.isSafeInteger(value) || (value as number) < 1) throw new Malformed(`${what} is not a positive integer`);
-  return value as number;
-}
-
-function vector(value: unknown, n: number, what: string): number[] {
-  if (!Array.isArray(value) || value.length !== n) throw new Malformed(`${what} does not have ${n} entries`);
-  for (const x of value) {
-    if (!Number.isSafeInteger(x) || x < 0) throw new Malformed(`${what} has a bad entry`);
-  }
-  return value as number[];
+function serverId(value: number, n: number, what: string): number {
+  if (value < 1 || value > n) throw new Malformed(`${what} ${value} is not a server 1-${n}`);
+  return value;
 }

@@ -3,7 +3,7 @@
  * daemon a UDP datagram; only holders of the cluster key can make one it
  * accepts, and no datagram is accepted twice.
  *
- *   byte  0       wire version (currently 2)
+ *   byte  0       wire version (currently 3: binary packets)
  *   byte  1       from: the sending server's id
  *   byte  2       to: the receiving server's id
  *   bytes 3..8    fromIncarnation: the sender's run, strictly increasing across its restarts
@@ -19,7 +19,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
-export const wireVersion = 2;
+export const wireVersion = 3;
 const incarnationBytes = 6;
 const macBytes = 32;
 const macOffset = 21;

@@ -100,3 +100,13 @@ function checkCollection(engine: Engine, everything: ReadonlyMap<string, Message
     }
   });
 }
+
+describe('broadcast/engine (what it refuses to broadcast)', () => {
+  it('refuses a payload too large for one message, or one UTF-8 cannot carry, and sequences nothing for it', () => {
+    const engine = new Engine(options(1), 0);
+    expect(engine.broadcast('x'.repeat(20_000), 1, 0)).to.equal('too-large');
+    expect(engine.broadcast('a lone \ud800 surrogate', 2, 0)).to.equal('not-unicode');
+    expect(engine.broadcast('a pair \ud83d\ude00 is fine', 3, 0)).to.equal('accepted');
+    expect(engine.ready().sequenced.map((s) => s.tag)).to.deep.equal([3]);
+  });
+});

@@ -129,31 +129,53 @@ describe('broadcast/flowControl', () => {
 });
 
 describe('broadcast/nackScheduler', () => {
-  it('one NACK per gap at a time, repeated to the next holder only after the retry time, never over the range limit (500 runs)', () => {
+  it('NACKs evident loss at once and a gap known from seq vectors only once it stalls; re-asks only when an answer stalls; never over the range limit (500 runs)', () => {
     const retryMs = 30;
     const maxNack = 10;
-    const step = fc.record({ dt: fc.integer({ min: 0, max: 40 }), filled: fc.integer({ min: 0, max: 12 }), gapLength: fc.integer({ min: 1, max: 25 }) });
+    const step = fc.record({
+      dt: fc.integer({ min: 0, max: 40 }),
+      filled: fc.integer({ min: 0, max: 12 }),
+      gapLength: fc.integer({ min: 0, max: 25 }),
+      lossSeen: fc.boolean(),
+    });
     fc.assert(
-      fc.property(fc.array(step, { maxLength: 40 }), (steps) => {
+      fc.property(fc.array(step, { maxLength: 60 }), (steps) => {
         const nacks = new NackScheduler(1, 4, retryMs, maxNack);
         const holders = [2, 3, 4];
         let now = 0;
         let contiguous = 0;
-        let outstanding: { at: number; upTo: number } | undefined;
+        // The gap as this test sees it: when it last opened, progressed or was NACKed, and the outstanding NACK.
+        let gapOpen = false;
+        let lastEventAt = 0;
+        let outstanding: { upTo: number } | undefined;
         const targets: number[] = [];
-        for (const { dt, filled, gapLength } of steps) {
+        for (const { dt, filled, gapLength, lossSeen } of steps) {
           now += dt;
+          if (gapLength === 0) {
+            nacks.closed(2);
+            gapOpen = false;
+            outstanding = undefined;
+            contiguous += filled;
+            continue;
+          }
+          if (!gapOpen || filled > 0) lastEventAt = now;
+          gapOpen = true;
           contiguous += filled;
           const gap = { fromSeq: contiguous + 1, toSeq: contiguous + gapLength };
-          const nack = nacks.plan(now, 2, gap, contiguous, () => holders);
-          const due = !outstanding || contiguous >= outstanding.upTo || now >= outstanding.at + retryMs;
+          const nack = nacks.plan(now, 2, gap, contiguous, lossSeen, () => holders);
+          const answered = outstanding !== undefined && contiguous >= outstanding.upTo;
+          const due = answered || (outstanding === undefined && lossSeen) || now >= lastEventAt + retryMs;
           expect(nack !== undefined, `NACK due at ${now}`).to.equal(due);
-          if (!nack) continue;
+          if (!nack) {
+            expect(nacks.retryAt(2)).to.equal(lastEventAt + retryMs);
+            continue;
+          }
           expect(nack.packet).to.include({ type: 'nack', from: 1, sender: 2, fromSeq: gap.fromSeq });
           expect(nack.packet.toSeq - nack.packet.fromSeq).to.be.below(maxNack);
           expect(nack.packet.toSeq).to.be.at.most(gap.toSeq);
           expect(holders).to.include(nack.to);
-          outstanding = { at: now, upTo: nack.packet.toSeq };
+          outstanding = { upTo: nack.packet.toSeq };
+          lastEventAt = now;
           expect(nacks.retryAt(2)).to.equal(now + retryMs);
           targets.push(nack.to);
         }
@@ -166,7 +188,7 @@ describe('broadcast/nackScheduler', () => {
 
   it('asks no one when no server in the view holds the range', () => {
     const nacks = new NackScheduler(1, 3, 30, 10);
-    expect(nacks.plan(0, 2, { fromSeq: 1, toSeq: 5 }, 0, () => [])).to.equal(undefined);
+    expect(nacks.plan(0, 2, { fromSeq: 1, toSeq: 5 }, 0, true, () => [])).to.equal(undefined);
   });
 });
 
