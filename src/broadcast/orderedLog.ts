@@ -1,10 +1,11 @@
 /**
  * The tentative suffix of the total order: messages accepted but not yet
  * stable, sorted by (ts, sender). Messages usually arrive in order and are
- * appended; late ones (a heal, a catch-up) are appended too and the log is
- * sorted once when next read, so a burst of thousands costs one sort rather
- * than one insertion into the middle each. The stable prefix is taken off
- * the front as the stable point advances.
+ * appended; late ones (concurrent senders, a heal, a catch-up) are appended
+ * too and, when the log is next read, sorted among themselves and merged in
+ * from where the earliest of them belongs: a step costs what it added and
+ * what lies after it, never a sort of everything held. The stable prefix is
+ * taken off the front as the stable point advances.
  *
  * Invariant: between two takeChange() calls, every position before the
  * reported `from` is unchanged, so a reader that mirrors the log (the chat
@@ -23,6 +24,8 @@ export class OrderedLog {
   private items: Message[] = [];
   /** Index of the first message still held; the front is compacted lazily. */
   private head = 0;
+  /** items[head, sortedEnd) is in order; what follows was appended since and may not be. */
+  private sortedEnd = 0;
   /** A message was appended out of order since the last sort. */
   private unsorted = false;
   /** The earliest message (in the order) inserted since the last takeChange(). */
@@ -59,6 +62,7 @@ export class OrderedLog {
     const taken = this.items.slice(start, this.head);
     if (this.head > 1024 && this.head * 2 > this.items.length) {
       this.items = this.items.slice(this.head);
+      this.sortedEnd = this.items.length;
       this.head = 0;
     }
     return taken;
@@ -84,15 +88,44 @@ export class OrderedLog {
     return lo;
   }
 
+  /** Sort what was appended since the last sort and merge it into the sorted part, from where its first message belongs. */
   private sort(): void {
+    const added = Math.max(this.sortedEnd, this.head);
+    this.sortedEnd = this.items.length;
     if (!this.unsorted) return;
     this.unsorted = false;
     // Array.prototype.sort is stable, so even a broken comparator's ties keep arrival order.
-    const live = this.items.slice(this.head).sort(this.compare);
-    for (let i = 1; i < live.length; i++) {
-      invariant(compareOrder(live[i - 1], live[i]) !== 0, `two messages share order key (${live[i].ts}, ${live[i].sender})`);
+    const fresh = this.items.slice(added).sort(this.compare);
+    const from = this.insertionPoint(fresh[0], added);
+    const merged = merge(this.items.slice(from, added), fresh, this.compare);
+    for (let i = 1; i < merged.length; i++) {
+      invariant(compareOrder(merged[i - 1], merged[i]) !== 0, `two messages share order key (${merged[i].ts}, ${merged[i].sender})`);
     }
-    this.items = live;
-    this.head = 0;
+    if (from > this.head) invariant(compareOrder(this.items[from - 1], merged[0]) !== 0, `two messages share order key (${merged[0].ts}, ${merged[0].sender})`);
+    this.items.length = from;
+    for (const m of merged) this.items.push(m);
   }
+
+  /** The first position in the sorted items[head, end) whose message comes after m (ties stay before it). */
+  private insertionPoint(m: Message, end: number): number {
+    let lo = this.head;
+    let hi = end;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.compare(this.items[mid], m) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+}
+
+/** Two sorted runs as one; on a tie the first run's message goes first (a stable sort's order). */
+function merge(a: readonly Message[], b: readonly Message[], compare: (x: Message, y: Message) => number): Message[] {
+  const out: Message[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length && j < b.length) out.push(compare(a[i], b[j]) <= 0 ? a[i++] : b[j++]);
+  while (i < a.length) out.push(a[i++]);
+  while (j < b.length) out.push(b[j++]);
+  return out;
 }
