@@ -2,7 +2,7 @@
  * The gate every datagram passes, out and in, without any socket: sealing
  * in the authenticated envelope for one receiver, and on the way in the
  * checks in order of cost (size, version, addressing, MAC, replay, then the
- * packet's JSON). Pure apart from the HMAC, so the fuzz tests drive it directly.
+ * packet's body). Pure apart from the HMAC, so the fuzz tests drive it directly.
  */
 import type { Packet, ServerId } from '../broadcast/types.js';
 import { decodePacket, encodeDatagrams } from '../wire/codec.js';
