@@ -110,3 +110,75 @@ describe('broadcast/engine (what it refuses to broadcast)', () => {
     expect(engine.ready().sequenced.map((s) => s.tag)).to.deep.equal([3]);
   });
 });
+
+describe('broadcast/engine (asking for missing messages)', () => {
+  const retryMs = 30;
+  /** Server `me`, having heard from the other two (so they are in its view). */
+  const make = (me: number) => {
+    const engine = new Engine(engineOptions(me, 3, { statusIntervalMs: 1000, ackDelayMs: 1, viewTimeoutMs: 5000, nackRetryMs: retryMs }), 0);
+    for (const from of [1, 2, 3]) if (from !== me) engine.receive({ type: 'status', from, seqVector: [0, 0, 0], tsVector: [0, 0, 0] }, 0);
+    engine.ready();
+    return engine;
+  };
+  const to = (out: Outbound[], id: number) => out.filter((o) => o.to === id).map((o) => o.packet);
+  const nacks = (out: Outbound[]) => out.filter((o) => o.packet.type === 'nack');
+
+  const gapSeenAt = 2;
+
+  /** Server 1 broadcasts ten messages; server 2 receives them and reports holding them to server 3. */
+  function setUp() {
+    const [one, two, three] = [1, 2, 3].map(make);
+    for (let i = 0; i < 10; i++) one.broadcast(`m${i}`, i, 0);
+    const fromOne = one.ready().packets;
+    for (const p of to(fromOne, 2)) two.receive(p, 0);
+    two.ready();
+    two.tick(1); // its acknowledgement goes out within the ack delay
+    const fromTwo = two.ready().packets;
+    expect(to(fromTwo, 3)).to.have.length(1);
+    for (const p of to(fromTwo, 3)) three.receive(p, gapSeenAt);
+    // Server 3 steps at once, as a daemon does after a packet, and sees the gap.
+    const firstStep = three.ready().packets;
+    return { one, two, three, dataToThree: to(fromOne, 3), firstStep };
+  }
+
+  it('waits for messages a peer reports that are merely late, and never asks for them once they arrive', () => {
+    const { three, dataToThree, firstStep } = setUp();
+    expect(three.seqVector[0]).to.equal(0);
+    expect(three.seqMatrix[1][0], 'server 2 reported holding ten of server 1').to.equal(10);
+    expect(nacks(firstStep)).to.deep.equal([]);
+    three.tick(10);
+    expect(nacks(three.ready().packets)).to.deep.equal([]);
+    for (const p of dataToThree) three.receive(p, 12);
+    three.ready();
+    expect(three.seqVector[0]).to.equal(10);
+    for (let t = 20; t <= 200; t += 10) {
+      three.tick(t);
+      three.ready();
+    }
+    expect(three.counters.nacksSent).to.equal(0);
+  });
+
+  it('asks for messages a peer reports once they have not come for the retry time, and gets them', () => {
+    const { one, two, three } = setUp();
+    three.tick(gapSeenAt + retryMs - 1);
+    expect(nacks(three.ready().packets)).to.deep.equal([]);
+    three.tick(gapSeenAt + retryMs);
+    const [nack] = nacks(three.ready().packets);
+    expect(nack.packet).to.include({ type: 'nack', sender: 1, fromSeq: 1, toSeq: 10 });
+    const holder = nack.to === 1 ? one : two;
+    holder.receive(nack.packet, gapSeenAt + retryMs + 1);
+    for (const p of to(holder.ready().packets, 3)) three.receive(p, gapSeenAt + retryMs + 2);
+    three.ready();
+    expect(three.seqVector[0]).to.equal(10);
+  });
+
+  it('asks at once when a later message of the sender arrived first (the earlier ones were lost)', () => {
+    const [one, three] = [1, 3].map(make);
+    one.broadcast('lost', 1, 0);
+    one.ready(); // the datagram to server 3 is lost
+    one.broadcast('arrives', 2, 1);
+    for (const p of to(one.ready().packets, 3)) three.receive(p, 1);
+    const [nack] = nacks(three.ready().packets);
+    expect(nack.packet).to.include({ type: 'nack', sender: 1, fromSeq: 1, toSeq: 1 });
+  });
+});
