@@ -31,7 +31,7 @@ const messageHeadBytes = 1 + 2 * numBytes + 4;
 const dataEnvelopeBytes = envelopeBytes + 3 + 2;
 /** The most messages one datagram can name. */
 const maxMessagesPerDatagram = 0xffff;
-/** The largest datagram a message alone can make: its payload (a JSON string of maxPayloadBytes is no more UTF-8) and the rest. */
+/** The largest datagram a message alone can make: a payload's UTF-8 is at most maxPayloadBytes (payloadFits bounds its JSON form, never shorter), plus the rest. */
 const maxLoneDatagramBytes = dataEnvelopeBytes + 1 + 2 * 255 * numBytes + messageHeadBytes + maxPayloadBytes;
 
 /**
