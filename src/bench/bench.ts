@@ -328,6 +328,7 @@ class Bench {
     const rate = 1000;
     this.say(`latency: ${rate} appends/s spread over the servers for ${this.scale.latencyS} s`);
     await this.openAppenders(1, 'latency');
+    const before = await this.cluster.statuses();
     await this.timings();
     const sends: Promise<void>[] = [];
     const start = performance.now();
@@ -343,6 +344,8 @@ class Bench {
     const lastTs = this.appenders.flatMap((a) => a.acked).reduce((max, a) => Math.max(max, tsOf(a.id)), 0);
     await this.waitUntil((p) => p.stableEverywhereTs >= lastTs, 10_000);
     const timings = await this.timings();
+    const after = await this.cluster.statuses();
+    const reapplied = [...after, ...before].reduce((t, s, i) => t + (s ? (i < after.length ? 1 : -1) * s.reappliedMessages : 0), 0);
     const acked = this.appenders.flatMap((a, k) => a.acked.map((x) => ({ ...x, k })));
     const ackMs = acked.map((a) => a.ackAt - a.sentAt);
     const seenMs: number[] = [];
@@ -359,6 +362,7 @@ class Bench {
       confirmedAtServer: fromServers((t) => t.confirmed),
       stableHere: fromServers((t) => t.stableHere),
       stableAtAllFive: fromServers((t) => t.stableEverywhere),
+      reappliedPerMessage: reapplied / Math.max(1, acked.length * 5),
       ...worst(timings),
     };
     this.closeAppenders();
@@ -498,7 +502,7 @@ function table(r: Record<string, unknown>): string {
       ['latency: submitted -> confirmed (worst server)', lat(l.confirmedAtServer)],
       ['latency: submitted -> stable here (worst server)', lat(l.stableHere)],
       ['latency: submitted -> stable at all five (worst)', lat(l.stableAtAllFive)],
-      ['latency: daemons', loop(l)],
+      ['latency: daemons', `${loop(l)}; ${f(l.reappliedPerMessage as unknown as number, 2)} chat operations re-applied per message`],
     );
   }
   const h = r.heal as Record<string, number> | undefined;

@@ -66,12 +66,16 @@ export class ChatReplica {
 
   /** The state after every message of the order, stable and tentative. */
   get shown(): ChatState {
-    const last = this.checkpoints[this.checkpoints.length - 1];
     const end = this.end;
+    const rebuiltFrom = this.checkpoints[this.checkpoints.length - 1].at;
+    if (rebuiltFrom === end) return this.checkpoints[this.checkpoints.length - 1].state;
+    this.reapplied += Math.max(0, this.shownAt - rebuiltFrom);
+    this.shownAt = end;
+    // Rebuilding from the stable state: the stable messages first, into it, so that no later rebuild applies them again.
+    if (this.checkpoints.length === 1) this.foldStable();
+    const last = this.checkpoints[this.checkpoints.length - 1];
     if (last.at === end) return last.state;
     const state = applyMessages(last.state, this.log.slice(last.at - this.base));
-    this.reapplied += Math.max(0, this.shownAt - last.at);
-    this.shownAt = end;
     this.checkpoints.push({ at: end, state });
     if (this.checkpoints.length > maxCheckpoints) this.thinCheckpoints();
     return state;
