@@ -3,7 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
+import fc from 'fast-check';
+import { emptyEngineState } from '../src/broadcast/recovery.js';
 import type { JournalRecord } from '../src/broadcast/types.js';
 import { parseClusterConfig } from '../src/config/clusterConfig.js';
 import { Daemon } from '../src/daemon/daemon.js';
@@ -11,6 +13,7 @@ import { silentLogger } from '../src/daemon/logger.js';
 import { ChorusError } from '../src/errors.js';
 import { nodeFileSystem, type FileSystem } from '../src/storage/fileSystem.js';
 import { LogFiles, readLogFiles as readFiles } from '../src/storage/logFiles.js';
+import { jsonParts } from '../src/storage/records.js';
 import { freePorts } from '../src/tools/freePorts.js';
 
 const records: JournalRecord[] = [
@@ -149,9 +152,71 @@ describe('log files', () => {
     expect(err.message).to.match(new RegExp(`^${snapshot}:6: not valid JSON`));
   });
 
-  it('stops when a journal is newer than the snapshot (a snapshot was lost)', () => {
+  it('stops when a journal does not continue the snapshot and the journals before it (a snapshot or journal was lost)', () => {
     writeFileSync(join(dir, 'journal.4.jsonl'), '');
-    expect(errorOf(() => readLogFiles(dir, 1, 3)).message).to.match(/journal\.4\.jsonl:1: journal generation 4 is newer than the snapshot \(generation 0\)/);
+    expect(errorOf(() => readLogFiles(dir, 1, 3)).message).to.match(/journal\.4\.jsonl:1: journal generation 4 does not continue the snapshot \(generation 0\): journal\.0\.jsonl is missing/);
+    writeFileSync(join(dir, 'journal.0.jsonl'), '');
+    expect(errorOf(() => readLogFiles(dir, 1, 3)).message).to.match(/journal\.4\.jsonl:1: .* and journal 0: journal\.1\.jsonl is missing/);
+  });
+
+  it('a snapshot written in slices: the journal goes on in the next generation meanwhile, and a crash before it is durable loses nothing', async () => {
+    const { files } = open(3);
+    files.append(records.slice(0, 2));
+    await syncNow(files);
+    const engine = { ...emptyEngineState(3), contiguous: [1, 1, 0], tsVector: [1, 1, 1], messages: records.flatMap((r) => (r.t === 'msg' ? [r.m] : [])) };
+    const app = { groups: { big: Array.from({ length: 20_000 }, (_, i) => ({ n: i, text: 'x'.repeat(20) })) } };
+    const durable = new Promise<void>((resolve, reject) => files.beginSnapshot(engine, app, (error) => (error ? reject(error) : resolve())));
+    files.append(records.slice(2));
+    await syncNow(files);
+    let slices = 1;
+    while (files.continueSnapshot()) slices++;
+    expect(slices, 'slices written').to.be.greaterThan(1);
+    // Stopped as a crash would before the snapshot is durable: the snapshot before it and both journals, in order.
+    const crashed = readLogFiles(dir, 3, 3);
+    expect(crashed.snapshot).to.equal(undefined);
+    expect(crashed.records).to.deep.equal(records);
+    expect(crashed.journals.map((j) => [basename(j.file), j.records])).to.deep.equal([['journal.0.jsonl', 2], ['journal.1.jsonl', 1]]);
+    await durable;
+    files.close();
+    expect(readdirSync(dir).sort()).to.deep.equal(['incarnation', 'journal.1.jsonl', 'snapshot.json']);
+    const loaded = readLogFiles(dir, 3, 3);
+    expect(loaded.generation).to.equal(1);
+    expect(loaded.snapshot?.engine).to.deep.equal(engine);
+    expect(loaded.snapshot?.app).to.deep.equal(app);
+    expect(loaded.records).to.deep.equal(records.slice(2));
+  });
+
+  it('after a crash during a snapshot, the next snapshot replaces every journal before it', async () => {
+    let { files } = open(3);
+    files.append(records.slice(0, 2));
+    await syncNow(files);
+    files.beginSnapshot(emptyEngineState(3), null, () => undefined);
+    files.append(records.slice(2));
+    await syncNow(files);
+    files.abandon();
+    writeFileSync(join(dir, 'journal.0.jsonl'), '{"t":"ts","tsVector":[1,1,1]}\n{"t":"ts"');
+    expect(errorOf(() => readLogFiles(dir, 3, 3)).message).to.match(/journal\.0\.jsonl:2: the last line is cut short, but journal\.1\.jsonl continues this journal/);
+    writeFileSync(join(dir, 'journal.0.jsonl'), '');
+    ({ files } = open(3));
+    expect(readdirSync(dir).sort(), 'the temporary snapshot file is gone').to.deep.equal(['LOCK', 'incarnation', 'journal.0.jsonl', 'journal.1.jsonl']);
+    files.append(records.slice(0, 1));
+    await syncNow(files);
+    expect(readLogFiles(dir, 3, 3).records).to.deep.equal([records[2], records[0]]);
+    files.writeSnapshot(emptyEngineState(3), null);
+    files.close();
+    expect(readdirSync(dir).sort()).to.deep.equal(['incarnation', 'journal.2.jsonl', 'snapshot.json']);
+  });
+
+  it('a snapshot in parts is the JSON of the state, whatever its shape', () => {
+    const history = { toJSON: () => ({ chunks: [[{ n: 1 }], [{ n: 2, likes: ['a'] }]], count: 2 }) };
+    const values: unknown[] = [null, 0, 'text "quoted"', [], {}, [[1, [2]], undefined, { a: undefined, b: () => 1 }], { history, nested: { deeper: [{ x: 1 }] } }];
+    for (const value of values) expect(JSON.parse([...jsonParts(value)].join('')), JSON.stringify(value)).to.deep.equal(JSON.parse(JSON.stringify(value) ?? 'null'));
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        expect(JSON.parse([...jsonParts(value)].join(''))).to.deep.equal(JSON.parse(JSON.stringify(value)));
+      }),
+      { numRuns: 300 },
+    );
   });
 
   it('refuses a data directory that another daemon holds', () => {

@@ -52,7 +52,7 @@ class DeliveryCounter implements Application {
 }
 
 /** The real disk with every sync a no-op: nothing is durable, as in a toolkit without persistence. */
-const unsyncedFileSystem: FileSystem = { ...nodeFileSystem, fsync: () => {}, fdatasync: (_file, done) => done(), syncDir: () => {} };
+const unsyncedFileSystem: FileSystem = { ...nodeFileSystem, fsync: () => {}, fdatasync: (_file, done) => done(), syncInBackground: (_file, done) => setImmediate(done), syncDir: () => {} };
 
 const sleepUntil = (epochMs: number) => new Promise((r) => setTimeout(r, Math.max(0, epochMs - Date.now())));
 

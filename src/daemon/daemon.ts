@@ -394,6 +394,11 @@ function journalPort(files: LogFiles, timings: DaemonTimings, protect: (action: 
     get idle() {
       return files.idle;
     },
+    beginSnapshot: (engine, app, done) => files.beginSnapshot(engine, app, (error) => protect(() => done(error))),
+    continueSnapshot: () => files.continueSnapshot(),
+    get snapshotInProgress() {
+      return files.snapshotInProgress;
+    },
     writeSnapshot: (engine, app) => files.writeSnapshot(engine, app),
     get journalBytes() {
       return files.journalBytes;

@@ -27,7 +27,7 @@ import type { EngineState } from '../broadcast/recovery.js';
 import type { OrderChange } from '../broadcast/orderedLog.js';
 import type { Message, Packet, ServerId } from '../broadcast/types.js';
 import { ChorusError } from '../errors.js';
-import type { LoadedLog } from '../storage/logFiles.js';
+import { recordPlace, type LoadedLog } from '../storage/logFiles.js';
 import type { Application, ApplicationFactory } from './application.js';
 import type { Clock, Journal, Transport } from './ports.js';
 
@@ -171,7 +171,7 @@ export class Node {
     const { loaded } = setup;
     const recovered = Engine.recover(setup.options.engine, setup.clock.now(), loaded.snapshot?.engine, loaded.records);
     if ('badRecord' in recovered) {
-      throw new ChorusError('LOG_CORRUPT', `${loaded.journalFile}:${loaded.recordLines[recovered.badRecord]}: ${recovered.reason}`);
+      throw new ChorusError('LOG_CORRUPT', `${recordPlace(loaded, recovered.badRecord)}: ${recovered.reason}`);
     }
     const node = new Node(setup, recovered.engine, setup.application(loaded.snapshot?.app));
     node.step();
@@ -234,8 +234,9 @@ export class Node {
     const ready = this.engine.ready();
     if (!isEmpty(ready)) this.begin(ready);
     if (this.state !== 'running') return;
-    if (this.journal.journalBytes >= this.setup.options.snapshotJournalBytes) this.snapshotWhenComplete();
-    else if (this.snapshotDue()) this.writeSnapshot(this.engine.exportState());
+    if (this.journal.snapshotInProgress) this.continueSnapshot();
+    else if (this.journal.journalBytes >= this.setup.options.snapshotJournalBytes) this.snapshotWhenComplete();
+    else if (this.snapshotDue()) this.beginSnapshot(this.engine.exportState());
     this.clock.wakeAt(this.engine.nextDeadline());
   }
 
@@ -266,8 +267,7 @@ export class Node {
     const engine = this.snapshotAfter;
     if (this.state !== 'running' || !engine) return;
     this.snapshotAfter = undefined;
-    this.writeSnapshot(engine);
-    this.clock.stepSoon();
+    this.beginSnapshot(engine);
   }
 
   /** Batches complete while running, and while a clean stop waits for them. */
@@ -347,9 +347,9 @@ export class Node {
     return this.batches.length === 0 && this.journal.idle;
   }
 
-  /** A full journal is replaced by a snapshot now if everything is durable, else once the last Ready taken completes. */
+  /** A full journal is replaced by a snapshot begun now if everything is durable, else once the last Ready taken completes. */
   private snapshotWhenComplete(): void {
-    if (this.settled()) this.writeSnapshot(this.engine.exportState());
+    if (this.settled()) this.beginSnapshot(this.engine.exportState());
     else this.snapshotAfter = this.engine.exportState();
   }
 
@@ -360,8 +360,29 @@ export class Node {
   }
 
   private writeSnapshot(engine: EngineState): void {
+    this.storing(() => this.journal.writeSnapshot(engine, this.app.snapshot()));
+  }
+
+  /**
+   * Begin a snapshot of this state, written a slice per step (continueSnapshot)
+   * so that no step is blocked by the whole state; the steps go on meanwhile.
+   */
+  private beginSnapshot(engine: EngineState): void {
+    const done = (error?: ChorusError) => (error ? this.storageFailed(error) : this.clock.stepSoon());
+    this.storing(() => this.journal.beginSnapshot(engine, this.app.snapshot(), done));
+    this.clock.stepSoon();
+  }
+
+  private continueSnapshot(): void {
+    this.storing(() => {
+      if (this.journal.continueSnapshot()) this.clock.stepSoon();
+    });
+  }
+
+  /** Run a write to the log files; if they cannot be written, the node fails as storageFailed says. */
+  private storing(write: () => void): void {
     try {
-      this.journal.writeSnapshot(engine, this.app.snapshot());
+      write();
     } catch (err) {
       if (err instanceof ChorusError && err.code === 'STORAGE_FAILED') this.storageFailed(err);
       else throw err;

@@ -20,7 +20,19 @@ export interface Journal {
   sync(done: (error?: ChorusError) => void): void;
   /** Nothing queued and no sync in flight. */
   readonly idle: boolean;
-  /** Replace the journal by a snapshot of this state; only when idle. Throws a STORAGE_FAILED ChorusError. */
+  /**
+   * Begin replacing the journal by a snapshot of this state (only when idle,
+   * and no other is in progress): later records go to a new journal at once,
+   * the snapshot is written by continueSnapshot() a slice at a time, and
+   * `done` runs once it is durable, or with the error. Throws a
+   * STORAGE_FAILED ChorusError.
+   */
+  beginSnapshot(engine: EngineState, app: unknown, done: (error?: ChorusError) => void): void;
+  /** Write the next slice of the snapshot in progress; true while more remains. Throws a STORAGE_FAILED ChorusError. */
+  continueSnapshot(): boolean;
+  /** A snapshot begun is not yet durable. */
+  readonly snapshotInProgress: boolean;
+  /** Replace the journal by a snapshot of this state at once; only when idle (a clean stop). Throws a STORAGE_FAILED ChorusError. */
   writeSnapshot(engine: EngineState, app: unknown): void;
   /** Bytes and records in the current journal, and syncs so far (for status and the snapshot policy). */
   readonly journalBytes: number;

@@ -112,6 +112,10 @@ export class SimFileSystem implements FileSystem {
     this.syncs.push({ inode, upTo: inode.length, at, done });
   }
 
+  syncInBackground(file: FileHandle, done: (error?: Error) => void): void {
+    this.fdatasync(file, done);
+  }
+
   truncate(file: FileHandle, length: number): void {
     const inode = this.handle(file);
     inode.length = Math.min(inode.length, length);

@@ -11,7 +11,7 @@
  * commit): `done` runs once everything written to the file before the call
  * is durable, and calls finish in the order they were made.
  */
-import { closeSync, existsSync, fdatasyncSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, fsync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ChorusError } from '../errors.js';
 
@@ -34,6 +34,8 @@ export interface FileSystem {
   fsync(file: FileHandle): void;
   /** Make what was written so far durable, then call done (at once, or later); an error means it is not. */
   fdatasync(file: FileHandle, done: (error?: Error) => void): void;
+  /** As fdatasync, but never on the caller's thread (a snapshot's tens of MiB); the file stays open until done runs. */
+  syncInBackground(file: FileHandle, done: (error?: Error) => void): void;
   truncate(file: FileHandle, length: number): void;
   close(file: FileHandle): void;
   rename(from: string, to: string): void;
@@ -47,7 +49,7 @@ export interface FileSystem {
 
 const lockedDirs = new Set<string>();
 
-/** The real disk, through node:fs. Every call is synchronous; fdatasync calls `done` before it returns. */
+/** The real disk, through node:fs. Every call but syncInBackground is synchronous; fdatasync calls `done` before it returns. */
 export const nodeFileSystem: FileSystem = {
   exists: (path) => existsSync(path),
   readText: (path) => readFileSync(path, 'utf8'),
@@ -77,6 +79,7 @@ export const nodeFileSystem: FileSystem = {
     }
     done(error);
   },
+  syncInBackground: (file, done) => fsync(file, (err) => done(err ?? undefined)),
   truncate: (file, length) => ftruncateSync(file, length),
   close: (file) => closeSync(file),
   rename: (from, to) => renameSync(from, to),

@@ -3,16 +3,19 @@
  *
  *   snapshot.json          the state after some point, written atomically
  *                          (temp file, fsync, rename, fsync of the directory)
- *   journal.<g>.jsonl      JSON lines appended after snapshot generation g
+ *   journal.<g>.jsonl      JSON lines appended after snapshot generation g;
+ *                          while snapshot g+1 is being written the server
+ *                          already appends to journal.<g+1>.jsonl
  *   LOCK                   the pid of the daemon using the directory
  *   incarnation            this run's number, later than every earlier run's:
  *                          it names the run in each datagram (wire/replayGuard.ts)
  *
  * Appends are buffered and made durable together by sync(): one write and
  * one fdatasync for everything queued (group commit). A snapshot starts a
- * new journal generation; the old journal is deleted only after the new
- * snapshot and the new journal's name are durable, so a crash at any point
- * leaves a snapshot and the journal that continues it.
+ * new journal generation at once and is written in slices between steps
+ * (snapshotWriter.ts), so a large state never blocks the server; the older
+ * journals are deleted only once the new snapshot is durable, so a crash at
+ * any point leaves a snapshot and the journals that continue it, in order.
  *
  * All file access goes through a FileSystem (fileSystem.ts): the real disk
  * in the daemon, a simulated one in the simulator.
@@ -23,10 +26,16 @@ import type { JournalRecord } from '../broadcast/types.js';
 import { ChorusError, invariant } from '../errors.js';
 import type { FileHandle, FileSystem } from './fileSystem.js';
 import { journalLine, parseJournalRecord, parseSnapshot, RecordError, snapshotFormat, snapshotVersion, type SnapshotFile } from './records.js';
+import { snapshotSliceChars, SnapshotWriter } from './snapshotWriter.js';
 
 export const snapshotName = 'snapshot.json';
 export const incarnationName = 'incarnation';
 const journalPattern = /^journal\.(\d+)\.jsonl$/;
+const snapshotTempPattern = /^snapshot\.json\.(\d+\.)?tmp$/;
+
+function snapshotTempName(generation: number): string {
+  return `${snapshotName}.${generation}.tmp`;
+}
 
 export function journalName(generation: number): string {
   return `journal.${generation}.jsonl`;
@@ -34,34 +43,67 @@ export function journalName(generation: number): string {
 
 export interface LoadedLog {
   readonly snapshot?: SnapshotFile;
+  /** The snapshot's generation: its journal is the first to replay. */
   readonly generation: number;
+  /** The records of every journal from the snapshot's generation on, in order. */
   readonly records: JournalRecord[];
-  /** recordLines[i] is the journal line of records[i]. */
+  /** recordLines[i] is the line of records[i] in its journal. */
   readonly recordLines: number[];
+  /** The journals replayed, in order, with how many records each holds. */
+  readonly journals: readonly { readonly file: string; readonly records: number }[];
+  /** The last journal: the one the server appends to. */
   readonly journalFile: string;
-  /** A last line cut short by a crash: dropped, never replayed. */
+  /** A last line of the last journal cut short by a crash: dropped, never replayed. */
   readonly tornTail?: { readonly line: number; readonly offset: number; readonly bytes: number };
   /** Journals of older generations left behind by a crash during a snapshot. */
   readonly staleJournals: string[];
 }
 
+/** Where records[index] is: "<journal file>:<line>". */
+export function recordPlace(loaded: LoadedLog, index: number): string {
+  let first = 0;
+  for (const journal of loaded.journals) {
+    if (index < first + journal.records) return `${journal.file}:${loaded.recordLines[index]}`;
+    first += journal.records;
+  }
+  return `${loaded.journalFile}:${loaded.recordLines[index] ?? 1}`;
+}
+
 /** Read and validate a data directory without changing it (the daemon and the inspector share this). */
 export function readLogFiles(fs: FileSystem, dir: string, serverId: number, serverCount: number): LoadedLog {
-  if (!fs.exists(dir)) return { generation: 0, records: [], recordLines: [], journalFile: join(dir, journalName(0)), staleJournals: [] };
+  const journalFile = (g: number) => join(dir, journalName(g));
+  if (!fs.exists(dir)) return { generation: 0, records: [], recordLines: [], journals: [], journalFile: journalFile(0), staleJournals: [] };
   const snapshot = readSnapshot(fs, dir, serverId, serverCount);
   const generation = snapshot?.generation ?? 0;
   const generations = listJournals(fs, dir);
-  const newer = generations.filter((g) => g > generation);
-  if (newer.length > 0) {
+  const staleJournals = generations.filter((g) => g < generation).map(journalFile);
+  // A snapshot being written when the server stopped leaves the journals after its own: each continues the one before.
+  const chain = generations.filter((g) => g >= generation);
+  if (chain.length === 0) return { snapshot, generation, records: [], recordLines: [], journals: [], journalFile: journalFile(generation), staleJournals };
+  chain.forEach((g, i) => {
+    const expected = generation + i;
+    if (g === expected) return;
     throw new ChorusError(
       'LOG_CORRUPT',
-      `${join(dir, journalName(newer[0]))}:1: journal generation ${newer[0]} is newer than the snapshot (generation ${generation}); the snapshot is missing or old`,
+      `${journalFile(g)}:1: journal generation ${g} does not continue the snapshot (generation ${generation})${i > 0 ? ` and journal ${expected - 1}` : ''}: ${journalName(expected)} is missing`,
     );
+  });
+  const records: JournalRecord[] = [];
+  const recordLines: number[] = [];
+  const journals: { file: string; records: number }[] = [];
+  let tornTail: LoadedLog['tornTail'];
+  for (const g of chain) {
+    const file = journalFile(g);
+    const read = readJournal(fs, file, serverCount);
+    if (read.tornTail && g !== chain[chain.length - 1]) {
+      throw new ChorusError('LOG_CORRUPT', `${file}:${read.tornTail.line}: the last line is cut short, but ${journalName(g + 1)} continues this journal`);
+    }
+    for (const record of read.records) records.push(record);
+    for (const line of read.recordLines) recordLines.push(line);
+    journals.push({ file, records: read.records.length });
+    tornTail = read.tornTail;
   }
-  const journalFile = join(dir, journalName(generation));
-  const staleJournals = generations.filter((g) => g < generation).map((g) => join(dir, journalName(g)));
-  if (!fs.exists(journalFile)) return { snapshot, generation, records: [], recordLines: [], journalFile, staleJournals };
-  return { snapshot, generation, journalFile, staleJournals, ...readJournal(fs, journalFile, serverCount) };
+  return { snapshot, generation, records, recordLines, journals, journalFile: journalFile(chain[chain.length - 1]), tornTail, staleJournals };
 }
 
 function listJournals(fs: FileSystem, dir: string): number[] {
@@ -127,21 +169,6 @@ function readJournal(fs: FileSystem, file: string, serverCount: number): Pick<Lo
   return { records, recordLines, tornTail: { line: lines.length + 1, offset, bytes: Buffer.byteLength(tail) } };
 }
 
-/** Serialise a snapshot with one message per line, so that a person can read it and errors have useful lines. */
-export function snapshotText(snapshot: SnapshotFile): string {
-  const { messages, ...engine } = snapshot.engine;
-  const head = [
-    `"format":${JSON.stringify(snapshot.format)}`,
-    `"version":${snapshot.version}`,
-    `"serverId":${snapshot.serverId}`,
-    `"serverCount":${snapshot.serverCount}`,
-    `"generation":${snapshot.generation}`,
-  ];
-  const messageLines = messages.map((m) => JSON.stringify(m)).join(',\n');
-  const engineText = `${JSON.stringify(engine).slice(0, -1)},"messages":[\n${messageLines}\n]}`;
-  return `{${head.join(',\n')},\n"engine":${engineText},\n"app":${JSON.stringify(snapshot.app ?? null)}\n}\n`;
-}
-
 export interface LogFilesOptions {
   readonly fs: FileSystem;
   readonly dir: string;
@@ -150,9 +177,10 @@ export interface LogFilesOptions {
   /** The wall clock, in ms: a run number is never below it (see beginIncarnation). */
   readonly wallClockMs: number;
   /**
-   * TEST ONLY: a deliberately broken variant the simulator must catch: the
-   * snapshot's rename (and the new journal's name) are not made durable
-   * before the old journal is deleted, so a crash can lose them.
+   * TEST ONLY: a deliberately broken variant the simulator must catch: a
+   * new journal's name and the snapshot's rename are not made durable
+   * before records are written to it and the old journal is deleted, so a
+   * crash can lose them.
    */
   readonly brokenVariant?: 'snapshot-rename-not-durable';
 }
@@ -160,14 +188,17 @@ export interface LogFilesOptions {
 export class LogFiles {
   private fd: FileHandle;
   private pending: string[] = [];
+  /** The current journal's generation: the snapshot being written, if any, or the last one written. */
   private generation: number;
+  /** A snapshot being written in slices (beginSnapshot), and whom to tell when it is durable. */
+  private snapshotting: { readonly writer: SnapshotWriter; readonly generation: number; readonly done: (error?: ChorusError) => void; syncing: boolean } | undefined;
   /** An fdatasync is running; at most one at a time, so they finish in the order asked for. */
   private syncing = false;
   /** Callers of sync() whose records go into the next write and fdatasync. */
   private waiting: ((error?: ChorusError) => void)[] = [];
   /** This run of the daemon: see beginIncarnation. */
   incarnation = 0;
-  /** Bytes in the current journal, durable or pending. */
+  /** Bytes in the journals a snapshot will replace (after a restart, all those replayed), durable or pending. */
   journalBytes = 0;
   /** Bytes in the current journal known to be durable. */
   private durableBytes = 0;
@@ -180,7 +211,7 @@ export class LogFiles {
     private readonly options: LogFilesOptions,
     loaded: LoadedLog,
   ) {
-    this.generation = loaded.generation;
+    this.generation = loaded.generation + Math.max(0, loaded.journals.length - 1);
     this.fd = options.fs.open(loaded.journalFile, 'append');
     this.journalRecords = loaded.records.length;
   }
@@ -196,7 +227,7 @@ export class LogFiles {
   /**
    * Open a data directory for a daemon: take its lock, read and validate it,
    * cut a torn last line off the journal (the warning is the caller's), and
-   * remove journals a crash left behind during a snapshot.
+   * remove journals and temporary files a crash left behind during a snapshot.
    */
   static open(options: LogFilesOptions): { files: LogFiles; loaded: LoadedLog } {
     const { fs, dir, serverId, serverCount } = options;
@@ -215,11 +246,13 @@ export class LogFiles {
       const loaded = readLogFiles(fs, dir, serverId, serverCount);
       if (loaded.tornTail) truncateFile(fs, loaded.journalFile, loaded.tornTail.offset);
       for (const stale of loaded.staleJournals) fs.unlink(stale);
+      for (const name of fs.list(dir)) if (snapshotTempPattern.test(name)) fs.unlink(join(dir, name));
       const files = new LogFiles(options, loaded);
       files.incarnation = beginIncarnation(fs, dir, options.wallClockMs);
-      files.journalBytes = loaded.tornTail ? loaded.tornTail.offset : fs.size(loaded.journalFile);
-      files.durableBytes = files.journalBytes;
-      files.writtenBytes = files.journalBytes;
+      const lastBytes = loaded.tornTail ? loaded.tornTail.offset : fs.size(loaded.journalFile);
+      files.durableBytes = lastBytes;
+      files.writtenBytes = lastBytes;
+      files.journalBytes = loaded.journals.slice(0, -1).reduce((total, j) => total + fs.size(j.file), lastBytes);
       return { files, loaded };
     } catch (err) {
       fs.unlock(dir);
@@ -306,36 +339,116 @@ export class LogFiles {
     }
   }
 
+  /** A snapshot begun with beginSnapshot is still being written or made durable. */
+  get snapshotInProgress(): boolean {
+    return this.snapshotting !== undefined;
+  }
+
   /**
-   * Write a snapshot of everything up to now and continue with a fresh
-   * journal; only when idle (everything appended is durable). A failure at
-   * any step leaves the old snapshot and journal, or the new snapshot alone,
-   * both complete; the caller must not write again.
+   * Begin a snapshot of this state (everything appended so far; only when
+   * idle): the journal continues in a new generation at once, and the
+   * snapshot is written by continueSnapshot() a slice at a time, then made
+   * durable off the event loop. `done` runs once it has replaced the older
+   * snapshot and journals, or with the error. Throws a STORAGE_FAILED
+   * ChorusError if the new journal cannot be started.
    */
-  writeSnapshot(engine: EngineState, app: unknown): void {
-    invariant(this.idle, 'a snapshot is written only when every journal record is durable');
+  beginSnapshot(engine: EngineState, app: unknown, done: (error?: ChorusError) => void): void {
+    invariant(this.idle && !this.snapshotting, 'a snapshot is begun only when every journal record is durable and no other snapshot is being written');
     try {
-      this.rotate(engine, app);
+      const generation = this.startGeneration();
+      this.snapshotting = { writer: this.snapshotWriter(generation, engine, app), generation, done, syncing: false };
     } catch (err) {
       throw storageFailed(`${this.dir}: cannot write a snapshot`, err);
     }
   }
 
-  private rotate(engine: EngineState, app: unknown): void {
-    const { fs, dir, serverId, serverCount } = this.options;
+  /** Write the next slice of the snapshot begun; true while more remains to write. Throws a STORAGE_FAILED ChorusError. */
+  continueSnapshot(): boolean {
+    const snapshot = this.snapshotting;
+    if (!snapshot || snapshot.syncing) return false;
+    try {
+      if (!snapshot.writer.write(snapshotSliceChars)) return true;
+    } catch (err) {
+      this.cancelSnapshot();
+      throw storageFailed(`${this.dir}: cannot write a snapshot`, err);
+    }
+    snapshot.syncing = true;
+    snapshot.writer.syncInBackground((error) => this.snapshotDurable(snapshot, error));
+    return false;
+  }
+
+  private snapshotDurable(snapshot: NonNullable<LogFiles['snapshotting']>, error: Error | undefined): void {
+    if (this.snapshotting !== snapshot) return; // given up meanwhile: closed, crashed, or replaced by a snapshot written at once
+    this.snapshotting = undefined;
+    try {
+      if (error) throw error;
+      this.install(snapshot.writer.tempFile, snapshot.generation);
+    } catch (err) {
+      return snapshot.done(storageFailed(`${this.dir}: cannot write a snapshot`, err));
+    }
+    snapshot.done();
+  }
+
+  /**
+   * Write a snapshot of everything up to now at once and continue with a
+   * fresh journal; only when idle (a clean stop, tests). A snapshot being
+   * written in slices is given up. A failure at any step leaves the old
+   * snapshot and journals, or the new snapshot alone, both complete; the
+   * caller must not write again.
+   */
+  writeSnapshot(engine: EngineState, app: unknown): void {
+    invariant(this.idle, 'a snapshot is written only when every journal record is durable');
+    this.cancelSnapshot();
+    try {
+      const generation = this.startGeneration();
+      const writer = this.snapshotWriter(generation, engine, app);
+      try {
+        writer.write(Infinity);
+        writer.syncNow();
+      } finally {
+        writer.close();
+      }
+      this.install(writer.tempFile, generation);
+    } catch (err) {
+      throw storageFailed(`${this.dir}: cannot write a snapshot`, err);
+    }
+  }
+
+  /** Continue in journal generation+1, its name durable before anything is written to it. */
+  private startGeneration(): number {
+    const { fs, dir } = this.options;
     const generation = this.generation + 1;
-    const snapshot: SnapshotFile = { format: snapshotFormat, version: snapshotVersion, serverId, serverCount, generation, engine, app };
-    replaceFile(fs, join(dir, snapshotName), snapshotText(snapshot));
     const newFd = fs.open(join(dir, journalName(generation)), 'append');
     if (this.options.brokenVariant !== 'snapshot-rename-not-durable') fs.syncDir(dir);
     fs.close(this.fd);
-    fs.unlink(join(dir, journalName(this.generation)));
     this.fd = newFd;
     this.generation = generation;
     this.journalBytes = 0;
     this.durableBytes = 0;
     this.writtenBytes = 0;
     this.journalRecords = 0;
+    return generation;
+  }
+
+  private snapshotWriter(generation: number, engine: EngineState, app: unknown): SnapshotWriter {
+    const { fs, dir, serverId, serverCount } = this.options;
+    const snapshot: SnapshotFile = { format: snapshotFormat, version: snapshotVersion, serverId, serverCount, generation, engine, app };
+    return new SnapshotWriter(fs, join(dir, snapshotTempName(generation)), snapshot);
+  }
+
+  /** The durable snapshot of `generation` replaces the old one; then the journals before it go. */
+  private install(tempFile: string, generation: number): void {
+    const { fs, dir } = this.options;
+    fs.rename(tempFile, join(dir, snapshotName));
+    if (this.options.brokenVariant !== 'snapshot-rename-not-durable') fs.syncDir(dir);
+    for (const g of listJournals(fs, dir)) if (g < generation) fs.unlink(join(dir, journalName(g)));
+  }
+
+  /** Give up the snapshot being written, if any; the journals it would have replaced stay. */
+  private cancelSnapshot(): void {
+    const snapshot = this.snapshotting;
+    this.snapshotting = undefined;
+    snapshot?.writer.close();
   }
 
   /** Close after a clean stop: everything appended must be durable by now. */
@@ -352,6 +465,7 @@ export class LogFiles {
   }
 
   private release(): void {
+    this.cancelSnapshot();
     if (this.fd < 0) return;
     this.fs.close(this.fd);
     this.fd = -1;

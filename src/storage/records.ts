@@ -31,6 +31,59 @@ export function journalLine(record: JournalRecord): string {
   return `{"t":"ts","tsVector":[${record.tsVector.join(',')}]}\n`;
 }
 
+/**
+ * A snapshot file's text in parts, in order: the engine's messages one per
+ * line, the application's state as jsonParts gives it. Written a slice at a
+ * time (snapshotWriter.ts), so no part is larger than one message or entry.
+ */
+export function* snapshotParts(snapshot: SnapshotFile): Generator<string> {
+  const { messages, ...engine } = snapshot.engine;
+  const head = [`"format":${JSON.stringify(snapshot.format)}`, `"version":${snapshot.version}`, `"serverId":${snapshot.serverId}`, `"serverCount":${snapshot.serverCount}`, `"generation":${snapshot.generation}`];
+  yield `{${head.join(',\n')},\n"engine":${JSON.stringify(engine).slice(0, -1)},"messages":[\n`;
+  for (let i = 0; i < messages.length; i++) yield `${i > 0 ? ',\n' : ''}${JSON.stringify(messages[i])}`;
+  yield '\n]},\n"app":';
+  yield* jsonParts(snapshot.app ?? null);
+  yield '\n}\n';
+}
+
+/**
+ * JSON.stringify(value) in parts: objects key by key and arrays element by
+ * element (nested arrays split again, array elements one per line), so a
+ * state of any size is serialised in small steps. toJSON is honoured, as
+ * JSON.stringify does.
+ */
+export function* jsonParts(value: unknown): Generator<string> {
+  const v = hasToJson(value) ? value.toJSON() : value;
+  if (Array.isArray(v)) {
+    yield '[';
+    for (let i = 0; i < v.length; i++) {
+      if (i > 0) yield ',\n';
+      if (Array.isArray(v[i])) yield* jsonParts(v[i]);
+      else yield JSON.stringify(v[i]) ?? 'null';
+    }
+    yield ']';
+    return;
+  }
+  if (typeof v !== 'object' || v === null) {
+    yield JSON.stringify(v) ?? 'null';
+    return;
+  }
+  yield '{';
+  let first = true;
+  for (const key of Object.keys(v)) {
+    const x = (v as Record<string, unknown>)[key];
+    if (x === undefined || typeof x === 'function' || typeof x === 'symbol') continue;
+    yield `${first ? '' : ','}${JSON.stringify(key)}:`;
+    first = false;
+    yield* jsonParts(x);
+  }
+  yield '}';
+}
+
+function hasToJson(value: unknown): value is { toJSON(): unknown } {
+  return typeof value === 'object' && value !== null && typeof (value as { toJSON?: unknown }).toJSON === 'function';
+}
+
 export class RecordError extends Error {}
 
 export function parseJournalRecord(value: unknown, serverCount: number): JournalRecord {

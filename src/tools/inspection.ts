@@ -24,6 +24,8 @@ export interface Inspection {
   snapshotGeneration: number;
   hasSnapshot: boolean;
   journalRecords: number;
+  /** Journals replayed after the snapshot: more than one if a snapshot was being written when the daemon stopped. */
+  journals: number;
   tornTail: { line: number; bytes: number } | null;
   lastSeq: number;
   clock: number;
@@ -71,6 +73,7 @@ export function inspect(dir: string, server: number, serverCount: number): Inspe
     snapshotGeneration: loaded.generation,
     hasSnapshot: loaded.snapshot !== undefined,
     journalRecords: loaded.records.length,
+    journals: loaded.journals.length,
     tornTail: loaded.tornTail ? { line: loaded.tornTail.line, bytes: loaded.tornTail.bytes } : null,
     lastSeq: state.lastSeq,
     clock: engine.clock,
@@ -98,6 +101,9 @@ const nowhere: Journal = {
   append: () => undefined,
   sync: (done) => done(),
   idle: true,
+  beginSnapshot: () => undefined,
+  continueSnapshot: () => false,
+  snapshotInProgress: false,
   writeSnapshot: () => undefined,
   journalBytes: 0,
   journalRecords: 0,
@@ -129,6 +135,7 @@ export function render(x: Inspection): string {
   lines.push(`server ${x.server}: ${x.dir}`);
   lines.push(
     `  files: ${x.hasSnapshot ? `snapshot generation ${x.snapshotGeneration}` : 'no snapshot'}, ${x.journalRecords} journal records after it` +
+      (x.journals > 1 ? ` in ${x.journals} journals (a snapshot was being written when the daemon stopped)` : '') +
       (x.tornTail ? `, a torn last line (line ${x.tornTail.line}, ${x.tornTail.bytes} bytes) that the daemon drops` : ''),
   );
   lines.push(`  own seq ${x.lastSeq}, Lamport clock ${x.clock}, stable point: every message with ts <= ${x.stableTs}`);
