@@ -4,8 +4,8 @@
  * noisy machines); `make bench` prints the real figures.
  */
 import { expect } from 'chai';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -43,4 +43,43 @@ describe('benchmark suite (QUICK=1 smoke test)', function () {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('Ctrl-C stops the bench cluster\'s daemons and removes its directory', async () => {
+    const child = spawn(process.execPath, [bench, '--quick', '--only', 'throughput', 'latency'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    let root = '';
+    let pids: number[] = [];
+    try {
+      while (!/throughput:/.test(stderr)) {
+        if (child.exitCode !== null) throw new Error(`the bench ended early: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      root = /bench cluster: (\S+)/.exec(stderr)![1];
+      const dataRoot = join(root, 'data');
+      pids = readdirSync(dataRoot)
+        .filter((name) => name.endsWith('.pid'))
+        .map((name) => Number(readFileSync(join(dataRoot, name), 'utf8')));
+      expect(pids).to.have.length(5);
+      child.kill('SIGINT');
+      expect(await exited).to.equal(130);
+      expect(stderr).to.match(/SIGINT: stopping the bench's daemons/);
+      expect(pids.filter(alive), 'daemons still running').to.deep.equal([]);
+      expect(existsSync(root), 'the bench directory is removed').to.equal(false);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL');
+      if (root) rmSync(root, { recursive: true, force: true });
+    }
+  });
 });
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

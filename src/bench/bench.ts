@@ -6,12 +6,11 @@
  * time, and footprint. Prints one table; --out writes the same as JSON.
  * QUICK=1 (or --quick) runs a short version for CI smoke tests.
  */
-import { execFile } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ChorusConnection } from '../client/connection.js';
@@ -24,7 +23,6 @@ import { freePorts } from '../tools/freePorts.js';
 import { connectControl, nodeArgs, serverDir } from '../tools/localCluster.js';
 import type { ProtocolNodeResult } from './protocolNode.js';
 
-const execFileAsync = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -116,6 +114,8 @@ const tsOf = (id: string) => Number(id.split('.')[0]);
 
 class Bench {
   private appenders: Appender[] = [];
+  /** Processes a phase started besides the cluster (protocol-only nodes, UDP fan-out): killed if the bench is interrupted. */
+  private readonly helpers = new Set<ChildProcess>();
   readonly results: Record<string, unknown> = {};
 
   constructor(
@@ -190,6 +190,22 @@ class Bench {
       rmSync(file, { force: true });
     }
     this.results.disk = { fdatasync: percentiles(samples) };
+  }
+
+  /** Run a node script of this folder to its end; its standard output. */
+  private runHelper(args: string[], timeoutMs?: number): Promise<string> {
+    return new Promise((resolve, reject) => {
+      const child = execFile(process.execPath, args, { timeout: timeoutMs }, (error, stdout) => {
+        this.helpers.delete(child);
+        if (error) reject(error);
+        else resolve(stdout);
+      });
+      this.helpers.add(child);
+    });
+  }
+
+  killHelpers(): void {
+    for (const child of this.helpers) child.kill('SIGKILL');
   }
 
   closeControl(): void {
@@ -274,9 +290,7 @@ class Bench {
     const durationMs = this.scale.throughputS >= 10 ? 3000 : 1000;
     const runs = await Promise.all(
       ports.map((_, i) =>
-        execFileAsync(process.execPath, [join(here, 'udpFanout.js'), String(i + 1), ports.join(','), String(bytes), String(durationMs)]).then(
-          ({ stdout }) => JSON.parse(stdout) as { sent: number; received: number },
-        ),
+        this.runHelper([join(here, 'udpFanout.js'), String(i + 1), ports.join(','), String(bytes), String(durationMs)]).then((stdout) => JSON.parse(stdout) as { sent: number; received: number }),
       ),
     );
     const received = runs.reduce((t, r) => t + r.received, 0);
@@ -306,9 +320,10 @@ class Bench {
       const startAt = Date.now() + 1500;
       const runs = await Promise.all(
         [1, 2, 3, 4, 5].map((id) =>
-          execFileAsync(process.execPath, [...nodeArgs(), join(here, 'protocolNode.js'), String(id), configFile, keyFile, join(root, `server${id}`), String(startAt), String(warmupMs), String(measureMs), '200', fsync], {
-            timeout: startAt - Date.now() + warmupMs + measureMs + 30_000,
-          }).then(({ stdout }) => JSON.parse(stdout) as ProtocolNodeResult),
+          this.runHelper(
+            [...nodeArgs(), join(here, 'protocolNode.js'), String(id), configFile, keyFile, join(root, `server${id}`), String(startAt), String(warmupMs), String(measureMs), '200', fsync],
+            startAt - Date.now() + warmupMs + measureMs + 30_000,
+          ).then((stdout) => JSON.parse(stdout) as ProtocolNodeResult),
         ),
       );
       const perS = (f: (r: ProtocolNodeResult) => number) => runs.map((r) => (f(r) * 1000) / r.measuredMs);
@@ -539,16 +554,30 @@ async function main(): Promise<void> {
   const configFile = join(root, 'clusterconfig');
   writeFileSync(configFile, Array.from({ length: 5 }, (_, i) => `127.0.0.1 ${ports[2 * i]} ${ports[2 * i + 1]}\n`).join(''));
   const cluster = new LocalCluster(loadClusterConfig(configFile), { dataRoot: join(root, 'data'), configFile }, ['--snapshot-interval-ms', '2000', '--log-level', 'warn', '--max-requests-per-second', '1000000']);
-  const bench = new Bench(cluster, argv.quick ? quickScale : fullScale, (line) => process.stderr.write(`${line}\n`));
+  const say = (line: string) => process.stderr.write(`${line}\n`);
+  const bench = new Bench(cluster, argv.quick ? quickScale : fullScale, say);
+  say(`bench cluster: ${root} (removed at the end${argv.keep ? ' unless --keep' : ''}; Ctrl-C stops its daemons)`);
+  let cleaning: Promise<void> | undefined;
+  const cleanUp = () =>
+    (cleaning ??= (async () => {
+      bench.killHelpers();
+      bench.closeControl();
+      await cluster.stop();
+      if (!argv.keep) rmSync(root, { recursive: true, force: true });
+    })());
+  const interrupted = (signal: NodeJS.Signals) => {
+    say(`tools/bench: ${signal}: stopping the bench's daemons`);
+    void cleanUp().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', interrupted);
+  process.once('SIGTERM', interrupted);
   try {
     await cluster.start();
     await bench.converge(10_000);
     await sleep(500);
     for (const phase of phaseNames) if (!argv.only || argv.only.includes(phase)) await bench[phase]();
   } finally {
-    bench.closeControl();
-    await cluster.stop();
-    if (!argv.keep) rmSync(root, { recursive: true, force: true });
+    await cleanUp();
   }
   const results = { quick: argv.quick, ...bench.results };
   console.log(table(bench.results));
