@@ -3,9 +3,10 @@
  * again, with real sockets, real log files and injected datagram drops.
  */
 import { expect } from 'chai';
-import { appendFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Message } from '../src/broadcast/types.js';
+import type { ApplicationFactory } from '../src/node/application.js';
 import { InProcessCluster } from './support/inProcessCluster.js';
 
 const key = (m: Message) => `${m.sender}:${m.seq}`;
@@ -108,5 +109,28 @@ describe('daemon: five real daemons on loopback UDP', function () {
     expect(after.seqVector).to.deep.equal(before.seqVector);
     expect(after.clock).to.equal(before.clock);
     expect(after.stableTs).to.equal(before.stableTs);
+  });
+
+  it('a journal grows as large as the last snapshot before the next one: snapshots cost about what the journal does, however long the history', async () => {
+    // An application whose state is its whole history, as the chat's is.
+    const keepAll: ApplicationFactory = (saved) => {
+      const kept: string[] = Array.isArray(saved) ? [...(saved as string[])] : [];
+      return { apply: (_order, stable) => stable.forEach((m) => kept.push(m.payload)), viewChanged: () => undefined, snapshot: () => [...kept], digest: () => String(kept.length) };
+    };
+    cluster = await InProcessCluster.create(3, { application: keepAll, snapshotJournalBytes: 2000 });
+    await cluster.startAll();
+    const c = cluster;
+    await c.waitFor(() => c.running().every((d) => d.view.length === 3), 5_000, 'all three in every view');
+    for (let round = 0; round < 60; round++) await Promise.all(Array.from({ length: 10 }, (_, i) => c.daemon((i % 3) + 1).submit(`m${round}.${i} ${'x'.repeat(100)}`)));
+    await c.waitFor(() => c.converged(), 10_000, 'convergence');
+    const dir = c.dataDir(1);
+    const snapshot = JSON.parse(readFileSync(join(dir, 'snapshot.json'), 'utf8')) as { generation: number; app: string[] };
+    const journalBytes = readdirSync(dir)
+      .filter((name) => name.startsWith('journal.'))
+      .reduce((total, name) => total + statSync(join(dir, name)).size, 0);
+    expect(journalBytes, 'journal bytes written since the snapshot').to.be.at.most(Math.max(2000, statSync(join(dir, 'snapshot.json')).size) + 20_000);
+    // A snapshot whenever the journal passes 2,000 bytes would be about 30 of them here; the history roughly doubles between these.
+    expect(snapshot.app.length).to.be.greaterThan(0);
+    expect(snapshot.generation).to.be.within(3, 15);
   });
 });

@@ -34,7 +34,7 @@ export interface DaemonOptions {
   readonly timers?: Partial<EngineTimers>;
   /** Default: 32 KiB when every server is on loopback, else 1400 bytes (no IP fragmentation). */
   readonly maxDatagramBytes?: number;
-  /** Write a snapshot (and start a new journal) once the journal reaches this size. */
+  /** Write a snapshot (and start a new journal) once the journal reaches this size, or the last snapshot's if larger. */
   readonly snapshotJournalBytes?: number;
   /** Also snapshot after this long if anything was journaled, so an idle daemon's files shrink. */
   readonly snapshotIntervalMs?: number;
@@ -405,6 +405,9 @@ function journalPort(files: LogFiles, timings: DaemonTimings, protect: (action: 
     },
     get journalRecords() {
       return files.journalRecords;
+    },
+    get snapshotBytes() {
+      return files.snapshotBytes;
     },
     get syncs() {
       return files.syncs;

@@ -77,7 +77,7 @@ export type BrokenExecutor = 'send-before-durable' | 'confirm-before-durable' | 
 
 export interface NodeOptions {
   readonly engine: EngineOptions;
-  /** Write a snapshot (and start a new journal) once the journal reaches this size. */
+  /** Write a snapshot (and start a new journal) once the journal reaches this size, or the last snapshot's if larger. */
   readonly snapshotJournalBytes: number;
   /** Also snapshot once nothing was journaled for this long, so an idle server's files shrink (a busy one snapshots by size). */
   readonly snapshotIntervalMs: number;
@@ -235,7 +235,7 @@ export class Node {
     if (!isEmpty(ready)) this.begin(ready);
     if (this.state !== 'running') return;
     if (this.journal.snapshotInProgress) this.continueSnapshot();
-    else if (this.journal.journalBytes >= this.setup.options.snapshotJournalBytes) this.snapshotWhenComplete();
+    else if (this.journalFull()) this.snapshotWhenComplete();
     else if (this.snapshotDue()) this.beginSnapshot(this.engine.exportState());
     this.clock.wakeAt(this.engine.nextDeadline());
   }
@@ -351,6 +351,16 @@ export class Node {
   private snapshotWhenComplete(): void {
     if (this.settled()) this.beginSnapshot(this.engine.exportState());
     else this.snapshotAfter = this.engine.exportState();
+  }
+
+  /**
+   * The journal is replaced by a snapshot once it is as large as the last
+   * snapshot (and at least snapshotJournalBytes): snapshots then cost at most
+   * about as much as the journal writes, however long the history, and a
+   * restart replays a journal no larger than the snapshot it loads.
+   */
+  private journalFull(): boolean {
+    return this.journal.journalBytes >= Math.max(this.setup.options.snapshotJournalBytes, this.journal.snapshotBytes);
   }
 
   /** An idle server's journal is replaced by a snapshot after a while (a full one, in step()). */

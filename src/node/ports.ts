@@ -36,6 +36,8 @@ export interface Journal {
   writeSnapshot(engine: EngineState, app: unknown): void;
   /** Bytes and records in the current journal, and syncs so far (for status and the snapshot policy). */
   readonly journalBytes: number;
+  /** Size of the last snapshot written: the journal may grow as large before the next (the snapshot policy). */
+  readonly snapshotBytes: number;
   readonly journalRecords: number;
   readonly syncs: number;
   /** Close after a clean stop (idle). */

@@ -206,6 +206,8 @@ export class LogFiles {
   private writtenBytes = 0;
   journalRecords = 0;
   syncs = 0;
+  /** Size of the last snapshot written (or found on open). */
+  snapshotBytes = 0;
 
   private constructor(
     private readonly options: LogFilesOptions,
@@ -253,6 +255,7 @@ export class LogFiles {
       files.durableBytes = lastBytes;
       files.writtenBytes = lastBytes;
       files.journalBytes = loaded.journals.slice(0, -1).reduce((total, j) => total + fs.size(j.file), lastBytes);
+      files.snapshotBytes = fs.size(join(dir, snapshotName));
       return { files, loaded };
     } catch (err) {
       fs.unlock(dir);
@@ -382,7 +385,7 @@ export class LogFiles {
     this.snapshotting = undefined;
     try {
       if (error) throw error;
-      this.install(snapshot.writer.tempFile, snapshot.generation);
+      this.install(snapshot.writer, snapshot.generation);
     } catch (err) {
       return snapshot.done(storageFailed(`${this.dir}: cannot write a snapshot`, err));
     }
@@ -408,7 +411,7 @@ export class LogFiles {
       } finally {
         writer.close();
       }
-      this.install(writer.tempFile, generation);
+      this.install(writer, generation);
     } catch (err) {
       throw storageFailed(`${this.dir}: cannot write a snapshot`, err);
     }
@@ -437,9 +440,10 @@ export class LogFiles {
   }
 
   /** The durable snapshot of `generation` replaces the old one; then the journals before it go. */
-  private install(tempFile: string, generation: number): void {
+  private install(writer: SnapshotWriter, generation: number): void {
     const { fs, dir } = this.options;
-    fs.rename(tempFile, join(dir, snapshotName));
+    fs.rename(writer.tempFile, join(dir, snapshotName));
+    this.snapshotBytes = writer.bytes;
     if (this.options.brokenVariant !== 'snapshot-rename-not-durable') fs.syncDir(dir);
     for (const g of listJournals(fs, dir)) if (g < generation) fs.unlink(join(dir, journalName(g)));
   }

@@ -18,6 +18,8 @@ export class SnapshotWriter {
   private written = false;
   /** A background sync holds the file open until it finishes. */
   private syncing = false;
+  /** Bytes written so far. */
+  bytes = 0;
 
   constructor(
     private readonly fs: FileSystem,
@@ -43,6 +45,7 @@ export class SnapshotWriter {
     const data = Buffer.from(slice.join(''));
     let at = 0;
     while (at < data.length) at += this.fs.write(this.fd, data.subarray(at));
+    this.bytes += data.length;
     return this.written;
   }
 

@@ -107,6 +107,7 @@ const nowhere: Journal = {
   writeSnapshot: () => undefined,
   journalBytes: 0,
   journalRecords: 0,
+  snapshotBytes: 0,
   syncs: 0,
   close: () => undefined,
   abandon: () => undefined,

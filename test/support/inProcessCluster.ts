@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadClusterConfig, type ClusterConfig } from '../../src/config/clusterConfig.js';
-import { Daemon } from '../../src/daemon/daemon.js';
+import { Daemon, type DaemonOptions } from '../../src/daemon/daemon.js';
 import { ChatServer, type ChatServerOptions } from '../../src/daemon/chatServer.js';
 import { Writable } from 'node:stream';
 import winston from 'winston';
@@ -31,6 +31,9 @@ export function capturingLogger(lines: string[]): winston.Logger {
   });
 }
 
+/** What every daemon of the cluster is started with; an `application` only without the chat. */
+type ClusterOptions = Partial<ChatServerOptions> & Pick<Partial<DaemonOptions>, 'application'>;
+
 export class InProcessCluster {
   readonly daemons: (Daemon | undefined)[];
   /** With `chat`, each server is a whole ChatServer (daemon, chat state, RPC). */
@@ -42,14 +45,14 @@ export class InProcessCluster {
   private constructor(
     readonly config: ClusterConfig,
     readonly root: string,
-    private readonly extra: Partial<ChatServerOptions>,
+    private readonly extra: ClusterOptions,
     private readonly chat: boolean,
   ) {
     this.daemons = config.servers.map(() => undefined);
     this.chatServers = config.servers.map(() => undefined);
   }
 
-  static async create(serverCount: number, extra: Partial<ChatServerOptions> = {}, chat = false): Promise<InProcessCluster> {
+  static async create(serverCount: number, extra: ClusterOptions = {}, chat = false): Promise<InProcessCluster> {
     const root = mkdtempSync(join(tmpdir(), 'chorus-test-'));
     const ports = await freePorts(serverCount * 2);
     const lines = Array.from({ length: serverCount }, (_, i) => `127.0.0.1 ${ports[2 * i]} ${ports[2 * i + 1]}`);
@@ -79,7 +82,8 @@ export class InProcessCluster {
       ...this.extra,
     };
     if (this.chat) {
-      const server = await ChatServer.start(options);
+      const { application: _ignored, ...chatOptions } = options;
+      const server = await ChatServer.start(chatOptions);
       this.chatServers[id - 1] = server;
       this.daemons[id - 1] = server.daemon;
       return server.daemon;
