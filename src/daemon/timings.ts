@@ -76,7 +76,12 @@ export class DaemonTimings {
       stableHere: percentiles(this.here),
       stableEverywhere: percentiles(this.everywhere),
     };
-    if (reset) for (const h of [this.loop, this.sync, this.confirm, this.here, this.everywhere]) h.reset();
+    if (reset) {
+      for (const h of [this.loop, this.sync, this.confirm, this.here, this.everywhere]) h.reset();
+      // What was submitted before the reset is not timed after it (a bench phase would count the one before's tail).
+      this.untilStableHere = [];
+      this.untilStableEverywhere = [];
+    }
     return timings;
   }
 

@@ -1,0 +1,40 @@
+/** What a daemon measures of itself for the benchmark and `tools/cluster status`. */
+import { expect } from 'chai';
+import { DaemonTimings } from '../src/daemon/timings.js';
+
+describe('daemon timings', () => {
+  it('times own operations to confirmed, stable here and stable everywhere, each once', () => {
+    const timings = new DaemonTimings();
+    try {
+      timings.confirmed(5, 100, 103);
+      timings.confirmed(7, 101, 104);
+      timings.observe(5, 0, 110);
+      timings.observe(7, 7, 120);
+      timings.observe(7, 7, 130);
+      const t = timings.read(false);
+      expect(t.confirmed.count).to.equal(2);
+      expect(t.stableHere.count).to.equal(2);
+      expect(t.stableEverywhere.count).to.equal(2);
+      expect(t.stableHere.maxMs).to.be.closeTo(19, 0.1);
+      expect(t.stableEverywhere.maxMs).to.be.closeTo(20, 0.1);
+    } finally {
+      timings.stop();
+    }
+  });
+
+  it('after a reset, operations submitted before it are not timed', () => {
+    const timings = new DaemonTimings();
+    try {
+      timings.confirmed(5, 0, 3);
+      timings.read(true);
+      timings.confirmed(9, 2000, 2003);
+      timings.observe(9, 9, 2010);
+      const t = timings.read(true);
+      expect(t.stableHere.count).to.equal(1);
+      expect(t.stableEverywhere.count).to.equal(1);
+      expect(t.stableEverywhere.maxMs).to.be.closeTo(10, 0.1);
+    } finally {
+      timings.stop();
+    }
+  });
+});
