@@ -46,20 +46,24 @@ export function* snapshotParts(snapshot: SnapshotFile): Generator<string> {
   yield '\n}\n';
 }
 
+/** Array elements serialised together by one JSON.stringify call (a chat history chunk's worth). */
+const arrayBatch = 256;
+
 /**
- * JSON.stringify(value) in parts: objects key by key and arrays element by
- * element (nested arrays split again, array elements one per line), so a
- * state of any size is serialised in small steps. toJSON is honoured, as
- * JSON.stringify does.
+ * JSON.stringify(value) in parts: objects key by key, arrays a line per
+ * batch of elements (nested arrays split again), so a state of any size is
+ * serialised in small steps, most of it by JSON.stringify itself. toJSON is
+ * honoured, as JSON.stringify does.
  */
 export function* jsonParts(value: unknown): Generator<string> {
   const v = hasToJson(value) ? value.toJSON() : value;
   if (Array.isArray(v)) {
     yield '[';
-    for (let i = 0; i < v.length; i++) {
+    for (let i = 0; i < v.length; i += arrayBatch) {
+      const batch = v.slice(i, i + arrayBatch);
       if (i > 0) yield ',\n';
-      if (Array.isArray(v[i])) yield* jsonParts(v[i]);
-      else yield JSON.stringify(v[i]) ?? 'null';
+      if (batch.some(Array.isArray)) yield* elementParts(batch);
+      else yield JSON.stringify(batch).slice(1, -1);
     }
     yield ']';
     return;
@@ -78,6 +82,14 @@ export function* jsonParts(value: unknown): Generator<string> {
     yield* jsonParts(x);
   }
   yield '}';
+}
+
+function* elementParts(elements: readonly unknown[]): Generator<string> {
+  for (let i = 0; i < elements.length; i++) {
+    if (i > 0) yield ',\n';
+    if (Array.isArray(elements[i])) yield* jsonParts(elements[i]);
+    else yield JSON.stringify(elements[i]) ?? 'null';
+  }
 }
 
 function hasToJson(value: unknown): value is { toJSON(): unknown } {
