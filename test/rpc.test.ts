@@ -143,6 +143,9 @@ describe('client RPC under hostile input', function () {
     ];
     for (const [text, message] of texts) expect((await c.error('append', { text })).message).to.match(message);
     expect((await c.call('append', { text: 'y'.repeat(2000) })).result).to.have.property('id');
+    // Characters as a person counts them: 2,000 emoji (4,000 UTF-16 units) fit, 2,001 do not.
+    expect((await c.call('append', { text: '😀'.repeat(2000) })).result).to.have.property('id');
+    expect((await c.error('append', { text: '😀'.repeat(2001) })).message).to.match(/^invalid message: a message has at most 2000 characters$/);
     for (const id of ['', '1', 'a.b', '1.2.3', '01.2', '1.0', 7]) {
       expect((await c.error('like', { id })).message, String(id)).to.match(/^invalid message id: /);
     }

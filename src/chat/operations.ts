@@ -45,25 +45,29 @@ export const limits = {
 
 const printableNoSpace = /^[^\s\p{Cc}\p{Cf}]+$/u;
 const printable = /^[^\p{Cc}\p{Cf}\u2028\u2029]+$/u;
-/** Length in characters (code points), as a person counts them. */
-const chars = (s: string): number => [...s].length;
+/**
+ * Whether s has min to max characters (code points), as a person counts them.
+ * A string has at most as many code points as UTF-16 units, so only a long
+ * one is counted (every message is checked by every daemon).
+ */
+const charsWithin = (s: string, min: number, max: number): boolean => s.length >= min && (s.length <= max || [...s].length <= max);
 const aString = { error: 'must be a string' };
 
 /** The rules for names and text, checked where a client's request enters a daemon (rpc/params.ts). */
 export const userNameSchema = z
   .string(aString)
-  .refine((s) => chars(s) >= 1 && chars(s) <= limits.userChars, { error: `a user name has 1-${limits.userChars} characters`, abort: true })
+  .refine((s) => charsWithin(s, 1, limits.userChars), { error: `a user name has 1-${limits.userChars} characters`, abort: true })
   .refine((s) => printableNoSpace.test(s), { error: 'a user name has printable characters and no spaces' });
 
 export const groupNameSchema = z
   .string(aString)
-  .refine((s) => chars(s) >= 1 && chars(s) <= limits.groupChars, { error: `a group name has 1-${limits.groupChars} characters`, abort: true })
+  .refine((s) => charsWithin(s, 1, limits.groupChars), { error: `a group name has 1-${limits.groupChars} characters`, abort: true })
   .refine((s) => printable.test(s) && s.trim() === s, { error: 'a group name has printable characters and no leading or trailing spaces' });
 
 export const messageTextSchema = z
   .string(aString)
   .refine((s) => s.trim().length > 0, { error: 'a message cannot be empty', abort: true })
-  .refine((s) => chars(s) <= limits.textChars, { error: `a message has at most ${limits.textChars} characters`, abort: true })
+  .refine((s) => charsWithin(s, 0, limits.textChars), { error: `a message has at most ${limits.textChars} characters`, abort: true })
   .refine((s) => printable.test(s), { error: 'a message cannot contain control characters' });
 
 /** A message id as clients write it, "<ts>.<sender>", read into its (ts, sender). */
