@@ -12,7 +12,8 @@ import { Daemon } from '../src/daemon/daemon.js';
 import { silentLogger } from '../src/daemon/logger.js';
 import { ChorusError } from '../src/errors.js';
 import { nodeFileSystem, type FileSystem } from '../src/storage/fileSystem.js';
-import { LogFiles, readLogFiles as readFiles } from '../src/storage/logFiles.js';
+import { LogFiles } from '../src/storage/logFiles.js';
+import { readLogFiles as readFiles } from '../src/storage/logReader.js';
 import { jsonParts } from '../src/storage/records.js';
 import { freePorts } from '../src/tools/freePorts.js';
 

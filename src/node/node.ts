@@ -27,7 +27,7 @@ import type { EngineState } from '../broadcast/recovery.js';
 import type { OrderChange } from '../broadcast/orderedLog.js';
 import type { Message, Packet, ServerId } from '../broadcast/types.js';
 import { ChorusError } from '../errors.js';
-import { recordPlace, type LoadedLog } from '../storage/logFiles.js';
+import { recordPlace, type LoadedLog } from '../storage/logReader.js';
 import type { Application, ApplicationFactory } from './application.js';
 import type { Clock, Journal, Transport } from './ports.js';
 

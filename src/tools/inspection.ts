@@ -16,7 +16,7 @@ import { ChorusError } from '../errors.js';
 import { Node } from '../node/node.js';
 import type { Journal } from '../node/ports.js';
 import { nodeFileSystem } from '../storage/fileSystem.js';
-import { readLogFiles } from '../storage/logFiles.js';
+import { readLogFiles } from '../storage/logReader.js';
 
 export interface Inspection {
   server: number;
