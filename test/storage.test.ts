@@ -16,6 +16,7 @@ import { LogFiles } from '../src/storage/logFiles.js';
 import { readLogFiles as readFiles } from '../src/storage/logReader.js';
 import { jsonParts } from '../src/storage/records.js';
 import { freePorts } from '../src/tools/freePorts.js';
+import { inspect, render } from '../src/tools/inspection.js';
 
 const records: JournalRecord[] = [
   { t: 'msg', m: { sender: 1, seq: 1, ts: 1, payload: 'first "one"' } },
@@ -177,6 +178,8 @@ describe('log files', () => {
     expect(crashed.snapshot).to.equal(undefined);
     expect(crashed.records).to.deep.equal(records);
     expect(crashed.journals.map((j) => [basename(j.file), j.records])).to.deep.equal([['journal.0.jsonl', 2], ['journal.1.jsonl', 1]]);
+    // tools/inspect says so.
+    expect(render(inspect(dir, 3, 3))).to.match(/no snapshot, 3 journal records after it in 2 journals \(a snapshot was being written when the daemon stopped\)/);
     await durable;
     files.close();
     expect(readdirSync(dir).sort()).to.deep.equal(['incarnation', 'journal.1.jsonl', 'snapshot.json']);
