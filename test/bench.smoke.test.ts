@@ -30,6 +30,8 @@ describe('benchmark suite (QUICK=1 smoke test)', function () {
       // The daemons time themselves: their event loops and group commits were measured during the phase.
       expect(r.throughput.eventLoopDelayMaxMs).to.be.a('number').greaterThan(0);
       expect(r.throughput.journalSyncP50Ms).to.be.a('number').greaterThan(0);
+      expect(r.throughput.stepCpuMaxMs).to.be.a('number').greaterThan(0);
+      expect(r.throughput.stepMaxMs).to.be.a('number').greaterThan(0);
       expect(r.latency.journalSyncP99Ms).to.be.a('number').greaterThan(0);
       expect((r.latency.ack as { count: number }).count).to.be.greaterThan(0);
       // Protocol only: five processes broadcasting themselves delivered messages at all five, with fsync and without.

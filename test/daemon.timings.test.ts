@@ -22,6 +22,25 @@ describe('daemon timings', () => {
     }
   });
 
+  it('times steps in wall and CPU time: waiting (as for fdatasync) shows in the first only', () => {
+    const timings = new DaemonTimings();
+    try {
+      timings.step(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 30));
+      const busyUntil = performance.now() + 30;
+      timings.step(() => {
+        while (performance.now() < busyUntil);
+      });
+      const t = timings.read(false);
+      expect(t.step.count).to.equal(2);
+      expect(t.step.maxMs).to.be.at.least(29);
+      expect(t.stepCpu.count).to.equal(2);
+      expect(t.stepCpu.p50Ms, 'the waiting step').to.be.below(15);
+      expect(t.stepCpu.maxMs, 'the busy step').to.be.above(5);
+    } finally {
+      timings.stop();
+    }
+  });
+
   it('after a reset, operations submitted before it are not timed', () => {
     const timings = new DaemonTimings();
     try {

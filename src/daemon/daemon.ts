@@ -180,7 +180,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         this.stepScheduled = true;
         setImmediate(() => {
           this.stepScheduled = false;
-          this.guarded(() => this.core.step());
+          this.timings.step(() => this.guarded(() => this.core.step()));
           this.observeStability();
         });
       },
@@ -188,7 +188,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         clearTimeout(this.timer);
         const delay = Math.min(Math.max(at - now(), 0), this.statusIntervalMs);
         this.timer = setTimeout(() => {
-          this.guarded(() => this.core.tick());
+          this.timings.step(() => this.guarded(() => this.core.tick()));
           this.observeStability();
         }, delay);
       },

@@ -1,12 +1,14 @@
 /**
  * What a daemon measures of itself, for the benchmark and tools/cluster
  * status: how long its event loop was blocked (so a step that stalls shows),
- * how long a group commit (write and fdatasync) took, and how long its own
+ * how long each step took (wall and CPU time, to tell a long step from one
+ * that waited for the disk or a core), how long a group commit (write and
+ * fdatasync) took, and how long its own
  * operations took from submission to confirmed, to stable here and to known
  * stable at every server. Histograms since the last reset, in milliseconds;
  * measured where it happens, so nobody has to poll for it.
  */
-import { createHistogram, monitorEventLoopDelay, type IntervalHistogram, type RecordableHistogram } from 'node:perf_hooks';
+import { createHistogram, monitorEventLoopDelay, performance, type IntervalHistogram, type RecordableHistogram } from 'node:perf_hooks';
 
 export interface Percentiles {
   readonly count: number;
@@ -20,6 +22,10 @@ export interface Timings {
   readonly eventLoopDelay: Percentiles;
   /** From asking for a group commit to its records being durable. */
   readonly journalSync: Percentiles;
+  /** One step of the node (or timer tick), wall time: what it held the event loop for, fdatasync and time off the CPU included. */
+  readonly step: Percentiles;
+  /** The same steps in CPU time (user and system): their own work, without waiting for the disk or for a core. */
+  readonly stepCpu: Percentiles;
   /** An own operation, from submitted to confirmed (durable here, so it will reach every server). */
   readonly confirmed: Percentiles;
   /** From submitted to stable here (final; applied to the stable chat state). */
@@ -37,6 +43,8 @@ interface Submitted {
 export class DaemonTimings {
   private readonly loop: IntervalHistogram = monitorEventLoopDelay({ resolution: 10 });
   private readonly sync: RecordableHistogram = createHistogram();
+  private readonly stepWall: RecordableHistogram = createHistogram();
+  private readonly stepCpu: RecordableHistogram = createHistogram();
   private readonly confirm: RecordableHistogram = createHistogram();
   private readonly here: RecordableHistogram = createHistogram();
   private readonly everywhere: RecordableHistogram = createHistogram();
@@ -52,6 +60,19 @@ export class DaemonTimings {
   syncStarted(): () => void {
     const start = process.hrtime.bigint();
     return () => this.sync.record(process.hrtime.bigint() - start || 1n);
+  }
+
+  /** Run one step, timed in wall and CPU time. */
+  step(run: () => void): void {
+    const wallStart = performance.now();
+    const cpuStart = process.cpuUsage();
+    try {
+      run();
+    } finally {
+      const cpu = process.cpuUsage(cpuStart);
+      record(this.stepWall, performance.now() - wallStart);
+      record(this.stepCpu, (cpu.user + cpu.system) / 1000);
+    }
   }
 
   /** An own operation submitted at `submittedAt` was confirmed now (times in ms of one clock). */
@@ -72,12 +93,14 @@ export class DaemonTimings {
     const timings = {
       eventLoopDelay: percentiles(this.loop),
       journalSync: percentiles(this.sync),
+      step: percentiles(this.stepWall),
+      stepCpu: percentiles(this.stepCpu),
       confirmed: percentiles(this.confirm),
       stableHere: percentiles(this.here),
       stableEverywhere: percentiles(this.everywhere),
     };
     if (reset) {
-      for (const h of [this.loop, this.sync, this.confirm, this.here, this.everywhere]) h.reset();
+      for (const h of [this.loop, this.sync, this.stepWall, this.stepCpu, this.confirm, this.here, this.everywhere]) h.reset();
       // What was submitted before the reset is not timed after it (a bench phase would count the one before's tail).
       this.untilStableHere = [];
       this.untilStableEverywhere = [];
