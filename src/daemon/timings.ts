@@ -24,7 +24,7 @@ export interface Timings {
   readonly journalSync: Percentiles;
   /** One step of the node (or timer tick), wall time: what it held the event loop for, fdatasync and time off the CPU included. */
   readonly step: Percentiles;
-  /** The same steps in CPU time (user and system): their own work, without waiting for the disk or for a core. */
+  /** The same steps in CPU time (user and system, of the whole process, so the GC's helper threads count too): their work, without waiting for the disk or for a core. */
   readonly stepCpu: Percentiles;
   /** An own operation, from submitted to confirmed (durable here, so it will reach every server). */
   readonly confirmed: Percentiles;
