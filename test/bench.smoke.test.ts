@@ -34,6 +34,8 @@ describe('benchmark suite (QUICK=1 smoke test)', function () {
       expect(r.throughput.stepMaxMs).to.be.a('number').greaterThan(0);
       expect(r.latency.journalSyncP99Ms).to.be.a('number').greaterThan(0);
       expect((r.latency.ack as { count: number }).count).to.be.greaterThan(0);
+      // The load client's own event loop is measured too (its delays are in the client-side figures).
+      expect((r.latency.clientEventLoopDelay as { max: number }).max).to.be.a('number').greaterThan(0);
       // Protocol only: five processes broadcasting themselves delivered messages at all five, with fsync and without.
       const protocol = r.protocol as Record<string, Record<string, number>>;
       for (const fsync of ['fsyncOn', 'fsyncOff']) expect(protocol[fsync].deliveredAtAllFivePerS, fsync).to.be.a('number').greaterThan(0);

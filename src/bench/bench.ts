@@ -10,6 +10,7 @@ import { execFile, type ChildProcess } from 'node:child_process';
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -346,6 +347,9 @@ class Bench {
     const before = await this.cluster.statuses();
     await this.timings();
     const sends: Promise<void>[] = [];
+    // The load client's own delays are in what it measures (append -> ack, -> seen elsewhere): shown beside them.
+    const clientLoop = monitorEventLoopDelay({ resolution: 10 });
+    clientLoop.enable();
     const start = performance.now();
     const total = rate * this.scale.latencyS;
     for (let i = 0; i < total; i++) {
@@ -355,6 +359,7 @@ class Bench {
       sends.push(this.appenders[i % this.appenders.length].appendOne());
     }
     await Promise.all(sends);
+    clientLoop.disable();
     // Until every operation is stable at all five and the servers have seen it so; nobody polls meanwhile.
     const lastTs = this.appenders.flatMap((a) => a.acked).reduce((max, a) => Math.max(max, tsOf(a.id)), 0);
     await this.waitUntil((p) => p.stableEverywhereTs >= lastTs, 10_000);
@@ -378,6 +383,7 @@ class Bench {
       stableHere: fromServers((t) => t.stableHere),
       stableAtAllFive: fromServers((t) => t.stableEverywhere),
       reappliedPerMessage: reapplied / Math.max(1, acked.length * 5),
+      clientEventLoopDelay: { p99: clientLoop.percentile(99) / 1e6, max: clientLoop.max / 1e6 },
       ...worst(timings),
     };
     this.closeAppenders();
@@ -521,6 +527,7 @@ function table(r: Record<string, unknown>): string {
       ['latency: submitted -> stable here (worst server)', lat(l.stableHere)],
       ['latency: submitted -> stable at all five (worst)', lat(l.stableAtAllFive)],
       ['latency: daemons', `${loop(l)}; ${f(l.reappliedPerMessage as unknown as number, 2)} chat operations re-applied per message`],
+      ['latency: the load client', `event loop delay p99 ${f(l.clientEventLoopDelay.p99)} ms, max ${f(l.clientEventLoopDelay.max)} ms (in its append -> ack and -> seen figures)`],
     );
   }
   const h = r.heal as Record<string, number> | undefined;
