@@ -19,7 +19,7 @@ import { loadClusterConfig } from '../config/clusterConfig.js';
 import { ensureClusterKey } from '../config/clusterKey.js';
 import type { ControlMethods, Progress } from '../daemon/controlServer.js';
 import type { Percentiles, Timings } from '../daemon/timings.js';
-import { LocalCluster } from '../tools/clusterOps.js';
+import { LocalCluster, type ServerStatus } from '../tools/clusterOps.js';
 import { freePorts } from '../tools/freePorts.js';
 import { connectControl, nodeArgs, serverDir } from '../tools/localCluster.js';
 import type { ProtocolNodeResult } from './protocolNode.js';
@@ -260,12 +260,11 @@ class Bench {
     const stableElapsed = (performance.now() - start) / 1000;
     const timings = await this.timings();
     const after = await this.cluster.statuses();
-    const sum = (f: (s: NonNullable<(typeof after)[number]>) => number, list: typeof after) => list.reduce((t, s) => t + (s ? f(s) : 0), 0);
-    const datagrams = sum((s) => s.transport.datagramsOut, after) - sum((s) => s.transport.datagramsOut, before);
-    const bytes = sum((s) => s.transport.bytesOut, after) - sum((s) => s.transport.bytesOut, before);
-    const dataPackets = sum((s) => s.transport.dataDatagramsOut, after) - sum((s) => s.transport.dataDatagramsOut, before);
-    const syncs = sum((s) => s.journal.syncs, after) - sum((s) => s.journal.syncs, before);
-    const reapplied = sum((s) => s.reappliedMessages, after) - sum((s) => s.reappliedMessages, before);
+    const datagrams = growth(before, after, (s) => s.transport.datagramsOut);
+    const bytes = growth(before, after, (s) => s.transport.bytesOut);
+    const dataPackets = growth(before, after, (s) => s.transport.dataDatagramsOut);
+    const syncs = growth(before, after, (s) => s.journal.syncs);
+    const reapplied = growth(before, after, (s) => s.reappliedMessages);
     this.results.throughput = {
       seconds: elapsed,
       confirmedPerS: acked.length / elapsed,
@@ -365,7 +364,7 @@ class Bench {
     await this.waitUntil((p) => p.stableEverywhereTs >= lastTs, 10_000);
     const timings = await this.timings();
     const after = await this.cluster.statuses();
-    const reapplied = [...after, ...before].reduce((t, s, i) => t + (s ? (i < after.length ? 1 : -1) * s.reappliedMessages : 0), 0);
+    const reapplied = growth(before, after, (s) => s.reappliedMessages);
     const acked = this.appenders.flatMap((a, k) => a.acked.map((x) => ({ ...x, k })));
     const ackMs = acked.map((a) => a.ackAt - a.sentAt);
     const seenMs: number[] = [];
@@ -473,6 +472,12 @@ class Bench {
 }
 
 /** The worst server's event-loop delay and group-commit times. */
+/** How much a counter grew across the cluster between two readings of every server's status. */
+function growth(before: (ServerStatus | undefined)[], after: (ServerStatus | undefined)[], counter: (s: ServerStatus) => number): number {
+  const total = (list: (ServerStatus | undefined)[]) => list.reduce((t, s) => t + (s ? counter(s) : 0), 0);
+  return total(after) - total(before);
+}
+
 function worst(timings: Timings[]): Record<'eventLoopDelayMaxMs' | 'eventLoopDelayP99Ms' | 'stepMaxMs' | 'stepCpuMaxMs' | 'stepCpuP99Ms' | 'journalSyncP50Ms' | 'journalSyncP99Ms', number> {
   const most = (f: (t: Timings) => number) => Math.max(...timings.map(f));
   return {

@@ -67,18 +67,21 @@ export class ChatReplica {
   /** The state after every message of the order, stable and tentative. */
   get shown(): ChatState {
     const end = this.end;
-    const rebuiltFrom = this.checkpoints[this.checkpoints.length - 1].at;
-    if (rebuiltFrom === end) return this.checkpoints[this.checkpoints.length - 1].state;
-    this.reapplied += Math.max(0, this.shownAt - rebuiltFrom);
+    if (this.lastCheckpoint.at === end) return this.lastCheckpoint.state;
+    this.reapplied += Math.max(0, this.shownAt - this.lastCheckpoint.at);
     this.shownAt = end;
     // Rebuilding from the stable state: the stable messages first, into it, so that no later rebuild applies them again.
     if (this.checkpoints.length === 1) this.foldStable();
-    const last = this.checkpoints[this.checkpoints.length - 1];
+    const last = this.lastCheckpoint;
     if (last.at === end) return last.state;
     const state = applyMessages(last.state, this.log.slice(last.at - this.base));
     this.checkpoints.push({ at: end, state });
     if (this.checkpoints.length > maxCheckpoints) this.thinCheckpoints();
     return state;
+  }
+
+  private get lastCheckpoint(): Checkpoint {
+    return this.checkpoints[this.checkpoints.length - 1];
   }
 
   get tentativeCount(): number {
@@ -105,7 +108,7 @@ export class ChatReplica {
     const at = this.stableCount + from;
     this.log.length = at - this.base;
     for (const m of messages) this.log.push(m);
-    while (this.checkpoints[this.checkpoints.length - 1].at > at) this.checkpoints.pop();
+    while (this.lastCheckpoint.at > at) this.checkpoints.pop();
   }
 
   private stabilise(stable: readonly Message[]): void {
