@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { ChorusConnection } from '../../src/client/connection.js';
 import { loadClusterConfig, type ClusterConfig } from '../../src/config/clusterConfig.js';
 import { ensureClusterKey } from '../../src/config/clusterKey.js';
-import { clusterKeyFile, launchDaemon, pidFile, type LocalClusterPaths } from '../../src/tools/localCluster.js';
+import { clusterKeyFile, daemonLogFile, launchDaemon, pidFile, type LocalClusterPaths } from '../../src/tools/localCluster.js';
 import { freePorts } from '../../src/tools/freePorts.js';
 
 const distRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -28,6 +28,15 @@ export async function waitUntil(predicate: () => boolean | Promise<boolean>, tim
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${typeof what === 'string' ? what : what()}`);
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -53,8 +62,22 @@ export class ProcessCluster {
 
   async start(id: number): Promise<void> {
     const server = this.config.servers[id - 1];
-    this.pids.set(id, launchDaemon(this.paths, server, fastDaemonArgs));
-    await waitUntil(() => this.answers(id), 15_000, `server ${id} answers`);
+    const pid = launchDaemon(this.paths, server, fastDaemonArgs);
+    this.pids.set(id, pid);
+    await waitUntil(
+      async () => {
+        if (!alive(pid)) throw new Error(`the daemon of server ${id} exited while starting; its log ends:\n${this.logTail(id)}`);
+        return this.answers(id);
+      },
+      15_000,
+      () => `server ${id} answers; its log ends:\n${this.logTail(id)}`,
+    );
+  }
+
+  /** The last lines of server id's daemon log, for a failure message. */
+  logTail(id: number, lines = 20): string {
+    const file = daemonLogFile(this.paths, id);
+    return existsSync(file) ? readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n') : '(no log file)';
   }
 
   async startAll(): Promise<void> {
