@@ -26,5 +26,4 @@ describe('free ports for test and bench clusters', () => {
       await new Promise<void>((resolve) => tcp.close(() => resolve()));
     }
   });
-
 });
