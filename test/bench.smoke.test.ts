@@ -40,6 +40,12 @@ describe('benchmark suite (QUICK=1 smoke test)', function () {
       const protocol = r.protocol as Record<string, Record<string, number>>;
       for (const fsync of ['fsyncOn', 'fsyncOff']) expect(protocol[fsync].deliveredAtAllFivePerS, fsync).to.be.a('number').greaterThan(0);
       expect(protocol.fsyncOn.groupCommitsPerS).to.be.greaterThan(0);
+      // ... and at a fixed rate timed their own broadcasts to stable here and at all five.
+      const atRate = protocol.atRate as unknown as Record<string, { count: number; p50: number }>;
+      for (const figure of ['stableHere', 'stableAtAllFive']) {
+        expect(atRate[figure].count, figure).to.be.greaterThan(0);
+        expect(atRate[figure].p50, figure).to.be.greaterThan(0);
+      }
       expect(r.heal.convergedMsAfterHeal).to.be.a('number');
       expect(r.catchUp.caughtUpMs).to.be.a('number');
       expect((r.footprint.retained as number[]).every((n) => n === 0)).to.equal(true);

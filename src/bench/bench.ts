@@ -37,6 +37,9 @@ interface Scale {
 }
 
 const fullScale: Scale = { throughputS: 10, latencyS: 10, healPerSide: 10_000, catchUp: 50_000, footprint: 100_000 };
+/** Operations per second in the latency phase and the protocol-only phase's fixed-rate run. */
+const latencyRate = 1000;
+
 const quickScale: Scale = { throughputS: 2, latencyS: 2, healPerSide: 1_000, catchUp: 3_000, footprint: 10_000 };
 const text200 = 'x'.repeat(200);
 
@@ -302,45 +305,60 @@ class Bench {
 
   /**
    * Five more processes on their own ports, each originating 200-byte
-   * broadcasts itself (no RPC, no chat), with fsync on and then off:
-   * messages delivered (stable) at all five per second. The cluster idles.
+   * broadcasts itself (no RPC, no chat): as fast as they can with fsync on
+   * and then off (messages delivered, stable, at all five per second), then
+   * with fsync on at the latency phase's rate (the daemons' own latency
+   * figures: the floor the protocol, the disk and the cores set before any
+   * RPC or chat work). The cluster idles.
    */
   async protocol(): Promise<void> {
     const measureMs = this.scale.throughputS * 1000;
     const warmupMs = Math.min(2000, measureMs / 2);
-    this.say(`protocol only: each of 5 processes broadcasting 200-byte messages itself for ${(warmupMs + measureMs) / 1000} s, fsync on, then off`);
-    const results: Record<string, unknown> = {};
-    for (const fsync of ['on', 'off'] as const) {
-      const root = join(this.cluster.paths.dataRoot, `protocol-${fsync}`);
-      const ports = await freePorts(10);
-      const configFile = join(root, 'clusterconfig');
-      const keyFile = join(root, 'cluster.key');
-      ensureClusterKey(keyFile);
-      writeFileSync(configFile, Array.from({ length: 5 }, (_, i) => `127.0.0.1 ${ports[2 * i]} ${ports[2 * i + 1]}\n`).join(''));
-      const startAt = Date.now() + 1500;
-      const runs = await Promise.all(
-        [1, 2, 3, 4, 5].map((id) =>
-          this.runHelper(
-            [...nodeArgs(), join(here, 'protocolNode.js'), String(id), configFile, keyFile, join(root, `server${id}`), String(startAt), String(warmupMs), String(measureMs), '200', fsync],
-            startAt - Date.now() + warmupMs + measureMs + 30_000,
-          ).then((stdout) => JSON.parse(stdout) as ProtocolNodeResult),
-        ),
-      );
+    this.say(`protocol only: each of 5 processes broadcasting 200-byte messages itself for ${(warmupMs + measureMs) / 1000} s, fsync on, then off, then at ${latencyRate}/s`);
+    const flood = async (fsync: 'on' | 'off') => {
+      const runs = await this.runProtocolNodes(fsync, warmupMs, measureMs);
       const perS = (f: (r: ProtocolNodeResult) => number) => runs.map((r) => (f(r) * 1000) / r.measuredMs);
-      results[`fsync${fsync === 'on' ? 'On' : 'Off'}`] = {
+      return {
         deliveredAtAllFivePerS: Math.min(...perS((r) => r.delivered)),
         originatedPerS: perS((r) => r.originated).reduce((a, b) => a + b, 0),
         groupCommitsPerS: perS((r) => r.groupCommits).reduce((a, b) => a + b, 0),
         eventLoopDelayMaxMs: Math.max(...runs.map((r) => r.eventLoopDelayMaxMs)),
         journalSyncP50Ms: Math.max(...runs.map((r) => r.journalSyncP50Ms)),
       };
+    };
+    const fsyncOn = await flood('on');
+    const fsyncOff = await flood('off');
+    const timings = (await this.runProtocolNodes('on', warmupMs, measureMs, latencyRate)).map((r) => r.timings!);
+    const atRate = { rate: latencyRate, stableHere: fromServers(timings, (t) => t.stableHere), stableAtAllFive: fromServers(timings, (t) => t.stableEverywhere), ...worst(timings) };
+    this.results.protocol = { fsyncOn, fsyncOff, atRate };
+  }
+
+  /** Run five protocol-only nodes (protocolNode.ts) in a cluster of their own; their results. */
+  private async runProtocolNodes(fsync: 'on' | 'off', warmupMs: number, measureMs: number, rate?: number): Promise<ProtocolNodeResult[]> {
+    const root = join(this.cluster.paths.dataRoot, `protocol-${fsync}${rate === undefined ? '' : `-${rate}`}`);
+    const ports = await freePorts(10);
+    const configFile = join(root, 'clusterconfig');
+    const keyFile = join(root, 'cluster.key');
+    ensureClusterKey(keyFile);
+    writeFileSync(configFile, Array.from({ length: 5 }, (_, i) => `127.0.0.1 ${ports[2 * i]} ${ports[2 * i + 1]}\n`).join(''));
+    const startAt = Date.now() + 1500;
+    const perNode = rate === undefined ? [] : [String(rate / 5)];
+    try {
+      return await Promise.all(
+        [1, 2, 3, 4, 5].map((id) =>
+          this.runHelper(
+            [...nodeArgs(), join(here, 'protocolNode.js'), String(id), configFile, keyFile, join(root, `server${id}`), String(startAt), String(warmupMs), String(measureMs), '200', fsync, ...perNode],
+            startAt - Date.now() + warmupMs + measureMs + 30_000,
+          ).then((stdout) => JSON.parse(stdout) as ProtocolNodeResult),
+        ),
+      );
+    } finally {
       rmSync(root, { recursive: true, force: true });
     }
-    this.results.protocol = results;
   }
 
   async latency(): Promise<void> {
-    const rate = 1000;
+    const rate = latencyRate;
     this.say(`latency: ${rate} appends/s spread over the servers for ${this.scale.latencyS} s`);
     await this.openAppenders(1, 'latency');
     const before = await this.cluster.statuses();
@@ -373,14 +391,13 @@ class Bench {
       const seen = other.seenAt.get(a.id);
       if (seen !== undefined) seenMs.push(seen - a.sentAt);
     }
-    const fromServers = (f: (t: Timings) => Percentiles) => ({ p50: Math.max(...timings.map((t) => f(t).p50Ms)), p99: Math.max(...timings.map((t) => f(t).p99Ms)), max: Math.max(...timings.map((t) => f(t).maxMs)), count: timings.reduce((n, t) => n + f(t).count, 0) });
     this.results.latency = {
       rate,
       ack: percentiles(ackMs),
       seenElsewhere: percentiles(seenMs),
-      confirmedAtServer: fromServers((t) => t.confirmed),
-      stableHere: fromServers((t) => t.stableHere),
-      stableAtAllFive: fromServers((t) => t.stableEverywhere),
+      confirmedAtServer: fromServers(timings, (t) => t.confirmed),
+      stableHere: fromServers(timings, (t) => t.stableHere),
+      stableAtAllFive: fromServers(timings, (t) => t.stableEverywhere),
       reappliedPerMessage: reapplied / Math.max(1, acked.length * 5),
       clientEventLoopDelay: { p99: clientLoop.percentile(99) / 1e6, max: clientLoop.max / 1e6 },
       ...worst(timings),
@@ -478,6 +495,11 @@ function growth(before: (ServerStatus | undefined)[], after: (ServerStatus | und
   return total(after) - total(before);
 }
 
+/** One latency figure over the servers: the worst server's percentiles, everyone's samples. */
+function fromServers(timings: Timings[], f: (t: Timings) => Percentiles): { p50: number; p99: number; max: number; count: number } {
+  return { p50: Math.max(...timings.map((t) => f(t).p50Ms)), p99: Math.max(...timings.map((t) => f(t).p99Ms)), max: Math.max(...timings.map((t) => f(t).maxMs)), count: timings.reduce((n, t) => n + f(t).count, 0) };
+}
+
 function worst(timings: Timings[]): Record<'eventLoopDelayMaxMs' | 'eventLoopDelayP99Ms' | 'stepMaxMs' | 'stepCpuMaxMs' | 'stepCpuP99Ms' | 'journalSyncP50Ms' | 'journalSyncP99Ms', number> {
   const most = (f: (t: Timings) => number) => Math.max(...timings.map(f));
   return {
@@ -522,6 +544,14 @@ function table(r: Record<string, unknown>): string {
     const protocolRow = (x: Record<string, number>) =>
       `${k(x.deliveredAtAllFivePerS)} messages/s delivered at all five (${k(x.groupCommitsPerS)} group commits/s; event loop delay max ${f(x.eventLoopDelayMaxMs)} ms)`;
     rows.push(['protocol only, fsync on', protocolRow(p.fsyncOn)], ['protocol only, fsync off', protocolRow(p.fsyncOff)]);
+    const a = p.atRate as unknown as Record<string, Record<string, number>> | undefined;
+    if (a) {
+      rows.push(
+        [`protocol only at ${k(a.rate as unknown as number)}/s: -> stable here`, lat(a.stableHere)],
+        ['protocol only: -> stable at all five', lat(a.stableAtAllFive)],
+        ['protocol only: daemons', loop(a)],
+      );
+    }
   }
   const l = r.latency as Record<string, Record<string, number>> | undefined;
   if (l) {

@@ -1,12 +1,15 @@
 /**
  * The benchmark's protocol-only load: one of five processes, each a daemon
  * (node core, UDP, log files) with no RPC and no chat, originating broadcasts
- * itself as fast as flow control admits them and counting the messages that
- * become stable (delivered in the final total order). With fsync off the log
- * files are written but never synced: the figure group-communication toolkits
- * without persistence publish. Run by tools/bench; prints one JSON line.
+ * itself (as fast as flow control admits them, or at a fixed rate) and
+ * counting the messages that become stable (delivered in the final total
+ * order). With fsync off the log files are written but never synced: the
+ * figure group-communication toolkits without persistence publish. At a fixed
+ * rate it reports the daemon's own latency figures: what the protocol, the
+ * disk and the cores allow before any RPC or chat work. Run by tools/bench;
+ * prints one JSON line.
  *
- *   protocolNode.js <id> <config> <key file> <data dir> <start at (epoch ms)> <warm-up ms> <measure ms> <payload bytes> <fsync on|off>
+ *   protocolNode.js <id> <config> <key file> <data dir> <start at (epoch ms)> <warm-up ms> <measure ms> <payload bytes> <fsync on|off> [<broadcasts per second>]
  */
 import { loadClusterConfig } from '../config/clusterConfig.js';
 import { loadClusterKey } from '../config/clusterKey.js';
@@ -16,6 +19,7 @@ import type { Application } from '../node/application.js';
 import type { OrderChange } from '../broadcast/orderedLog.js';
 import type { Message } from '../broadcast/types.js';
 import { nodeFileSystem, type FileSystem } from '../storage/fileSystem.js';
+import type { Timings } from '../daemon/timings.js';
 
 /** Own broadcasts submitted and not yet confirmed: enough to keep the send window full. */
 const inFlight = 6000;
@@ -30,6 +34,8 @@ export interface ProtocolNodeResult {
   groupCommits: number;
   eventLoopDelayMaxMs: number;
   journalSyncP50Ms: number;
+  /** At a fixed rate: the daemon's timings of its own broadcasts over the measured time (see daemon/timings.ts). */
+  timings?: Timings;
 }
 
 /** Counts stable messages: the chat's work left out. */
@@ -56,9 +62,25 @@ const unsyncedFileSystem: FileSystem = { ...nodeFileSystem, fsync: () => {}, fda
 
 const sleepUntil = (epochMs: number) => new Promise((r) => setTimeout(r, Math.max(0, epochMs - Date.now())));
 
+/** After the measured time at a fixed rate: long enough for its last broadcasts to be known stable everywhere. */
+const settleMs = 1000;
+
+/** Call `submit` `rate` times a second, on schedule (catching up after a late wake-up), while `running()`. */
+async function submitAtRate(rate: number, running: () => boolean, submit: () => void): Promise<void> {
+  const start = performance.now();
+  for (let i = 0; running(); i++) {
+    const wait = start + (i * 1000) / rate - performance.now();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    if (running()) submit();
+  }
+}
+
 async function main(): Promise<void> {
-  const [id, configFile, keyFile, dataDir, startAtText, warmupText, measureText, bytesText, fsync] = process.argv.slice(2);
-  if (fsync !== 'on' && fsync !== 'off') throw new Error('usage: protocolNode.js <id> <config> <key file> <data dir> <start at> <warm-up ms> <measure ms> <payload bytes> <on|off>');
+  const [id, configFile, keyFile, dataDir, startAtText, warmupText, measureText, bytesText, fsync, rateText] = process.argv.slice(2);
+  const rate = rateText === undefined ? undefined : Number(rateText);
+  if ((fsync !== 'on' && fsync !== 'off') || (rate !== undefined && !(rate > 0))) {
+    throw new Error('usage: protocolNode.js <id> <config> <key file> <data dir> <start at> <warm-up ms> <measure ms> <payload bytes> <on|off> [<broadcasts per second>]');
+  }
   const counter = new DeliveryCounter();
   const daemon = await Daemon.start({
     id: Number(id),
@@ -85,7 +107,8 @@ async function main(): Promise<void> {
   };
   const startAt = Number(startAtText);
   await sleepUntil(startAt);
-  for (let i = 0; i < inFlight; i++) submit();
+  if (rate === undefined) for (let i = 0; i < inFlight; i++) submit();
+  else void submitAtRate(rate, () => flooding, () => daemon.node.submit(payload, { confirmed: () => originated++, refused: () => undefined }));
   await sleepUntil(startAt + Number(warmupText));
   const before = { delivered: counter.delivered, originated, groupCommits: daemon.status(false).journal.syncs, at: performance.now() };
   daemon.timings.read(true);
@@ -100,6 +123,11 @@ async function main(): Promise<void> {
     journalSyncP50Ms: status.timings.journalSync.p50Ms,
   };
   flooding = false;
+  if (rate !== undefined) {
+    // The last broadcasts' stability is timed too: every node keeps stepping (sending statuses) meanwhile.
+    await new Promise((r) => setTimeout(r, settleMs));
+    result.timings = daemon.timings.read(false);
+  }
   process.stdout.write(`${JSON.stringify(result)}\n`);
   await daemon.stop();
 }

@@ -176,10 +176,16 @@ export class RpcServer {
   }
 
   private push(): void {
+    // Sessions in the same group are shown the same view: built once per group.
+    const views = new Map<string, string>();
     for (const c of this.connections) {
       const group = c.session.group;
       if (group === undefined || c.socket.readyState !== c.socket.OPEN) continue;
-      const view = JSON.stringify(this.service.groupView(group, recentMessages));
+      let view = views.get(group);
+      if (view === undefined) {
+        view = JSON.stringify(this.service.groupView(group, recentMessages));
+        views.set(group, view);
+      }
       if (view === c.lastPushed) continue;
       c.lastPushed = view;
       c.socket.send(`{"jsonrpc":"2.0","method":"group","params":${view}}`);

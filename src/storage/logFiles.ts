@@ -56,6 +56,8 @@ export interface LogFilesOptions {
 export class LogFiles {
   private fd: FileHandle;
   private pending: string[] = [];
+  /** UTF-8 bytes of the pending lines. */
+  private pendingBytes = 0;
   /** The current journal's generation: the snapshot being written, if any, or the last one written. */
   private generation: number;
   /** A snapshot being written in slices (beginSnapshot), and whom to tell when it is durable. */
@@ -136,8 +138,10 @@ export class LogFiles {
   append(records: readonly JournalRecord[]): void {
     for (const record of records) {
       const line = journalLine(record);
+      const bytes = Buffer.byteLength(line);
       this.pending.push(line);
-      this.journalBytes += Buffer.byteLength(line);
+      this.pendingBytes += bytes;
+      this.journalBytes += bytes;
     }
     this.journalRecords += records.length;
   }
@@ -165,8 +169,12 @@ export class LogFiles {
   private writeAndSync(): void {
     const dones = this.waiting;
     this.waiting = [];
-    const data = Buffer.from(this.pending.join(''));
+    // Each line written into one buffer: no joined copy of the whole batch as a string.
+    const data = Buffer.allocUnsafe(this.pendingBytes);
+    let at = 0;
+    for (const line of this.pending) at += data.write(line, at);
     this.pending = [];
+    this.pendingBytes = 0;
     try {
       let written = 0;
       while (written < data.length) written += this.fs.write(this.fd, data.subarray(written));
@@ -332,6 +340,7 @@ export class LogFiles {
   /** Close without making what is queued durable: what a crash does (after a storage failure, and in tests). */
   abandon(): void {
     this.pending = [];
+    this.pendingBytes = 0;
     this.waiting = [];
     this.release();
   }
