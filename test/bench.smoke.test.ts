@@ -48,6 +48,10 @@ describe('benchmark suite (QUICK=1 smoke test)', function () {
       }
       expect(r.heal.convergedMsAfterHeal).to.be.a('number');
       expect(r.catchUp.caughtUpMs).to.be.a('number');
+      // What catching up cost in retransmission: the relaunched server lacked every message of the phase.
+      expect(r.catchUp.retransmitted).to.be.a('number').at.least(r.catchUp.messages as number);
+      expect(r.catchUp.nacksSent).to.be.a('number').greaterThan(0);
+      expect(r.heal.retransmittedPerDelivery).to.be.a('number').greaterThan(0);
       expect((r.footprint.retained as number[]).every((n) => n === 0)).to.equal(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -14,6 +14,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import type { EngineCounters } from '../broadcast/engine.js';
 import { ChorusConnection } from '../client/connection.js';
 import { loadClusterConfig } from '../config/clusterConfig.js';
 import { ensureClusterKey } from '../config/clusterKey.js';
@@ -217,18 +218,37 @@ class Bench {
     this.control.clear();
   }
 
-  /** Wait until the servers hold the same messages (and, with `stable`, all stable with one digest). Returns ms waited. */
+  /**
+   * Wait until the servers hold the same messages (and, with `stable`, all
+   * stable with one digest). Returns ms waited. The digest hashes the whole
+   * chat state, so it is asked for only once the vectors agree: polling it
+   * every few milliseconds would load the daemons being measured.
+   */
   async converge(timeoutMs: number, ids = this.cluster.ids, stable = true): Promise<number> {
     const start = performance.now();
     for (;;) {
-      const all = await Promise.all(ids.map((id) => this.progress(id)));
+      const all = await Promise.all(ids.map((id) => this.progress(id, false)));
       const first = all[0];
-      const same = (p: Progress | undefined) => p && p.seqVector.join() === first!.seqVector.join() && (!stable || (p.digest === first!.digest && p.unstable === 0));
-      const ok = first && all.every(same);
-      if (ok) return performance.now() - start;
+      const same = (p: Progress | undefined) => p && p.seqVector.join() === first!.seqVector.join() && (!stable || p.unstable === 0);
+      if (first && all.every(same) && (!stable || (await this.sameDigest(ids)))) return performance.now() - start;
       if (performance.now() - start > timeoutMs) throw new Error(`no convergence within ${timeoutMs} ms`);
       await sleep(5);
     }
+  }
+
+  private async sameDigest(ids: readonly number[]): Promise<boolean> {
+    const digests = await Promise.all(ids.map((id) => this.progress(id, true).then((p) => p?.digest)));
+    return digests.every((d) => d !== undefined && d === digests[0]);
+  }
+
+  /** The servers' engine counters summed (servers that do not answer count nothing). */
+  async engineTotals(): Promise<Partial<EngineCounters>> {
+    const totals: Partial<Record<keyof EngineCounters, number>> = {};
+    for (const p of await this.allProgress(false)) {
+      if (!p) continue;
+      for (const [key, value] of Object.entries(p.engine) as [keyof EngineCounters, number][]) totals[key] = (totals[key] ?? 0) + value;
+    }
+    return totals;
   }
 
   async openAppenders(perServer: number, group: string): Promise<void> {
@@ -416,10 +436,16 @@ class Bench {
     const spread = (side: Appender[], count: number) =>
       Promise.all(side.map((a, i) => a.flood(() => false, 32, Math.floor(count / side.length) + (i === 0 ? count % side.length : 0))));
     await Promise.all([spread(left, perSide), spread(right, perSide)]);
+    const before = await this.engineTotals();
+    const overflowBefore = udpRcvbufErrors();
     const healStart = performance.now();
     await this.cluster.heal();
     await this.converge(60_000);
-    this.results.heal = { perSide, convergedMsAfterHeal: performance.now() - healStart };
+    const convergedMsAfterHeal = performance.now() - healStart;
+    // Each side lacks the other's appends: {1,2} the right side's, {3,4,5} the left side's.
+    const deliveries = 2 * perSide + 3 * perSide;
+    const datagramsLostToOverflow = udpRcvbufErrors() - overflowBefore;
+    this.results.heal = { perSide, convergedMsAfterHeal, datagramsLostToOverflow, ...retransmission(before, await this.engineTotals(), deliveries) };
     this.closeAppenders();
   }
 
@@ -431,13 +457,17 @@ class Bench {
     await Promise.all(this.appenders.map((a, i) => a.flood(() => false, 32, Math.floor(count / 4) + (i === 0 ? count % 4 : 0))));
     this.closeAppenders();
     await this.converge(60_000, [1, 2, 3, 4], false);
+    // Server 5 is down: its counters start from zero when it is relaunched.
+    const before = await this.engineTotals();
+    const overflowBefore = udpRcvbufErrors();
     const start = performance.now();
     await this.cluster.relaunch(5);
     const answeredMs = performance.now() - start;
     await this.converge(120_000, this.cluster.ids, false);
     const caughtUpMs = performance.now() - start;
+    const sent = { datagramsLostToOverflow: udpRcvbufErrors() - overflowBefore, ...retransmission(before, await this.engineTotals(), count) };
     await this.converge(60_000);
-    this.results.catchUp = { messages: count, relaunchAnswersMs: answeredMs, caughtUpMs, stableEverywhereMs: performance.now() - start };
+    this.results.catchUp = { messages: count, relaunchAnswersMs: answeredMs, caughtUpMs, stableEverywhereMs: performance.now() - start, ...sent };
   }
 
   private async openAppendersOn(ids: number[], group: string): Promise<void> {
@@ -490,6 +520,12 @@ class Bench {
 
 /** The worst server's event-loop delay and group-commit times. */
 /** How much a counter grew across the cluster between two readings of every server's status. */
+/** Retransmission during a phase in which `deliveries` messages had to reach servers that lacked them. */
+function retransmission(before: Partial<EngineCounters>, after: Partial<EngineCounters>, deliveries: number): Record<'nacksSent' | 'retransmitted' | 'duplicates' | 'beyondWindow' | 'retransmittedPerDelivery', number> {
+  const grown = (key: keyof EngineCounters) => (after[key] ?? 0) - (before[key] ?? 0);
+  return { nacksSent: grown('nacksSent'), retransmitted: grown('retransmitted'), duplicates: grown('duplicates'), beyondWindow: grown('beyondWindow'), retransmittedPerDelivery: grown('retransmitted') / deliveries };
+}
+
 function growth(before: (ServerStatus | undefined)[], after: (ServerStatus | undefined)[], counter: (s: ServerStatus) => number): number {
   const total = (list: (ServerStatus | undefined)[]) => list.reduce((t, s) => t + (s ? counter(s) : 0), 0);
   return total(after) - total(before);
@@ -566,9 +602,17 @@ function table(r: Record<string, unknown>): string {
     );
   }
   const h = r.heal as Record<string, number> | undefined;
-  if (h) rows.push(['heal: {1,2}|{3,4,5}', `${k(h.perSide)} appends per side converged ${k(h.convergedMsAfterHeal)} ms after the heal`]);
+  const resent = (x: Record<string, number>) =>
+    `${k(x.retransmitted)} retransmitted (${f(x.retransmittedPerDelivery, 2)} per message delivered) for ${k(x.nacksSent)} NACKs; received ${k(x.duplicates)} duplicates, ${k(x.beyondWindow)} beyond the window; ${k(x.datagramsLostToOverflow)} datagrams lost to buffer overflow`;
+  if (h) {
+    rows.push(['heal: {1,2}|{3,4,5}', `${k(h.perSide)} appends per side converged ${k(h.convergedMsAfterHeal)} ms after the heal`]);
+    rows.push(['heal: retransmission', resent(h)]);
+  }
   const c = r.catchUp as Record<string, number> | undefined;
-  if (c) rows.push(['catch-up after a kill', `${k(c.messages)} messages: answering after ${k(c.relaunchAnswersMs)} ms, caught up after ${k(c.caughtUpMs)} ms`]);
+  if (c) {
+    rows.push(['catch-up after a kill', `${k(c.messages)} messages: answering after ${k(c.relaunchAnswersMs)} ms, caught up after ${k(c.caughtUpMs)} ms`]);
+    rows.push(['catch-up: retransmission', resent(c)]);
+  }
   const rs = r.restart as Record<string, number> | undefined;
   if (rs) rows.push(['restart', `log files with ${k(rs.messages)} messages: answering after ${k(rs.answersMs)} ms`]);
   const fp = r.footprint as { loaded: { messages: number; rssMiB: number[]; diskMiB: number[] }; quiesced: { messages: number; rssMiB: number[]; diskMiB: number[] }; retained: number[] } | undefined;

@@ -12,6 +12,7 @@ import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { JSONRPCErrorException, JSONRPCServer } from 'json-rpc-2.0';
 import { WebSocketServer, type AddressInfo } from 'ws';
+import type { EngineCounters } from '../broadcast/engine.js';
 import { RpcErrors } from '../rpc/protocol.js';
 import { warnUnexpected } from '../rpc/server.js';
 import type { FaultSettings } from '../transport/faults.js';
@@ -64,6 +65,8 @@ export interface Progress {
   /** Empty unless asked for with `digest: true` (hashing the chat state is not free). */
   digest: string;
   rssBytes: number;
+  /** The engine's counters (messages accepted, duplicates, NACKs, retransmissions, ...). */
+  engine: EngineCounters;
 }
 
 /** The control endpoint's methods (tools call them with ChorusConnection<ControlMethods>). */
@@ -102,6 +105,7 @@ export class ControlServer {
         retained: p.storeCount,
         digest: withDigest ? daemon.node.app.digest() : '',
         rssBytes: process.memoryUsage.rss(),
+        engine: { ...p.counters },
       };
     });
     rpc.addMethod('timings', (params): Timings => {
