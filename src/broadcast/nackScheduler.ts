@@ -8,9 +8,15 @@
  * message over (it likely holds the gap too). A gap known only from peers'
  * seq vectors may still be on its way (peers report what they got while
  * this server has not yet read it), so it is NACKed only once it has made
- * no progress for nackRetryMs. An outstanding NACK is sent again, to the
- * next server that holds the range, only when its answer made no progress
- * for nackRetryMs: a large answer still arriving is never asked for twice.
+ * no progress for nackRetryMs.
+ *
+ * The rounds of one gap go to one server while it answers. An outstanding
+ * NACK is sent again, to the next server that holds the range, only when
+ * its answer made no progress for the retry time; each such retry doubles
+ * the retry time (up to maxRetryFactor times nackRetryMs), and an answered
+ * round sets it to twice what that answer took (at least nackRetryMs). So a
+ * server that is slow to read its answers (long steps while it catches up)
+ * is not sent the same range again by every holder in turn.
  */
 import type { NackPacket, ServerId } from './types.js';
 
@@ -24,6 +30,9 @@ export interface Gap {
   readonly toSeq: number;
 }
 
+/** The retry time never grows past this many times nackRetryMs. */
+export const maxRetryFactor = 16;
+
 /** One sender's gap, from when it opened until it closes. */
 interface Episode {
   /** The gap opened, or last made progress, or was last NACKed, at this time. */
@@ -32,11 +41,20 @@ interface Episode {
   contiguous: number;
   /** The seq up to which the last NACK asked (0: none sent in this episode). */
   nackedUpTo: number;
+  /** When the last NACK was sent. */
+  nackedAt: number;
+}
+
+interface Source {
+  /** Index into the holders of the server asked; it changes only when an answer stalls. */
+  index: number;
+  /** How long an outstanding NACK may make no progress before it is sent again. */
+  retryMs: number;
 }
 
 export class NackScheduler {
   private readonly episodes: (Episode | undefined)[];
-  private readonly attempts: number[];
+  private readonly sources: Source[];
   /** The server that last handed us a message beyond a gap. */
   private readonly gapHint: (ServerId | undefined)[];
 
@@ -47,7 +65,7 @@ export class NackScheduler {
     private readonly maxNackMessages: number,
   ) {
     this.episodes = new Array<Episode | undefined>(serverCount).fill(undefined);
-    this.attempts = new Array<number>(serverCount).fill(0);
+    this.sources = Array.from({ length: serverCount }, () => ({ index: 0, retryMs: nackRetryMs }));
     this.gapHint = new Array<ServerId | undefined>(serverCount).fill(undefined);
   }
 
@@ -69,28 +87,40 @@ export class NackScheduler {
    */
   plan(now: number, sender: ServerId, gap: Gap, contiguous: number, lossSeen: boolean, holders: (hint: ServerId | undefined) => ServerId[]): NackTo | undefined {
     const i = sender - 1;
-    const episode = (this.episodes[i] ??= { waitingSince: now, contiguous, nackedUpTo: 0 });
+    const episode = (this.episodes[i] ??= { waitingSince: now, contiguous, nackedUpTo: 0, nackedAt: now });
+    const source = this.sources[i];
     if (contiguous > episode.contiguous) {
       episode.contiguous = contiguous;
       episode.waitingSince = now;
     }
     const nacked = episode.nackedUpTo > 0;
     const answered = nacked && contiguous >= episode.nackedUpTo;
-    const due = answered || (!nacked && lossSeen) || now >= episode.waitingSince + this.nackRetryMs;
+    const stalled = nacked && !answered && now >= episode.waitingSince + source.retryMs;
+    const due = answered || stalled || (!nacked && (lossSeen || now >= episode.waitingSince + this.nackRetryMs));
     if (!due) return undefined;
+    if (answered) source.retryMs = clamp(2 * (now - episode.nackedAt), this.nackRetryMs, maxRetryFactor * this.nackRetryMs);
+    if (stalled) {
+      source.index++;
+      source.retryMs = Math.min(2 * source.retryMs, maxRetryFactor * this.nackRetryMs);
+    }
     episode.waitingSince = now;
     const candidates = holders(this.gapHint[i]);
     if (candidates.length === 0) return undefined;
-    const to = candidates[this.attempts[i] % candidates.length];
+    const to = candidates[source.index % candidates.length];
     const toSeq = Math.min(gap.toSeq, gap.fromSeq + this.maxNackMessages - 1);
     episode.nackedUpTo = toSeq;
-    this.attempts[i]++;
+    episode.nackedAt = now;
     return { to, packet: { type: 'nack', from: this.me, sender, fromSeq: gap.fromSeq, toSeq } };
   }
 
   /** When sender's gap may be NACKed (again) if it makes no progress. */
   retryAt(sender: ServerId): number {
     const episode = this.episodes[sender - 1];
-    return episode ? episode.waitingSince + this.nackRetryMs : Infinity;
+    if (!episode) return Infinity;
+    return episode.waitingSince + (episode.nackedUpTo > 0 ? this.sources[sender - 1].retryMs : this.nackRetryMs);
   }
+}
+
+function clamp(x: number, min: number, max: number): number {
+  return Math.min(max, Math.max(min, x));
 }

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { DurabilityRecorder } from '../../src/broadcast/durability.js';
 import { FlowControl } from '../../src/broadcast/flowControl.js';
 import { LamportClock } from '../../src/broadcast/lamportClock.js';
-import { NackScheduler } from '../../src/broadcast/nackScheduler.js';
+import { maxRetryFactor, NackScheduler } from '../../src/broadcast/nackScheduler.js';
 import { RetransmitStore } from '../../src/broadcast/retransmitStore.js';
 import type { Message } from '../../src/broadcast/types.js';
 import { Views } from '../../src/broadcast/views.js';
@@ -129,11 +129,11 @@ describe('broadcast/flowControl', () => {
 });
 
 describe('broadcast/nackScheduler', () => {
-  it('NACKs evident loss at once and a gap known from seq vectors only once it stalls; re-asks only when an answer stalls; never over the range limit (500 runs)', () => {
+  it('NACKs evident loss at once and a gap known from seq vectors once it stalls; re-asks the next holder only when an answer stalls, backing off; keeps the holder while it answers; never over the range limit (500 runs)', () => {
     const retryMs = 30;
     const maxNack = 10;
     const step = fc.record({
-      dt: fc.integer({ min: 0, max: 40 }),
+      dt: fc.integer({ min: 0, max: 100 }),
       filled: fc.integer({ min: 0, max: 12 }),
       gapLength: fc.integer({ min: 0, max: 25 }),
       lossSeen: fc.boolean(),
@@ -147,8 +147,10 @@ describe('broadcast/nackScheduler', () => {
         // The gap as this test sees it: when it last opened, progressed or was NACKed, and the outstanding NACK.
         let gapOpen = false;
         let lastEventAt = 0;
-        let outstanding: { upTo: number } | undefined;
-        const targets: number[] = [];
+        let outstanding: { upTo: number; at: number } | undefined;
+        // Whom to ask and how long an answer may stall: kept across gaps.
+        let source = 0;
+        let currentRetryMs = retryMs;
         for (const { dt, filled, gapLength, lossSeen } of steps) {
           now += dt;
           if (gapLength === 0) {
@@ -164,26 +166,45 @@ describe('broadcast/nackScheduler', () => {
           const gap = { fromSeq: contiguous + 1, toSeq: contiguous + gapLength };
           const nack = nacks.plan(now, 2, gap, contiguous, lossSeen, () => holders);
           const answered = outstanding !== undefined && contiguous >= outstanding.upTo;
-          const due = answered || (outstanding === undefined && lossSeen) || now >= lastEventAt + retryMs;
+          const stalled = outstanding !== undefined && !answered && now >= lastEventAt + currentRetryMs;
+          const due = answered || stalled || (outstanding === undefined && (lossSeen || now >= lastEventAt + retryMs));
           expect(nack !== undefined, `NACK due at ${now}`).to.equal(due);
           if (!nack) {
-            expect(nacks.retryAt(2)).to.equal(lastEventAt + retryMs);
+            expect(nacks.retryAt(2)).to.equal(lastEventAt + (outstanding ? currentRetryMs : retryMs));
             continue;
+          }
+          if (answered) currentRetryMs = Math.min(maxRetryFactor * retryMs, Math.max(retryMs, 2 * (now - outstanding!.at)));
+          if (stalled) {
+            source++;
+            currentRetryMs = Math.min(maxRetryFactor * retryMs, 2 * currentRetryMs);
           }
           expect(nack.packet).to.include({ type: 'nack', from: 1, sender: 2, fromSeq: gap.fromSeq });
           expect(nack.packet.toSeq - nack.packet.fromSeq).to.be.below(maxNack);
           expect(nack.packet.toSeq).to.be.at.most(gap.toSeq);
-          expect(holders).to.include(nack.to);
-          outstanding = { upTo: nack.packet.toSeq };
+          // The same holder while it answers; the next one only after a stall.
+          expect(nack.to).to.equal(holders[source % holders.length]);
+          outstanding = { upTo: nack.packet.toSeq, at: now };
           lastEventAt = now;
-          expect(nacks.retryAt(2)).to.equal(now + retryMs);
-          targets.push(nack.to);
+          expect(nacks.retryAt(2)).to.equal(now + currentRetryMs);
         }
-        // Successive NACKs rotate through the holders.
-        targets.forEach((to, i) => expect(to).to.equal(holders[i % holders.length]));
       }),
       { numRuns: 500 },
     );
+  });
+
+  it('backs off while answers stall: each retry waits twice as long, up to the limit', () => {
+    const nacks = new NackScheduler(1, 3, 30, 10);
+    const gap = { fromSeq: 1, toSeq: 5 };
+    const first = nacks.plan(0, 2, gap, 0, true, () => [2, 3]);
+    expect(first?.to).to.equal(2);
+    const sent: { at: number; to: number }[] = [{ at: 0, to: 2 }];
+    for (let now = 1; now <= 3000; now++) {
+      const nack = nacks.plan(now, 2, gap, 0, true, () => [2, 3]);
+      if (nack) sent.push({ at: now, to: nack.to });
+    }
+    const waits = sent.slice(1).map(({ at }, i) => at - sent[i].at);
+    expect(waits.slice(0, 7)).to.deep.equal([30, 60, 120, 240, 480, 480, 480]);
+    expect(sent.slice(0, 4).map(({ to }) => to)).to.deep.equal([2, 3, 2, 3]);
   });
 
   it('asks no one when no server in the view holds the range', () => {
