@@ -7,6 +7,8 @@ import { basename, join } from 'node:path';
 import fc from 'fast-check';
 import { emptyEngineState } from '../src/broadcast/recovery.js';
 import type { JournalRecord } from '../src/broadcast/types.js';
+import { ChatApp } from '../src/chat/chatApp.js';
+import { encodeOp } from '../src/chat/operations.js';
 import { parseClusterConfig } from '../src/config/clusterConfig.js';
 import { Daemon } from '../src/daemon/daemon.js';
 import { silentLogger } from '../src/daemon/logger.js';
@@ -14,7 +16,7 @@ import { ChorusError } from '../src/errors.js';
 import { nodeFileSystem, type FileSystem } from '../src/storage/fileSystem.js';
 import { LogFiles } from '../src/storage/logFiles.js';
 import { readLogFiles as readFiles } from '../src/storage/logReader.js';
-import { jsonParts } from '../src/storage/records.js';
+import { journalLine, jsonParts } from '../src/storage/records.js';
 import { freePorts } from '../src/tools/freePorts.js';
 import { inspect, render } from '../src/tools/inspection.js';
 
@@ -247,5 +249,40 @@ describe('log files', () => {
     writeJournal('');
     const daemon = await Daemon.start({ id: 1, config, dataDir: dir, logger: silentLogger(), clusterKey: randomBytes(32) });
     await daemon.stop();
+  });
+});
+
+describe('a step that makes 200,000 messages stable at once', function () {
+  this.timeout(120_000);
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'chorus-storage-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  // A restart whose journal holds that many unstable messages: the clock and bounds recorded
+  // after them make them all stable in the first step, as a heal after a long lopsided
+  // partition does. Spreading such a step's messages into a call's arguments throws a
+  // RangeError, and every relaunch would repeat it.
+  it('a daemon restarts from a journal holding 200,000 unstable messages that its first step makes stable', async () => {
+    const count = 200_000;
+    const ports = await freePorts(6);
+    const config = parseClusterConfig(ports.map((p, i) => (i % 2 === 0 ? `127.0.0.1 ${p} ${ports[i + 1]}` : '')).join('\n'), 'test-config');
+    const lines = [journalLine({ t: 'msg', m: { sender: 2, seq: 1, ts: 1, payload: encodeOp({ op: 'join', session: 's', user: 'bob', group: 'g' }) } })];
+    for (let seq = 2; seq <= count; seq++) {
+      lines.push(journalLine({ t: 'msg', m: { sender: 2, seq, ts: seq, payload: encodeOp({ op: 'append', session: 's', user: 'bob', group: 'g', text: `message ${seq}` }) } }));
+    }
+    lines.push(journalLine({ t: 'ts', tsVector: [count + 1, count + 1, count + 1] }));
+    writeFileSync(join(dir, 'journal.0.jsonl'), lines.join(''));
+    let app: ChatApp | undefined;
+    const daemon = await Daemon.start({ id: 1, config, dataDir: dir, logger: silentLogger(), clusterKey: randomBytes(32), application: (saved) => (app = new ChatApp(saved)) });
+    try {
+      expect(daemon.node.protocol.stableTs).to.be.at.least(count);
+      expect(daemon.node.protocol.unstableCount).to.equal(0);
+      expect(app!.replica.stable.groups.g.history.count).to.equal(count - 1);
+      expect(app!.replica.shown.groups.g.history.count).to.equal(count - 1);
+    } finally {
+      await daemon.stop();
+    }
   });
 });

@@ -220,17 +220,19 @@ class Bench {
 
   /**
    * Wait until the servers hold the same messages (and, with `stable`, all
-   * stable with one digest). Returns ms waited. The digest hashes the whole
-   * chat state, so it is asked for only once the vectors agree: polling it
-   * every few milliseconds would load the daemons being measured.
+   * stable with one digest). Returns ms until they did. The digest hashes
+   * the whole chat state, so it is asked for only once the vectors agree
+   * (polling it every few milliseconds would load the daemons being
+   * measured), and the time it takes to compute is not counted.
    */
   async converge(timeoutMs: number, ids = this.cluster.ids, stable = true): Promise<number> {
     const start = performance.now();
     for (;;) {
       const all = await Promise.all(ids.map((id) => this.progress(id, false)));
+      const at = performance.now();
       const first = all[0];
       const same = (p: Progress | undefined) => p && p.seqVector.join() === first!.seqVector.join() && (!stable || p.unstable === 0);
-      if (first && all.every(same) && (!stable || (await this.sameDigest(ids)))) return performance.now() - start;
+      if (first && all.every(same) && (!stable || (await this.sameDigest(ids)))) return at - start;
       if (performance.now() - start > timeoutMs) throw new Error(`no convergence within ${timeoutMs} ms`);
       await sleep(5);
     }
