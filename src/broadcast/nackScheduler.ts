@@ -12,11 +12,13 @@
  *
  * The rounds of one gap go to one server while it answers. An outstanding
  * NACK is sent again, to the next server that holds the range, only when
- * its answer made no progress for the retry time; each such retry doubles
- * the retry time (up to maxRetryFactor times nackRetryMs), and an answered
- * round sets it to twice what that answer took (at least nackRetryMs). So a
- * server that is slow to read its answers (long steps while it catches up)
- * is not sent the same range again by every holder in turn.
+ * its answer made no progress for the retry time, as seen by two steps in
+ * a row (after a long step the first may run before the server has read
+ * the answer waiting for it); each such retry doubles the retry time (up to
+ * maxRetryFactor times nackRetryMs), and an answered round sets it to twice
+ * what that answer took (at least nackRetryMs). So a server that is slow to
+ * read its answers (long steps while it catches up) is not sent the same
+ * range again by every holder in turn.
  */
 import type { NackPacket, ServerId } from './types.js';
 
@@ -43,6 +45,8 @@ interface Episode {
   nackedUpTo: number;
   /** When the last NACK was sent. */
   nackedAt: number;
+  /** When the outstanding NACK was first seen overdue: it is sent again only if a later step still sees no progress. */
+  overdueAt?: number;
 }
 
 interface Source {
@@ -92,10 +96,14 @@ export class NackScheduler {
     if (contiguous > episode.contiguous) {
       episode.contiguous = contiguous;
       episode.waitingSince = now;
+      episode.overdueAt = undefined;
     }
     const nacked = episode.nackedUpTo > 0;
     const answered = nacked && contiguous >= episode.nackedUpTo;
-    const stalled = nacked && !answered && now >= episode.waitingSince + source.retryMs;
+    const overdue = nacked && !answered && now >= episode.waitingSince + source.retryMs;
+    // A server that was busy may not have read the answer yet: judge again after it has read what waits.
+    if (overdue && episode.overdueAt === undefined) episode.overdueAt = now;
+    const stalled = overdue && now > episode.overdueAt!;
     const due = answered || stalled || (!nacked && (lossSeen || now >= episode.waitingSince + this.nackRetryMs));
     if (!due) return undefined;
     if (answered) source.retryMs = clamp(2 * (now - episode.nackedAt), this.nackRetryMs, maxRetryFactor * this.nackRetryMs);
@@ -104,6 +112,7 @@ export class NackScheduler {
       source.retryMs = Math.min(2 * source.retryMs, maxRetryFactor * this.nackRetryMs);
     }
     episode.waitingSince = now;
+    episode.overdueAt = undefined;
     const candidates = holders(this.gapHint[i]);
     if (candidates.length === 0) return undefined;
     const to = candidates[source.index % candidates.length];
@@ -117,6 +126,7 @@ export class NackScheduler {
   retryAt(sender: ServerId): number {
     const episode = this.episodes[sender - 1];
     if (!episode) return Infinity;
+    if (episode.overdueAt !== undefined) return episode.overdueAt + 1;
     return episode.waitingSince + (episode.nackedUpTo > 0 ? this.sources[sender - 1].retryMs : this.nackRetryMs);
   }
 }

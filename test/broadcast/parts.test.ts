@@ -129,7 +129,7 @@ describe('broadcast/flowControl', () => {
 });
 
 describe('broadcast/nackScheduler', () => {
-  it('NACKs evident loss at once and a gap known from seq vectors once it stalls; re-asks the next holder only when an answer stalls, backing off; keeps the holder while it answers; never over the range limit (500 runs)', () => {
+  it('NACKs evident loss at once and a gap known from seq vectors once it stalls; re-asks the next holder only when two steps see an answer stalled, backing off; keeps the holder while it answers; never over the range limit (500 runs)', () => {
     const retryMs = 30;
     const maxNack = 10;
     const step = fc.record({
@@ -151,28 +151,37 @@ describe('broadcast/nackScheduler', () => {
         // Whom to ask and how long an answer may stall: kept across gaps.
         let source = 0;
         let currentRetryMs = retryMs;
+        // When a step first saw the outstanding NACK overdue: a later step must see it too.
+        let overdueAt: number | undefined;
         for (const { dt, filled, gapLength, lossSeen } of steps) {
           now += dt;
           if (gapLength === 0) {
             nacks.closed(2);
             gapOpen = false;
             outstanding = undefined;
+            overdueAt = undefined;
             contiguous += filled;
             continue;
           }
-          if (!gapOpen || filled > 0) lastEventAt = now;
+          if (!gapOpen || filled > 0) {
+            lastEventAt = now;
+            overdueAt = undefined;
+          }
           gapOpen = true;
           contiguous += filled;
           const gap = { fromSeq: contiguous + 1, toSeq: contiguous + gapLength };
           const nack = nacks.plan(now, 2, gap, contiguous, lossSeen, () => holders);
           const answered = outstanding !== undefined && contiguous >= outstanding.upTo;
-          const stalled = outstanding !== undefined && !answered && now >= lastEventAt + currentRetryMs;
+          const overdue = outstanding !== undefined && !answered && now >= lastEventAt + currentRetryMs;
+          if (overdue && overdueAt === undefined) overdueAt = now;
+          const stalled = overdue && now > overdueAt!;
           const due = answered || stalled || (outstanding === undefined && (lossSeen || now >= lastEventAt + retryMs));
           expect(nack !== undefined, `NACK due at ${now}`).to.equal(due);
           if (!nack) {
-            expect(nacks.retryAt(2)).to.equal(lastEventAt + (outstanding ? currentRetryMs : retryMs));
+            expect(nacks.retryAt(2)).to.equal(overdueAt !== undefined ? overdueAt + 1 : lastEventAt + (outstanding ? currentRetryMs : retryMs));
             continue;
           }
+          overdueAt = undefined;
           if (answered) currentRetryMs = Math.min(maxRetryFactor * retryMs, Math.max(retryMs, 2 * (now - outstanding!.at)));
           if (stalled) {
             source++;
@@ -203,7 +212,8 @@ describe('broadcast/nackScheduler', () => {
       if (nack) sent.push({ at: now, to: nack.to });
     }
     const waits = sent.slice(1).map(({ at }, i) => at - sent[i].at);
-    expect(waits.slice(0, 7)).to.deep.equal([30, 60, 120, 240, 480, 480, 480]);
+    // Each retry waits for a second step past the deadline (here a millisecond later).
+    expect(waits.slice(0, 7)).to.deep.equal([31, 61, 121, 241, 481, 481, 481]);
     expect(sent.slice(0, 4).map(({ to }) => to)).to.deep.equal([2, 3, 2, 3]);
   });
 
