@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { processAlive } from '../src/tools/localCluster.js';
 
 const bench = resolve(dirname(fileURLToPath(import.meta.url)), '../src/bench/bench.js');
 
@@ -79,21 +80,13 @@ describe('benchmark suite (QUICK=1 smoke test)', function () {
       child.kill('SIGINT');
       expect(await exited).to.equal(130);
       expect(stderr).to.match(/SIGINT: stopping the bench's daemons/);
-      expect(pids.filter(alive), 'daemons still running').to.deep.equal([]);
+      expect(pids.filter(processAlive), 'daemons still running').to.deep.equal([]);
       expect(existsSync(root), 'the bench directory is removed').to.equal(false);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
-      for (const pid of pids.filter(alive)) process.kill(pid, 'SIGKILL');
+      for (const pid of pids.filter(processAlive)) process.kill(pid, 'SIGKILL');
       if (root) rmSync(root, { recursive: true, force: true });
     }
   });
 });
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

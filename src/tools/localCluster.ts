@@ -36,18 +36,22 @@ export function daemonLogFile(paths: LocalClusterPaths, id: number): string {
   return join(paths.dataRoot, `server${id}.log`);
 }
 
+/** Whether a process with this pid exists (signal 0 checks without sending anything). */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** The pid of server id's daemon if it is running, else undefined. */
 export function runningPid(paths: LocalClusterPaths, id: number): number | undefined {
   const file = pidFile(paths, id);
   if (!existsSync(file)) return undefined;
   const pid = Number(readFileSync(file, 'utf8').trim());
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  try {
-    process.kill(pid, 0);
-    return pid;
-  } catch {
-    return undefined;
-  }
+  return Number.isInteger(pid) && pid > 0 && processAlive(pid) ? pid : undefined;
 }
 
 /** CHORUS_NODE_ARGS passes options to node itself, e.g. "--cpu-prof --cpu-prof-dir=prof" to profile the daemons. */
@@ -81,9 +85,7 @@ export async function stopDaemon(paths: LocalClusterPaths, id: number, signal: '
   process.kill(pid, signal);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    try {
-      process.kill(pid, 0);
-    } catch {
+    if (!processAlive(pid)) {
       rmSync(pidFile(paths, id), { force: true });
       return true;
     }
@@ -103,10 +105,10 @@ export async function connectControl(paths: LocalClusterPaths, id: number, timeo
   let info: ControlInfo;
   try {
     info = JSON.parse(readFileSync(file, 'utf8')) as ControlInfo;
-    process.kill(info.pid, 0);
   } catch {
     return undefined;
   }
+  if (!processAlive(info.pid)) return undefined;
   const keyFile = clusterKeyFile(paths);
   const headers = { [controlTokenHeader]: controlToken(loadClusterKey(keyFile)) };
   try {

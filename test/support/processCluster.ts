@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { ChorusConnection } from '../../src/client/connection.js';
 import { loadClusterConfig, type ClusterConfig } from '../../src/config/clusterConfig.js';
 import { ensureClusterKey } from '../../src/config/clusterKey.js';
-import { clusterKeyFile, daemonLogFile, launchDaemon, pidFile, type LocalClusterPaths } from '../../src/tools/localCluster.js';
+import { clusterKeyFile, daemonLogFile, launchDaemon, pidFile, processAlive, type LocalClusterPaths } from '../../src/tools/localCluster.js';
 import { freePorts } from '../../src/tools/freePorts.js';
 
 const distRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -31,14 +31,6 @@ export async function waitUntil(predicate: () => boolean | Promise<boolean>, tim
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export class ProcessCluster {
   readonly pids = new Map<number, number>();
@@ -66,7 +58,7 @@ export class ProcessCluster {
     this.pids.set(id, pid);
     await waitUntil(
       async () => {
-        if (!alive(pid)) throw new Error(`the daemon of server ${id} exited while starting; its log ends:\n${this.logTail(id)}`);
+        if (!processAlive(pid)) throw new Error(`the daemon of server ${id} exited while starting; its log ends:\n${this.logTail(id)}`);
         return this.answers(id);
       },
       15_000,
