@@ -268,7 +268,7 @@ class Bench {
   async throughput(): Promise<void> {
     this.say(`throughput: 10 clients flooding 200-byte appends for ${this.scale.throughputS} s`);
     await this.openAppenders(2, 'throughput');
-    const before = await this.cluster.statuses();
+    const before = await this.cluster.statuses(false);
     await this.timings();
     const overflowBefore = udpRcvbufErrors();
     const start = performance.now();
@@ -284,7 +284,7 @@ class Bench {
     }
     const stableElapsed = (performance.now() - start) / 1000;
     const timings = await this.timings();
-    const after = await this.cluster.statuses();
+    const after = await this.cluster.statuses(false);
     const datagrams = growth(before, after, (s) => s.transport.datagramsOut);
     const bytes = growth(before, after, (s) => s.transport.bytesOut);
     const dataPackets = growth(before, after, (s) => s.transport.dataDatagramsOut);
@@ -383,7 +383,7 @@ class Bench {
     const rate = latencyRate;
     this.say(`latency: ${rate} appends/s spread over the servers for ${this.scale.latencyS} s`);
     await this.openAppenders(1, 'latency');
-    const before = await this.cluster.statuses();
+    const before = await this.cluster.statuses(false);
     await this.timings();
     const sends: Promise<void>[] = [];
     // The load client's own delays are in what it measures (append -> ack, -> seen elsewhere): shown beside them.
@@ -403,7 +403,7 @@ class Bench {
     const lastTs = this.appenders.flatMap((a) => a.acked).reduce((max, a) => Math.max(max, tsOf(a.id)), 0);
     await this.waitUntil((p) => p.stableEverywhereTs >= lastTs, 10_000);
     const timings = await this.timings();
-    const after = await this.cluster.statuses();
+    const after = await this.cluster.statuses(false);
     const reapplied = growth(before, after, (s) => s.reappliedMessages);
     const acked = this.appenders.flatMap((a, k) => a.acked.map((x) => ({ ...x, k })));
     const ackMs = acked.map((a) => a.ackAt - a.sentAt);
@@ -504,7 +504,7 @@ class Bench {
     this.say('footprint: waiting for garbage collection and the idle snapshot');
     await this.converge(60_000);
     await sleep(3500); // the bench daemons snapshot after 2 s idle
-    const statuses = await this.cluster.statuses();
+    const statuses = await this.cluster.statuses(false);
     const quiesced = await measure();
     const snapshotMiB = this.cluster.ids.map((id) => statSync(join(serverDir(this.cluster.paths, id), 'snapshot.json')).size / 2 ** 20);
     this.results.footprint = { loaded, quiesced, retained: statuses.map((s) => s?.retained ?? -1), snapshotMiB };

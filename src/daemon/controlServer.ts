@@ -71,7 +71,8 @@ export interface Progress {
 
 /** The control endpoint's methods (tools call them with ChorusConnection<ControlMethods>). */
 export interface ControlMethods {
-  status: { params?: Record<string, never>; result: ServerStatus };
+  /** `digest: false` leaves the digest empty (hashing the chat state is not free); it is computed by default. */
+  status: { params?: { digest?: boolean }; result: ServerStatus };
   progress: { params?: { digest?: boolean }; result: Progress };
   setFaults: { params: FaultSettings; result: FaultSettings };
   /** Event-loop delay and group-commit times since the last reset; `reset: true` starts a new measurement. */
@@ -91,7 +92,10 @@ export class ControlServer {
 
   static async start(daemon: Daemon, dataDir: string, clusterKey: Buffer, extras: () => ServerExtras): Promise<ControlServer> {
     const rpc = new JSONRPCServer({ errorListener: warnUnexpected });
-    rpc.addMethod('status', (): ServerStatus => ({ ...daemon.status(), faults: daemon.faults.current, ...extras() }));
+    rpc.addMethod('status', (params): ServerStatus => {
+      const withDigest = !(typeof params === 'object' && params !== null && (params as { digest?: unknown }).digest === false);
+      return { ...daemon.status(withDigest), faults: daemon.faults.current, ...extras() };
+    });
     rpc.addMethod('progress', (params): Progress => {
       const withDigest = typeof params === 'object' && params !== null && (params as { digest?: unknown }).digest === true;
       // Polled often (tools/bench): only what it needs, never the whole status.

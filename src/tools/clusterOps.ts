@@ -65,12 +65,13 @@ export class LocalCluster {
     return true;
   }
 
-  status(id: number): Promise<ServerStatus | undefined> {
-    return controlCall(this.paths, id, 'status');
+  /** Server id's status; `digest: false` skips hashing its chat state (slow with a long history). */
+  status(id: number, digest = true): Promise<ServerStatus | undefined> {
+    return controlCall(this.paths, id, 'status', { digest });
   }
 
-  statuses(): Promise<(ServerStatus | undefined)[]> {
-    return Promise.all(this.ids.map((id) => this.status(id)));
+  statuses(digest = true): Promise<(ServerStatus | undefined)[]> {
+    return Promise.all(this.ids.map((id) => this.status(id, digest)));
   }
 
   /** Only servers in the same group hear each other; servers not named are isolated. Returns, per server, whether it was down. */
@@ -120,7 +121,7 @@ export class LocalCluster {
   }
 
   private async currentFaults(id: number): Promise<FaultSettings> {
-    const st = await this.status(id);
+    const st = await this.status(id, false);
     return st ? st.faults : loadFaults(serverDir(this.paths, id), this.config.servers.length);
   }
 
