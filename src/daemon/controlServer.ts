@@ -119,7 +119,7 @@ export class ControlServer {
     rpc.addMethod('setFaults', (params): FaultSettings => {
       let settings;
       try {
-        settings = parseFaultSettings(params, daemon.status().seqVector.length);
+        settings = parseFaultSettings(params, daemon.node.protocol.options.serverCount);
       } catch (err) {
         throw new JSONRPCErrorException(`invalid fault settings: ${(err as Error).message}`, RpcErrors.invalidParams);
       }
