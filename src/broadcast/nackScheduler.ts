@@ -16,10 +16,9 @@
  * a row (after a long step the first may run before the server has read
  * the answer waiting for it); each such retry doubles the retry time (up to
  * maxRetryFactor times nackRetryMs), and an answered round sets it to twice
- * what that answer took (at least nackRetryMs). The retry time is one for
- * every sender. So a server that is slow to read its answers (long steps
- * while it catches up, or a heal that opens a gap for every sender at once)
- * is not sent the same range again by every holder in turn.
+ * what that answer took (at least nackRetryMs). So a server that is slow to
+ * read its answers (long steps while it catches up) is not sent the same
+ * range again by every holder in turn.
  */
 import type { NackPacket, ServerId } from './types.js';
 
@@ -53,13 +52,13 @@ interface Episode {
 interface Source {
   /** Index into the holders of the server asked; it changes only when an answer stalls. */
   index: number;
+  /** How long an outstanding NACK may make no progress before it is sent again. */
+  retryMs: number;
 }
 
 export class NackScheduler {
   private readonly episodes: (Episode | undefined)[];
   private readonly sources: Source[];
-  /** How long an outstanding NACK may make no progress before it is sent again: mostly a measure of how busy this server and its peers are, so one for every sender. */
-  private retryMs: number;
   /** The server that last handed us a message beyond a gap. */
   private readonly gapHint: (ServerId | undefined)[];
 
@@ -70,8 +69,7 @@ export class NackScheduler {
     private readonly maxNackMessages: number,
   ) {
     this.episodes = new Array<Episode | undefined>(serverCount).fill(undefined);
-    this.sources = Array.from({ length: serverCount }, () => ({ index: 0 }));
-    this.retryMs = nackRetryMs;
+    this.sources = Array.from({ length: serverCount }, () => ({ index: 0, retryMs: nackRetryMs }));
     this.gapHint = new Array<ServerId | undefined>(serverCount).fill(undefined);
   }
 
@@ -102,16 +100,16 @@ export class NackScheduler {
     }
     const nacked = episode.nackedUpTo > 0;
     const answered = nacked && contiguous >= episode.nackedUpTo;
-    const overdue = nacked && !answered && now >= episode.waitingSince + this.retryMs;
+    const overdue = nacked && !answered && now >= episode.waitingSince + source.retryMs;
     // A server that was busy may not have read the answer yet: judge again after it has read what waits.
     if (overdue && episode.overdueAt === undefined) episode.overdueAt = now;
     const stalled = overdue && now > episode.overdueAt!;
     const due = answered || stalled || (!nacked && (lossSeen || now >= episode.waitingSince + this.nackRetryMs));
     if (!due) return undefined;
-    if (answered) this.retryMs = clamp(2 * (now - episode.nackedAt), this.nackRetryMs, maxRetryFactor * this.nackRetryMs);
+    if (answered) source.retryMs = clamp(2 * (now - episode.nackedAt), this.nackRetryMs, maxRetryFactor * this.nackRetryMs);
     if (stalled) {
       source.index++;
-      this.retryMs = Math.min(2 * this.retryMs, maxRetryFactor * this.nackRetryMs);
+      source.retryMs = Math.min(2 * source.retryMs, maxRetryFactor * this.nackRetryMs);
     }
     episode.waitingSince = now;
     episode.overdueAt = undefined;
@@ -129,7 +127,7 @@ export class NackScheduler {
     const episode = this.episodes[sender - 1];
     if (!episode) return Infinity;
     if (episode.overdueAt !== undefined) return episode.overdueAt + 1;
-    return episode.waitingSince + (episode.nackedUpTo > 0 ? this.retryMs : this.nackRetryMs);
+    return episode.waitingSince + (episode.nackedUpTo > 0 ? this.sources[sender - 1].retryMs : this.nackRetryMs);
   }
 }
 

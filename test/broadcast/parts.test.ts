@@ -217,20 +217,6 @@ describe('broadcast/nackScheduler', () => {
     expect(sent.slice(0, 4).map(({ to }) => to)).to.deep.equal([2, 3, 2, 3]);
   });
 
-  it('one retry time for every sender: a stalled answer for one sender makes the others wait longer too', () => {
-    const nacks = new NackScheduler(1, 4, 30, 10);
-    const gap = { fromSeq: 1, toSeq: 5 };
-    const holders = () => [2, 3, 4];
-    expect(nacks.plan(0, 2, gap, 0, true, holders)).to.not.equal(undefined);
-    expect(nacks.plan(0, 3, gap, 0, true, holders)).to.not.equal(undefined);
-    // Sender 2's answer stalls: seen overdue at 30, re-sent at 31 with the retry time doubled to 60.
-    expect(nacks.plan(30, 2, gap, 0, true, holders)).to.equal(undefined);
-    expect(nacks.plan(31, 2, gap, 0, true, holders)).to.not.equal(undefined);
-    // Sender 3's NACK, sent at 0, is now overdue only at 60.
-    expect(nacks.plan(45, 3, gap, 0, true, holders)).to.equal(undefined);
-    expect(nacks.retryAt(3)).to.equal(60);
-  });
-
   it('asks no one when no server in the view holds the range', () => {
     const nacks = new NackScheduler(1, 3, 30, 10);
     expect(nacks.plan(0, 2, { fromSeq: 1, toSeq: 5 }, 0, true, () => [])).to.equal(undefined);
