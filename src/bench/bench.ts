@@ -38,10 +38,9 @@ interface Scale {
 }
 
 const fullScale: Scale = { throughputS: 10, latencyS: 10, healPerSide: 10_000, catchUp: 50_000, footprint: 100_000 };
+const quickScale: Scale = { throughputS: 2, latencyS: 2, healPerSide: 1_000, catchUp: 3_000, footprint: 10_000 };
 /** Operations per second in the latency phase and the protocol-only phase's fixed-rate run. */
 const latencyRate = 1000;
-
-const quickScale: Scale = { throughputS: 2, latencyS: 2, healPerSide: 1_000, catchUp: 3_000, footprint: 10_000 };
 const text200 = 'x'.repeat(200);
 
 function percentiles(samples: number[]): { p50: number; p99: number; max: number; count: number } {
@@ -243,14 +242,28 @@ class Bench {
     return digests.every((d) => d !== undefined && d === digests[0]);
   }
 
-  /** The servers' engine counters summed (servers that do not answer count nothing). */
-  async engineTotals(): Promise<Partial<EngineCounters>> {
-    const totals: Partial<Record<keyof EngineCounters, number>> = {};
+  /** The cluster's retransmission counters now (servers that do not answer count nothing), and the kernel's UDP overflow count. */
+  async retransmissionMark(): Promise<{ engine: Partial<EngineCounters>; overflow: number }> {
+    const engine: Partial<Record<keyof EngineCounters, number>> = {};
     for (const p of await this.allProgress(false)) {
       if (!p) continue;
-      for (const [key, value] of Object.entries(p.engine) as [keyof EngineCounters, number][]) totals[key] = (totals[key] ?? 0) + value;
+      for (const [key, value] of Object.entries(p.engine) as [keyof EngineCounters, number][]) engine[key] = (engine[key] ?? 0) + value;
     }
-    return totals;
+    return { engine, overflow: udpRcvbufErrors() };
+  }
+
+  /** Retransmission since `mark`, in a phase in which `deliveries` messages had to reach servers that lacked them. */
+  async retransmissionSince(mark: { engine: Partial<EngineCounters>; overflow: number }, deliveries: number): Promise<Record<string, number>> {
+    const now = await this.retransmissionMark();
+    const grown = (key: keyof EngineCounters) => (now.engine[key] ?? 0) - (mark.engine[key] ?? 0);
+    return {
+      nacksSent: grown('nacksSent'),
+      retransmitted: grown('retransmitted'),
+      duplicates: grown('duplicates'),
+      beyondWindow: grown('beyondWindow'),
+      retransmittedPerDelivery: grown('retransmitted') / deliveries,
+      datagramsLostToOverflow: now.overflow - mark.overflow,
+    };
   }
 
   async openAppenders(perServer: number, group: string): Promise<void> {
@@ -438,16 +451,14 @@ class Bench {
     const spread = (side: Appender[], count: number) =>
       Promise.all(side.map((a, i) => a.flood(() => false, 32, Math.floor(count / side.length) + (i === 0 ? count % side.length : 0))));
     await Promise.all([spread(left, perSide), spread(right, perSide)]);
-    const before = await this.engineTotals();
-    const overflowBefore = udpRcvbufErrors();
+    const mark = await this.retransmissionMark();
     const healStart = performance.now();
     await this.cluster.heal();
     await this.converge(60_000);
     const convergedMsAfterHeal = performance.now() - healStart;
     // Each side lacks the other's appends: {1,2} the right side's, {3,4,5} the left side's.
     const deliveries = 2 * perSide + 3 * perSide;
-    const datagramsLostToOverflow = udpRcvbufErrors() - overflowBefore;
-    this.results.heal = { perSide, convergedMsAfterHeal, datagramsLostToOverflow, ...retransmission(before, await this.engineTotals(), deliveries) };
+    this.results.heal = { perSide, convergedMsAfterHeal, ...(await this.retransmissionSince(mark, deliveries)) };
     this.closeAppenders();
   }
 
@@ -460,14 +471,13 @@ class Bench {
     this.closeAppenders();
     await this.converge(60_000, [1, 2, 3, 4], false);
     // Server 5 is down: its counters start from zero when it is relaunched.
-    const before = await this.engineTotals();
-    const overflowBefore = udpRcvbufErrors();
+    const mark = await this.retransmissionMark();
     const start = performance.now();
     await this.cluster.relaunch(5);
     const answeredMs = performance.now() - start;
     await this.converge(120_000, this.cluster.ids, false);
     const caughtUpMs = performance.now() - start;
-    const sent = { datagramsLostToOverflow: udpRcvbufErrors() - overflowBefore, ...retransmission(before, await this.engineTotals(), count) };
+    const sent = await this.retransmissionSince(mark, count);
     await this.converge(60_000);
     this.results.catchUp = { messages: count, relaunchAnswersMs: answeredMs, caughtUpMs, stableEverywhereMs: performance.now() - start, ...sent };
   }
@@ -520,14 +530,7 @@ class Bench {
   }
 }
 
-/** The worst server's event-loop delay and group-commit times. */
 /** How much a counter grew across the cluster between two readings of every server's status. */
-/** Retransmission during a phase in which `deliveries` messages had to reach servers that lacked them. */
-function retransmission(before: Partial<EngineCounters>, after: Partial<EngineCounters>, deliveries: number): Record<'nacksSent' | 'retransmitted' | 'duplicates' | 'beyondWindow' | 'retransmittedPerDelivery', number> {
-  const grown = (key: keyof EngineCounters) => (after[key] ?? 0) - (before[key] ?? 0);
-  return { nacksSent: grown('nacksSent'), retransmitted: grown('retransmitted'), duplicates: grown('duplicates'), beyondWindow: grown('beyondWindow'), retransmittedPerDelivery: grown('retransmitted') / deliveries };
-}
-
 function growth(before: (ServerStatus | undefined)[], after: (ServerStatus | undefined)[], counter: (s: ServerStatus) => number): number {
   const total = (list: (ServerStatus | undefined)[]) => list.reduce((t, s) => t + (s ? counter(s) : 0), 0);
   return total(after) - total(before);
@@ -538,6 +541,7 @@ function fromServers(timings: Timings[], f: (t: Timings) => Percentiles): { p50:
   return { p50: Math.max(...timings.map((t) => f(t).p50Ms)), p99: Math.max(...timings.map((t) => f(t).p99Ms)), max: Math.max(...timings.map((t) => f(t).maxMs)), count: timings.reduce((n, t) => n + f(t).count, 0) };
 }
 
+/** The worst server's event-loop delay, steps and group-commit times. */
 function worst(timings: Timings[]): Record<'eventLoopDelayMaxMs' | 'eventLoopDelayP99Ms' | 'stepMaxMs' | 'stepCpuMaxMs' | 'stepCpuP99Ms' | 'journalSyncP50Ms' | 'journalSyncP99Ms', number> {
   const most = (f: (t: Timings) => number) => Math.max(...timings.map(f));
   return {

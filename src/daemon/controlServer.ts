@@ -92,12 +92,9 @@ export class ControlServer {
 
   static async start(daemon: Daemon, dataDir: string, clusterKey: Buffer, extras: () => ServerExtras): Promise<ControlServer> {
     const rpc = new JSONRPCServer({ errorListener: warnUnexpected });
-    rpc.addMethod('status', (params): ServerStatus => {
-      const withDigest = !(typeof params === 'object' && params !== null && (params as { digest?: unknown }).digest === false);
-      return { ...daemon.status(withDigest), faults: daemon.faults.current, ...extras() };
-    });
+    rpc.addMethod('status', (params): ServerStatus => ({ ...daemon.status(digestAsked(params, true)), faults: daemon.faults.current, ...extras() }));
     rpc.addMethod('progress', (params): Progress => {
-      const withDigest = typeof params === 'object' && params !== null && (params as { digest?: unknown }).digest === true;
+      const withDigest = digestAsked(params, false);
       // Polled often (tools/bench): only what it needs, never the whole status.
       const p = daemon.node.protocol;
       return {
@@ -161,4 +158,10 @@ export class ControlServer {
     for (const client of this.wss.clients) client.terminate();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
+}
+
+/** A `digest` parameter: true or false if given as such, else `byDefault`. */
+function digestAsked(params: unknown, byDefault: boolean): boolean {
+  const digest = typeof params === 'object' && params !== null ? (params as { digest?: unknown }).digest : undefined;
+  return typeof digest === 'boolean' ? digest : byDefault;
 }
