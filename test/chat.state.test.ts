@@ -5,8 +5,21 @@ import type { Message } from '../src/broadcast/types.js';
 import { OrderedLog } from '../src/broadcast/orderedLog.js';
 import { compareOrder, parseMessageId } from '../src/broadcast/types.js';
 import { encodeOp, type ChatOp } from '../src/chat/operations.js';
+import { HistoryStore, noStoredHistory } from '../src/chat/historyStore.js';
 import { ChatReplica } from '../src/chat/replica.js';
-import { applyMessages, canonicalJson, emptyChatState, messagesOf, restoreChatState, type ChatStateJson } from '../src/chat/state.js';
+import { applyMessages as applyWithStore, canonicalJson, emptyChatState, messageCount, messageRange, plainChatState, restoreChatState, type ChatState, type ChatStateJson, type Group } from '../src/chat/state.js';
+import { SimFileSystem } from '../src/sim/simFileSystem.js';
+
+/** Apply to a state that stores nothing (nothing in these tests is compacted into a store). */
+const applyMessages = (state: ChatState, messages: readonly Message[]) => applyWithStore(state, messages, noStoredHistory);
+const messagesOf = (group: Group) => messageRange(group, 0, messageCount(group), noStoredHistory).map(({ message, likes }) => ({ ...message, likes }));
+/** A history store on a simulated disk, with segments of a few messages so that histories cross many. */
+export function testStore(): HistoryStore {
+  const fs = new SimFileSystem(() => 0, () => 0);
+  fs.makeDir('/data');
+  return HistoryStore.open({ fs, dir: '/data', segmentMessages: 4 }, new Map());
+}
+const plain = (state: ChatState, store = noStoredHistory) => canonicalJson(plainChatState(state, store));
 
 let ts = 0;
 const msg = (sender: number, op: ChatOp): Message => ({ sender, seq: ++ts, ts, payload: encodeOp(op) });
@@ -101,14 +114,14 @@ describe('chat state machine: determinism (property)', () => {
       fc.tuple(
         fc.constant(messages),
         fc.shuffledSubarray(messages, { minLength: messages.length, maxLength: messages.length }),
-        fc.array(fc.tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 3 })), { minLength: messages.length, maxLength: messages.length }),
+        fc.array(fc.tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 0, max: 7 })), { minLength: messages.length, maxLength: messages.length }),
       ),
     );
     fc.assert(
       fc.property(scenario, ([messages, deliveryOrder, steps]) => {
         const order = [...messages].sort(compareOrder);
         const reference = applyMessages(emptyChatState, order);
-        const replica = new ChatReplica();
+        const replica = new ChatReplica(emptyChatState, testStore());
         // The engine's own tentative order reports each change to the replica.
         const log = new OrderedLog();
         const delivered = new Set<Message>();
@@ -130,13 +143,19 @@ describe('chat state machine: determinism (property)', () => {
           stableCount = stableUpTo;
           // Read (and so checkpoint) at some steps, as pushes to clients and snapshots do.
           const sofar = order.filter((m) => delivered.has(m));
-          if (read & 1) expect(canonicalJson(replica.shown)).to.equal(canonicalJson(applyMessages(emptyChatState, sofar)));
-          if (read & 2) expect(canonicalJson(replica.stable)).to.equal(canonicalJson(applyMessages(emptyChatState, order.slice(0, stableCount))));
+          // Sometimes move what the store holds out of the states first, as every few thousand stable messages.
+          if (read & 4) replica.compact();
+          if (read & 1) expect(plain(replica.shown, replica.store)).to.equal(plain(applyMessages(emptyChatState, sofar)));
+          if (read & 2) expect(plain(replica.stable, replica.store)).to.equal(plain(applyMessages(emptyChatState, order.slice(0, stableCount))));
           expect(replica.tentativeCount).to.equal(sofar.length - stableCount);
         }
-        expect(canonicalJson(replica.shown)).to.equal(canonicalJson(reference));
+        expect(plain(replica.shown, replica.store)).to.equal(plain(reference));
         replica.apply(log.takeChange(), log.takeStable(Infinity));
-        expect(canonicalJson(replica.stable)).to.equal(canonicalJson(reference));
+        expect(plain(replica.stable, replica.store)).to.equal(plain(reference));
+        replica.compact();
+        expect(plain(replica.shown, replica.store)).to.equal(plain(reference));
+        // Everything stable is in the store; the state keeps no message.
+        for (const group of Object.values(replica.stable.groups)) expect(group.tail.count).to.equal(0);
         expect(replica.tentativeCount).to.equal(0);
       }),
       { numRuns: 1000 },
@@ -144,7 +163,7 @@ describe('chat state machine: determinism (property)', () => {
   });
 
   it('a late message re-applies only what was shown after it, not the whole tentative suffix', () => {
-    const replica = new ChatReplica();
+    const replica = new ChatReplica(emptyChatState, testStore());
     const join = (sender: number, seq: number, ts: number): Message => ({ sender, seq, ts, payload: encodeOp({ op: 'join', session: `s${sender}`, user: 'u', group: `g${ts}` }) });
     const log = new OrderedLog();
     const deliver = (m: Message) => {
@@ -165,7 +184,7 @@ describe('chat state machine: determinism (property)', () => {
   });
 
   it('late messages just after the stable point re-apply the tentative suffix, not the stable messages before it', () => {
-    const replica = new ChatReplica();
+    const replica = new ChatReplica(emptyChatState, testStore());
     const join = (sender: number, seq: number, ts: number): Message => ({ sender, seq, ts, payload: encodeOp({ op: 'join', session: `s${sender}`, user: 'u', group: `g${ts}` }) });
     const log = new OrderedLog();
     // Each round servers 1 and 2's messages are shown, then server 3's earlier one lands before them and

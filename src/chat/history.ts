@@ -1,40 +1,35 @@
 /**
- * A group's history: its messages in total order (so sorted by (ts, sender)),
- * in chunks of at most `chunkMessages`.
+ * The messages of a group not (yet) in the history store (historyStore.ts):
+ * the tentative ones and the stable ones since the last compaction, in total
+ * order (so sorted by (ts, sender)), in chunks of at most `chunkMessages`.
  *
  * Immutable once the batch of operations that made it is over. Within one
  * batch (one `Edit`) the chunks and chunk list that batch copied are changed
  * in place, so a batch copies each chunk it touches once and the chunk list
  * once, whatever the number of operations: appends cost what they add, not
- * what the history holds. (immer would copy as little, but walks every
- * element of what it copied; the chat state keeps histories as values immer
- * does not draft.)
+ * what the tail holds. (immer would copy as little, but walks every element
+ * of what it copied; the chat state keeps tails as values immer does not
+ * draft.) Every chunk but the first and the last is full, so a message's
+ * index is found from its chunk.
  */
 import { compareOrder, type MessageId } from '../broadcast/types.js';
 
 /**
  * A message of a group. Its id is the (ts, sender) of the broadcast message
  * that appended it, so it is a MessageId itself: its place in the total
- * order; `sender` is the server it was appended through.
+ * order; `sender` is the server it was appended through. Its likes are kept
+ * apart (state.ts), since they change after the message is stored.
  */
 export interface ChatMessage extends MessageId {
   readonly user: string;
   readonly text: string;
-  /** Users who like it, in the order they did. */
-  readonly likes: readonly string[];
 }
 
-/** Messages per chunk: bounds what a batch copies to change one message. */
+/** Messages per chunk: bounds what a batch copies. */
 export const chunkMessages = 256;
 
 /** One batch of operations: what it copied, it may change in place until it is over. */
 export class Edit {}
-
-/** The history as JSON holds it (snapshots, digests). */
-export interface HistoryJson {
-  readonly chunks: readonly (readonly ChatMessage[])[];
-  readonly count: number;
-}
 
 export class History {
   static readonly empty = new History([], 0, undefined);
@@ -48,23 +43,23 @@ export class History {
     private readonly owner: Edit | undefined,
   ) {}
 
-  static fromJson(json: HistoryJson): History {
-    return new History(
-      json.chunks.map((chunk) => [...chunk]),
-      json.count,
-      undefined,
-    );
+  /** A tail holding these messages (in order). */
+  static of(messages: readonly ChatMessage[]): History {
+    const chunks: ChatMessage[][] = [];
+    for (let i = 0; i < messages.length; i += chunkMessages) chunks.push(messages.slice(i, i + chunkMessages));
+    return new History(chunks, messages.length, undefined);
   }
 
   get count(): number {
     return this.size;
   }
 
-  toJSON(): HistoryJson {
-    return { chunks: this.chunks, count: this.size };
+  /** Snapshots hold a tail as its list of messages. */
+  toJSON(): ChatMessage[] {
+    return this.all();
   }
 
-  /** The history with `message` (later in the order than every message here) at the end. */
+  /** The tail with `message` (later in the order than every message here) at the end. */
   appended(message: ChatMessage, edit: Edit): History {
     const history = this.editable(edit);
     const lastIndex = history.chunks.length - 1;
@@ -77,39 +72,20 @@ export class History {
     return history;
   }
 
-  /** The history with the message `id` replaced by `change(message)`; this one if there is no such message. */
-  changed(id: MessageId, change: (message: ChatMessage) => ChatMessage, edit: Edit): History {
-    const at = this.locate(id);
-    if (!at) return this;
-    const history = this.editable(edit);
-    const chunk = history.chunk(at.chunk);
-    chunk[at.index] = change(chunk[at.index]);
-    return history;
+  /** The tail without its first `count` messages (moved to the history store). */
+  withoutFirst(count: number): History {
+    if (count <= 0) return this;
+    if (count >= this.size) return History.empty;
+    let dropped = 0;
+    let c = 0;
+    while (dropped + this.chunks[c].length <= count) dropped += this.chunks[c++].length;
+    const chunks = this.chunks.slice(c);
+    if (dropped < count) chunks[0] = chunks[0].slice(count - dropped);
+    return new History(chunks, this.size - count, undefined);
   }
 
-  /** The message with this id: a binary search over the chunks, then within one. */
-  find(id: MessageId): ChatMessage | undefined {
-    const at = this.locate(id);
-    return at && this.chunks[at.chunk][at.index];
-  }
-
-  /** The last `count` messages with their 1-based place in the history. */
-  last(count: number): { n: number; message: ChatMessage }[] {
-    const out: { n: number; message: ChatMessage }[] = [];
-    let n = this.size;
-    for (let c = this.chunks.length - 1; c >= 0 && out.length < count; c--) {
-      const chunk = this.chunks[c];
-      for (let i = chunk.length - 1; i >= 0 && out.length < count; i--) out.push({ n: n--, message: chunk[i] });
-    }
-    return out.reverse();
-  }
-
-  /** Every message, in order. */
-  all(): ChatMessage[] {
-    return this.chunks.flat();
-  }
-
-  private locate(id: MessageId): { chunk: number; index: number } | undefined {
+  /** The message with this id and its index here: a binary search over the chunks, then within one. */
+  find(id: MessageId): { index: number; message: ChatMessage } | undefined {
     let lo = 0;
     let hi = this.chunks.length - 1;
     while (lo <= hi) {
@@ -119,10 +95,46 @@ export class History {
       else if (compareOrder(id, chunk[chunk.length - 1]) > 0) lo = mid + 1;
       else {
         const index = indexIn(chunk, id);
-        return index === undefined ? undefined : { chunk: mid, index };
+        return index === undefined ? undefined : { index: this.startOf(mid) + index, message: chunk[index] };
       }
     }
     return undefined;
+  }
+
+  /** The first message, if any. */
+  first(): ChatMessage | undefined {
+    return this.chunks[0]?.[0];
+  }
+
+  /** Messages from .. to-1 (indexes here). */
+  slice(from: number, to: number): ChatMessage[] {
+    const out: ChatMessage[] = [];
+    const end = Math.min(to, this.size);
+    for (let i = Math.max(0, from); i < end; ) {
+      const c = this.chunkAt(i);
+      const start = this.startOf(c);
+      const chunk = this.chunks[c];
+      for (let k = i - start; k < chunk.length && start + k < end; k++) out.push(chunk[k]);
+      i = start + chunk.length;
+    }
+    return out;
+  }
+
+  /** Every message, in order. */
+  all(): ChatMessage[] {
+    return this.chunks.flat();
+  }
+
+  /** Index of chunk c's first message. */
+  private startOf(c: number): number {
+    if (c === 0) return 0;
+    return this.chunks[0].length + (c - 1) * chunkMessages;
+  }
+
+  /** The chunk holding message i. */
+  private chunkAt(i: number): number {
+    const first = this.chunks[0].length;
+    return i < first ? 0 : 1 + Math.floor((i - first) / chunkMessages);
   }
 
   /** This history if `edit` made it, else a copy of the chunk list that `edit` owns. */

@@ -6,6 +6,7 @@
 import type { ServerId } from '../broadcast/types.js';
 import type { Node, SubmitOutcome } from '../node/node.js';
 import type { ChatApp } from './chatApp.js';
+import type { StoredHistory } from './historyStore.js';
 import { encodeOp, type ChatOp } from './operations.js';
 import { orphanedSessions, type ChatState } from './state.js';
 
@@ -16,6 +17,8 @@ export interface ChatPort {
   submit(op: ChatOp, outcome: SubmitOutcome): void;
   /** The state clients are shown: stable, then tentative, in the total order. */
   shown(): ChatState;
+  /** Where the shown state's groups read their stored messages (state.ts: messageRange, findMessage). */
+  readonly history: StoredHistory;
   /** The servers this one hears from now. */
   view(): readonly ServerId[];
   /** Called after every change of the shown state or the view; returns the unsubscribe. */
@@ -27,6 +30,7 @@ export function chatPort(node: Node, app: ChatApp): ChatPort {
     server: node.id,
     submit: (op, outcome) => node.submit(encodeOp(op), outcome),
     shown: () => app.replica.shown,
+    history: app.store,
     view: () => node.view,
     onChange: (listener) => app.onChange(listener),
   };

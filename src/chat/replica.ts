@@ -16,11 +16,17 @@
  * tentative suffix (another sender's, a little late) drops the checkpoints
  * after it, and the shown state is rebuilt from the one before it: from the
  * previous step's, in steady state, not from the stable state.
+ *
+ * Each newly stable message a group gains is appended to the history store
+ * at once, in order; every so often (compact) the checkpoints' tails give up
+ * what the store now holds, so memory holds the tentative suffix and a
+ * bounded stretch of stable messages, not the history.
  */
 import type { OrderChange } from '../broadcast/orderedLog.js';
 import type { Message } from '../broadcast/types.js';
 import { invariant } from '../errors.js';
-import { applyMessages, emptyChatState, type ChatState } from './state.js';
+import type { HistoryStore } from './historyStore.js';
+import { appendedMessage, applyMessages, compactState, operationOf, type ChatState } from './state.js';
 
 interface Checkpoint {
   /** How many messages of the total order the state has applied. */
@@ -34,6 +40,8 @@ const maxStableBehind = 4096;
 const maxCheckpoints = 64;
 /** Checkpoints at the end never thinned out. */
 const denseCheckpoints = 8;
+/** Messages stored since the last compaction past which the checkpoints' tails are compacted. */
+const compactAfterMessages = 4096;
 
 export class ChatReplica {
   private checkpoints: Checkpoint[];
@@ -43,8 +51,14 @@ export class ChatReplica {
   private shownAt = 0;
   /** Messages applied again to rebuild the shown state after late messages landed before them. */
   reapplied = 0;
+  /** Groups that gained stored messages since the last compaction, and how many messages. */
+  private readonly storedGroups = new Set<string>();
+  private storedSince = 0;
 
-  constructor(stable: ChatState = emptyChatState) {
+  constructor(
+    stable: ChatState,
+    readonly store: HistoryStore,
+  ) {
     this.checkpoints = [{ at: 0, state: stable }];
   }
 
@@ -58,7 +72,7 @@ export class ChatReplica {
     const first = this.checkpoints[0];
     if (first.at === this.stableCount) return first.state;
     const behind = this.stableCount - first.at;
-    const state = applyMessages(first.state, this.log.slice(0, behind));
+    const state = applyMessages(first.state, this.log.slice(0, behind), this.store);
     this.log.splice(0, behind);
     this.checkpoints[0] = { at: this.stableCount, state };
     return state;
@@ -74,7 +88,7 @@ export class ChatReplica {
     if (this.checkpoints.length === 1) this.foldStable();
     const last = this.lastCheckpoint;
     if (last.at === end) return last.state;
-    const state = applyMessages(last.state, this.log.slice(last.at - this.base));
+    const state = applyMessages(last.state, this.log.slice(last.at - this.base), this.store);
     this.checkpoints.push({ at: end, state });
     if (this.checkpoints.length > maxCheckpoints) this.thinCheckpoints();
     return state;
@@ -82,6 +96,11 @@ export class ChatReplica {
 
   private get lastCheckpoint(): Checkpoint {
     return this.checkpoints[this.checkpoints.length - 1];
+  }
+
+  /** The tentative suffix of the order. */
+  tentative(): Message[] {
+    return this.log.slice(this.stableCount - this.base);
   }
 
   get tentativeCount(): number {
@@ -118,6 +137,7 @@ export class ChatReplica {
       invariant(m !== undefined && m.sender === stable[i].sender && m.seq === stable[i].seq, `stable message ${stable[i].sender}:${stable[i].seq} is not next in order`);
     }
     this.stableCount += stable.length;
+    this.storeStable(stable);
     // The latest checkpoint the stable point has reached becomes the first; the log before it is no longer needed.
     let passed = 0;
     while (passed + 1 < this.checkpoints.length && this.checkpoints[passed + 1].at <= this.stableCount) passed++;
@@ -126,6 +146,27 @@ export class ChatReplica {
       this.checkpoints.splice(0, passed);
     }
     if (this.stableCount - this.base >= maxStableBehind) this.foldStable();
+    if (this.storedSince >= compactAfterMessages) this.compact();
+  }
+
+  /** Append the newly stable messages' appends to the history store, in order. */
+  private storeStable(stable: readonly Message[]): void {
+    for (const m of stable) {
+      const op = operationOf(m);
+      if (op?.op !== 'append') continue;
+      this.store.append(op.group, appendedMessage(op, m));
+      this.storedGroups.add(op.group);
+      this.storedSince++;
+    }
+  }
+
+  /** Bring the stable state up to date, then move what the store holds out of every checkpoint's tails (each state still reads the same messages). */
+  compact(): void {
+    this.foldStable();
+    const count = (group: string) => this.store.count(group);
+    this.checkpoints = this.checkpoints.map(({ at, state }) => ({ at, state: compactState(state, this.storedGroups, count) }));
+    this.storedGroups.clear();
+    this.storedSince = 0;
   }
 
   /** Keep the first, the last few (late messages land near the end) and every other one between. */

@@ -3,10 +3,16 @@
  * operations in the same order give the same state at every daemon. An
  * operation that no longer fits the state when its turn comes (a second like
  * by the same user, an unlike without a like) changes nothing, everywhere.
+ *
+ * A group's history is split: its first `stored` messages are in the history
+ * store (stable, in the segment files), the rest in its tail. The state is
+ * immutable and the store only grows, so a state always reads the same
+ * messages from it: only the first `stored`.
  */
 import { produce, type Draft } from 'immer';
-import { formatMessageId, parseMessageId, type Message, type MessageId, type ServerId } from '../broadcast/types.js';
-import { Edit, History, type ChatMessage, type HistoryJson } from './history.js';
+import { compareOrder, formatMessageId, parseMessageId, type Message, type MessageId, type ServerId } from '../broadcast/types.js';
+import { Edit, History, type ChatMessage } from './history.js';
+import type { StoredHistory } from './historyStore.js';
 import { decodeOp, type ChatOp } from './operations.js';
 import { likeRefusal } from './rules.js';
 
@@ -16,12 +22,19 @@ export interface Member {
   readonly server: number;
 }
 
+/** Users who like message n of a group (0-based), for the liked ones only, in chunks of likeChunk messages by n. */
+export type Likes = Readonly<Record<string, Readonly<Record<string, readonly string[]>>>>;
+const likeChunk = 256;
+
 export interface Group {
   readonly name: string;
   /** Members by session id. */
   readonly members: Readonly<Record<string, Member>>;
-  /** Its messages in total order (a value immer does not draft: history.ts). */
-  readonly history: History;
+  /** The group's first `stored` messages are in the history store (historyStore.ts). */
+  readonly stored: number;
+  /** The messages after them, in total order (a value immer does not draft: history.ts). */
+  readonly tail: History;
+  readonly likes: Likes;
 }
 
 export interface ChatState {
@@ -49,24 +62,36 @@ export interface ChatStateJson {
   readonly sessions: Readonly<Record<string, string>>;
 }
 
-/** A group as a snapshot holds it; snapshots before history.ts held the chunks in the group itself. */
+/** A group as a snapshot holds it; older snapshots held the whole history, with each message's likes (`history` or `chunks`). */
 interface GroupJson {
   readonly name: string;
   readonly members: Readonly<Record<string, Member>>;
-  readonly history?: HistoryJson;
-  readonly chunks?: readonly (readonly ChatMessage[])[];
-  readonly count?: number;
+  readonly stored?: number;
+  readonly tail?: readonly ChatMessage[];
+  readonly likes?: Likes;
+  readonly history?: { readonly chunks: readonly (readonly OldMessage[])[] };
+  readonly chunks?: readonly (readonly OldMessage[])[];
 }
+
+type OldMessage = ChatMessage & { readonly likes?: readonly string[]; readonly id?: string };
 
 /**
  * A state read back from a snapshot (JSON), with its dictionaries made
- * prototype-free again. Snapshots written before messages carried their
- * (ts, sender) hold an id "<ts>.<sender>" instead: read into the pair.
+ * prototype-free again. A snapshot from before the history store holds each
+ * group's whole history: it becomes the tail (stored by the caller, chatApp.ts),
+ * its likes the like table; messages identified by "<ts>.<sender>" are read
+ * into the pair.
  */
 export function restoreChatState(saved: ChatStateJson): ChatState {
   const restoreGroup = (group: GroupJson): Group => {
-    const { chunks, count } = group.history ?? { chunks: group.chunks ?? [], count: group.count ?? 0 };
-    return { name: group.name, members: dict(Object.entries(group.members)), history: History.fromJson({ chunks: chunks.map((chunk) => chunk.map(restoreMessage)), count }) };
+    const old = group.history?.chunks ?? group.chunks;
+    if (!old) return { name: group.name, members: dict(Object.entries(group.members)), stored: group.stored ?? 0, tail: History.of(group.tail ?? []), likes: restoreLikes(group.likes ?? {}) };
+    const messages = old.flat();
+    const likes: Record<string, Record<string, readonly string[]>> = dict();
+    messages.forEach((m, n) => {
+      if (m.likes && m.likes.length > 0) (likes[likeChunkOf(n)] ??= dict())[n] = m.likes;
+    });
+    return { name: group.name, members: dict(Object.entries(group.members)), stored: 0, tail: History.of(messages.map(restoreMessage)), likes };
   };
   return {
     groups: dict(Object.entries(saved.groups).map(([name, group]) => [name, restoreGroup(group)] as const)),
@@ -74,11 +99,13 @@ export function restoreChatState(saved: ChatStateJson): ChatState {
   };
 }
 
-function restoreMessage(m: ChatMessage): ChatMessage {
-  const old = m as ChatMessage & { id?: unknown };
-  if (typeof old.id !== 'string') return m;
-  const { ts, sender } = parseMessageId(old.id) ?? { ts: 0, sender: 0 };
-  return { ts, sender, user: m.user, text: m.text, likes: m.likes };
+function restoreLikes(likes: Likes): Likes {
+  return dict(Object.entries(likes).map(([chunk, users]) => [chunk, dict(Object.entries(users))] as const));
+}
+
+function restoreMessage(m: OldMessage): ChatMessage {
+  const { ts, sender } = typeof m.id === 'string' ? (parseMessageId(m.id) ?? { ts: 0, sender: 0 }) : m;
+  return { ts, sender, user: m.user, text: m.text };
 }
 
 /**
@@ -88,7 +115,7 @@ function restoreMessage(m: ChatMessage): ChatMessage {
  */
 const decoded = new WeakMap<Message, ChatOp | null>();
 
-function opOf(m: Message): ChatOp | undefined {
+export function operationOf(m: Message): ChatOp | undefined {
   let op = decoded.get(m);
   if (op === undefined) {
     op = decodeOp(m.payload) ?? null;
@@ -97,19 +124,19 @@ function opOf(m: Message): ChatOp | undefined {
   return op ?? undefined;
 }
 
-/** Apply broadcast messages in order. */
-export function applyMessages(state: ChatState, messages: readonly Message[]): ChatState {
+/** Apply broadcast messages in order; `stored` is the history store the state's groups count their stored messages in. */
+export function applyMessages(state: ChatState, messages: readonly Message[], stored: StoredHistory): ChatState {
   if (messages.length === 0) return state;
   const edit = new Edit();
   return produce(state, (draft) => {
     for (const m of messages) {
-      const op = opOf(m);
-      if (op) applyOp(draft, op, m, edit);
+      const op = operationOf(m);
+      if (op) applyOp(draft, op, m, edit, stored);
     }
   });
 }
 
-function applyOp(state: Draft<ChatState>, op: ChatOp, m: Message, edit: Edit): void {
+function applyOp(state: Draft<ChatState>, op: ChatOp, m: Message, edit: Edit, stored: StoredHistory): void {
   switch (op.op) {
     case 'join': {
       leave(state, op.session);
@@ -122,19 +149,23 @@ function applyOp(state: Draft<ChatState>, op: ChatOp, m: Message, edit: Edit): v
       return leave(state, op.session);
     case 'append': {
       const group = (state.groups[op.group] ??= newGroup(op.group));
-      group.history = group.history.appended({ ts: m.ts, sender: m.sender, user: op.user, text: op.text, likes: [] }, edit);
+      group.tail = group.tail.appended(appendedMessage(op, m), edit);
       return;
     }
     case 'like':
     case 'unlike': {
       const group = state.groups[op.group];
-      const target = findMessage(group, op.message);
-      if (!group || !target || likeRefusal(target, op.user, op.op === 'like')) return;
-      const likes = op.op === 'like' ? [...target.likes, op.user] : target.likes.filter((user) => user !== op.user);
-      group.history = group.history.changed(op.message, (message) => ({ ...message, likes }), edit);
+      const target = group && findMessage(group, op.message, stored);
+      if (!group || !target || likeRefusal({ user: target.message.user, likes: target.likes }, op.user, op.op === 'like')) return;
+      setLikes(group, target.n - 1, op.op === 'like' ? [...target.likes, op.user] : target.likes.filter((user) => user !== op.user));
       return;
     }
   }
+}
+
+/** The message an append operation adds: the id of its broadcast message, the user and text of the operation. */
+export function appendedMessage(op: { readonly user: string; readonly text: string }, m: MessageId): ChatMessage {
+  return { ts: m.ts, sender: m.sender, user: op.user, text: op.text };
 }
 
 function leave(state: Draft<ChatState>, session: string): void {
@@ -145,12 +176,83 @@ function leave(state: Draft<ChatState>, session: string): void {
 }
 
 function newGroup(name: string): Draft<Group> {
-  return { name, members: dict(), history: History.empty };
+  return { name, members: dict(), stored: 0, tail: History.empty, likes: dict() };
 }
 
-/** The message with this id in the group's history. */
-export function findMessage(group: Group | Draft<Group> | undefined, id: MessageId): ChatMessage | undefined {
-  return group?.history.find(id);
+function likeChunkOf(n: number): string {
+  return String(Math.floor(n / likeChunk));
+}
+
+function likesOf(group: Group | Draft<Group>, index: number): readonly string[] {
+  return group.likes[likeChunkOf(index)]?.[index] ?? [];
+}
+
+function setLikes(group: Draft<Group>, index: number, users: string[]): void {
+  const chunk = (group.likes[likeChunkOf(index)] ??= dict());
+  if (users.length > 0) chunk[index] = users;
+  else delete chunk[index];
+}
+
+/** A message as clients see it: its 1-based place in the group's history, and who likes it. */
+export interface ShownMessage {
+  readonly n: number;
+  readonly message: ChatMessage;
+  readonly likes: readonly string[];
+}
+
+/** Messages in the group's history. */
+export function messageCount(group: Group | undefined): number {
+  return group ? group.stored + group.tail.count : 0;
+}
+
+/** The message with this id in the group: in its tail, or among its stored messages. */
+export function findMessage(group: Group | Draft<Group>, id: MessageId, stored: StoredHistory): ShownMessage | undefined {
+  const first = group.tail.first();
+  if (first && compareOrder(id, first) >= 0) {
+    const found = group.tail.find(id);
+    return found && shown(group, group.stored + found.index, found.message);
+  }
+  const found = stored.find(group.name, id, group.stored);
+  return found && shown(group, found.index, found.message);
+}
+
+/** Messages from .. to-1 (0-based) of the group's history: the stored ones read from the store. */
+export function messageRange(group: Group | undefined, from: number, to: number, stored: StoredHistory): ShownMessage[] {
+  if (!group) return [];
+  const end = Math.min(to, messageCount(group));
+  const start = Math.max(0, from);
+  if (start >= end) return [];
+  const fromStore = start < group.stored ? stored.read(group.name, start, Math.min(end, group.stored)) : [];
+  const fromTail = end > group.stored ? group.tail.slice(Math.max(0, start - group.stored), end - group.stored) : [];
+  return [...fromStore, ...fromTail].map((message, i) => shown(group, start + i, message));
+}
+
+/** The last `count` messages of the group. */
+export function lastMessages(group: Group | undefined, count: number, stored: StoredHistory): ShownMessage[] {
+  const total = messageCount(group);
+  return messageRange(group, total - count, total, stored);
+}
+
+function shown(group: Group | Draft<Group>, index: number, message: ChatMessage): ShownMessage {
+  return { n: index + 1, message, likes: likesOf(group, index) };
+}
+
+/**
+ * The state with each named group's tail moved into the store as far as the
+ * store holds it: the store holds a group's stable messages, which come
+ * first in every state's order, so those are what the tail starts with.
+ */
+export function compactState(state: ChatState, groups: Iterable<string>, storedCount: (group: string) => number): ChatState {
+  let compacted = state;
+  for (const name of groups) {
+    const group = compacted.groups[name];
+    if (!group) continue;
+    const moved = Math.min(group.tail.count, storedCount(name) - group.stored);
+    if (moved <= 0) continue;
+    if (compacted === state) compacted = { groups: dict(Object.entries(state.groups)), sessions: state.sessions };
+    (compacted.groups as Record<string, Group>)[name] = { ...group, stored: group.stored + moved, tail: group.tail.withoutFirst(moved) };
+  }
+  return compacted;
 }
 
 /** Sessions joined through `server`: after it restarts they no longer exist, and must leave. */
@@ -162,16 +264,6 @@ export function orphanedSessions(state: ChatState, server: ServerId): string[] {
   return orphans;
 }
 
-/** The whole history, in order. */
-export function messagesOf(group: Group | undefined): ChatMessage[] {
-  return group ? group.history.all() : [];
-}
-
-/** The last `count` messages with their 1-based place in the history. */
-export function lastMessages(group: Group | undefined, count: number): { n: number; message: ChatMessage }[] {
-  return group ? group.history.last(count) : [];
-}
-
 /** A message as people and JSON see it: its id written "<ts>.<sender>", and the server it was appended through. */
 export interface PlainMessage {
   readonly id: string;
@@ -181,16 +273,17 @@ export interface PlainMessage {
   readonly likes: readonly string[];
 }
 
-/** The state with each group's history as one list: for people and JSON (tools/inspect). */
-export function plainChatState(state: ChatState): { groups: Record<string, { name: string; members: Record<string, Member>; messages: PlainMessage[] }>; sessions: Record<string, string> } {
-  const plain = (m: ChatMessage): PlainMessage => ({ id: formatMessageId(m), user: m.user, server: m.sender, text: m.text, likes: m.likes });
-  const groups = dict(Object.entries(state.groups).map(([name, group]) => [name, { name, members: dict(Object.entries(group.members)), messages: messagesOf(group).map(plain) }] as const));
+/** The state with each group's whole history as one list, read from the store: for people, JSON and comparisons (tools/inspect, tests). */
+export function plainChatState(state: ChatState, stored: StoredHistory): { groups: Record<string, { name: string; members: Record<string, Member>; messages: PlainMessage[] }>; sessions: Record<string, string> } {
+  const plain = ({ message: m, likes }: ShownMessage): PlainMessage => ({ id: formatMessageId(m), user: m.user, server: m.sender, text: m.text, likes });
+  const groups = dict(
+    Object.entries(state.groups).map(([name, group]) => [name, { name, members: dict(Object.entries(group.members)), messages: messageRange(group, 0, messageCount(group), stored).map(plain) }] as const),
+  );
   return { groups, sessions: dict(Object.entries(state.sessions)) };
 }
 
 /** Canonical JSON (sorted keys): equal states give equal text. */
 export function canonicalJson(value: unknown): string {
-  if (value instanceof History) return canonicalJson(value.toJSON());
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (typeof value === 'object' && value !== null) {
     const entries = Object.keys(value)

@@ -10,6 +10,7 @@ import { serverById } from '../config/clusterConfig.js';
 import { ChatService } from '../rpc/chatService.js';
 import type { RpcLimits } from '../rpc/protocol.js';
 import { RpcServer } from '../rpc/server.js';
+import { nodeFileSystem } from '../storage/fileSystem.js';
 import { loadFaults } from '../transport/faultsFile.js';
 import { ControlServer } from './controlServer.js';
 import { Daemon, type DaemonOptions } from './daemon.js';
@@ -33,7 +34,7 @@ export class ChatServer {
     let app: ChatApp | undefined;
     const daemon = await Daemon.start({
       ...options,
-      application: (saved) => (app = new ChatApp(saved)),
+      application: (saved) => (app = new ChatApp(saved, { fs: options.fileSystem ?? nodeFileSystem, dir: options.dataDir })),
       faults: loadFaults(options.dataDir, options.config.servers.length),
     });
     const chat = app!;

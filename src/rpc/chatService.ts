@@ -9,7 +9,7 @@ import { formatMessageId, type Message, type MessageId } from '../broadcast/type
 import type { ChatOp } from '../chat/operations.js';
 import type { ChatPort } from '../chat/port.js';
 import { likeRefusal, type LikeRefusal } from '../chat/rules.js';
-import { findMessage, lastMessages, type Group } from '../chat/state.js';
+import { findMessage, lastMessages, messageCount, type Group } from '../chat/state.js';
 import type { ClusterConfig } from '../config/clusterConfig.js';
 import { SubmitRefused } from '../node/node.js';
 import { RpcErrors, recentMessages, type GroupView, type MessageView, type Confirmation, type ViewResult } from './protocol.js';
@@ -67,11 +67,12 @@ export class ChatService {
   async like(session: Session, targetId: MessageId, like: boolean): Promise<Confirmation> {
     const user = requireUser(session);
     const group = requireGroup(session);
-    const target = findMessage(this.currentGroup(group), targetId);
+    const current = this.currentGroup(group);
+    const target = current && findMessage(current, targetId, this.port.history);
     if (!target) throw rpcError(RpcErrors.unknownMessage, `there is no message ${formatMessageId(targetId)} in ${group}`);
-    const refusal = likeRefusal(target, user, like);
+    const refusal = likeRefusal({ user: target.message.user, likes: target.likes }, user, like);
     if (refusal) throw rpcError(...likeErrors[refusal]);
-    return confirmation(await this.submit({ op: like ? 'like' : 'unlike', user, group, message: { ts: target.ts, sender: target.sender } }));
+    return confirmation(await this.submit({ op: like ? 'like' : 'unlike', user, group, message: targetId }));
   }
 
   history(session: Session): GroupView {
@@ -100,15 +101,15 @@ export class ChatService {
     const view = this.port.view();
     const participants = new Set<string>();
     for (const member of Object.values(group?.members ?? {})) if (view.includes(member.server)) participants.add(member.user);
-    const shown: MessageView[] = lastMessages(group, count).map(({ n, message: m }) => ({
+    const shown: MessageView[] = lastMessages(group, count, this.port.history).map(({ n, message: m, likes }) => ({
       n,
       id: formatMessageId(m),
       user: m.user,
       text: m.text,
-      likes: m.likes.length,
-      likedBy: m.likes,
+      likes: likes.length,
+      likedBy: likes,
     }));
-    return { group: name, participants: [...participants].sort(), total: group?.history.count ?? 0, messages: shown };
+    return { group: name, participants: [...participants].sort(), total: messageCount(group), messages: shown };
   }
 
   private currentGroup(name: string): Group | undefined {

@@ -87,6 +87,8 @@ export interface SimClusterOptions {
   broken?: BrokenVariant | BrokenExecutor | 'snapshot-rename-not-durable';
 }
 
+/** Messages per history segment file: few, so that a run's histories cross many segments. */
+const simSegmentMessages = 8;
 const executorVariants: readonly string[] = ['send-before-durable', 'confirm-before-durable', 'apply-before-durable'] satisfies BrokenExecutor[];
 
 export class SimCluster {
@@ -214,7 +216,7 @@ export class SimCluster {
         journal: files,
         transport: this.transport(server),
         clock: this.clock(server),
-        application: (saved) => (server.app = new ChatApp(saved)),
+        application: (saved) => (server.app = new ChatApp(saved, { fs: server.disk, dir: server.dataDir, segmentMessages: simSegmentMessages })),
         events: this.events(server),
       });
     } catch (err) {

@@ -27,7 +27,7 @@ const argv = yargs(hideBin(process.argv))
   .parseSync();
 
 const seeds = argv.seed !== undefined ? [argv.seed] : Array.from({ length: argv.seeds }, (_, i) => argv.first + i);
-const totals: SimulationStats = { faults: 0, crashes: 0, restarts: 0, snapshots: 0, operations: 0, confirmed: 0, stableMessages: 0, simulatedMs: 0, convergeMs: 0 };
+const totals: SimulationStats = { faults: 0, crashes: 0, restarts: 0, snapshots: 0, operations: 0, confirmed: 0, stableMessages: 0, storedMessages: 0, simulatedMs: 0, convergeMs: 0 };
 const started = performance.now();
 let failed = 0;
 for (const seed of seeds) {
@@ -56,7 +56,8 @@ const k = seeds.length;
 if (k > 1) {
   console.log(
     `${k} seeds in ${wall.toFixed(1)} s (${((wall * 1000) / k).toFixed(0)} ms per seed): per seed ${(totals.faults / k).toFixed(1)} faults ` +
-      `(${(totals.crashes / k).toFixed(1)} crashes), ${(totals.operations / k).toFixed(0)} operations, ${(totals.stableMessages / k).toFixed(0)} messages ordered, ` +
+      `(${(totals.crashes / k).toFixed(1)} crashes), ${(totals.operations / k).toFixed(0)} operations, ${(totals.stableMessages / k).toFixed(0)} messages ordered ` +
+      `(${(totals.storedMessages / k).toFixed(0)} read back from history segments), ` +
       `convergence ${(totals.convergeMs / k).toFixed(0)} ms after the heal (simulated)`,
   );
 }

@@ -60,6 +60,11 @@ export class SimFileSystem implements FileSystem {
     return inode.data.toString('utf8', 0, inode.length);
   }
 
+  readRange(path: string, offset: number, length: number): Buffer {
+    const inode = this.inode(path);
+    return Buffer.from(inode.data.subarray(Math.min(offset, inode.length), Math.min(offset + length, inode.length)));
+  }
+
   list(dir: string): string[] {
     if (!this.dirs.has(dir)) throw fileError('ENOENT', dir);
     return [...this.names.keys()].filter((path) => dirname(path) === dir).map((path) => basename(path));

@@ -16,7 +16,7 @@ import type { BrokenVariant } from '../broadcast/options.js';
 import type { Message } from '../broadcast/types.js';
 import type { ChatOp } from '../chat/operations.js';
 import { likeRefusal } from '../chat/rules.js';
-import { lastMessages } from '../chat/state.js';
+import { canonicalJson, lastMessages, plainChatState } from '../chat/state.js';
 import type { BrokenExecutor } from '../node/node.js';
 import { SimCluster, SimulationFailure } from './cluster.js';
 import { Random } from './random.js';
@@ -40,6 +40,8 @@ export interface SimulationStats {
   operations: number;
   confirmed: number;
   stableMessages: number;
+  /** Chat messages the final check read back from a server's history segments (the rest from memory). */
+  storedMessages: number;
   simulatedMs: number;
   convergeMs: number;
 }
@@ -74,7 +76,7 @@ export function runSimulation(options: SimulationOptions): SimulationResult {
     engine: { statusIntervalMs: 50, viewTimeoutMs: 300, nackRetryMs: 20 },
     ...(options.broken ? { broken: options.broken } : {}),
   });
-  const stats: SimulationStats = { faults: 0, crashes: 0, restarts: 0, snapshots: 0, operations: 0, confirmed: 0, stableMessages: 0, simulatedMs: 0, convergeMs: 0 };
+  const stats: SimulationStats = { faults: 0, crashes: 0, restarts: 0, snapshots: 0, operations: 0, confirmed: 0, stableMessages: 0, storedMessages: 0, simulatedMs: 0, convergeMs: 0 };
   try {
     faultPhase(cluster, options, stats);
     const healedAt = cluster.now;
@@ -178,14 +180,14 @@ function clientOperation(cluster: SimCluster, users: SimUser[], stats: Simulatio
   if (roll < 0.5 && user.group) {
     submit(server, { op: 'append', session, user: user.name, group: user.group, text: `t${stats.operations}` });
   } else if (roll < 0.8 && user.group) {
-    const shown = cluster.server(server).port!.shown().groups[user.group];
-    // A message the user may like, or may unlike: never their own.
-    const candidates = lastMessages(shown, 20)
-      .map((x) => x.message)
-      .filter((m) => likeRefusal(m, user.name, !m.likes.includes(user.name)) === undefined);
+    const port = cluster.server(server).port!;
+    // A message the user may like, or may unlike: never their own. Read from the store as much as from the tail.
+    const candidates = lastMessages(port.shown().groups[user.group], 20, port.history).filter(
+      ({ message, likes }) => likeRefusal({ user: message.user, likes }, user.name, !likes.includes(user.name)) === undefined,
+    );
     if (candidates.length === 0) return;
-    const target = random.pick(candidates);
-    const like = !target.likes.includes(user.name);
+    const { message: target, likes } = random.pick(candidates);
+    const like = !likes.includes(user.name);
     submit(server, { op: like ? 'like' : 'unlike', user: user.name, group: user.group, message: { ts: target.ts, sender: target.sender } });
   } else if (roll < 0.9) {
     user.group = random.pick(groups);
@@ -220,7 +222,10 @@ function checkConverged(cluster: SimCluster, stats: SimulationStats): void {
     }
     digests.add(server.app!.digest());
   }
-  if (digests.size !== 1) throw cluster.failure(`chat states differ after convergence: digests ${[...digests].join(', ')}`);
+  if (digests.size !== 1) throw cluster.failure(`orders differ after convergence: digests ${[...digests].join(', ')}`);
+  // The digest covers the order; the states themselves, read back from each server's history files, must agree too.
+  const states = new Set(cluster.servers.map((server) => canonicalJson(plainChatState(server.app!.replica.shown, server.app!.store))));
+  if (states.size !== 1) throw cluster.failure(`chat states differ after convergence, with the same order (digest ${[...digests][0]})`);
   const count = new Map<string, number>();
   const payloads = new Map<string, string>();
   for (const m of reference) {
@@ -236,4 +241,5 @@ function checkConverged(cluster: SimCluster, stats: SimulationStats): void {
     }
   }
   stats.stableMessages = reference.length;
+  stats.storedMessages = Object.values(cluster.servers[0].app!.replica.shown.groups).reduce((total, group) => total + group.stored, 0);
 }

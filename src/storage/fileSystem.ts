@@ -11,7 +11,7 @@
  * commit): `done` runs once everything written to the file before the call
  * is durable, and calls finish in the order they were made.
  */
-import { closeSync, existsSync, fdatasyncSync, fsync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, fsync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ChorusError } from '../errors.js';
 
@@ -20,6 +20,8 @@ export type FileHandle = number;
 export interface FileSystem {
   exists(path: string): boolean;
   readText(path: string): string;
+  /** Up to `length` bytes from `offset` (fewer at the end of the file). */
+  readRange(path: string, offset: number, length: number): Buffer;
   /** The names in a directory. */
   list(dir: string): string[];
   /** Bytes in a file (0 if it does not exist). */
@@ -53,6 +55,15 @@ const lockedDirs = new Set<string>();
 export const nodeFileSystem: FileSystem = {
   exists: (path) => existsSync(path),
   readText: (path) => readFileSync(path, 'utf8'),
+  readRange: (path, offset, length) => {
+    const file = openSync(path, 'r');
+    try {
+      const buffer = Buffer.alloc(length);
+      return buffer.subarray(0, readSync(file, buffer, 0, length, offset));
+    } finally {
+      closeSync(file);
+    }
+  },
   list: (dir) => readdirSync(dir),
   size: (path) => (existsSync(path) ? statSync(path).size : 0),
   makeDir: (dir) => void mkdirSync(dir, { recursive: true }),

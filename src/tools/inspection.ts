@@ -60,7 +60,7 @@ export function inspect(dir: string, server: number, serverCount: number): Inspe
     journal: nowhere,
     transport: { send: () => undefined },
     clock: { now: () => 0, stepSoon: () => undefined, wakeAt: () => undefined },
-    application: (saved) => (app = new ChatApp(saved)),
+    application: (saved) => (app = new ChatApp(saved, { fs: nodeFileSystem, dir, readOnly: true })),
   });
   const engine = node.protocol;
   const state = engine.exportState();
@@ -91,7 +91,7 @@ export function inspect(dir: string, server: number, serverCount: number): Inspe
       payload: m.payload,
     })),
     waiting: waitingFor(state.messages, tentative, state.tsVector, state.seqMatrix),
-    chat: plainChatState(app!.replica.shown),
+    chat: plainChatState(app!.replica.shown, app!.store),
     digest: app!.digest(),
   };
 }
