@@ -39,7 +39,7 @@ describe('chat with three daemon processes and scripted clients', function () {
     await alice.run('l 1', /^error: you cannot like your own message$/);
     await bob.run('r 1', /^removed your like from message 1$/);
     await bob.run('r 1', /^error: you have not liked this message$/);
-    await alice.run('l 99', /^error: there is no message 99 on the screen$/);
+    await alice.run('l 99', /^error: there is no message 99 in room \(it has 2\)$/);
     await alice.run('j', /^error: usage: j <group>$/);
     await alice.run('u has space', /^error: invalid user name: a user name has printable characters and no spaces$/);
     await alice.run('frobnicate', /^error: unknown command "frobnicate" \(h for help\)$/);

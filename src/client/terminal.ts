@@ -145,16 +145,30 @@ export class ChatClient {
     const connection = this.requireConnection();
     if (this.group === undefined) throw new Error('join a group first (j <group>)');
     if (!/^\d+$/.test(numberText)) throw new Error(`"${numberText}" is not a message number`);
-    const id = this.screen.get(Number(numberText));
-    if (id === undefined) throw new Error(`there is no message ${numberText} on the screen`);
+    const id = this.screen.get(Number(numberText)) ?? (await this.idOf(Number(numberText)));
     await connection.call(like ? 'like' : 'unlike', { id });
     this.out.print(like ? `liked message ${numberText}` : `removed your like from message ${numberText}`);
   }
 
+  /** A message number not on the screen: its id, asked of the server (one message of the history). */
+  private async idOf(n: number): Promise<string> {
+    const page = await this.requireConnection().call('history', { from: Math.max(1, n), count: 1 });
+    const message = page.messages[0];
+    if (!message || message.n !== n) throw new Error(`there is no message ${n} in ${page.group} (it has ${page.total})`);
+    return message.id;
+  }
+
+  /** The whole history, a page at a time as the server gives it (a long one never in one frame). */
   private async printHistory(): Promise<void> {
     const connection = this.requireConnection();
     if (this.group === undefined) throw new Error('join a group first (j <group>)');
-    this.show(await connection.call('history'));
+    let page = await connection.call('history', { from: 1 });
+    this.show(page);
+    const total = page.total;
+    for (let next = page.messages.length + 1; next <= total && page.messages.length > 0; next += page.messages.length) {
+      page = await connection.call('history', { from: next });
+      this.out.print(page.messages.filter((m) => m.n <= total).map(formatMessage).join('\n'));
+    }
   }
 
   private async printView(): Promise<void> {

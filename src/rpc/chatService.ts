@@ -9,7 +9,7 @@ import { formatMessageId, type Message, type MessageId } from '../broadcast/type
 import type { ChatOp } from '../chat/operations.js';
 import type { ChatPort } from '../chat/port.js';
 import { likeRefusal, type LikeRefusal } from '../chat/rules.js';
-import { findMessage, lastMessages, messageCount, type Group } from '../chat/state.js';
+import { findMessage, lastMessages, messageCount, messageRange, type Group, type ShownMessage } from '../chat/state.js';
 import type { ClusterConfig } from '../config/clusterConfig.js';
 import { SubmitRefused } from '../node/node.js';
 import { RpcErrors, recentMessages, type GroupView, type MessageView, type Confirmation, type ViewResult } from './protocol.js';
@@ -75,8 +75,10 @@ export class ChatService {
     return confirmation(await this.submit({ op: like ? 'like' : 'unlike', user, group, message: targetId }));
   }
 
-  history(session: Session): GroupView {
-    return this.groupView(requireGroup(session), Infinity);
+  /** Messages from .. from+count-1 (1-based) of the session's group. */
+  history(session: Session, from: number, count: number): GroupView {
+    const name = requireGroup(session);
+    return this.describe(name, messageRange(this.currentGroup(name), from - 1, from - 1 + count, this.port.history));
   }
 
   view(): ViewResult {
@@ -96,12 +98,17 @@ export class ChatService {
     await this.submit({ op: 'leave', session: session.id }).catch(() => undefined);
   }
 
+  /** The group with its last `count` messages (after a join, and pushed on every change). */
   groupView(name: string, count: number): GroupView {
+    return this.describe(name, lastMessages(this.currentGroup(name), count, this.port.history));
+  }
+
+  private describe(name: string, messages: readonly ShownMessage[]): GroupView {
     const group = this.currentGroup(name);
     const view = this.port.view();
     const participants = new Set<string>();
     for (const member of Object.values(group?.members ?? {})) if (view.includes(member.server)) participants.add(member.user);
-    const shown: MessageView[] = lastMessages(group, count, this.port.history).map(({ n, message: m, likes }) => ({
+    const shown: MessageView[] = messages.map(({ n, message: m, likes }) => ({
       n,
       id: formatMessageId(m),
       user: m.user,

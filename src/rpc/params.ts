@@ -7,7 +7,7 @@
 import { JSONRPCErrorException } from 'json-rpc-2.0';
 import { z } from 'zod';
 import { groupNameSchema, messageIdSchema, messageTextSchema, userNameSchema } from '../chat/operations.js';
-import { RpcErrors, type ChatMethod, type ChatMethods } from './protocol.js';
+import { maxHistoryPage, RpcErrors, type ChatMethod, type ChatMethods } from './protocol.js';
 
 const noParams = z.strictObject({}).optional();
 
@@ -18,7 +18,12 @@ export const paramSchemas = {
   append: z.strictObject({ text: messageTextSchema }),
   like: z.strictObject({ id: messageIdSchema }),
   unlike: z.strictObject({ id: messageIdSchema }),
-  history: noParams,
+  history: z
+    .strictObject({
+      from: z.number().int('must be a whole number').min(1, 'messages are numbered from 1').optional(),
+      count: z.number().int('must be a whole number').min(1, 'must be at least 1').max(maxHistoryPage, `at most ${maxHistoryPage} messages a page`).optional(),
+    })
+    .optional(),
   view: noParams,
 } as const satisfies { [M in ChatMethod]: z.ZodType<unknown, ChatMethods[M]['params']> };
 
@@ -40,7 +45,7 @@ export function parseParams<M extends ChatMethod>(method: M, params: unknown): P
 }
 
 /** How errors name each parameter. */
-const paramLabels: Record<string, string> = { name: 'user name', group: 'group name', text: 'message', id: 'message id' };
+const paramLabels: Record<string, string> = { name: 'user name', group: 'group name', text: 'message', id: 'message id', from: 'from', count: 'count' };
 
 function hasKey(params: unknown, key: PropertyKey | undefined): boolean {
   return typeof params === 'object' && params !== null && key !== undefined && Object.hasOwn(params, key);

@@ -53,7 +53,7 @@ export interface GroupView {
   readonly participants: readonly string[];
   /** Messages in the whole history. */
   readonly total: number;
-  /** The last 10 (pushes, join) or all (history). */
+  /** The last 10 (pushes, join), or one page of the history (history). */
   readonly messages: readonly MessageView[];
 }
 
@@ -64,6 +64,9 @@ export interface ViewResult {
 
 /** Messages shown after a join and on every change. */
 export const recentMessages = 10;
+
+/** Messages in one page of `history`: a long history is read a page at a time, never in one frame. */
+export const maxHistoryPage = 500;
 
 /** What a mutating method answers once the operation is durable on the answering server: the id ("<ts>.<sender>") of the broadcast message that carries it. */
 export interface Confirmation {
@@ -84,7 +87,8 @@ export interface ChatMethods {
   append: { params: { text: string }; result: Confirmation };
   like: { params: { id: string }; result: Confirmation };
   unlike: { params: { id: string }; result: Confirmation };
-  history: { params?: Record<string, never>; result: GroupView };
+  /** Messages from..from+count-1 of the current group (default: from 1, a whole page), read from the history segments. */
+  history: { params?: { from?: number; count?: number }; result: GroupView };
   view: { params?: Record<string, never>; result: ViewResult };
 }
 

@@ -16,7 +16,7 @@ import type { ServerAddress } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
 import type { ChatService, Session } from './chatService.js';
 import { parseParams, type ParamsOf } from './params.js';
-import { closeTryAgainLater, defaultRpcLimits, recentMessages, RpcErrors, type ChatMethod, type ChatMethods, type RpcLimits } from './protocol.js';
+import { closeTryAgainLater, defaultRpcLimits, maxHistoryPage, recentMessages, RpcErrors, type ChatMethod, type ChatMethods, type RpcLimits } from './protocol.js';
 
 /** Frames this many times the limit are not read at all: the WebSocket closes with 1009 (message too big). */
 const hardFrameFactor = 16;
@@ -102,7 +102,7 @@ export class RpcServer {
     method('append', ({ text }, c) => s.append(c.session, text));
     method('like', ({ id }, c) => s.like(c.session, id, true));
     method('unlike', ({ id }, c) => s.like(c.session, id, false));
-    method('history', (_params, c) => s.history(c.session));
+    method('history', (params, c) => s.history(c.session, params?.from ?? 1, params?.count ?? maxHistoryPage));
     method('view', () => s.view());
   }
 

@@ -1,0 +1,110 @@
+/**
+ * A long history, read a page at a time from the history segments: over RPC
+ * (`history` with from/count), by the terminal client's `p`, and after the
+ * daemons restart from their log files.
+ */
+import { expect } from 'chai';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ChorusConnection } from '../src/client/connection.js';
+import { ChatClient } from '../src/client/terminal.js';
+import { defaultRpcLimits, RpcErrors } from '../src/rpc/protocol.js';
+import { streamDirName } from '../src/storage/segmentStore.js';
+import { fastTimers, InProcessCluster } from './support/inProcessCluster.js';
+
+describe('a long history, a page at a time', function () {
+  this.timeout(120_000);
+  let cluster: InProcessCluster | undefined;
+  const connections: ChorusConnection[] = [];
+  const connect = async (id: number) => {
+    const c = await ChorusConnection.connect(cluster!.clientAddress(id));
+    connections.push(c);
+    return c;
+  };
+
+  afterEach(async () => {
+    for (const c of connections.splice(0)) c.close();
+    await cluster?.destroy();
+    cluster = undefined;
+  });
+
+  it('history pages come from the segment files, the client prints them all and likes a message off the screen, and all of it survives a restart', async () => {
+    const total = 1200;
+    cluster = await InProcessCluster.create(3, { timers: fastTimers, snapshotJournalBytes: 64 * 1024, rpcLimits: { ...defaultRpcLimits, requestsPerSecond: 100_000 } }, true);
+    await cluster.startAll();
+    const writer = await connect(1);
+    await writer.call('user', { name: 'ann' });
+    await writer.call('join', { group: 'long' });
+    for (let i = 1; i <= total; i += 100) {
+      await Promise.all(Array.from({ length: 100 }, (_, k) => writer.call('append', { text: `message ${i + k}` })));
+    }
+    const reader = await connect(2);
+    await reader.call('user', { name: 'bo' });
+    await reader.call('join', { group: 'long' });
+    await cluster.waitFor(() => cluster!.converged(), 20_000, 'every server holding every message as stable');
+
+    const texts = (page: { messages: readonly { n: number; text: string }[] }) => page.messages.map((m) => [m.n, m.text]);
+    const first = await reader.call('history', {});
+    expect(first.total).to.equal(total);
+    expect(texts(first)).to.deep.equal(Array.from({ length: 500 }, (_, i) => [i + 1, `message ${i + 1}`]));
+    expect(texts(await reader.call('history', { from: 1101, count: 200 }))).to.deep.equal(Array.from({ length: 100 }, (_, i) => [1101 + i, `message ${1101 + i}`]));
+    expect((await reader.call('history', { from: 5000 })).messages).to.deep.equal([]);
+    // The stable messages are in the segment files of server 2, in order.
+    const groupDir = join(cluster.dataDir(2), 'history', streamDirName('long'));
+    expect(existsSync(groupDir)).to.equal(true);
+    const stored = readdirSync(groupDir)
+      .sort()
+      .flatMap((file) => readFileSync(join(groupDir, file), 'utf8').split('\n').filter(Boolean))
+      .map((line) => (JSON.parse(line) as { text: string }).text);
+    expect(stored.length).to.be.at.least(1000);
+    expect(stored).to.deep.equal(Array.from({ length: stored.length }, (_, i) => `message ${i + 1}`));
+
+    for (const [params, message] of [
+      [{ count: 0 }, /^invalid count: must be at least 1$/],
+      [{ count: 501 }, /^invalid count: at most 500 messages a page$/],
+      [{ from: 0 }, /^invalid from: messages are numbered from 1$/],
+      [{ from: 1.5 }, /^invalid from: must be a whole number$/],
+    ] as const) {
+      const error = await reader.call('history', params).then(
+        () => undefined,
+        (err: { code: number; message: string }) => err,
+      );
+      expect(error?.code, JSON.stringify(params)).to.equal(RpcErrors.invalidParams);
+      expect(error?.message).to.match(message);
+    }
+
+    // The terminal client prints the whole history, page after page, and likes a message that is not on its screen.
+    const output: string[] = [];
+    const client = new ChatClient(cluster.config, { print: (text) => output.push(...text.split('\n')) });
+    try {
+      await client.execute('c 3');
+      await client.execute('u cy');
+      await client.execute('j long');
+      output.length = 0;
+      await client.execute('p');
+      expect(output[0]).to.equal(`--- long | participants: ann, bo, cy | ${total} messages ---`);
+      expect(output.slice(1)).to.deep.equal(Array.from({ length: total }, (_, i) => `${String(i + 1).padStart(3)}. ann: message ${i + 1}  [0 likes]`));
+      await client.execute('l 1150');
+      expect(output[output.length - 1]).to.equal('liked message 1150');
+      await client.execute('l 1201');
+      expect(output[output.length - 1]).to.equal(`error: there is no message 1201 in long (it has ${total})`);
+    } finally {
+      client.close();
+    }
+    await cluster.waitFor(() => cluster!.converged(), 20_000, 'the like stable everywhere');
+
+    // Restarted from their log files, the servers read the same history back.
+    for (const c of connections.splice(0)) c.close();
+    await cluster.stopAll();
+    await cluster.startAll();
+    await cluster.waitFor(() => cluster!.converged(), 20_000, 'the restarted servers agreeing');
+    for (const id of [1, 2, 3]) {
+      const again = await connect(id);
+      await again.call('user', { name: `check${id}` });
+      await again.call('join', { group: 'long' });
+      const page = await again.call('history', { from: 1141, count: 20 });
+      expect(texts(page)).to.deep.equal(Array.from({ length: 20 }, (_, i) => [1141 + i, `message ${1141 + i}`]));
+      expect(page.messages.find((m) => m.n === 1150)?.likedBy).to.deep.equal(['cy']);
+    }
+  });
+});
