@@ -24,7 +24,7 @@ describe('benchmark suite (QUICK=1 smoke test)', function () {
       const { stdout } = await promisify(execFile)(process.execPath, [bench, '--quick', '--out', out]);
       expect(stdout).to.match(/throughput: stable at all five/);
       const r = JSON.parse(readFileSync(out, 'utf8')) as Record<string, Record<string, unknown>>;
-      for (const section of ['disk', 'throughput', 'baseline', 'protocol', 'latency', 'heal', 'catchUp', 'footprint', 'restart']) expect(r, section).to.have.property(section);
+      for (const section of ['disk', 'throughput', 'baseline', 'protocol', 'latency', 'heal', 'catchUp', 'footprint', 'restart', 'scale']) expect(r, section).to.have.property(section);
       expect(r.throughput.confirmedPerS).to.be.a('number').greaterThan(0);
       expect(r.throughput.datagramsLostToOverflow).to.be.a('number');
       expect((r.disk.fdatasync as { count: number }).count).to.equal(500);
@@ -54,6 +54,13 @@ describe('benchmark suite (QUICK=1 smoke test)', function () {
       expect(r.catchUp.nacksSent).to.be.a('number').greaterThan(0);
       expect(r.heal.retransmittedPerDelivery).to.be.a('number').greaterThan(0);
       expect((r.footprint.retained as number[]).every((n) => n === 0)).to.equal(true);
+      // At scale: loaded to a tenth, half and all of the history, measured at each, restarted at a tenth and at all of it.
+      const scale = r.scale as { points: { messages: number; historyBytes: number[] }[]; restarts: { answersMs: number }[]; rssGrowthBytesPerMessage: number; historyBytesPerMessage: number };
+      expect(scale.points.map((p) => p.messages >= 20_000 * [0.1, 0.5, 1][scale.points.indexOf(p)])).to.deep.equal([true, true, true]);
+      expect(scale.restarts).to.have.length(2);
+      expect(scale.rssGrowthBytesPerMessage).to.be.a('number');
+      // The stable history is in the segment files: at least the 200-byte text of each message.
+      expect(scale.historyBytesPerMessage).to.be.greaterThan(200 * 0.9);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

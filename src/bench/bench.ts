@@ -3,7 +3,8 @@
  * tools/bench (make bench): start a five-daemon cluster on free ports with a
  * temporary data directory and measure, in one run: the raw UDP baseline,
  * throughput, latency at a fixed load, heal time, catch-up and restart
- * time, and footprint. Prints one table; --out writes the same as JSON.
+ * time, footprint, and at scale: a history of --history messages (RSS,
+ * disk, restart). Prints one table; --out writes the same as JSON.
  * QUICK=1 (or --quick) runs a short version for CI smoke tests.
  */
 import { execFile, type ChildProcess } from 'node:child_process';
@@ -35,10 +36,12 @@ interface Scale {
   healPerSide: number;
   catchUp: number;
   footprint: number;
+  /** Messages the scale phase loads the cluster with. */
+  history: number;
 }
 
-const fullScale: Scale = { throughputS: 10, latencyS: 10, healPerSide: 10_000, catchUp: 50_000, footprint: 100_000 };
-const quickScale: Scale = { throughputS: 2, latencyS: 2, healPerSide: 1_000, catchUp: 3_000, footprint: 10_000 };
+const fullScale: Scale = { throughputS: 10, latencyS: 10, healPerSide: 20_000, catchUp: 50_000, footprint: 100_000, history: 1_000_000 };
+const quickScale: Scale = { throughputS: 2, latencyS: 2, healPerSide: 1_000, catchUp: 3_000, footprint: 10_000, history: 20_000 };
 /** Operations per second in the latency phase and the protocol-only phase's fixed-rate run. */
 const latencyRate = 1000;
 const text200 = 'x'.repeat(200);
@@ -124,7 +127,7 @@ class Bench {
 
   constructor(
     readonly cluster: LocalCluster,
-    readonly scale: Scale,
+    readonly sizes: Scale,
     private readonly say: (line: string) => void,
   ) {}
 
@@ -279,13 +282,13 @@ class Bench {
   }
 
   async throughput(): Promise<void> {
-    this.say(`throughput: 10 clients flooding 200-byte appends for ${this.scale.throughputS} s`);
+    this.say(`throughput: 10 clients flooding 200-byte appends for ${this.sizes.throughputS} s`);
     await this.openAppenders(2, 'throughput');
     const before = await this.cluster.statuses(false);
     await this.timings();
     const overflowBefore = udpRcvbufErrors();
     const start = performance.now();
-    const end = start + this.scale.throughputS * 1000;
+    const end = start + this.sizes.throughputS * 1000;
     await Promise.all(this.appenders.map((a) => a.flood(() => performance.now() >= end, 32)));
     const elapsed = (performance.now() - start) / 1000;
     const acked = this.appenders.flatMap((a) => a.acked);
@@ -325,7 +328,7 @@ class Bench {
     const bytes = Math.max(64, Math.round(t.avgDatagramBytes));
     this.say(`baseline: 5 processes fanning out ${bytes}-byte datagrams as fast as they can`);
     const ports = await freePorts(5);
-    const durationMs = this.scale.throughputS >= 10 ? 3000 : 1000;
+    const durationMs = this.sizes.throughputS >= 10 ? 3000 : 1000;
     const runs = await Promise.all(
       ports.map((_, i) =>
         this.runHelper([join(here, 'udpFanout.js'), String(i + 1), ports.join(','), String(bytes), String(durationMs)]).then((stdout) => JSON.parse(stdout) as { sent: number; received: number }),
@@ -347,7 +350,7 @@ class Bench {
    * RPC or chat work). The cluster idles.
    */
   async protocol(): Promise<void> {
-    const measureMs = this.scale.throughputS * 1000;
+    const measureMs = this.sizes.throughputS * 1000;
     const warmupMs = Math.min(2000, measureMs / 2);
     this.say(`protocol only: each of 5 processes broadcasting 200-byte messages itself for ${(warmupMs + measureMs) / 1000} s, fsync on, then off, then at ${latencyRate}/s`);
     const flood = async (fsync: 'on' | 'off') => {
@@ -394,7 +397,7 @@ class Bench {
 
   async latency(): Promise<void> {
     const rate = latencyRate;
-    this.say(`latency: ${rate} appends/s spread over the servers for ${this.scale.latencyS} s`);
+    this.say(`latency: ${rate} appends/s spread over the servers for ${this.sizes.latencyS} s`);
     await this.openAppenders(1, 'latency');
     const before = await this.cluster.statuses(false);
     await this.timings();
@@ -403,7 +406,7 @@ class Bench {
     const clientLoop = monitorEventLoopDelay({ resolution: 10 });
     clientLoop.enable();
     const start = performance.now();
-    const total = rate * this.scale.latencyS;
+    const total = rate * this.sizes.latencyS;
     for (let i = 0; i < total; i++) {
       const due = start + (i * 1000) / rate;
       const wait = due - performance.now();
@@ -441,7 +444,7 @@ class Bench {
   }
 
   async heal(): Promise<void> {
-    const perSide = this.scale.healPerSide;
+    const perSide = this.sizes.healPerSide;
     this.say(`heal: partition {1,2} | {3,4,5}, ${perSide} appends on each side, heal`);
     await this.cluster.partition([[1, 2], [3, 4, 5]]);
     await sleep(2000);
@@ -463,7 +466,7 @@ class Bench {
   }
 
   async catchUp(): Promise<void> {
-    const count = this.scale.catchUp;
+    const count = this.sizes.catchUp;
     this.say(`catch-up: kill server 5, append ${count}, relaunch, wait until it has caught up`);
     await this.cluster.kill(5);
     await this.openAppendersOn([1, 2, 3, 4], 'catchup');
@@ -492,16 +495,19 @@ class Bench {
     return p ? p.seqVector.reduce((a, b) => a + b, 0) : 0;
   }
 
+  /** Append until the cluster's order holds `target` messages (200-byte appends from two clients per server). */
+  private async loadTo(target: number, group: string, what: string): Promise<void> {
+    const need = target - (await this.totalMessages());
+    if (need <= 0) return;
+    this.say(`${what}: loading up to ${target.toLocaleString('en-US')} messages`);
+    await this.openAppenders(2, group);
+    const n = this.appenders.length;
+    await Promise.all(this.appenders.map((a, i) => a.flood(() => false, 32, Math.floor(need / n) + (i === 0 ? need % n : 0))));
+    this.closeAppenders();
+  }
+
   async footprint(): Promise<void> {
-    const target = this.scale.footprint;
-    const have = await this.totalMessages();
-    if (have < target) {
-      this.say(`footprint: topping up to ${target} messages`);
-      await this.openAppenders(1, 'footprint');
-      const need = target - have;
-      await Promise.all(this.appenders.map((a, i) => a.flood(() => false, 32, Math.floor(need / 5) + (i === 0 ? need % 5 : 0))));
-      this.closeAppenders();
-    }
+    await this.loadTo(this.sizes.footprint, 'footprint', 'footprint');
     const measure = async () => {
       const all = await this.allProgress();
       return {
@@ -521,12 +527,53 @@ class Bench {
   }
 
   async restart(): Promise<void> {
+    this.results.restart = await this.restartOne(3, 'restart');
+  }
+
+  /** Kill a server and relaunch it: ms until it answers, with how many messages its log files hold. */
+  private async restartOne(id: number, what: string): Promise<{ messages: number; answersMs: number }> {
     const messages = await this.totalMessages();
-    this.say(`restart: kill server 3 (its log files hold ${messages} messages) and relaunch it`);
-    await this.cluster.kill(3);
+    this.say(`${what}: kill server ${id} (its log files hold ${messages.toLocaleString('en-US')} messages) and relaunch it`);
+    await this.cluster.kill(id);
     const start = performance.now();
-    await this.cluster.relaunch(3);
-    this.results.restart = { messages, answersMs: performance.now() - start };
+    await this.cluster.relaunch(id);
+    const answersMs = performance.now() - start;
+    await this.converge(60_000);
+    return { messages, answersMs };
+  }
+
+  /**
+   * The cluster loaded with a long history (scale.history messages): each
+   * daemon's RSS and disk once quiet at a tenth, half and all of it (growth
+   * per message from half to all), and a restart at a tenth and at all of it.
+   */
+  async scale(): Promise<void> {
+    const target = this.sizes.history;
+    const points: { messages: number; rssMiB: number[]; diskBytes: number[]; historyBytes: number[] }[] = [];
+    const restarts: { messages: number; answersMs: number }[] = [];
+    for (const [i, at] of [Math.round(target / 10), Math.round(target / 2), target].entries()) {
+      await this.loadTo(at, 'scale', 'scale');
+      await this.converge(120_000);
+      await sleep(3500); // the bench daemons snapshot after 2 s idle
+      const all = await this.allProgress(false);
+      const dirs = this.cluster.ids.map((id) => serverDir(this.cluster.paths, id));
+      points.push({
+        messages: await this.totalMessages(),
+        rssMiB: all.map((p) => (p ? p.rssBytes / 2 ** 20 : NaN)),
+        diskBytes: dirs.map((dir) => diskBytes(dir)),
+        historyBytes: dirs.map((dir) => diskBytes(join(dir, 'history'))),
+      });
+      if (i !== 1) restarts.push(await this.restartOne(2, 'scale'));
+    }
+    const [, half, all] = points;
+    const maxOf = (xs: number[]) => Math.max(...xs);
+    this.results.scale = {
+      points,
+      restarts,
+      rssGrowthBytesPerMessage: ((maxOf(all.rssMiB) - maxOf(half.rssMiB)) * 2 ** 20) / (all.messages - half.messages),
+      diskBytesPerMessage: maxOf(all.diskBytes) / all.messages,
+      historyBytesPerMessage: maxOf(all.historyBytes) / all.messages,
+    };
   }
 }
 
@@ -556,7 +603,7 @@ function worst(timings: Timings[]): Record<'eventLoopDelayMaxMs' | 'eventLoopDel
 }
 
 /** The phases, in the order they run (baseline sizes its datagrams from throughput's). */
-const phaseNames = ['disk', 'throughput', 'baseline', 'protocol', 'latency', 'heal', 'catchUp', 'footprint', 'restart'] as const;
+const phaseNames = ['disk', 'throughput', 'baseline', 'protocol', 'latency', 'heal', 'catchUp', 'footprint', 'restart', 'scale'] as const;
 
 function table(r: Record<string, unknown>): string {
   const f = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
@@ -628,6 +675,12 @@ function table(r: Record<string, unknown>): string {
       ['footprint quiesced', `RSS up to ${f(max(fp.quiesced.rssMiB))} MiB, disk up to ${f(max(fp.quiesced.diskMiB))} MiB per daemon, messages retained ${fp.retained.join('/')}`],
     );
   }
+  const sc = r.scale as { points: { messages: number; rssMiB: number[]; diskBytes: number[] }[]; restarts: { messages: number; answersMs: number }[]; rssGrowthBytesPerMessage: number; diskBytesPerMessage: number; historyBytesPerMessage: number } | undefined;
+  if (sc) {
+    for (const point of sc.points) rows.push([`scale: ${k(point.messages)} messages`, `RSS up to ${f(max(point.rssMiB))} MiB, disk up to ${f(max(point.diskBytes) / 2 ** 20)} MiB per daemon (quiet)`]);
+    rows.push(['scale: per further message', `RSS ${f(sc.rssGrowthBytesPerMessage)} bytes; disk ${f(sc.diskBytesPerMessage)} bytes per message in all, history segments ${f(sc.historyBytesPerMessage)} (200-byte texts)`]);
+    for (const rs of sc.restarts) rows.push([`scale: restart at ${k(rs.messages)} messages`, `answering after ${k(rs.answersMs)} ms`]);
+  }
   const width = Math.max(...rows.map((row) => row[0].length));
   return rows.map(([a, v]) => `${a.padEnd(width)}  ${v}`).join('\n');
 }
@@ -640,6 +693,7 @@ async function main(): Promise<void> {
     .option('out', { type: 'string', describe: 'also write the figures as JSON to this file' })
     .option('keep', { type: 'boolean', default: false, describe: 'keep the temporary directory' })
     .option('only', { type: 'array', string: true, choices: phaseNames, describe: 'run only these phases (e.g. --only throughput to profile it)' })
+    .option('history', { type: 'number', describe: `messages the scale phase loads the cluster with (default ${fullScale.history.toLocaleString('en-US')}, quick ${quickScale.history.toLocaleString('en-US')})` })
     .strict()
     .help()
     .alias('help', 'h')
@@ -650,7 +704,9 @@ async function main(): Promise<void> {
   writeFileSync(configFile, Array.from({ length: 5 }, (_, i) => `127.0.0.1 ${ports[2 * i]} ${ports[2 * i + 1]}\n`).join(''));
   const cluster = new LocalCluster(loadClusterConfig(configFile), { dataRoot: join(root, 'data'), configFile }, ['--snapshot-interval-ms', '2000', '--log-level', 'warn', '--max-requests-per-second', '1000000']);
   const say = (line: string) => process.stderr.write(`${line}\n`);
-  const bench = new Bench(cluster, argv.quick ? quickScale : fullScale, say);
+  if (argv.history !== undefined && !(Number.isSafeInteger(argv.history) && argv.history >= 1000)) throw new Error(`--history: a whole number of at least 1000, not ${argv.history}`);
+  const scale = argv.quick ? quickScale : fullScale;
+  const bench = new Bench(cluster, { ...scale, history: argv.history ?? scale.history }, say);
   say(`bench cluster: ${root} (removed at the end${argv.keep ? ' unless --keep' : ''}; Ctrl-C stops its daemons)`);
   let cleaning: Promise<void> | undefined;
   const cleanUp = () =>
