@@ -25,51 +25,86 @@ export interface Application {
 /** Builds the application from its state in the last snapshot (undefined: none). */
 export type ApplicationFactory = (saved: unknown) => Application;
 
+/** Stable messages hashed together per link of the chain (a link costs one hash object; a message only an update). */
+export const chainBlockMessages = 64;
+
+interface OrderDigestState {
+  readonly stableCount: number;
+  /** The chain up to the last whole block, hex. */
+  readonly chain: string;
+  /** The stable messages after it (fewer than a block). */
+  readonly block?: readonly Message[];
+}
+
 /**
  * Hash chain over the stable order: two servers agree on the stable prefix
- * iff counts and digests match. Each message extends the chain, so the cost
- * is per message, never per history; digestWith continues it over a
- * tentative suffix without changing it.
+ * iff counts and digests match. The stable order is cut into blocks of
+ * chainBlockMessages by position, each link the hash of the previous one
+ * and a block, so the cost is per message, never per history, and the same
+ * at every server whatever steps the messages came in; digestWith continues
+ * it over a tentative suffix (as if stable) without changing it.
  */
 export class OrderDigest implements Application {
   stableCount: number;
   private chain: Buffer;
+  private block: Message[];
 
   constructor(saved: unknown) {
-    const state = isOrderDigestState(saved) ? saved : { stableCount: 0, chain: '' };
+    const state: OrderDigestState = isOrderDigestState(saved) ? saved : { stableCount: 0, chain: '' };
     this.stableCount = state.stableCount;
     // An empty chain (no message yet) is all zeros, so that every digest has the same form.
     this.chain = state.chain === '' ? Buffer.alloc(32) : Buffer.from(state.chain, 'hex');
+    this.block = [...(state.block ?? [])];
   }
 
   apply(_ordered: OrderChange | undefined, stable: readonly Message[]): void {
-    for (const m of stable) this.chain = chained(this.chain, m);
+    for (const m of stable) {
+      this.block.push(m);
+      if (this.block.length < chainBlockMessages) continue;
+      this.chain = hashOf(this.chain, this.block);
+      this.block = [];
+    }
     this.stableCount += stable.length;
   }
 
   viewChanged(): void {}
 
-  snapshot(): { stableCount: number; chain: string } {
-    return { stableCount: this.stableCount, chain: this.chain.toString('hex') };
+  snapshot(): OrderDigestState {
+    return { stableCount: this.stableCount, chain: this.chain.toString('hex'), block: this.block.map(({ sender, seq, ts, payload }) => ({ sender, seq, ts, payload })) };
   }
 
   digest(): string {
     return this.digestWith([]);
   }
 
-  /** The digest of the stable order followed by `tentative`. */
+  /** The digest of the stable order followed by `tentative`: "<messages>:<hash>". */
   digestWith(tentative: readonly Message[]): string {
+    // The tentative messages are chained as they will be once stable, so that the split does not matter.
     let chain = this.chain;
-    for (const m of tentative) chain = chained(chain, m);
-    return `${this.stableCount + tentative.length}:${chain.toString('hex', 0, 8)}`;
+    let block = [...this.block];
+    for (const m of tentative) {
+      block.push(m);
+      if (block.length < chainBlockMessages) continue;
+      chain = hashOf(chain, block);
+      block = [];
+    }
+    return `${this.stableCount + tentative.length}:${hashOf(chain, block).toString('hex', 0, 8)}`;
   }
 }
 
-function chained(chain: Buffer, m: Message): Buffer {
-  return createHash('sha256').update(chain).update(`${m.sender}:${m.seq}:${m.ts}:`).update(m.payload).digest();
+function hashOf(chain: Buffer, block: readonly Message[]): Buffer {
+  const hash = createHash('sha256').update(chain);
+  for (const m of block) hash.update(`${m.sender}:${m.seq}:${m.ts}:${m.payload.length}:`).update(m.payload);
+  return hash.digest();
 }
 
-export function isOrderDigestState(value: unknown): value is { stableCount: number; chain: string } {
-  const v = value as { stableCount?: unknown; chain?: unknown } | null;
-  return typeof v === 'object' && v !== null && Number.isSafeInteger(v.stableCount) && typeof v.chain === 'string' && /^([0-9a-f]{2})*$/.test(v.chain);
+function isOrderDigestState(value: unknown): value is OrderDigestState {
+  const v = value as { stableCount?: unknown; chain?: unknown; block?: unknown } | null;
+  if (typeof v !== 'object' || v === null || !Number.isSafeInteger(v.stableCount) || typeof v.chain !== 'string' || !/^([0-9a-f]{64})?$/.test(v.chain)) return false;
+  return v.block === undefined || (Array.isArray(v.block) && v.block.length < chainBlockMessages && v.block.every(isMessage));
+}
+
+function isMessage(value: unknown): value is Message {
+  const m = value as Partial<Message> | null;
+  return typeof m === 'object' && m !== null && Number.isSafeInteger(m.sender) && Number.isSafeInteger(m.seq) && Number.isSafeInteger(m.ts) && typeof m.payload === 'string';
 }
