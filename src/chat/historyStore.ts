@@ -11,7 +11,7 @@
  */
 import { compareOrder, type MessageId } from '../broadcast/types.js';
 import type { FileSystem } from '../storage/fileSystem.js';
-import { SegmentStore, type RecordCodec } from '../storage/segmentStore.js';
+import { SegmentStore, type BrokenSegments, type RecordCodec } from '../storage/segmentStore.js';
 import type { ChatMessage } from './history.js';
 
 /** What the chat state reads of the stored history. */
@@ -29,6 +29,10 @@ export interface HistoryFiles {
   readonly readOnly?: boolean;
   /** Messages per segment file (the simulator uses small ones, to cross many). */
   readonly segmentMessages?: number;
+  /** Messages buffered before they are written to the files, unsynced (the simulator writes often, so that crashes tear them). */
+  readonly bufferMessages?: number;
+  /** TEST ONLY (storage/segmentStore.ts). */
+  readonly brokenVariant?: BrokenSegments;
 }
 
 const messageCodec: RecordCodec<ChatMessage> = {
@@ -52,8 +56,8 @@ export class HistoryStore implements StoredHistory {
 
   /** Open the history at the counts of the snapshot (group -> messages stored), cutting off what lies past them. */
   static open(files: HistoryFiles, counts: ReadonlyMap<string, number>): HistoryStore {
-    const { fs, dir, readOnly, segmentMessages } = files;
-    return new HistoryStore(SegmentStore.open({ fs, dir, codec: messageCodec, counts, readOnly, segmentRecords: segmentMessages }));
+    const { fs, dir, readOnly, segmentMessages, bufferMessages, brokenVariant } = files;
+    return new HistoryStore(SegmentStore.open({ fs, dir, codec: messageCodec, counts, readOnly, segmentRecords: segmentMessages, flushRecords: bufferMessages, brokenVariant }));
   }
 
   count(group: string): number {

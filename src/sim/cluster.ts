@@ -15,6 +15,7 @@
  * ordered before it. A violation throws with a trace of recent events.
  */
 import type { BrokenVariant } from '../broadcast/options.js';
+import type { BrokenSegments } from '../storage/segmentStore.js';
 import { engineOptions, type EngineOptions } from '../broadcast/options.js';
 import type { Message, Packet, ServerId } from '../broadcast/types.js';
 import { ChatApp } from '../chat/chatApp.js';
@@ -84,11 +85,15 @@ export interface SimClusterOptions {
   /** Time an fdatasync takes, drawn for each call from this range (ms). */
   syncDelayMs?: readonly [number, number];
   /** TEST ONLY: a deliberately broken variant of the engine, the executor or the log files. */
-  broken?: BrokenVariant | BrokenExecutor | 'snapshot-rename-not-durable';
+  broken?: SimBroken;
 }
 
-/** Messages per history segment file: few, so that a run's histories cross many segments. */
-const simSegmentMessages = 8;
+/** The deliberately broken variants the simulator can run (TEST ONLY). */
+export type SimBroken = BrokenVariant | BrokenExecutor | 'snapshot-rename-not-durable' | BrokenSegments;
+const segmentVariants: readonly string[] = ['history-not-synced', 'history-tail-kept'] satisfies BrokenSegments[];
+
+/** Messages per history segment file, and buffered before an unsynced write: few, so that histories cross many segments and crashes tear their writes. */
+const simHistory = { segmentMessages: 8, bufferMessages: 3 };
 const executorVariants: readonly string[] = ['send-before-durable', 'confirm-before-durable', 'apply-before-durable'] satisfies BrokenExecutor[];
 
 export class SimCluster {
@@ -202,7 +207,7 @@ export class SimCluster {
     server.stable = server.stable.filter((m) => m.ts <= snapshotStableTs);
     const engine = engineOptions(server.id, serverCount, {
       ...this.config.engine,
-      ...(broken && !executorVariants.includes(broken) && broken !== 'snapshot-rename-not-durable' ? { brokenVariant: broken as BrokenVariant } : {}),
+      ...(broken && !executorVariants.includes(broken) && !segmentVariants.includes(broken) && broken !== 'snapshot-rename-not-durable' ? { brokenVariant: broken as BrokenVariant } : {}),
     });
     try {
       server.node = Node.recover({
@@ -216,7 +221,7 @@ export class SimCluster {
         journal: files,
         transport: this.transport(server),
         clock: this.clock(server),
-        application: (saved) => (server.app = new ChatApp(saved, { fs: server.disk, dir: server.dataDir, segmentMessages: simSegmentMessages })),
+        application: (saved) => (server.app = new ChatApp(saved, { fs: server.disk, dir: server.dataDir, ...simHistory, ...(broken && segmentVariants.includes(broken) ? { brokenVariant: broken as BrokenSegments } : {}) })),
         events: this.events(server),
       });
     } catch (err) {

@@ -67,7 +67,7 @@ export class SimFileSystem implements FileSystem {
 
   list(dir: string): string[] {
     if (!this.dirs.has(dir)) throw fileError('ENOENT', dir);
-    return [...this.names.keys()].filter((path) => dirname(path) === dir).map((path) => basename(path));
+    return [...this.names.keys(), ...this.dirs].filter((path) => dirname(path) === dir && path !== dir).map((path) => basename(path));
   }
 
   size(path: string): number {

@@ -12,13 +12,11 @@
  * run must converge: same messages, same order, same chat state everywhere,
  * every confirmed operation present exactly once, stores collected to empty.
  */
-import type { BrokenVariant } from '../broadcast/options.js';
 import type { Message } from '../broadcast/types.js';
 import type { ChatOp } from '../chat/operations.js';
 import { likeRefusal } from '../chat/rules.js';
 import { canonicalJson, lastMessages, plainChatState } from '../chat/state.js';
-import type { BrokenExecutor } from '../node/node.js';
-import { SimCluster, SimulationFailure } from './cluster.js';
+import { SimCluster, SimulationFailure, type SimBroken } from './cluster.js';
 import { Random } from './random.js';
 
 export interface SimulationOptions {
@@ -29,7 +27,7 @@ export interface SimulationOptions {
   /** Mean time between scheduled events (client operations and faults). */
   readonly eventGapMs?: number;
   /** TEST ONLY: run a deliberately broken variant of the engine, the executor or the log files. */
-  readonly broken?: BrokenVariant | BrokenExecutor | 'snapshot-rename-not-durable';
+  readonly broken?: SimBroken;
 }
 
 export interface SimulationStats {

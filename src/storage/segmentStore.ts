@@ -30,8 +30,15 @@ export const defaultSegmentRecords = 1024;
 /** Records kept parsed in memory (whole segments, least recently used dropped first). */
 const maxCachedRecords = 16_384;
 /** Buffered records past which the buffer is written to the files (without a sync). */
-const flushRecords = 4096;
+export const defaultFlushRecords = 4096;
 const segmentPattern = /^(\d{10})\.jsonl$/;
+
+/**
+ * TEST ONLY: deliberately broken variants the simulator must catch: sync()
+ * writes but does not make the segments durable, or an open keeps what the
+ * files hold past the snapshot's counts (a torn line among it).
+ */
+export type BrokenSegments = 'history-not-synced' | 'history-tail-kept';
 
 export interface RecordCodec<T> {
   encode(record: T): string;
@@ -49,6 +56,9 @@ export interface SegmentStoreOptions<T> {
   /** Change no file (the log inspector): records appended stay in memory. */
   readonly readOnly?: boolean;
   readonly segmentRecords?: number;
+  /** Buffered records written to the files (without a sync) once there are this many. */
+  readonly flushRecords?: number;
+  readonly brokenVariant?: BrokenSegments;
 }
 
 interface Stream<T> {
@@ -106,7 +116,7 @@ export class SegmentStore<T> {
     if (index % this.segmentRecords === 0) stream.firsts[segment] = record;
     this.cache.get(this.cacheKey(stream, segment))?.push(record);
     this.dirty.add(stream);
-    if (++this.buffered >= flushRecords) this.storage(() => this.flush());
+    if (++this.buffered >= (this.options.flushRecords ?? defaultFlushRecords)) this.storage(() => this.flush());
   }
 
   /** Records from .. to-1 of a stream (fewer if it holds fewer). */
@@ -161,6 +171,7 @@ export class SegmentStore<T> {
     if (this.options.readOnly) return;
     this.storage(() => {
       this.flush();
+      if (this.options.brokenVariant === 'history-not-synced') return;
       for (const path of this.unsyncedFiles) {
         const file = this.fs.open(path, 'append');
         try {
@@ -315,7 +326,7 @@ export class SegmentStore<T> {
       if (next < 0) throw new ChorusError('LOG_CORRUPT', `${path}: holds ${line} whole records, but the snapshot counts ${needed} in it`);
       end = next + 1;
     }
-    if (end === bytes.length || readOnly) return;
+    if (end === bytes.length || readOnly || this.options.brokenVariant === 'history-tail-kept') return;
     const file = this.fs.open(path, 'append');
     try {
       this.fs.truncate(file, end);
