@@ -36,7 +36,8 @@ export interface HistoryFiles {
 }
 
 const messageCodec: RecordCodec<ChatMessage> = {
-  encode: (m) => JSON.stringify({ ts: m.ts, sender: m.sender, user: m.user, text: m.text }),
+  // Written field by field: no object is made for each line (a catch-up stores tens of thousands a second).
+  encode: (m) => `{"ts":${m.ts},"sender":${m.sender},"user":${JSON.stringify(m.user)},"text":${JSON.stringify(m.text)}}`,
   decode: (line) => {
     let value: unknown;
     try {

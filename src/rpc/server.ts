@@ -23,6 +23,13 @@ const hardFrameFactor = 16;
 
 /** Pushes to one session are coalesced: at most one per this period. */
 const pushIntervalMs = 10;
+/**
+ * ... and one per this many times what building the last one took: while a
+ * heal lands thousands of messages inside the tentative suffix, each push
+ * re-applies what follows them, and pushes then take about a tenth of the
+ * server's time instead of most of it.
+ */
+const pushCostFactor = 10;
 
 interface Connection {
   readonly socket: WebSocket;
@@ -55,6 +62,7 @@ export class RpcServer {
   private readonly bootId = randomBytes(4).toString('hex');
   private nextSession = 1;
   private pushTimer: NodeJS.Timeout | undefined;
+  private pushDelayMs = pushIntervalMs;
   private readonly unsubscribe: () => void;
   /** Set by crash(): a crashed server's sessions end without a word; its restart makes them leave. */
   private crashed = false;
@@ -171,8 +179,10 @@ export class RpcServer {
     if (this.pushTimer) return;
     this.pushTimer = setTimeout(() => {
       this.pushTimer = undefined;
+      const start = this.now();
       this.push();
-    }, pushIntervalMs);
+      this.pushDelayMs = Math.max(pushIntervalMs, pushCostFactor * (this.now() - start));
+    }, this.pushDelayMs);
   }
 
   private push(): void {
