@@ -208,17 +208,35 @@ export class SegmentStore<T> {
       if (i === start) this.unsyncedDirs.add(stream.dir);
       let text = '';
       for (let k = i; k < end; k++) text += `${codec.encode(stream.buffer[k - stream.written])}\n`;
-      const file = this.fs.open(path, 'append');
-      try {
-        this.fs.write(file, Buffer.from(text));
-      } finally {
-        this.fs.close(file);
-      }
+      this.writeFile(path, text);
       this.unsyncedFiles.add(path);
       i = end;
     }
     stream.buffer = [];
     stream.written = stream.count;
+  }
+
+  /**
+   * Append to a file and start making it durable off the event loop at once,
+   * so that the sync before the next snapshot (on the event loop) finds
+   * little left to write. That sync is what counts; a failure of this early
+   * one shows there.
+   */
+  private writeFile(path: string, text: string): void {
+    const file = this.fs.open(path, 'append');
+    try {
+      this.fs.write(file, Buffer.from(text));
+    } catch (err) {
+      this.fs.close(file);
+      throw err;
+    }
+    this.fs.syncInBackground(file, () => {
+      try {
+        this.fs.close(file);
+      } catch {
+        // Already gone (a simulated crash closed every file).
+      }
+    });
   }
 
   /** Segment `segment` of a stream, whole as far as the stream goes: from the cache, or read and cached. */
