@@ -137,7 +137,7 @@ describe('hostile input against real daemons', function () {
     ws.terminate();
     expect(status).to.equal(401);
     expect(await controlCall(cluster.paths, 1, 'status')).to.have.property('id', 1);
-    // The digest hashes the whole chat state: computed unless a tool says it does not need it.
+    // The digest (messages in the order, hash chain): computed unless a tool says it does not need it.
     expect((await controlCall(cluster.paths, 1, 'status'))!.digest).to.match(/^\d+:[0-9a-f]{16}$/);
     expect((await controlCall(cluster.paths, 1, 'status', { digest: false }))!.digest).to.equal('');
 

@@ -222,10 +222,10 @@ class Bench {
 
   /**
    * Wait until the servers hold the same messages (and, with `stable`, all
-   * stable with one digest). Returns ms until they did. The digest hashes
-   * the whole chat state, so it is asked for only once the vectors agree
-   * (polling it every few milliseconds would load the daemons being
-   * measured), and the time it takes to compute is not counted.
+   * stable with one digest). Returns ms until they did. The digest is
+   * asked for only once the vectors agree (it hashes the tentative suffix:
+   * polled every few milliseconds during a heal it would load the daemons
+   * being measured), and the time it takes to compute is not counted.
    */
   async converge(timeoutMs: number, ids = this.cluster.ids, stable = true): Promise<number> {
     const start = performance.now();

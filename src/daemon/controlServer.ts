@@ -62,7 +62,7 @@ export interface Progress {
   seqVector: readonly number[];
   unstable: number;
   retained: number;
-  /** Empty unless asked for with `digest: true` (hashing the chat state is not free). */
+  /** Empty unless asked for with `digest: true` (it hashes the tentative suffix). */
   digest: string;
   rssBytes: number;
   /** The engine's counters (messages accepted, duplicates, NACKs, retransmissions, ...). */
@@ -71,7 +71,7 @@ export interface Progress {
 
 /** The control endpoint's methods (tools call them with ChorusConnection<ControlMethods>). */
 export interface ControlMethods {
-  /** `digest: false` leaves the digest empty (hashing the chat state is not free); it is computed by default. */
+  /** `digest: false` leaves the digest empty (it hashes the tentative suffix); it is computed by default. */
   status: { params?: { digest?: boolean }; result: ServerStatus };
   progress: { params?: { digest?: boolean }; result: Progress };
   setFaults: { params: FaultSettings; result: FaultSettings };

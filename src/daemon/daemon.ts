@@ -253,7 +253,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return this.core.protocol.tentative();
   }
 
-  /** The daemon's state for tools; `withDigest: false` skips hashing the application state (for frequent polls). */
+  /** The daemon's state for tools; `withDigest: false` skips the application's digest (for frequent polls). */
   status(withDigest = true): DaemonStatus {
     const p = this.core.protocol;
     const storageError = this.core.storageError;
