@@ -52,6 +52,7 @@ describe('benchmark suite (QUICK=1 smoke test)', function () {
       // What catching up cost in retransmission: the relaunched server lacked every message of the phase.
       expect(r.catchUp.retransmitted).to.be.a('number').at.least(r.catchUp.messages as number);
       expect(r.catchUp.nacksSent).to.be.a('number').greaterThan(0);
+      expect(r.heal.nacksResent).to.be.a('number').at.most(r.heal.nacksSent as number);
       expect(r.heal.retransmittedPerDelivery).to.be.a('number').greaterThan(0);
       expect((r.footprint.retained as number[]).every((n) => n === 0)).to.equal(true);
       // At scale: loaded to a tenth, half and all of the history, measured at each, restarted at a tenth and at all of it.

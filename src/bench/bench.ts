@@ -261,6 +261,7 @@ class Bench {
     const grown = (key: keyof EngineCounters) => (now.engine[key] ?? 0) - (mark.engine[key] ?? 0);
     return {
       nacksSent: grown('nacksSent'),
+      nacksResent: grown('nacksResent'),
       retransmitted: grown('retransmitted'),
       duplicates: grown('duplicates'),
       beyondWindow: grown('beyondWindow'),
@@ -656,7 +657,7 @@ function table(r: Record<string, unknown>): string {
   }
   const h = r.heal as Record<string, number> | undefined;
   const resent = (x: Record<string, number>) =>
-    `${k(x.retransmitted)} retransmitted (${f(x.retransmittedPerDelivery, 2)} per message delivered) for ${k(x.nacksSent)} NACKs; received ${k(x.duplicates)} duplicates, ${k(x.beyondWindow)} beyond the window; ${k(x.datagramsLostToOverflow)} datagrams lost to buffer overflow`;
+    `${k(x.retransmitted)} retransmitted (${f(x.retransmittedPerDelivery, 2)} per message delivered) for ${k(x.nacksSent)} NACKs (${k(x.nacksResent)} sent again after a stall); received ${k(x.duplicates)} duplicates, ${k(x.beyondWindow)} beyond the window; ${k(x.datagramsLostToOverflow)} datagrams lost to buffer overflow`;
   if (h) {
     rows.push(['heal: {1,2}|{3,4,5}', `${k(h.perSide)} appends per side converged ${k(h.convergedMsAfterHeal)} ms after the heal`]);
     rows.push(['heal: retransmission', resent(h)]);

@@ -65,6 +65,8 @@ export interface EngineCounters {
   inconsistent: number;
   ownEchoes: number;
   nacksSent: number;
+  /** NACKs sent again (to the next holder) because the answer to the previous one stalled. */
+  nacksResent: number;
   nacksReceived: number;
   retransmitted: number;
   statusesSent: number;
@@ -98,6 +100,7 @@ export class Engine {
     inconsistent: 0,
     ownEchoes: 0,
     nacksSent: 0,
+    nacksResent: 0,
     nacksReceived: 0,
     retransmitted: 0,
     statusesSent: 0,
@@ -411,8 +414,9 @@ export class Engine {
         this.views.view.filter((k) => k !== this.me && (k === s || k === hint || this.acks.seqMatrix[k - 1][s - 1] >= gap.fromSeq));
       const nack = this.nacks.plan(this.now, s, gap, this.window.contiguous[s - 1], this.window.hasBuffered(s), holders);
       if (!nack || this.options.brokenVariant === 'no-nack') continue;
-      this.outgoing.push(nack);
+      this.outgoing.push({ to: nack.to, packet: nack.packet });
       this.counters.nacksSent++;
+      if (nack.resent) this.counters.nacksResent++;
     }
   }
 

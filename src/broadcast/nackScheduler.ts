@@ -25,6 +25,8 @@ import type { NackPacket, ServerId } from './types.js';
 export interface NackTo {
   readonly to: ServerId;
   readonly packet: NackPacket;
+  /** Sent again: the previous NACK's answer made no progress for the retry time. */
+  readonly resent: boolean;
 }
 
 export interface Gap {
@@ -119,7 +121,7 @@ export class NackScheduler {
     const toSeq = Math.min(gap.toSeq, gap.fromSeq + this.maxNackMessages - 1);
     episode.nackedUpTo = toSeq;
     episode.nackedAt = now;
-    return { to, packet: { type: 'nack', from: this.me, sender, fromSeq: gap.fromSeq, toSeq } };
+    return { to, packet: { type: 'nack', from: this.me, sender, fromSeq: gap.fromSeq, toSeq }, resent: stalled };
   }
 
   /** When sender's gap may be NACKed (again) if it makes no progress. */

@@ -190,8 +190,9 @@ describe('broadcast/nackScheduler', () => {
           expect(nack.packet).to.include({ type: 'nack', from: 1, sender: 2, fromSeq: gap.fromSeq });
           expect(nack.packet.toSeq - nack.packet.fromSeq).to.be.below(maxNack);
           expect(nack.packet.toSeq).to.be.at.most(gap.toSeq);
-          // The same holder while it answers; the next one only after a stall.
+          // The same holder while it answers; the next one only after a stall, and then it says so.
           expect(nack.to).to.equal(holders[source % holders.length]);
+          expect(nack.resent).to.equal(stalled);
           outstanding = { upTo: nack.packet.toSeq, at: now };
           lastEventAt = now;
           expect(nacks.retryAt(2)).to.equal(now + currentRetryMs);
