@@ -118,6 +118,32 @@ describe('history segments', () => {
       .with.property('code', 'LOG_CORRUPT');
   });
 
+  it('a disk that refuses writes (half written, then ENOSPC): appends go on, the sync before a snapshot reports it, and once the disk takes writes again every record is in the files once', () => {
+    class FullDisk extends SimFileSystem {
+      full = false;
+      override write(file: number, data: Uint8Array): number {
+        if (!this.full) return super.write(file, data);
+        super.write(file, data.subarray(0, Math.floor(data.length / 2)));
+        throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+      }
+    }
+    const fs = new FullDisk(() => 0, () => 0);
+    fs.makeDir(dir);
+    const store = SegmentStore.open({ fs, dir, codec, counts: new Map(), segmentRecords: 4, flushRecords: 3 });
+    for (let key = 1; key <= 5; key++) store.append('g', { key, text: `r${key}` });
+    fs.full = true;
+    for (let key = 6; key <= 12; key++) store.append('g', { key, text: `r${key}` });
+    expect(() => store.sync())
+      .to.throw(ChorusError, /ENOSPC/)
+      .with.property('code', 'STORAGE_FAILED');
+    expect(store.read('g', 0, Infinity).map((r) => r.key)).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    fs.full = false;
+    store.sync();
+    const lines = [0, 4, 8].flatMap((start) => fs.readText(segmentFile('g', start)).split('\n').filter(Boolean));
+    expect(lines.map((line) => (JSON.parse(line) as Rec).key)).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+    expect(open(fs, { g: 12 }).read('g', 0, Infinity)).to.have.length(12);
+  });
+
   it('opened read-only (the log inspector), it changes no file and keeps appends in memory', () => {
     const fs = disk();
     const store = open(fs, {});

@@ -22,7 +22,7 @@
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { ChorusError } from '../errors.js';
-import type { FileSystem } from './fileSystem.js';
+import type { FileHandle, FileSystem } from './fileSystem.js';
 
 export const historyDirName = 'history';
 /** Records per segment file: bounds what one read parses. */
@@ -77,6 +77,10 @@ export class SegmentStore<T> {
   private cachedRecords = 0;
   private readonly dirty = new Set<Stream<T>>();
   private buffered = 0;
+  /** A write failed: records stay buffered, and only sync() (before a snapshot, which reports it) tries again. */
+  private flushDeferred = false;
+  /** A failed write could not be undone: the files are not trusted until a restart cuts them back. */
+  private failure: ChorusError | undefined;
   /** Files written since the last sync, and directories whose names changed. */
   private readonly unsyncedFiles = new Set<string>();
   private readonly unsyncedDirs = new Set<string>();
@@ -116,7 +120,7 @@ export class SegmentStore<T> {
     if (index % this.segmentRecords === 0) stream.firsts[segment] = record;
     this.cache.get(this.cacheKey(stream, segment))?.push(record);
     this.dirty.add(stream);
-    if (++this.buffered >= (this.options.flushRecords ?? defaultFlushRecords)) this.storage(() => this.flush());
+    if (++this.buffered >= (this.options.flushRecords ?? defaultFlushRecords) && !this.flushDeferred) this.flushSoon();
   }
 
   /** Records from .. to-1 of a stream (fewer if it holds fewer). */
@@ -186,12 +190,25 @@ export class SegmentStore<T> {
     });
   }
 
+  /** Write the buffered records now if the disk takes them; if not, they wait for the sync before the next snapshot, which reports the error. */
+  private flushSoon(): void {
+    try {
+      this.storage(() => this.flush());
+    } catch {
+      this.flushDeferred = true;
+    }
+  }
+
   /** Write the buffered records to their segment files (not synced). */
   private flush(): void {
     if (this.options.readOnly) return;
-    for (const stream of this.dirty) this.writeBuffer(stream);
-    this.dirty.clear();
+    if (this.failure) throw this.failure;
+    for (const stream of this.dirty) {
+      this.writeBuffer(stream);
+      this.dirty.delete(stream);
+    }
     this.buffered = 0;
+    this.flushDeferred = false;
   }
 
   private writeBuffer(stream: Stream<T>): void {
@@ -210,10 +227,11 @@ export class SegmentStore<T> {
       for (let k = i; k < end; k++) text += `${codec.encode(stream.buffer[k - stream.written])}\n`;
       this.writeFile(path, text);
       this.unsyncedFiles.add(path);
+      // Written: out of the buffer, so that a later failure never writes them twice.
+      stream.buffer.splice(0, end - stream.written);
+      stream.written = end;
       i = end;
     }
-    stream.buffer = [];
-    stream.written = stream.count;
   }
 
   /**
@@ -223,11 +241,14 @@ export class SegmentStore<T> {
    * one shows there.
    */
   private writeFile(path: string, text: string): void {
+    const before = this.fs.size(path);
+    const data = Buffer.from(text);
     const file = this.fs.open(path, 'append');
     try {
-      this.fs.write(file, Buffer.from(text));
+      const wrote = this.fs.write(file, data);
+      if (wrote !== data.length) throw new Error(`${path}: wrote ${wrote} of ${data.length} bytes (is the disk full?)`);
     } catch (err) {
-      this.fs.close(file);
+      this.undoWrite(file, path, before, err as Error);
       throw err;
     }
     this.fs.syncInBackground(file, () => {
@@ -237,6 +258,17 @@ export class SegmentStore<T> {
         // Already gone (a simulated crash closed every file).
       }
     });
+  }
+
+  /** Cut a failed write off the file; if even that fails, no further write is trusted until a restart cuts the file back to the snapshot's counts. */
+  private undoWrite(file: FileHandle, path: string, size: number, error: Error): void {
+    try {
+      this.fs.truncate(file, size);
+    } catch {
+      this.failure = new ChorusError('STORAGE_FAILED', `${path}: a failed write could not be undone (${error.message})`);
+    } finally {
+      this.fs.close(file);
+    }
   }
 
   /** Segment `segment` of a stream, whole as far as the stream goes: from the cache, or read and cached. */
