@@ -24,13 +24,13 @@ import { join } from 'node:path';
 import { ChorusError } from '../errors.js';
 import type { FileHandle, FileSystem } from './fileSystem.js';
 
-export const historyDirName = 'history';
+const historyDirName = 'history';
 /** Records per segment file: bounds what one read parses. */
-export const defaultSegmentRecords = 1024;
+const defaultSegmentRecords = 1024;
 /** Records kept parsed in memory (whole segments, least recently used dropped first). */
 const maxCachedRecords = 16_384;
 /** Buffered records past which the buffer is written to the files (without a sync). */
-export const defaultFlushRecords = 4096;
+const defaultFlushRecords = 4096;
 const segmentPattern = /^(\d{10})\.jsonl$/;
 
 /**
@@ -105,11 +105,6 @@ export class SegmentStore<T> {
 
   count(name: string): number {
     return this.streams.get(name)?.count ?? 0;
-  }
-
-  /** The streams that hold records. */
-  names(): string[] {
-    return [...this.streams.values()].filter((s) => s.count > 0).map((s) => s.name);
   }
 
   append(name: string, record: T): void {
