@@ -3,8 +3,9 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import type { Message } from '../src/broadcast/types.js';
 import { OrderedLog } from '../src/broadcast/orderedLog.js';
-import { compareOrder, parseMessageId } from '../src/broadcast/types.js';
+import { compareOrder, formatMessageId, parseMessageId } from '../src/broadcast/types.js';
 import { encodeOp, type ChatOp } from '../src/chat/operations.js';
+import { ChatApp } from '../src/chat/chatApp.js';
 import { HistoryStore, noStoredHistory } from '../src/chat/historyStore.js';
 import { ChatReplica } from '../src/chat/replica.js';
 import { applyMessages as applyWithStore, canonicalJson, emptyChatState, messageCount, messageRange, plainChatState, restoreChatState, type ChatState, type ChatStateJson, type Group } from '../src/chat/state.js';
@@ -54,6 +55,25 @@ describe('chat state machine: the rules', () => {
     expect(({} as Record<string, unknown>).user, 'Object.prototype untouched').to.equal(undefined);
     const after = applyMessages(restored, [msg(1, { op: 'leave', session: 's0' }), join('s9', 'late', '__proto__')]);
     expect(Object.values(after.groups.__proto__.members)).to.deep.equal([{ user: 'late', server: 1 }]);
+  });
+
+  it('a snapshot from before the history store (whole history and likes inside) is read: its messages go into the store, its likes into the table', () => {
+    const fs = new SimFileSystem(() => 0, () => 0);
+    fs.makeDir('/data');
+    const old = {
+      groups: { g: { name: 'g', members: { s1: { user: 'alice', server: 1 } }, history: { chunks: [[{ ts: 2, sender: 1, user: 'alice', text: 'hi', likes: ['bob'] }], [{ id: '5.3', user: 'bob', text: 'yo', likes: [] }]], count: 2 } } },
+      sessions: { s1: 'g' },
+    };
+    const app = new ChatApp(old, { fs, dir: '/data', segmentMessages: 4 });
+    const g = app.replica.shown.groups.g;
+    expect(g.stored).to.equal(2);
+    expect(g.tail.count).to.equal(0);
+    expect(messageRange(g, 0, 2, app.store).map(({ message, likes }) => [formatMessageId(message), message.user, message.text, likes])).to.deep.equal([
+      ['2.1', 'alice', 'hi', ['bob']],
+      ['5.3', 'bob', 'yo', []],
+    ]);
+    // Its next snapshot holds no message, only the count.
+    expect(JSON.stringify(app.snapshot())).to.not.include('"hi"');
   });
 
   it('leave removes the member; the group and its history stay', () => {
