@@ -6,11 +6,13 @@ import { OrderedLog } from '../src/broadcast/orderedLog.js';
 import { compareOrder, formatMessageId, parseMessageId } from '../src/broadcast/types.js';
 import { encodeOp, type ChatOp } from '../src/chat/operations.js';
 import { ChatApp } from '../src/chat/chatApp.js';
-import { HistoryStore, noStoredHistory } from '../src/chat/historyStore.js';
+import { HistoryStore, type StoredHistory } from '../src/chat/historyStore.js';
 import { ChatReplica } from '../src/chat/replica.js';
 import { applyMessages as applyWithStore, canonicalJson, emptyChatState, messageCount, messageRange, plainChatState, restoreChatState, type ChatState, type ChatStateJson, type Group } from '../src/chat/state.js';
 import { SimFileSystem } from '../src/sim/simFileSystem.js';
 
+/** No stored history: these states never compact into a store. */
+const noStoredHistory: StoredHistory = { read: () => [], find: () => undefined };
 /** Apply to a state that stores nothing (nothing in these tests is compacted into a store). */
 const applyMessages = (state: ChatState, messages: readonly Message[]) => applyWithStore(state, messages, noStoredHistory);
 const messagesOf = (group: Group) => messageRange(group, 0, messageCount(group), noStoredHistory).map(({ message, likes }) => ({ ...message, likes }));

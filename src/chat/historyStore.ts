@@ -84,9 +84,3 @@ export class HistoryStore implements StoredHistory {
     this.segments.sync();
   }
 }
-
-/** No stored history: for states that never stored any (tests, a fresh state). */
-export const noStoredHistory: StoredHistory = {
-  read: () => [],
-  find: () => undefined,
-};
