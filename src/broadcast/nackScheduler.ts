@@ -19,6 +19,12 @@
  * what that answer took (at least nackRetryMs). So a server that is slow to
  * read its answers (long steps while it catches up) is not sent the same
  * range again by every holder in turn.
+ *
+ * A stalled answer usually comes after all, late (its server was busy), so
+ * whatever the retry asks for arrives twice. The retry therefore asks for
+ * an eighth of the range limit, and each answered round doubles the range
+ * again up to the limit (as TCP restarts slowly after a timeout): a stall
+ * costs at most that eighth in duplicates, not a whole range.
  */
 import type { NackPacket, ServerId } from './types.js';
 
@@ -36,6 +42,8 @@ export interface Gap {
 
 /** The retry time never grows past this many times nackRetryMs. */
 export const maxRetryFactor = 16;
+/** After a stall the range asked for is the limit divided by this; it doubles with each answered round. */
+export const stallRangeDivisor = 8;
 
 /** One sender's gap, from when it opened until it closes. */
 interface Episode {
@@ -56,6 +64,8 @@ interface Source {
   index: number;
   /** How long an outstanding NACK may make no progress before it is sent again. */
   retryMs: number;
+  /** Most messages the next NACK asks for: smaller after a stall, back to maxNackMessages as answers come. */
+  rangeMessages: number;
 }
 
 export class NackScheduler {
@@ -71,7 +81,7 @@ export class NackScheduler {
     private readonly maxNackMessages: number,
   ) {
     this.episodes = new Array<Episode | undefined>(serverCount).fill(undefined);
-    this.sources = Array.from({ length: serverCount }, () => ({ index: 0, retryMs: nackRetryMs }));
+    this.sources = Array.from({ length: serverCount }, () => ({ index: 0, retryMs: nackRetryMs, rangeMessages: maxNackMessages }));
     this.gapHint = new Array<ServerId | undefined>(serverCount).fill(undefined);
   }
 
@@ -108,17 +118,21 @@ export class NackScheduler {
     const stalled = overdue && now > episode.overdueAt!;
     const due = answered || stalled || (!nacked && (lossSeen || now >= episode.waitingSince + this.nackRetryMs));
     if (!due) return undefined;
-    if (answered) source.retryMs = clamp(2 * (now - episode.nackedAt), this.nackRetryMs, maxRetryFactor * this.nackRetryMs);
+    if (answered) {
+      source.retryMs = clamp(2 * (now - episode.nackedAt), this.nackRetryMs, maxRetryFactor * this.nackRetryMs);
+      source.rangeMessages = Math.min(2 * source.rangeMessages, this.maxNackMessages);
+    }
     if (stalled) {
       source.index++;
       source.retryMs = Math.min(2 * source.retryMs, maxRetryFactor * this.nackRetryMs);
+      source.rangeMessages = Math.max(1, Math.floor(this.maxNackMessages / stallRangeDivisor));
     }
     episode.waitingSince = now;
     episode.overdueAt = undefined;
     const candidates = holders(this.gapHint[i]);
     if (candidates.length === 0) return undefined;
     const to = candidates[source.index % candidates.length];
-    const toSeq = Math.min(gap.toSeq, gap.fromSeq + this.maxNackMessages - 1);
+    const toSeq = Math.min(gap.toSeq, gap.fromSeq + source.rangeMessages - 1);
     episode.nackedUpTo = toSeq;
     episode.nackedAt = now;
     return { to, packet: { type: 'nack', from: this.me, sender, fromSeq: gap.fromSeq, toSeq }, resent: stalled };
