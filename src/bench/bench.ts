@@ -245,18 +245,19 @@ class Bench {
     return digests.every((d) => d !== undefined && d === digests[0]);
   }
 
-  /** The cluster's retransmission counters now (servers that do not answer count nothing), and the kernel's UDP overflow count. */
-  async retransmissionMark(): Promise<{ engine: Partial<EngineCounters>; overflow: number }> {
+  /** The cluster's retransmission counters and the daemons' CPU time now (servers that do not answer count nothing), and the kernel's UDP overflow count. */
+  async retransmissionMark(): Promise<RetransmissionMark> {
     const engine: Partial<Record<keyof EngineCounters, number>> = {};
-    for (const p of await this.allProgress(false)) {
+    const all = await this.allProgress(false);
+    for (const p of all) {
       if (!p) continue;
       for (const [key, value] of Object.entries(p.engine) as [keyof EngineCounters, number][]) engine[key] = (engine[key] ?? 0) + value;
     }
-    return { engine, overflow: udpRcvbufErrors() };
+    return { engine, cpuMs: all.map((p) => p?.cpuMs ?? 0), overflow: udpRcvbufErrors() };
   }
 
   /** Retransmission since `mark`, in a phase in which `deliveries` messages had to reach servers that lacked them. */
-  async retransmissionSince(mark: { engine: Partial<EngineCounters>; overflow: number }, deliveries: number): Promise<Record<string, number>> {
+  async retransmissionSince(mark: RetransmissionMark, deliveries: number): Promise<Record<string, number>> {
     const now = await this.retransmissionMark();
     const grown = (key: keyof EngineCounters) => (now.engine[key] ?? 0) - (mark.engine[key] ?? 0);
     return {
@@ -267,6 +268,8 @@ class Bench {
       beyondWindow: grown('beyondWindow'),
       retransmittedPerDelivery: grown('retransmitted') / deliveries,
       datagramsLostToOverflow: now.overflow - mark.overflow,
+      // A relaunched daemon's CPU time starts from zero.
+      ...cpuSince(mark.cpuMs, now.cpuMs),
     };
   }
 
@@ -604,6 +607,18 @@ function worst(timings: Timings[]): Record<'eventLoopDelayMaxMs' | 'eventLoopDel
 }
 
 /** The phases, in the order they run (baseline sizes its datagrams from throughput's). */
+/** Counters summed over the cluster, CPU time per daemon, the kernel's UDP overflow count. */
+interface RetransmissionMark {
+  readonly engine: Partial<EngineCounters>;
+  readonly cpuMs: readonly number[];
+  readonly overflow: number;
+}
+
+function cpuSince(before: readonly number[], after: readonly number[]): { daemonsCpuMs: number; busiestDaemonCpuMs: number } {
+  const used = after.map((ms, i) => (ms >= before[i] ? ms - before[i] : ms));
+  return { daemonsCpuMs: used.reduce((a, b) => a + b, 0), busiestDaemonCpuMs: Math.max(...used) };
+}
+
 const phaseNames = ['disk', 'throughput', 'baseline', 'protocol', 'latency', 'heal', 'catchUp', 'footprint', 'restart', 'scale'] as const;
 
 function table(r: Record<string, unknown>): string {
@@ -659,12 +674,12 @@ function table(r: Record<string, unknown>): string {
   const resent = (x: Record<string, number>) =>
     `${k(x.retransmitted)} retransmitted (${f(x.retransmittedPerDelivery, 2)} per message delivered) for ${k(x.nacksSent)} NACKs (${k(x.nacksResent)} sent again after a stall); received ${k(x.duplicates)} duplicates, ${k(x.beyondWindow)} beyond the window; ${k(x.datagramsLostToOverflow)} datagrams lost to buffer overflow`;
   if (h) {
-    rows.push(['heal: {1,2}|{3,4,5}', `${k(h.perSide)} appends per side converged ${k(h.convergedMsAfterHeal)} ms after the heal`]);
+    rows.push(['heal: {1,2}|{3,4,5}', `${k(h.perSide)} appends per side converged ${k(h.convergedMsAfterHeal)} ms after the heal; CPU ${k(h.daemonsCpuMs)} ms in all, ${k(h.busiestDaemonCpuMs)} ms the busiest daemon`]);
     rows.push(['heal: retransmission', resent(h)]);
   }
   const c = r.catchUp as Record<string, number> | undefined;
   if (c) {
-    rows.push(['catch-up after a kill', `${k(c.messages)} messages: answering after ${k(c.relaunchAnswersMs)} ms, caught up after ${k(c.caughtUpMs)} ms`]);
+    rows.push(['catch-up after a kill', `${k(c.messages)} messages: answering after ${k(c.relaunchAnswersMs)} ms, caught up after ${k(c.caughtUpMs)} ms; CPU ${k(c.daemonsCpuMs)} ms in all, ${k(c.busiestDaemonCpuMs)} ms the busiest daemon`]);
     rows.push(['catch-up: retransmission', resent(c)]);
   }
   const rs = r.restart as Record<string, number> | undefined;

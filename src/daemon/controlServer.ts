@@ -65,6 +65,8 @@ export interface Progress {
   /** Empty unless asked for with `digest: true` (it hashes the tentative suffix). */
   digest: string;
   rssBytes: number;
+  /** CPU time (user and system) the daemon process has used since it started. */
+  cpuMs: number;
   /** The engine's counters (messages accepted, duplicates, NACKs, retransmissions, ...). */
   engine: EngineCounters;
 }
@@ -106,6 +108,7 @@ export class ControlServer {
         retained: p.storeCount,
         digest: withDigest ? daemon.node.app.digest() : '',
         rssBytes: process.memoryUsage.rss(),
+        cpuMs: cpuMs(),
         engine: { ...p.counters },
       };
     });
@@ -164,4 +167,9 @@ export class ControlServer {
 function digestAsked(params: unknown, byDefault: boolean): boolean {
   const digest = typeof params === 'object' && params !== null ? (params as { digest?: unknown }).digest : undefined;
   return typeof digest === 'boolean' ? digest : byDefault;
+}
+
+function cpuMs(): number {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
 }
