@@ -1,6 +1,9 @@
 # Chorus. `make run` starts the five-daemon cluster; `make test` runs every test.
 SERVER ?= 1
 STAMP := node_modules/.chorus-installed
+# Compiled only when a source file changed since the last build (tsc itself is incremental too).
+BUILT := dist/.built
+SOURCES := $(shell find src test -name '*.ts') tsconfig.json
 
 .PHONY: all install build lint test run stop client sim bench clean
 
@@ -12,8 +15,11 @@ $(STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-build: install
+build: $(BUILT)
+
+$(BUILT): $(STAMP) $(SOURCES)
 	npx tsc -p tsconfig.json
+	@touch $@
 
 lint: install
 	npx eslint .

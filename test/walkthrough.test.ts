@@ -4,6 +4,9 @@
  */
 import { expect } from 'chai';
 import type { DaemonStatus } from '../src/daemon/daemon.js';
+import { statSync } from 'node:fs';
+import { ChorusConnection } from '../src/client/connection.js';
+import { daemonLogFile } from '../src/tools/localCluster.js';
 import { ProcessCluster, waitUntil } from './support/processCluster.js';
 
 type Row = { id: number; up: boolean; pid: number | null; status: (DaemonStatus & { faults: { blocked: number[] } }) | null };
@@ -30,6 +33,33 @@ describe('walkthrough: run it, break it, inspect it', function () {
     expect(await c.tool('cluster', 'start')).to.match(/already running.*nothing changed/);
     expect((await status()).every((r) => r.up)).to.equal(true);
     await waitUntil(() => agree(), 10_000, 'all five see each other');
+    // A healthy fresh cluster: nothing labelled bad (stale datagrams after a start are expected and not counted as such).
+    expect(await c.tool('cluster', 'status')).not.to.match(/bad/i);
+    const wide = (await c.tool('cluster', 'status', '--wide')).trimEnd().split('\n');
+    const badColumn = wide[0].split(/\s{2,}/).indexOf('bad datagrams');
+    expect(wide.slice(1).map((row) => row.split(/\s{2,}/)[badColumn])).to.deep.equal(['0', '0', '0', '0', '0']);
+    expect((await c.tool('cluster', 'status')).split('\n').every((row) => row.length <= 100)).to.equal(true);
+
+    // Refused requests are answered to their client, not written to the daemon log.
+    const logFile = daemonLogFile(c.paths, 1);
+    const logBefore = statSync(logFile).size;
+    const rude = await ChorusConnection.connect(`127.0.0.1:${c.config.servers[0].clientPort}`);
+    const refused = await Promise.allSettled(
+      Array.from({ length: 1000 }, (_, i) => {
+        const call = rude.call as (method: string, params: unknown) => Promise<unknown>;
+        return i % 3 === 0 ? call('append', { text: 'no user yet' }) : i % 3 === 1 ? call('like', { message: 'not-an-id' }) : call('no-such-method', {});
+      }),
+    );
+    rude.close();
+    expect(refused.every((r) => r.status === 'rejected')).to.equal(true);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(statSync(logFile).size - logBefore).to.be.below(10_000);
+
+    // Scripted clients: a command that fails makes the exit code 1, a clean script 0.
+    expect(await c.clientScript(1, ['u carol', 'j scripts', 'a from a script'])).to.include({ code: 0 });
+    const failed = await c.clientScript(1, ['a no user yet']);
+    expect(failed.stdout).to.match(/error: set a user name first/);
+    expect(failed.code).to.equal(1);
 
     const alice = c.client(1);
     const dave = c.client(4);
@@ -90,6 +120,13 @@ describe('walkthrough: run it, break it, inspect it', function () {
     expect(inspected.seqVector).to.deep.equal(before.seqVector);
     expect(inspected.chat.groups.lobby.messages).to.have.length(44);
     expect(await c.tool('inspect', '2', '--diff', '1')).to.match(/^servers 2 and 1 agree/);
-    expect(await c.tool('inspect', '2')).to.match(/chat state \(digest \d+:[0-9a-f]{16}\):\n {4}group lobby: /);
+    // Once they differ, --diff says where and exits 1.
+    alice.send('a while 2 is down');
+    await dave.waitFor(/alice: while 2 is down/);
+    await waitUntil(async () => (await c.toolRun('inspect', '2', '--diff', '1')).code === 1, 10_000, 'server 1 saved the new message');
+    expect((await c.toolRun('inspect', '2', '--diff', '1')).stdout).to.match(/seq vector|messages|chat/);
+    const shown = await c.tool('inspect', '2');
+    expect(shown).to.match(/chat state \(digest \d+:[0-9a-f]{16}\):\n {4}group /);
+    expect(shown).to.match(/\n {4}group lobby: /);
   });
 });

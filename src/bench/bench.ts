@@ -7,8 +7,9 @@
  * disk, restart). Prints one table; --out writes the same as JSON.
  * QUICK=1 (or --quick) runs a short version for CI smoke tests.
  */
+import { usageFailure } from '../commandLine.js';
 import { execFile, type ChildProcess } from 'node:child_process';
-import { closeSync, fdatasyncSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -23,7 +24,7 @@ import type { ControlMethods, Progress } from '../daemon/controlServer.js';
 import type { Percentiles, Timings } from '../daemon/timings.js';
 import { LocalCluster, type ServerStatus } from '../tools/clusterOps.js';
 import { freePorts } from '../tools/freePorts.js';
-import { connectControl, nodeArgs, serverDir } from '../tools/localCluster.js';
+import { connectControl, diskBytes, nodeArgs, serverDir } from '../tools/localCluster.js';
 import type { ProtocolNodeResult } from './protocolNode.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -57,16 +58,6 @@ function udpRcvbufErrors(): number {
   const names = lines[0].split(/\s+/);
   const values = lines[1].split(/\s+/);
   return Number(values[names.indexOf('RcvbufErrors')]);
-}
-
-function diskBytes(dir: string): number {
-  let total = 0;
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    const st = statSync(path);
-    total += st.isDirectory() ? diskBytes(path) : st.size;
-  }
-  return total;
 }
 
 
@@ -713,6 +704,7 @@ async function main(): Promise<void> {
     .strict()
     .help()
     .alias('help', 'h')
+    .fail(usageFailure('tools/bench'))
     .parseAsync();
   const root = mkdtempSync(join(tmpdir(), 'chorus-bench-'));
   const ports = await freePorts(10);

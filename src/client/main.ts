@@ -4,6 +4,7 @@
  * terminal (updates redraw without eating the line being typed); otherwise
  * it reads commands line by line and prints plain text, for scripts.
  */
+import { exitCode, exitWith, usageFailure } from '../commandLine.js';
 import { existsSync } from 'node:fs';
 import { createInterface, clearLine, cursorTo } from 'node:readline';
 import yargs from 'yargs';
@@ -22,6 +23,7 @@ const argv = yargs(hideBin(process.argv))
   .strict()
   .help()
   .alias('help', 'h')
+  .fail(usageFailure('tools/client'))
   .parseSync();
 
 async function main(): Promise<void> {
@@ -41,8 +43,8 @@ async function main(): Promise<void> {
   const client = new ChatClient(config, { print });
   if (interactive) rl.setPrompt('> ');
   const target = argv.server !== undefined ? String(argv.server) : argv.connect;
-  // Commands run one at a time, in order, after the first connection.
-  let queue = target !== undefined ? client.execute(`c ${target}`) : Promise.resolve();
+  // Commands run one at a time, in order, after the first connection; the one the command line asks for must succeed.
+  let queue = target !== undefined ? client.execute(`c ${target}`).then(() => exitUnlessConnected(client)) : Promise.resolve();
   rl.on('line', (line) => {
     queue = queue.then(async () => {
       if (client.quitRequested) return;
@@ -51,16 +53,18 @@ async function main(): Promise<void> {
       else if (interactive) rl.prompt();
     });
   });
-  rl.on('close', () => {
-    void queue.then(() => {
-      client.close();
-      process.exit(0);
-    });
-  });
+  // A script whose commands failed exits 1; typing at the prompt, errors are part of the conversation.
+  rl.on('close', () => void queue.then(() => exitAfter(client, !interactive && client.failedCommands > 0 ? exitCode.checkFailed : exitCode.ok)));
   if (interactive) rl.prompt();
 }
 
-main().catch((err: Error) => {
-  process.stderr.write(`tools/client: ${err.message}\n`);
-  process.exit(2);
-});
+function exitUnlessConnected(client: ChatClient): void {
+  if (client.connectedTo === undefined) exitAfter(client, exitCode.usage);
+}
+
+function exitAfter(client: ChatClient, code: number): never {
+  client.close();
+  process.exit(code);
+}
+
+main().catch((err: Error) => exitWith('tools/client', err.message, exitCode.usage));

@@ -30,6 +30,8 @@ export class ChatClient {
   /** Message number on screen -> message id: what `l <n>` and `r <n>` refer to. */
   private screen = new Map<number, string>();
   quitRequested = false;
+  /** Commands that failed (printed as errors): a script's exit status. */
+  failedCommands = 0;
 
   constructor(
     private readonly config: ClusterConfig | undefined,
@@ -184,6 +186,7 @@ export class ChatClient {
   }
 
   private error(message: string): void {
+    this.failedCommands++;
     this.out.print(`error: ${message}`);
   }
 

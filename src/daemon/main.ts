@@ -2,6 +2,7 @@
 /**
  * chorusd: run server <id> of the cluster in clusterconfig.
  */
+import { usageFailure } from '../commandLine.js';
 import { dirname, join } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -52,6 +53,7 @@ const argv = yargs(hideBin(process.argv))
   .strict()
   .help()
   .alias('help', 'h')
+  .fail(usageFailure('chorusd'))
   .parseSync();
 
 const insecureWarning =

@@ -3,9 +3,13 @@
  * tools/sim: run the deterministic simulator. `make sim SEED=<n>` reproduces
  * one run exactly; `make sim SEEDS=<k>` runs k seeds.
  */
+import { usageFailure } from '../commandLine.js';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { runSimulation, type SimulationStats } from './simulator.js';
+
+const defaultServers = 5;
+const defaultFaultPhaseMs = 3000;
 
 const argv = yargs(hideBin(process.argv))
   .scriptName('tools/sim')
@@ -13,8 +17,8 @@ const argv = yargs(hideBin(process.argv))
   .option('seed', { type: 'number', describe: 'run this one seed and print its statistics' })
   .option('seeds', { type: 'number', default: 100, describe: 'how many seeds to run' })
   .option('first', { type: 'number', default: 1, describe: 'the first seed of the range' })
-  .option('servers', { type: 'number', default: 5, describe: 'servers per run (3-9)' })
-  .option('fault-phase-ms', { type: 'number', default: 3000, describe: 'simulated time with faults on, per seed' })
+  .option('servers', { type: 'number', default: defaultServers, describe: 'servers per run (3-9)' })
+  .option('fault-phase-ms', { type: 'number', default: defaultFaultPhaseMs, describe: 'simulated time with faults on, per seed' })
   .check((a) => {
     if (a.seed !== undefined && !Number.isSafeInteger(a.seed)) throw new Error('--seed must be an integer');
     if (!Number.isSafeInteger(a.seeds) || a.seeds < 1) throw new Error('--seeds must be a positive integer');
@@ -24,7 +28,14 @@ const argv = yargs(hideBin(process.argv))
   .strict()
   .help()
   .alias('help', 'h')
+  .fail(usageFailure('tools/sim'))
   .parseSync();
+
+/** The command that runs this one seed again with the same settings. */
+function reproduce(seed: number): string {
+  const extra = [argv.servers !== defaultServers ? `--servers ${argv.servers}` : '', argv['fault-phase-ms'] !== defaultFaultPhaseMs ? `--fault-phase-ms ${argv['fault-phase-ms']}` : ''].filter((x) => x !== '');
+  return extra.length === 0 ? `make sim SEED=${seed}` : `tools/sim --seed ${seed} ${extra.join(' ')}`;
+}
 
 const seeds = argv.seed !== undefined ? [argv.seed] : Array.from({ length: argv.seeds }, (_, i) => argv.first + i);
 const totals: SimulationStats = { faults: 0, crashes: 0, restarts: 0, snapshots: 0, operations: 0, confirmed: 0, stableMessages: 0, storedMessages: 0, simulatedMs: 0, convergeMs: 0 };
@@ -37,7 +48,7 @@ for (const seed of seeds) {
   for (const k of Object.keys(totals) as (keyof SimulationStats)[]) totals[k] += result.stats[k];
   if (!result.ok) {
     failed++;
-    console.log(`seed ${seed}: FAILED\n${result.failure}\nreproduce: make sim SEED=${seed}`);
+    console.log(`seed ${seed}: FAILED\n${result.failure}\nreproduce: ${reproduce(seed)}`);
     continue;
   }
   if (seeds.length === 1) {
@@ -47,8 +58,11 @@ for (const seed of seeds) {
         `${s.operations} operations (${s.confirmed} confirmed), ${s.stableMessages} messages in the final order, ` +
         `converged ${s.convergeMs.toFixed(0)} ms after the final heal (${s.simulatedMs.toFixed(0)} ms simulated)`,
     );
-  } else if (seed % 50 === 0) {
-    process.stdout.write(`  ... ${seed - argv.first + 1} seeds\n`);
+  } else if ((seed - argv.first + 1) % 50 === 0) {
+    const done = seed - argv.first + 1;
+    const elapsedS = (performance.now() - started) / 1000;
+    const etaS = (elapsedS / done) * (seeds.length - done);
+    process.stdout.write(`  ... ${done} of ${seeds.length} seeds, ${failed} failed, ${elapsedS.toFixed(0)} s so far, about ${etaS.toFixed(0)} s to go\n`);
   }
 }
 const wall = (performance.now() - started) / 1000;

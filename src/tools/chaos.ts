@@ -7,6 +7,7 @@
  * daemons' status and their log files, prints a report, and exits non-zero
  * on any violation.
  */
+import { exitCode, exitWith, usageFailure } from '../commandLine.js';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ChorusConnection, RpcCallError } from '../client/connection.js';
@@ -303,6 +304,7 @@ async function main(): Promise<void> {
     .strict()
     .help()
     .alias('help', 'h')
+    .fail(usageFailure('tools/chaos'))
     .parseAsync();
   const cluster = new LocalCluster(loadClusterConfig(argv.config), { dataRoot: argv['data-root'], configFile: argv.config });
   const report = await runChaos(cluster, {
@@ -324,10 +326,7 @@ async function main(): Promise<void> {
     console.log(`converged ${report.convergeMs} ms after the heal; state digest ${report.digest}`);
     console.log(report.violations.length === 0 ? 'no violations' : `VIOLATIONS:\n${report.violations.map((v) => `  ${v}`).join('\n')}`);
   }
-  process.exit(report.violations.length === 0 ? 0 : 1);
+  process.exit(report.violations.length === 0 ? exitCode.ok : exitCode.checkFailed);
 }
 
-main().catch((err: Error) => {
-  process.stderr.write(`tools/chaos: ${err instanceof ChorusError ? err.message : (err.stack ?? err.message)}\n`);
-  process.exit(2);
-});
+main().catch((err: Error) => exitWith('tools/chaos', err instanceof ChorusError ? err.message : (err.stack ?? err.message), exitCode.usage));

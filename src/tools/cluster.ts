@@ -4,12 +4,13 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { loadClusterConfig, serverById, type ClusterConfig } from '../config/clusterConfig.js';
+import { exitCode, exitWith, usageFailure } from '../commandLine.js';
+import { loadClusterConfig, serverById, type ClusterConfig, type ServerAddress } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
 import { ensureClusterKey } from '../config/clusterKey.js';
-import { dropReasons } from '../transport/udpTransport.js';
+import { dropReasons, expectedDropReasons } from '../transport/udpTransport.js';
 import { describeFaults, LocalCluster, type ServerStatus } from './clusterOps.js';
-import { clusterKeyFile, daemonLogFile } from './localCluster.js';
+import { clusterKeyFile, daemonLogFile, diskBytes, serverDir } from './localCluster.js';
 
 interface Common {
   config: string;
@@ -41,75 +42,138 @@ function keygen(args: Common): void {
   if (ensureClusterKey(file)) console.log(`Created the cluster key ${file} (mode 0600): every daemon signs its datagrams with it.`);
 }
 
-async function stop(args: Common): Promise<void> {
-  const stopped = await open(args).stop();
+async function stop(args: Common & { id?: string }): Promise<void> {
+  const cluster = open(args);
+  if (args.id !== undefined) {
+    const id = serverArg(args.id, cluster.config);
+    console.log((await cluster.stopOne(id)) ? `Stopped server ${id} cleanly (its log files are complete; relaunch it with tools/cluster relaunch ${id}).` : `Server ${id} was not running.`);
+    return;
+  }
+  const stopped = await cluster.stop();
   console.log(stopped === 0 ? 'No daemon was running.' : `Stopped ${stopped} daemon${stopped === 1 ? '' : 's'}.`);
 }
 
-async function kill(args: Common & { id: number }): Promise<void> {
-  const killed = await open(args).kill(args.id);
-  console.log(killed ? `Killed server ${args.id} (SIGKILL: no clean shutdown).` : `Server ${args.id} was not running.`);
+async function kill(args: Common & { id: string }): Promise<void> {
+  const cluster = open(args);
+  const id = serverArg(args.id, cluster.config);
+  const killed = await cluster.kill(id);
+  console.log(killed ? `Killed server ${id} (SIGKILL: no clean shutdown).` : `Server ${id} was not running.`);
 }
 
-async function relaunch(args: Common & { id: number }): Promise<void> {
+async function relaunch(args: Common & { id: string }): Promise<void> {
   const cluster = open(args);
-  if (await cluster.relaunch(args.id)) console.log(`Relaunched server ${args.id} (pid ${cluster.pid(args.id)}) from its log files.`);
-  else console.log(`Server ${args.id} is already running (pid ${cluster.pid(args.id)}).`);
+  const id = serverArg(args.id, cluster.config);
+  if (await cluster.relaunch(id)) console.log(`Relaunched server ${id} (pid ${cluster.pid(id)}) from its log files.`);
+  else console.log(`Server ${id} is already running (pid ${cluster.pid(id)}).`);
 }
 
-async function status(args: Common & { json: boolean }): Promise<void> {
+interface StatusArgs extends Common {
+  json: boolean;
+  wide: boolean;
+  watch?: number;
+}
+
+async function status(args: StatusArgs): Promise<void> {
   const cluster = open(args);
+  if (args.watch === undefined) return console.log(await statusText(cluster, args));
+  const everyMs = Math.max(0.2, args.watch) * 1000;
+  for (;;) {
+    const text = await statusText(cluster, args);
+    // On a terminal the table is redrawn in place; into a file or pipe, one table after another.
+    if (process.stdout.isTTY) process.stdout.write(`\x1b[H\x1b[2J${new Date().toLocaleTimeString()}  (every ${everyMs / 1000} s; Ctrl-C stops)\n${text}\n`);
+    else console.log(`${new Date().toISOString()}\n${text}\n`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+async function statusText(cluster: LocalCluster, args: StatusArgs): Promise<string> {
   const statuses = await cluster.statuses();
   const servers = cluster.config.servers;
+  const logBytes = servers.map((s) => diskBytes(serverDir(cluster.paths, s.id)));
   if (args.json) {
-    const out = servers.map((s, i) => ({ id: s.id, up: statuses[i] !== undefined, pid: cluster.pid(s.id) ?? null, status: statuses[i] ?? null }));
-    console.log(JSON.stringify(out, null, 2));
-    return;
+    const out = servers.map((s, i) => ({ id: s.id, up: statuses[i] !== undefined, pid: cluster.pid(s.id) ?? null, logBytes: logBytes[i], status: statuses[i] ?? null }));
+    return JSON.stringify(out, null, 2);
   }
-  const rows = servers.map((s, i) => {
-    const st = statuses[i];
-    if (!st) return [String(s.id), 'down', String(cluster.pid(s.id) ?? '-'), '', '', '', '', '', '', '', ''];
-    const dropped = Object.values(st.transport.dropped).reduce((a, b) => a + b, 0);
+  const table = args.wide ? wideTable(servers, statuses, logBytes, cluster) : narrowTable(servers, statuses, logBytes, cluster);
+  const notes = statuses.flatMap((st) => (st ? serverNotes(st, !args.wide) : []));
+  return notes.length > 0 ? `${table}\n\n${notes.join('\n')}` : table;
+}
+
+type Row = (s: ServerAddress, st: ServerStatus | undefined, logBytes: number, pid: number | undefined) => string[];
+
+/** Fits 100 columns for a few hundred thousand messages: what changes under faults. Faults and dropped datagrams go below it. */
+function narrowTable(servers: readonly ServerAddress[], statuses: readonly (ServerStatus | undefined)[], logBytes: readonly number[], cluster: LocalCluster): string {
+  const row: Row = (s, st, bytes, pid) => {
+    if (!st) return [String(s.id), 'down', String(pid ?? '-'), '', '', '', '', formatBytes(bytes), ''];
+    return [String(s.id), stateOf(st), String(st.pid), `{${st.view.join(',')}}`, `[${st.seqVector.join(',')}]`, String(st.stableTs), String(st.unstable), formatBytes(bytes), st.digest];
+  };
+  return table(['id', 'state', 'pid', 'view', 'seq vector', 'stable ts', 'tentative', 'log', 'digest'], servers, statuses, logBytes, cluster, row);
+}
+
+function wideTable(servers: readonly ServerAddress[], statuses: readonly (ServerStatus | undefined)[], logBytes: readonly number[], cluster: LocalCluster): string {
+  const row: Row = (s, st, bytes, pid) => {
+    if (!st) return [String(s.id), 'down', String(pid ?? '-'), '', '', '', '', '', '', formatBytes(bytes), '', '', ''];
     return [
       String(s.id),
-      st.storageError === undefined ? 'up' : 'up, storage failed',
+      stateOf(st),
       String(st.pid),
       `{${st.view.join(',')}}`,
       `[${st.seqVector.join(',')}]`,
+      `[${st.tsVector.join(',')}]`,
       String(st.clock),
-      String(st.stableTs),
+      `${st.stableTs}/${st.stableEverywhereTs}`,
       `${st.unstable}/${st.retained}`,
+      formatBytes(bytes),
       st.digest,
-      String(dropped),
+      String(suspiciousDrops(st)),
       describeFaults(st.faults),
     ];
-  });
-  printTable(['server', 'state', 'pid', 'view', 'seq vector', 'clock', 'stable ts', 'held (tentative/retained)', 'digest', 'bad datagrams', 'injected faults'], rows);
-  const notes = statuses.flatMap((st) => (st ? serverNotes(st) : []));
-  if (notes.length > 0) console.log(`\n${notes.join('\n')}`);
+  };
+  const header = ['id', 'state', 'pid', 'view', 'seq vector', 'ts vector', 'clock', 'stable ts/everywhere', 'tentative/retained', 'log', 'digest', 'bad datagrams', 'injected faults'];
+  return table(header, servers, statuses, logBytes, cluster, row);
 }
 
-/** What a person should know beyond the table: why datagrams were dropped, a storage failure. */
-function serverNotes(st: ServerStatus): string[] {
+function table(header: string[], servers: readonly ServerAddress[], statuses: readonly (ServerStatus | undefined)[], logBytes: readonly number[], cluster: LocalCluster, row: Row): string {
+  const rows = servers.map((s, i) => row(s, statuses[i], logBytes[i], cluster.pid(s.id)));
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+function stateOf(st: ServerStatus): string {
+  return st.storageError === undefined ? 'up' : 'FAILED';
+}
+
+function suspiciousDrops(st: ServerStatus): number {
+  return dropReasons.filter((r) => !expectedDropReasons.includes(r)).reduce((total, r) => total + st.transport.dropped[r], 0);
+}
+
+function formatBytes(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(1)} KiB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(bytes / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+/** What a person should know beyond the table: faults (narrow table), datagrams dropped as suspicious, a storage failure. */
+function serverNotes(st: ServerStatus, withFaults: boolean): string[] {
   const notes: string[] = [];
-  const reasons = dropReasons.filter((r) => st.transport.dropped[r] > 0).map((r) => `${r} ${st.transport.dropped[r]}`);
-  if (reasons.length > 0) notes.push(`server ${st.id} dropped datagrams: ${reasons.join(', ')}`);
+  if (withFaults && describeFaults(st.faults) !== '-') notes.push(`server ${st.id} injected faults: ${describeFaults(st.faults)}`);
+  const bad = dropReasons.filter((r) => !expectedDropReasons.includes(r) && st.transport.dropped[r] > 0).map((r) => `${r} ${st.transport.dropped[r]}`);
+  if (bad.length > 0) notes.push(`server ${st.id} BAD DATAGRAMS dropped (a misconfigured or hostile sender): ${bad.join(', ')}`);
   if (st.storageError !== undefined) notes.push(`server ${st.id} STORAGE FAILED, accepting no operations until relaunched: ${st.storageError}`);
   return notes;
 }
 
-function printTable(header: string[], rows: string[][]): void {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
-  console.log(line(header));
-  for (const row of rows) console.log(line(row));
+/** A server number as typed on the command line, checked against the configuration. */
+function serverArg(text: string, config: ClusterConfig): number {
+  if (!/^\d+$/.test(text.trim())) throw new ChorusError('INVALID_ARGUMENT', `"${text}" is not a server number (servers 1-${config.servers.length})`);
+  return serverById(config, Number(text)).id;
 }
 
 function parseGroup(text: string, config: ClusterConfig): number[] {
-  return text.split(',').map((part) => {
-    if (!/^\d+$/.test(part.trim())) throw new ChorusError('INVALID_ARGUMENT', `"${text}" is not a list of server numbers like 1,2`);
-    return serverById(config, Number(part)).id;
-  });
+  if (!/^\d+(,\d+)*$/.test(text.trim())) throw new ChorusError('INVALID_ARGUMENT', `"${text}" is not a list of server numbers like 1,2`);
+  return text.split(',').map((part) => serverArg(part, config));
 }
 
 async function partition(args: Common & { groups: string[] }): Promise<void> {
@@ -125,9 +189,10 @@ function parsePercent(text: string): number {
   return value / 100;
 }
 
-async function loss(args: Common & { i: number; j: number; percent: string; oneway: boolean }): Promise<void> {
+async function loss(args: Common & { i: string; j: string; percent: string; oneway: boolean }): Promise<void> {
   const p = parsePercent(String(args.percent));
-  const result = await open(args).loss(args.i, args.j, p, args.oneway);
+  const cluster = open(args);
+  const result = await cluster.loss(serverArg(args.i, cluster.config), serverArg(args.j, cluster.config), p, args.oneway);
   for (const r of result) {
     console.log(`server ${r.from} -> ${r.to}: dropping ${Math.round(p * 1000) / 10}% of datagrams${r.down ? ' (down: applies when relaunched)' : ''}`);
   }
@@ -139,12 +204,9 @@ async function heal(args: Common): Promise<void> {
 }
 
 const idArg = (y: ReturnType<typeof yargs>) =>
-  y.positional('id', { type: 'number', demandOption: true, describe: 'server number (line in clusterconfig)' });
+  y.positional('id', { type: 'string', demandOption: true, describe: 'server number (line in clusterconfig)' });
 
-const fail = (err: Error): never => {
-  process.stderr.write(`tools/cluster: ${err instanceof ChorusError ? err.message : (err.stack ?? err.message)}\n`);
-  process.exit(2);
-};
+const fail = (err: Error): never => exitWith('tools/cluster', err instanceof ChorusError ? err.message : (err.stack ?? err.message), exitCode.usage);
 
 yargs(hideBin(process.argv))
   .scriptName('tools/cluster')
@@ -152,16 +214,29 @@ yargs(hideBin(process.argv))
   .option('config', { type: 'string', default: 'clusterconfig', describe: 'cluster configuration file' })
   .option('data-root', { type: 'string', default: 'data', describe: 'where daemons keep log files, pid files and daemon logs' })
   .command('start', 'start every daemon not running, in the background, and wait until all answer', {}, (a) => start(a as unknown as Common))
-  .command('stop', 'stop every daemon (clean shutdown)', {}, (a) => stop(a as unknown as Common))
+  .command(
+    'stop [id]',
+    'stop every daemon, or only server <id> (clean shutdown: a last snapshot, then exit)',
+    (y) => y.positional('id', { type: 'string', describe: 'server number (line in clusterconfig); all if left out' }),
+    (a) => stop(a as unknown as Common & { id?: string }),
+  )
   .command('keygen', 'create the cluster key <data-root>/cluster.key (mode 0600) unless it exists; start does this too', {}, (a) => keygen(a as unknown as Common))
   .command(
     'status',
-    'per server: up/down, pid, view, seq vector, clock, stable point, messages held, state digest, dropped datagrams, faults',
-    (y) => y.option('json', { type: 'boolean', default: false, describe: 'print JSON' }),
-    (a) => status(a as unknown as Common & { json: boolean }),
+    'per server: up/down, pid, view, seq vector, stable point, tentative messages, log size, state digest; faults and bad datagrams below',
+    (y) =>
+      y
+        .option('json', { type: 'boolean', default: false, describe: 'print JSON (everything each server reports)' })
+        .option('wide', { type: 'boolean', default: false, describe: 'also ts vector, clock, stable-everywhere point, retained messages, bad datagrams, faults' })
+        .option('watch', { type: 'number', describe: 'print it again every <seconds> (default 1) until Ctrl-C', coerce: (v: unknown) => (v === '' || v === true ? 1 : Number(v)) })
+        .check((a) => {
+          if (a.watch !== undefined && !(a.watch > 0)) throw new Error(`--watch takes a number of seconds, got ${String(a.watch)}`);
+          return true;
+        }),
+    (a) => status(a as unknown as StatusArgs),
   )
-  .command('kill <id>', 'crash a server (SIGKILL, no clean shutdown)', idArg, (a) => kill(a as unknown as Common & { id: number }))
-  .command('relaunch <id>', 'start a killed server again from its log files', idArg, (a) => relaunch(a as unknown as Common & { id: number }))
+  .command('kill <id>', 'crash a server (SIGKILL, no clean shutdown)', idArg, (a) => kill(a as unknown as Common & { id: string }))
+  .command('relaunch <id>', 'start a killed server again from its log files', idArg, (a) => relaunch(a as unknown as Common & { id: string }))
   .command(
     'partition <groups..>',
     'only servers in the same group hear each other (e.g. partition 1,2 3,4,5); servers not named are isolated',
@@ -173,21 +248,17 @@ yargs(hideBin(process.argv))
     'drop that share of datagrams between servers i and j (both directions unless --oneway)',
     (y) =>
       y
-        .positional('i', { type: 'number', demandOption: true, describe: 'server' })
-        .positional('j', { type: 'number', demandOption: true, describe: 'server' })
+        .positional('i', { type: 'string', demandOption: true, describe: 'server' })
+        .positional('j', { type: 'string', demandOption: true, describe: 'server' })
         .positional('percent', { type: 'string', demandOption: true, describe: 'like 30 or 30%' })
         .option('oneway', { type: 'boolean', default: false, describe: 'only datagrams from i to j' }),
-    (a) => loss(a as unknown as Common & { i: number; j: number; percent: string; oneway: boolean }),
+    (a) => loss(a as unknown as Common & { i: string; j: string; percent: string; oneway: boolean }),
   )
   .command('heal', 'remove every partition and injected loss', {}, (a) => heal(a as unknown as Common))
-  .demandCommand(1, 'Name a command: start, stop, keygen, status, kill, relaunch, partition, loss, heal.')
+  .demandCommand(1, 'name a command: start, stop, keygen, status, kill, relaunch, partition, loss, heal')
   .strict()
   .help()
   .alias('help', 'h')
-  .fail((msg, err, y) => {
-    if (err) fail(err);
-    process.stderr.write(`${y.help()}\n\ntools/cluster: ${msg}\n`);
-    process.exit(2);
-  })
+  .fail(usageFailure('tools/cluster', fail))
   .parseAsync()
   .catch(fail);

@@ -51,6 +51,12 @@ export class LocalCluster {
     return stopped;
   }
 
+  /** SIGTERM: a clean stop of one server. False if it was not running. */
+  stopOne(id: number): Promise<boolean> {
+    serverById(this.config, id);
+    return stopDaemon(this.paths, id, 'SIGTERM');
+  }
+
   /** SIGKILL: a crash. False if it was not running. */
   kill(id: number): Promise<boolean> {
     serverById(this.config, id);

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** tools/inspect: show what a daemon's log files hold; --json for programs; --diff compares two servers. */
+import { exitCode, exitWith, usageFailure } from '../commandLine.js';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadClusterConfig } from '../config/clusterConfig.js';
@@ -14,11 +15,12 @@ async function main(): Promise<void> {
     .option('config', { type: 'string', default: 'clusterconfig', describe: 'cluster configuration (for the number of servers)' })
     .option('data-root', { type: 'string', default: 'data', describe: 'where data/server<id> directories are' })
     .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
-    .option('diff', { type: 'string', describe: 'compare with another server\'s log files and print where they disagree' })
+    .option('diff', { type: 'string', requiresArg: true, describe: 'compare with another server\'s log files and print where they disagree (exit 1 if they do)' })
     .demandCommand(1, 1, 'Give one server number or data directory.')
     .strict()
     .help()
     .alias('help', 'h')
+    .fail(usageFailure('tools/inspect'))
     .parseAsync();
   const serverCount = loadClusterConfig(argv.config).servers.length;
   const first = locate(String(argv._[0]), argv['data-root']);
@@ -32,9 +34,7 @@ async function main(): Promise<void> {
   const differences = diff(a, b);
   if (argv.json) console.log(JSON.stringify({ a: a.server, b: b.server, identical: differences.length === 0, differences }, null, 2));
   else console.log(differences.length === 0 ? `servers ${a.server} and ${b.server} agree: same vectors, messages and chat state (digest ${a.digest})` : differences.join('\n'));
+  if (differences.length > 0) process.exitCode = exitCode.checkFailed;
 }
 
-main().catch((err: Error) => {
-  process.stderr.write(`tools/inspect: ${err instanceof ChorusError ? err.message : (err.stack ?? err.message)}\n`);
-  process.exit(1);
-});
+main().catch((err: Error) => exitWith('tools/inspect', err instanceof ChorusError ? err.message : (err.stack ?? err.message), exitCode.usage));

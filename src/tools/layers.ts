@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** tools/layers: check that src/ imports only go down its layers and form no cycle. */
+import { usageFailure } from '../commandLine.js';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
@@ -15,6 +16,7 @@ const argv = yargs(hideBin(process.argv))
   .strict()
   .help()
   .alias('help', 'h')
+  .fail(usageFailure('tools/layers'))
   .parseSync();
 
 const graph = readImportGraph(argv.src);

@@ -3,7 +3,7 @@
  * per clusterconfig line, each with its pid file and daemon log under data/.
  */
 import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ChorusConnection, RpcCallError } from '../client/connection.js';
@@ -34,6 +34,18 @@ export function pidFile(paths: LocalClusterPaths, id: number): string {
 
 export function daemonLogFile(paths: LocalClusterPaths, id: number): string {
   return join(paths.dataRoot, `server${id}.log`);
+}
+
+/** Bytes in the files under dir (0 if it does not exist): a server's log files. */
+export function diskBytes(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  let total = 0;
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    const st = statSync(path);
+    total += st.isDirectory() ? diskBytes(path) : st.size;
+  }
+  return total;
 }
 
 /** Whether a process with this pid exists (signal 0 checks without sending anything). */

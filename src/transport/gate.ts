@@ -23,6 +23,8 @@ export const dropReasons = [
   'stale',
 ] as const;
 export type DropReason = (typeof dropReasons)[number];
+/** Normal for a moment after any server restarts (addressed to its earlier run, or sent before the sender heard of this one); the others mean a misconfigured or hostile sender. */
+export const expectedDropReasons: readonly DropReason[] = ['stale'];
 
 export interface GateIdentity {
   readonly me: ServerId;

@@ -118,6 +118,33 @@ export class ProcessCluster {
     }
   }
 
+  /** Run tools/<name> and return its exit code and output, whatever the code. */
+  async toolRun(name: 'cluster' | 'inspect' | 'chaos', ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+    try {
+      const { stdout, stderr } = await execFileAsync(process.execPath, [toolMain(name), ...args, '--config', this.paths.configFile, '--data-root', this.paths.dataRoot]);
+      return { code: 0, stdout, stderr };
+    } catch (err) {
+      const e = err as Error & { code?: number; stdout?: string; stderr?: string };
+      if (typeof e.code !== 'number') throw err;
+      return { code: e.code, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+    } finally {
+      this.adoptPids();
+    }
+  }
+
+  /** Run the terminal client on server id with these lines as its standard input (a script); its exit code and output. */
+  async clientScript(id: number, lines: readonly string[]): Promise<{ code: number; stdout: string }> {
+    const child = spawn(process.execPath, [clientMain, '--config', this.paths.configFile, '--server', String(id)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stdin.end(lines.map((l) => `${l}\n`).join(''));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? -1)));
+    clearTimeout(timer);
+    return { code, stdout };
+  }
+
   /** Track the daemons tools/cluster started (by their pid files) so destroy() stops them. */
   adoptPids(): void {
     for (const s of this.config.servers) {

@@ -1,0 +1,75 @@
+/**
+ * One exit-code convention for every command (src/commandLine.ts): 0 done,
+ * 1 the checked condition failed, 2 usage or environment error; a usage
+ * error is at most two lines, not the whole help.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+
+const srcRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../src');
+const mains: Record<string, string> = {
+  chorusd: 'daemon/main.js',
+  'tools/client': 'client/main.js',
+  'tools/cluster': 'tools/cluster.js',
+  'tools/inspect': 'tools/inspect.js',
+  'tools/chaos': 'tools/chaos.js',
+  'tools/bench': 'bench/bench.js',
+  'tools/sim': 'sim/main.js',
+  'tools/layers': 'tools/layers.js',
+};
+
+/** What each command needs besides options, so that the unknown option is the only mistake. */
+const requiredArgs: Record<string, string[]> = { chorusd: ['--id', '1'], 'tools/cluster': ['status'], 'tools/inspect': ['1'] };
+
+function run(command: string, args: string[], cwd: string): { code: number | null; stdout: string; stderr: string } {
+  const result = spawnSync(process.execPath, [join(srcRoot, mains[command]), ...args], { cwd, encoding: 'utf8', input: '', timeout: 30_000 });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('command line: exit codes and usage errors', function () {
+  this.timeout(120_000);
+  let dir: string;
+
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'chorus-cli-'));
+    // Ports nothing listens on: a command that would reach a server finds none.
+    writeFileSync(join(dir, 'clusterconfig'), '127.0.0.1 1 2\n127.0.0.1 3 4\n127.0.0.1 5 6\n');
+  });
+
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const usageErrors: [string, string[], RegExp][] = [
+    ...Object.keys(mains).map((command): [string, string[], RegExp] => [command, [...(requiredArgs[command] ?? []), '--bogus'], /Unknown argument: bogus/]),
+    ['chorusd', ['--id', '1', '--log-level', 'foo'], /Invalid values:[\s\S]*log-level/],
+    ['tools/cluster', ['kill', 'abc'], /"abc" is not a server number \(servers 1-3\)/],
+    ['tools/cluster', ['kill', '9'], /server 9 is not in clusterconfig \(servers 1-3\)/],
+    ['tools/cluster', [], /name a command/],
+    ['tools/inspect', ['3', '--diff'], /Not enough arguments following: diff/],
+    ['tools/inspect', ['9'], /no such data directory/],
+    ['tools/client', ['--server', '9'], /there is no server 9/],
+    ['tools/client', ['--server', '1'], /cannot connect to 127\.0\.0\.1:2/],
+    ['tools/sim', ['--servers', '12'], /--servers must be from 3 to 9/],
+  ];
+
+  for (const [command, args, message] of usageErrors) {
+    it(`${command} ${args.join(' ')}: exits 2 with the reason in at most two lines`, () => {
+      const { code, stdout, stderr } = run(command, args, dir);
+      const output = `${stdout}${stderr}`.trimEnd();
+      expect(output).to.match(message);
+      expect(output.split('\n'), output).to.have.length.at.most(2);
+      expect(code).to.equal(2);
+    });
+  }
+
+  it('--help prints the usage and exits 0', () => {
+    for (const command of Object.keys(mains)) {
+      const { code, stdout } = run(command, ['--help'], dir);
+      expect(stdout, command).to.include('--help');
+      expect(code, command).to.equal(0);
+    }
+  });
+});
