@@ -41,9 +41,9 @@ SEEDS ?= 100
 sim: build
 	tools/sim $(if $(SEED),--seed $(SEED),--seeds $(SEEDS))
 
-# make bench: the benchmark suite on its own five-daemon cluster (QUICK=1 for a short run).
+# make bench: the benchmark suite on its own five-daemon cluster (QUICK=1 for a short run, kept apart from the full run's figures).
 bench: build
-	tools/bench --out bench-results.json
+	tools/bench --out $(if $(filter 1,$(QUICK)),bench-results-quick.json,bench-results.json)
 
 clean:
 	rm -rf dist

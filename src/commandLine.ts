@@ -7,7 +7,21 @@
  *   2  usage or environment error (bad arguments, no such server, a file
  *      that cannot be read, a server that cannot be reached)
  */
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
 export const exitCode = { ok: 0, checkFailed: 1, usage: 2 } as const;
+
+/** The repository the commands run from: the defaults are found there, whatever the working directory. */
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** The cluster configuration: CHORUS_CONFIG, else the repository's clusterconfig. */
+export const defaultConfigFile = process.env.CHORUS_CONFIG || join(repoRoot, 'clusterconfig');
+/** Where the daemons keep their files: CHORUS_DATA_ROOT, else the repository's data/. */
+export const defaultDataRoot = process.env.CHORUS_DATA_ROOT || join(repoRoot, 'data');
+/** How --help shows those defaults. */
+export const configDefaultText = 'CHORUS_CONFIG, else clusterconfig in the repository';
+export const dataRootDefaultText = 'CHORUS_DATA_ROOT, else data/ in the repository';
 
 /**
  * A yargs `.fail` handler: bad arguments are one line saying what is wrong

@@ -25,8 +25,10 @@ const mains: Record<string, string> = {
 /** What each command needs besides options, so that the unknown option is the only mistake. */
 const requiredArgs: Record<string, string[]> = { chorusd: ['--id', '1'], 'tools/cluster': ['status'], 'tools/inspect': ['1'] };
 
-function run(command: string, args: string[], cwd: string): { code: number | null; stdout: string; stderr: string } {
-  const result = spawnSync(process.execPath, [join(srcRoot, mains[command]), ...args], { cwd, encoding: 'utf8', input: '', timeout: 30_000 });
+function run(command: string, args: string[], dir: string): { code: number | null; stdout: string; stderr: string } {
+  // The configuration and data root from the environment, so the commands run from any directory.
+  const env = { ...process.env, CHORUS_CONFIG: join(dir, 'clusterconfig'), CHORUS_DATA_ROOT: join(dir, 'data') };
+  const result = spawnSync(process.execPath, [join(srcRoot, mains[command]), ...args], { cwd: tmpdir(), env, encoding: 'utf8', input: '', timeout: 30_000 });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
@@ -46,7 +48,7 @@ describe('command line: exit codes and usage errors', function () {
     ...Object.keys(mains).map((command): [string, string[], RegExp] => [command, [...(requiredArgs[command] ?? []), '--bogus'], /Unknown argument: bogus/]),
     ['chorusd', ['--id', '1', '--log-level', 'foo'], /Invalid values:[\s\S]*log-level/],
     ['tools/cluster', ['kill', 'abc'], /"abc" is not a server number \(servers 1-3\)/],
-    ['tools/cluster', ['kill', '9'], /server 9 is not in clusterconfig \(servers 1-3\)/],
+    ['tools/cluster', ['kill', '9'], /server 9 is not in \S*clusterconfig \(servers 1-3\)/],
     ['tools/cluster', [], /name a command/],
     ['tools/inspect', ['3', '--diff'], /Not enough arguments following: diff/],
     ['tools/inspect', ['9'], /no such data directory/],

@@ -497,8 +497,23 @@ class Bench {
     this.say(`${what}: loading up to ${target.toLocaleString('en-US')} messages`);
     await this.openAppenders(2, group);
     const n = this.appenders.length;
-    await Promise.all(this.appenders.map((a, i) => a.flood(() => false, 32, Math.floor(need / n) + (i === 0 ? need % n : 0))));
+    const appenders = this.appenders;
+    const stopProgress = this.reportProgress(what, need, () => appenders.reduce((t, a) => t + a.acked.length + a.failures, 0));
+    await Promise.all(appenders.map((a, i) => a.flood(() => false, 32, Math.floor(need / n) + (i === 0 ? need % n : 0))));
+    stopProgress();
     this.closeAppenders();
+  }
+
+  /** Every 10 s, how far a long phase has come and about how long it has to go; returns the function that stops it. */
+  private reportProgress(what: string, total: number, done: () => number): () => void {
+    const started = performance.now();
+    const timer = setInterval(() => {
+      const count = done();
+      const elapsedS = (performance.now() - started) / 1000;
+      const leftS = count > 0 ? (elapsedS / count) * (total - count) : NaN;
+      this.say(`${what}: ${count.toLocaleString('en-US')} of ${total.toLocaleString('en-US')} appended, ${elapsedS.toFixed(0)} s so far${Number.isFinite(leftS) ? `, about ${leftS.toFixed(0)} s to go` : ''}`);
+    }, 10_000);
+    return () => clearInterval(timer);
   }
 
   async footprint(): Promise<void> {

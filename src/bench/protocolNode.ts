@@ -91,6 +91,7 @@ async function main(): Promise<void> {
     application: () => counter,
     fileSystem: fsync === 'on' ? nodeFileSystem : unsyncedFileSystem,
   });
+  daemon.announceStarted();
   const payload = 'x'.repeat(Number(bytesText));
   let originated = 0;
   let flooding = true;

@@ -4,7 +4,7 @@
  * terminal (updates redraw without eating the line being typed); otherwise
  * it reads commands line by line and prints plain text, for scripts.
  */
-import { exitCode, exitWith, usageFailure } from '../commandLine.js';
+import { configDefaultText, defaultConfigFile, exitCode, exitWith, usageFailure } from '../commandLine.js';
 import { existsSync } from 'node:fs';
 import { createInterface, clearLine, cursorTo } from 'node:readline';
 import yargs from 'yargs';
@@ -18,8 +18,10 @@ const argv = yargs(hideBin(process.argv))
   .usage(`$0 [--server <id> | --connect <host:port>]\n\nThe Chorus chat client.\n\n${helpText}`)
   .option('server', { type: 'number', describe: 'connect at start to server <id> of the cluster configuration' })
   .option('connect', { type: 'string', describe: 'connect at start to <host:port>' })
-  .option('config', { type: 'string', default: 'clusterconfig', describe: 'cluster configuration (to look up server numbers)' })
+  .option('config', { type: 'string', default: defaultConfigFile, defaultDescription: configDefaultText, describe: 'cluster configuration (to look up server numbers)' })
   .conflicts('server', 'connect')
+  // The command list is laid out by hand: yargs would rewrap it.
+  .wrap(null)
   .strict()
   .help()
   .alias('help', 'h')

@@ -8,14 +8,15 @@ import { ChorusConnection, RpcCallError } from './connection.js';
 
 export const helpText = [
   'commands:',
-  '  c <host:port> | c <id>   connect to a server',
-  '  u <name>                 set the user name',
-  '  j <group>                join (and create if needed) a group; leaves the previous one',
-  '  a <text>                 append a message to the current group',
-  '  l <n> / r <n>            like / remove your like on message number n as displayed',
-  '  p                        print the whole history of the current group',
-  '  v                        print the servers in the connected server\'s current view',
-  '  q                        quit',
+  '  c <id> | c <host:port>  connect to server <id> of clusterconfig, or an address',
+  '  u <name>                set the user name',
+  '  j <group>               join a group (created if new); leaves the one before',
+  '  a <text>                append a message to the group',
+  '  l <n> / r <n>           like / remove your like on message number <n>',
+  '  p                       print the whole history (read a page at a time)',
+  '  v                       print the servers in the connected server\'s view',
+  '  h                       this help',
+  '  q                       quit',
 ].join('\n');
 
 export interface ClientOutput {

@@ -48,9 +48,11 @@ export class ChatServer {
       control = await ControlServer.start(daemon, options.dataDir, options.clusterKey, () => ({ sessions: sessions.sessionCount, reappliedMessages: chat.replica.reapplied }));
     } catch (err) {
       await rpc?.close();
-      await daemon.stop();
+      await daemon.stop((err as Error).message);
       throw err;
     }
+    const me = serverById(options.config, options.id);
+    daemon.announceStarted(`clients ${me.host}:${me.clientPort}`);
     leaveOrphanedSessions(daemon.node, port);
     return new ChatServer(daemon, chat, port, rpc, control);
   }

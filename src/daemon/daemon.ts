@@ -19,7 +19,7 @@ import { defaultSnapshotIntervalMs, defaultSnapshotJournalBytes, Node, type Node
 import type { Clock, Journal, Transport } from '../node/ports.js';
 import { nodeFileSystem, type FileSystem } from '../storage/fileSystem.js';
 import { LogFiles } from '../storage/logFiles.js';
-import type { FaultFilter, FaultSettings } from '../transport/faults.js';
+import { describeFaults, type FaultFilter, type FaultSettings } from '../transport/faults.js';
 import { UdpTransport, type DropReason, type TransportCounters } from '../transport/udpTransport.js';
 import { loopbackDatagramBytes, networkDatagramBytes, receiveLimitBytes } from '../wire/codec.js';
 import { DaemonTimings, type Timings } from './timings.js';
@@ -96,6 +96,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private transport!: UdpTransport;
   private core!: Node;
   private statusIntervalMs = 0;
+  /** What the "started" line says (announceStarted). */
+  private startedText = '';
 
   private constructor(
     private readonly options: DaemonOptions,
@@ -120,8 +122,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         (packet) => daemon.onPacket(packet),
         (reason, detail, from) => daemon.onDrop(reason, detail, from),
       );
-      // Faults that survive relaunches hold from the first packet the node sends.
-      if (options.faults) daemon.setFaults(options.faults);
+      // Faults that survive relaunches hold from the first packet the node sends (and are logged once it has started).
+      if (options.faults) daemon.transport.faults.set(options.faults);
     } catch (err) {
       files.abandon();
       throw err;
@@ -161,8 +163,15 @@ export class Daemon extends EventEmitter<DaemonEvents> {
           `stable point ${state.stableTs}, ${state.storeCount} messages retained, ${state.unstableCount} tentative`,
       );
     }
-    logger.info(`started server ${id} of ${config.servers.length}: UDP ${me.host}:${me.udpPort}, data ${options.dataDir}, datagrams up to ${maxDatagramBytes} bytes`);
+    daemon.startedText = `server ${id} of ${config.servers.length}: UDP ${me.host}:${me.udpPort}, data ${options.dataDir}, datagrams up to ${maxDatagramBytes} bytes`;
     return daemon;
+  }
+
+  /** Say in the log that the server runs (its owner calls this once its own ports are open too), and which injected faults it kept. */
+  announceStarted(more = ''): void {
+    this.logger.info(`started ${this.startedText}${more === '' ? '' : `, ${more}`}`);
+    const faults = describeFaults(this.transport.faults.current);
+    if (faults !== '') this.logger.warn(`injected faults kept from before this start: ${faults}`);
   }
 
   /** The node's ports in this world: UDP, and the event loop. */
@@ -239,13 +248,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   /** Inject faults (or clear them with empty settings), and say so in the log. */
   setFaults(settings: FaultSettings): void {
     this.transport.faults.set(settings);
-    const parts = [
-      settings.blocked.length > 0 ? `cut off from {${settings.blocked.join(',')}}` : '',
-      ...Object.entries(settings.lossTo).map(([to, p]) => `dropping ${Math.round(p * 100)}% to ${to}`),
-      ...Object.entries(settings.lossFrom).map(([from, p]) => `dropping ${Math.round(p * 100)}% from ${from}`),
-    ].filter((p) => p !== '');
-    if (parts.length === 0) this.logger.info('injected faults cleared');
-    else this.logger.warn(`injected faults: ${parts.join(', ')}`);
+    const faults = describeFaults(settings);
+    if (faults === '') this.logger.info('injected faults cleared');
+    else this.logger.warn(`injected faults: ${faults}`);
   }
 
   /** Messages not yet stable, in the current total order. */
@@ -282,8 +287,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     };
   }
 
-  /** Clean shutdown: a last step, a snapshot, the socket and the files closed. */
-  async stop(): Promise<void> {
+  /** Clean shutdown: a last step, a snapshot, the socket and the files closed. `failedStart` says why a server that never announced itself stops. */
+  async stop(failedStart?: string): Promise<void> {
     if (this.stopped) return;
     const failed = this.core.storageError !== undefined;
     this.stopped = true;
@@ -294,7 +299,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     } finally {
       await this.transport.close().catch(() => undefined);
     }
-    this.logger.info(failed ? `stopped server ${this.id}; its log files hold everything up to the storage failure` : `stopped server ${this.id} cleanly`);
+    if (failedStart !== undefined) this.logger.error(`server ${this.id} did not start: ${failedStart}`);
+    else this.logger.info(failed ? `stopped server ${this.id}; its log files hold everything up to the storage failure` : `stopped server ${this.id} cleanly`);
   }
 
   /** Stop as a crash would: nothing pending is written, no snapshot. For tests. */
@@ -427,3 +433,4 @@ function describePacket(packet: Packet): string {
       return `nack from ${packet.from}: ${packet.sender}:${packet.fromSeq}-${packet.toSeq}`;
   }
 }
+

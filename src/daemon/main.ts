@@ -2,7 +2,7 @@
 /**
  * chorusd: run server <id> of the cluster in clusterconfig.
  */
-import { usageFailure } from '../commandLine.js';
+import { configDefaultText, dataRootDefaultText, defaultConfigFile, defaultDataRoot, usageFailure } from '../commandLine.js';
 import { dirname, join } from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -19,8 +19,8 @@ const argv = yargs(hideBin(process.argv))
   .scriptName('chorusd')
   .usage('$0 --id <n> [options]\n\nRun server <n> of a Chorus cluster: the replicated group chat on a reliable, totally ordered broadcast over UDP, with its log files, serving clients (JSON-RPC over WebSocket) on its client port.')
   .option('id', { type: 'number', demandOption: true, describe: 'this server: line <n> of the cluster configuration' })
-  .option('config', { type: 'string', default: 'clusterconfig', describe: 'cluster configuration file' })
-  .option('data-dir', { type: 'string', describe: 'log files directory (default: data/server<id>)' })
+  .option('config', { type: 'string', default: defaultConfigFile, defaultDescription: configDefaultText, describe: 'cluster configuration file' })
+  .option('data-dir', { type: 'string', describe: `log files directory (default: server<id> in ${dataRootDefaultText})` })
   .option('key-file', { type: 'string', describe: `the cluster key (default: ${clusterKeyFileName} next to the data directory, e.g. data/${clusterKeyFileName})` })
   .option('insecure', { type: 'boolean', default: false, describe: 'run without a cluster key: anyone who can reach the UDP port can inject traffic' })
   .option('log-level', { choices: logLevels, default: 'info' as LogLevel, describe: 'debug logs every packet' })
@@ -61,8 +61,10 @@ const insecureWarning =
 
 async function main(): Promise<void> {
   const config = loadClusterConfig(argv.config);
-  const dataDir = argv['data-dir'] ?? join('data', `server${argv.id}`);
+  const dataDir = argv['data-dir'] ?? join(defaultDataRoot, `server${argv.id}`);
   const clusterKey = argv.insecure ? Buffer.alloc(0) : loadClusterKey(argv['key-file'] ?? join(dirname(dataDir), clusterKeyFileName));
+  // `pgrep -a chorusd` finds the daemons, each named by its server.
+  process.title = `chorusd ${argv.id}`;
   const logger = createLogger(argv.id, argv['log-level']);
   if (argv.insecure) {
     process.stderr.write(`chorusd: WARNING: ${insecureWarning}\n`);

@@ -7,7 +7,7 @@
  * daemons' status and their log files, prints a report, and exits non-zero
  * on any violation.
  */
-import { exitCode, exitWith, usageFailure } from '../commandLine.js';
+import { configDefaultText, dataRootDefaultText, defaultConfigFile, defaultDataRoot, exitCode, exitWith, usageFailure } from '../commandLine.js';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ChorusConnection, RpcCallError } from '../client/connection.js';
@@ -246,7 +246,16 @@ export async function runChaos(cluster: LocalCluster, options: { seed: number; d
   const endAt = Date.now() + options.durationS * 1000;
   const over = () => Date.now() >= endAt;
   say(`chaos seed ${seed} for ${options.durationS} s against ${cluster.ids.length} servers; ${clients.length} clients in group ${group}`);
-  await Promise.all([...clients.map((c) => c.run(over, 15)), injectFaults(cluster, random, over, options.faultIntervalMs, faults, (line) => say(`  fault: ${line}`))]);
+  const startedAt = Date.now();
+  const ticker = setInterval(() => {
+    const elapsedS = Math.round((Date.now() - startedAt) / 1000);
+    say(`  ${elapsedS} of ${options.durationS} s: ${tally.confirmed} operations confirmed, ${tally.refused} refused, ${tally.inDoubt} in doubt so far`);
+  }, 10_000);
+  try {
+    await Promise.all([...clients.map((c) => c.run(over, 15)), injectFaults(cluster, random, over, options.faultIntervalMs, faults, (line) => say(`  fault: ${line}`))]);
+  } finally {
+    clearInterval(ticker);
+  }
 
   say('healing, relaunching every server, waiting for convergence');
   await cluster.heal();
@@ -293,8 +302,8 @@ async function main(): Promise<void> {
     .option('seed', { type: 'number', default: 1, describe: 'seed of the fault schedule and the clients\' choices' })
     .option('fault-interval-ms', { type: 'number', default: 1500, describe: 'mean time between faults' })
     .option('converge-timeout', { type: 'number', default: 30, describe: 'seconds allowed to converge after the final heal' })
-    .option('config', { type: 'string', default: 'clusterconfig', describe: 'cluster configuration file' })
-    .option('data-root', { type: 'string', default: 'data', describe: 'where the daemons keep their files' })
+    .option('config', { type: 'string', default: defaultConfigFile, defaultDescription: configDefaultText, describe: 'cluster configuration file' })
+    .option('data-root', { type: 'string', default: defaultDataRoot, defaultDescription: dataRootDefaultText, describe: 'where the daemons keep their files' })
     .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
     .check((a) => {
       if (!(a.duration > 0)) throw new Error('--duration must be a positive number of seconds');

@@ -4,12 +4,13 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { exitCode, exitWith, usageFailure } from '../commandLine.js';
+import { configDefaultText, dataRootDefaultText, defaultConfigFile, defaultDataRoot, exitCode, exitWith, usageFailure } from '../commandLine.js';
 import { loadClusterConfig, serverById, type ClusterConfig, type ServerAddress } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
 import { ensureClusterKey } from '../config/clusterKey.js';
 import { dropReasons, expectedDropReasons } from '../transport/udpTransport.js';
-import { describeFaults, LocalCluster, type ServerStatus } from './clusterOps.js';
+import { describeFaults } from '../transport/faults.js';
+import { LocalCluster, type ServerStatus } from './clusterOps.js';
 import { clusterKeyFile, daemonLogFile, diskBytes, serverDir } from './localCluster.js';
 
 interface Common {
@@ -126,7 +127,7 @@ function wideTable(servers: readonly ServerAddress[], statuses: readonly (Server
       formatBytes(bytes),
       st.digest,
       String(suspiciousDrops(st)),
-      describeFaults(st.faults),
+      describeFaults(st.faults) || '-',
     ];
   };
   const header = ['id', 'state', 'pid', 'view', 'seq vector', 'ts vector', 'clock', 'stable ts/everywhere', 'tentative/retained', 'log', 'digest', 'bad datagrams', 'injected faults'];
@@ -158,7 +159,7 @@ function formatBytes(bytes: number): string {
 /** What a person should know beyond the table: faults (narrow table), datagrams dropped as suspicious, a storage failure. */
 function serverNotes(st: ServerStatus, withFaults: boolean): string[] {
   const notes: string[] = [];
-  if (withFaults && describeFaults(st.faults) !== '-') notes.push(`server ${st.id} injected faults: ${describeFaults(st.faults)}`);
+  if (withFaults && describeFaults(st.faults) !== '') notes.push(`server ${st.id} injected faults: ${describeFaults(st.faults)}`);
   const bad = dropReasons.filter((r) => !expectedDropReasons.includes(r) && st.transport.dropped[r] > 0).map((r) => `${r} ${st.transport.dropped[r]}`);
   if (bad.length > 0) notes.push(`server ${st.id} BAD DATAGRAMS dropped (a misconfigured or hostile sender): ${bad.join(', ')}`);
   if (st.storageError !== undefined) notes.push(`server ${st.id} STORAGE FAILED, accepting no operations until relaunched: ${st.storageError}`);
@@ -211,8 +212,8 @@ const fail = (err: Error): never => exitWith('tools/cluster', err instanceof Cho
 yargs(hideBin(process.argv))
   .scriptName('tools/cluster')
   .usage('$0 <command> [options]\n\nRun, stop and break the local Chorus cluster described by clusterconfig.')
-  .option('config', { type: 'string', default: 'clusterconfig', describe: 'cluster configuration file' })
-  .option('data-root', { type: 'string', default: 'data', describe: 'where daemons keep log files, pid files and daemon logs' })
+  .option('config', { type: 'string', default: defaultConfigFile, defaultDescription: configDefaultText, describe: 'cluster configuration file' })
+  .option('data-root', { type: 'string', default: defaultDataRoot, defaultDescription: dataRootDefaultText, describe: 'where daemons keep log files, pid files and daemon logs' })
   .command('start', 'start every daemon not running, in the background, and wait until all answer', {}, (a) => start(a as unknown as Common))
   .command(
     'stop [id]',

@@ -168,12 +168,3 @@ async function answers(server: ServerAddress): Promise<boolean> {
     return false;
   }
 }
-
-export function describeFaults(f: FaultSettings): string {
-  const parts = [
-    f.blocked.length > 0 ? `cut off {${f.blocked.join(',')}}` : '',
-    ...Object.entries(f.lossTo).map(([to, p]) => `${Math.round(p * 100)}% loss to ${to}`),
-    ...Object.entries(f.lossFrom).map(([from, p]) => `${Math.round(p * 100)}% loss from ${from}`),
-  ].filter((p) => p !== '');
-  return parts.length > 0 ? parts.join(', ') : '-';
-}

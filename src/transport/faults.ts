@@ -50,3 +50,14 @@ export class FaultFilter {
     return loss !== undefined && loss > 0 && this.random() < loss;
   }
 }
+
+/** Injected faults in words, '' when there are none. */
+export function describeFaults(settings: FaultSettings): string {
+  return [
+    settings.blocked.length > 0 ? `cut off from {${settings.blocked.join(',')}}` : '',
+    ...Object.entries(settings.lossTo).map(([to, p]) => `dropping ${Math.round(p * 100)}% to ${to}`),
+    ...Object.entries(settings.lossFrom).map(([from, p]) => `dropping ${Math.round(p * 100)}% from ${from}`),
+  ]
+    .filter((p) => p !== '')
+    .join(', ');
+}

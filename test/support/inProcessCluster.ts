@@ -89,6 +89,7 @@ export class InProcessCluster {
       return server.daemon;
     }
     const daemon = await Daemon.start(options);
+    daemon.announceStarted();
     this.daemons[id - 1] = daemon;
     return daemon;
   }
