@@ -3,12 +3,13 @@
  * 1 the checked condition failed, 2 usage or environment error; a usage
  * error is at most two lines, not the whole help.
  */
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
+import { processAlive } from '../src/tools/localCluster.js';
 
 const srcRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../src');
 const mains: Record<string, string> = {
@@ -72,6 +73,25 @@ describe('command line: exit codes and usage errors', function () {
       const { code, stdout } = run(command, ['--help'], dir);
       expect(stdout, command).to.include('--help');
       expect(code, command).to.equal(0);
+    }
+  });
+});
+
+describe('processAlive: what the tools wait on when they stop a daemon', () => {
+  it('counts a process that exited but was not reaped yet (a zombie) as gone', async function () {
+    if (!existsSync('/proc/self/stat')) this.skip();
+    // The shell starts a short sleep, then becomes a long one that never reaps it.
+    const parent = spawn('sh', ['-c', 'sleep 0.2 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const child = Number(await new Promise<string>((resolve) => parent.stdout.once('data', (chunk: Buffer) => resolve(chunk.toString()))));
+      expect(processAlive(child)).to.equal(true);
+      await new Promise((r) => setTimeout(r, 600));
+      // Signal 0 still reaches the zombie, but it is not running.
+      expect(() => process.kill(child, 0)).not.to.throw();
+      expect(processAlive(child)).to.equal(false);
+      expect(processAlive(parent.pid!)).to.equal(true);
+    } finally {
+      parent.kill('SIGKILL');
     }
   });
 });

@@ -48,11 +48,26 @@ export function diskBytes(dir: string): number {
   return total;
 }
 
-/** Whether a process with this pid exists (signal 0 checks without sending anything). */
+/**
+ * Whether a process with this pid runs (signal 0 checks without sending
+ * anything). A daemon that exited stays a zombie until whatever adopted it
+ * reaps it, which some init processes do only every second or two: that
+ * counts as gone, or every stop would wait for the reaper.
+ */
 export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  return !isZombie(pid);
+}
+
+/** On Linux, /proc/<pid>/stat gives the state after the command name: Z for a zombie. Elsewhere nothing is known, so no. */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] === 'Z';
   } catch {
     return false;
   }
