@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { processAlive } from '../src/tools/localCluster.js';
+import { processAlive } from '../src/storage/fileSystem.js';
 
 const bench = resolve(dirname(fileURLToPath(import.meta.url)), '../src/bench/bench.js');
 

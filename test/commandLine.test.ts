@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
-import { processAlive } from '../src/tools/localCluster.js';
+import { processAlive } from '../src/storage/fileSystem.js';
 
 const srcRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../src');
 const mains: Record<string, string> = {

@@ -5,11 +5,11 @@
 import { expect } from 'chai';
 import type { DaemonStatus } from '../src/daemon/daemon.js';
 import { statSync } from 'node:fs';
-import { ChorusConnection } from '../src/client/connection.js';
+import { ChorusConnection, RpcCallError } from '../src/client/connection.js';
 import { daemonLogFile } from '../src/tools/localCluster.js';
 import { ProcessCluster, waitUntil } from './support/processCluster.js';
 
-type Row = { id: number; up: boolean; pid: number | null; status: (DaemonStatus & { faults: { blocked: number[] } }) | null };
+type Row = { id: number; up: boolean; pid: number | null; status: (DaemonStatus & { faults: { blocked: number[] }; refusedRequests: number }) | null };
 
 describe('walkthrough: run it, break it, inspect it', function () {
   this.timeout(120_000);
@@ -46,14 +46,16 @@ describe('walkthrough: run it, break it, inspect it', function () {
     const rude = await ChorusConnection.connect(`127.0.0.1:${c.config.servers[0].clientPort}`);
     const refused = await Promise.allSettled(
       Array.from({ length: 1000 }, (_, i) => {
-        const call = rude.call as (method: string, params: unknown) => Promise<unknown>;
+        const call = rude.call.bind(rude) as (method: string, params: unknown) => Promise<unknown>;
         return i % 3 === 0 ? call('append', { text: 'no user yet' }) : i % 3 === 1 ? call('like', { message: 'not-an-id' }) : call('no-such-method', {});
       }),
     );
     rude.close();
-    expect(refused.every((r) => r.status === 'rejected')).to.equal(true);
+    expect(refused.every((r) => r.status === 'rejected' && r.reason instanceof RpcCallError)).to.equal(true);
     await new Promise((r) => setTimeout(r, 200));
     expect(statSync(logFile).size - logBefore).to.be.below(10_000);
+    // ... and counted in the status instead.
+    expect((await status())[0].status!.refusedRequests).to.be.at.least(1000);
 
     // Scripted clients: a command that fails makes the exit code 1, a clean script 0.
     expect(await c.clientScript(1, ['u carol', 'j scripts', 'a from a script'])).to.include({ code: 0 });

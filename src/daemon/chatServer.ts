@@ -45,7 +45,7 @@ export class ChatServer {
     try {
       rpc = await RpcServer.start(serverById(options.config, options.id), service, options.rpcLimits, options.rpcClock);
       const sessions = rpc;
-      control = await ControlServer.start(daemon, options.dataDir, options.clusterKey, () => ({ sessions: sessions.sessionCount, reappliedMessages: chat.replica.reapplied }));
+      control = await ControlServer.start(daemon, options.dataDir, options.clusterKey, () => ({ sessions: sessions.sessionCount, reappliedMessages: chat.replica.reapplied, refusedRequests: sessions.refusedRequests }));
     } catch (err) {
       await rpc?.close();
       await daemon.stop((err as Error).message);

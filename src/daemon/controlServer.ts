@@ -50,6 +50,8 @@ export interface ServerExtras {
   readonly sessions: number;
   /** Messages the shown chat state applied again because a late message landed before them. */
   readonly reappliedMessages: number;
+  /** Client requests answered with an error (bad parameters, a chat rule, a limit): counted, not logged. */
+  readonly refusedRequests: number;
 }
 
 export type ServerStatus = DaemonStatus & ServerExtras & { faults: FaultSettings };

@@ -57,6 +57,8 @@ export function warnUnexpected(message: string, error: unknown): void {
 
 export class RpcServer {
   private readonly rpc = new JSONRPCServer<Connection>({ errorListener: warnUnexpected });
+  /** Requests answered with an error (bad parameters, a rule, a limit, a malformed frame): counted for the status, never logged. */
+  refusedRequests = 0;
   private readonly connections = new Set<Connection>();
   /** Distinguishes this daemon run's sessions from those of earlier runs. */
   private readonly bootId = randomBytes(4).toString('hex');
@@ -117,6 +119,7 @@ export class RpcServer {
   private onConnection(socket: WebSocket): void {
     socket.on('error', () => socket.terminate());
     if (this.connections.size >= this.limits.maxConnections) {
+      this.refusedRequests++;
       const why = `too many connections: this server allows ${this.limits.maxConnections}; try again later or connect to another server`;
       socket.send(errorResponse(null, RpcErrors.tooManyConnections, why));
       socket.close(closeTryAgainLater, 'too many connections');
@@ -140,27 +143,33 @@ export class RpcServer {
     const reply = (text: string) => {
       if (c.socket.readyState === c.socket.OPEN) c.socket.send(text);
     };
-    if (isBinary) return reply(errorResponse(null, RpcErrors.invalidRequest, 'expected a text frame with JSON'));
+    const refuse = (code: number, message: string) => {
+      this.refusedRequests++;
+      reply(errorResponse(null, code, message));
+    };
+    if (isBinary) return refuse(RpcErrors.invalidRequest, 'expected a text frame with JSON');
     if (data.length > this.limits.maxFrameBytes) {
-      return reply(errorResponse(null, RpcErrors.requestTooLarge, `request too large: ${data.length} bytes; the limit is ${this.limits.maxFrameBytes} bytes`));
+      return refuse(RpcErrors.requestTooLarge, `request too large: ${data.length} bytes; the limit is ${this.limits.maxFrameBytes} bytes`);
     }
     let request: unknown;
     try {
       request = JSON.parse(data.toString('utf8'));
     } catch {
-      return reply(errorResponse(null, RpcErrors.parseError, 'parse error: the request is not valid JSON'));
+      return refuse(RpcErrors.parseError, 'parse error: the request is not valid JSON');
     }
     const requests = Array.isArray(request) ? request : [request];
     if (requests.length === 0 || requests.some((r) => typeof r !== 'object' || r === null || Array.isArray(r))) {
-      return reply(errorResponse(null, RpcErrors.invalidRequest, 'invalid request: expected a JSON-RPC 2.0 request object or a non-empty array of them'));
+      return refuse(RpcErrors.invalidRequest, 'invalid request: expected a JSON-RPC 2.0 request object or a non-empty array of them');
     }
     if (!this.takeTokens(c, Math.max(requests.length, 1))) {
+      this.refusedRequests += requests.length;
       const why = `rate limit: at most ${this.limits.requestsPerSecond} requests per second per connection; slow down`;
       const ids = requests.map((r) => (typeof r === 'object' && r !== null ? (r as { id?: JSONRPCRequest['id'] }).id : undefined));
       const answers = ids.filter((id) => id !== undefined).map((id) => errorResponse(id, RpcErrors.rateLimited, why));
       return reply(answers.length === 1 ? answers[0] : `[${answers.length > 0 ? answers.join(',') : errorResponse(null, RpcErrors.rateLimited, why)}]`);
     }
     void this.rpc.receive(request as JSONRPCRequest, c).then((response) => {
+      for (const answer of Array.isArray(response) ? response : [response]) if (answer && 'error' in answer) this.refusedRequests++;
       if (response && (!Array.isArray(response) || response.length > 0)) reply(JSON.stringify(response));
     });
   }

@@ -130,11 +130,28 @@ function unlockDir(dir: string): void {
   }
 }
 
-function processAlive(pid: number): boolean {
+/**
+ * Whether a process with this pid runs (signal 0 checks without sending
+ * anything; EPERM means it exists but is someone else's). A process that
+ * exited stays a zombie until whatever adopted it reaps it, which some init
+ * processes do only every second or two: that counts as gone, or every stop
+ * and relaunch would wait for the reaper.
+ */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
+    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
+  }
+  return !isZombie(pid);
+}
+
+/** On Linux, /proc/<pid>/stat gives the state after the command name: Z for a zombie. Elsewhere nothing is known, so no. */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] === 'Z';
+  } catch {
+    return false;
   }
 }

@@ -113,7 +113,7 @@ function narrowTable(servers: readonly ServerAddress[], statuses: readonly (Serv
 
 function wideTable(servers: readonly ServerAddress[], statuses: readonly (ServerStatus | undefined)[], logBytes: readonly number[], cluster: LocalCluster): string {
   const row: Row = (s, st, bytes, pid) => {
-    if (!st) return [String(s.id), 'down', String(pid ?? '-'), '', '', '', '', '', '', formatBytes(bytes), '', '', ''];
+    if (!st) return [String(s.id), 'down', String(pid ?? '-'), '', '', '', '', '', '', formatBytes(bytes), '', '', '', '', ''];
     return [
       String(s.id),
       stateOf(st),
@@ -126,11 +126,13 @@ function wideTable(servers: readonly ServerAddress[], statuses: readonly (Server
       `${st.unstable}/${st.retained}`,
       formatBytes(bytes),
       st.digest,
+      String(st.sessions),
+      String(st.refusedRequests),
       String(suspiciousDrops(st)),
       describeFaults(st.faults) || '-',
     ];
   };
-  const header = ['id', 'state', 'pid', 'view', 'seq vector', 'ts vector', 'clock', 'stable ts/everywhere', 'tentative/retained', 'log', 'digest', 'bad datagrams', 'injected faults'];
+  const header = ['id', 'state', 'pid', 'view', 'seq vector', 'ts vector', 'clock', 'stable ts/everywhere', 'tentative/retained', 'log', 'digest', 'clients', 'refused requests', 'bad datagrams', 'injected faults'];
   return table(header, servers, statuses, logBytes, cluster, row);
 }
 

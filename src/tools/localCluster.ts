@@ -10,6 +10,7 @@ import { ChorusConnection, RpcCallError } from '../client/connection.js';
 import type { ServerAddress } from '../config/clusterConfig.js';
 import { clusterKeyFileName, loadClusterKey } from '../config/clusterKey.js';
 import { ChorusError } from '../errors.js';
+import { processAlive } from '../storage/fileSystem.js';
 import { controlFileName, controlToken, controlTokenHeader, type ControlInfo, type ControlMethods } from '../daemon/controlServer.js';
 
 const daemonMain = resolve(dirname(fileURLToPath(import.meta.url)), '../daemon/main.js');
@@ -46,31 +47,6 @@ export function diskBytes(dir: string): number {
     total += st.isDirectory() ? diskBytes(path) : st.size;
   }
   return total;
-}
-
-/**
- * Whether a process with this pid runs (signal 0 checks without sending
- * anything). A daemon that exited stays a zombie until whatever adopted it
- * reaps it, which some init processes do only every second or two: that
- * counts as gone, or every stop would wait for the reaper.
- */
-export function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  return !isZombie(pid);
-}
-
-/** On Linux, /proc/<pid>/stat gives the state after the command name: Z for a zombie. Elsewhere nothing is known, so no. */
-function isZombie(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat[stat.lastIndexOf(')') + 2] === 'Z';
-  } catch {
-    return false;
-  }
 }
 
 /** The pid of server id's daemon if it is running, else undefined. */

@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { ChorusConnection } from '../../src/client/connection.js';
 import { loadClusterConfig, type ClusterConfig } from '../../src/config/clusterConfig.js';
 import { ensureClusterKey } from '../../src/config/clusterKey.js';
-import { clusterKeyFile, daemonLogFile, launchDaemon, pidFile, processAlive, type LocalClusterPaths } from '../../src/tools/localCluster.js';
+import { processAlive } from '../../src/storage/fileSystem.js';
+import { clusterKeyFile, daemonLogFile, launchDaemon, pidFile, type LocalClusterPaths } from '../../src/tools/localCluster.js';
 import { freePorts } from '../../src/tools/freePorts.js';
 
 const distRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
