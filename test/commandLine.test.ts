@@ -48,6 +48,7 @@ describe('command line: exit codes and usage errors', function () {
   const usageErrors: [string, string[], RegExp][] = [
     ...Object.keys(mains).map((command): [string, string[], RegExp] => [command, [...(requiredArgs[command] ?? []), '--bogus'], /Unknown argument: bogus/]),
     ['chorusd', ['--id', '1', '--log-level', 'foo'], /Invalid values:[\s\S]*log-level/],
+    ['chorusd', ['--id', '1', '--allow-origin', 'https://example.org/page'], /--allow-origin takes an origin like http:\/\/127\.0\.0\.1:7300/],
     ['tools/cluster', ['kill', 'abc'], /"abc" is not a server number \(servers 1-3\)/],
     ['tools/cluster', ['kill', '9'], /server 9 is not in \S*clusterconfig \(servers 1-3\)/],
     ['tools/cluster', [], /name a command/],

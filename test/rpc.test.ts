@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import WebSocket from 'ws';
-import { RpcErrors } from '../src/rpc/protocol.js';
+import { defaultRpcLimits, RpcErrors } from '../src/rpc/protocol.js';
 import { InProcessCluster } from './support/inProcessCluster.js';
 
 interface RpcError {
@@ -208,6 +208,29 @@ describe('client RPC under hostile input', function () {
     expect(limited.every((a) => typeof a.id === 'number' && a.id >= 100)).to.equal(true);
     clockMs += 1000;
     expect((await again.call('view')).result).to.have.property('server', 1);
+  });
+
+  it('refuses web pages from other origins (403): a page the user visits cannot chat in their name; programs and allowed origins connect', async () => {
+    cluster = await InProcessCluster.create(3, { rpcLimits: { ...defaultRpcLimits, allowedOrigins: ['http://127.0.0.1:7300'] } }, true);
+    await cluster.startAll();
+    const handshake = (origin?: string) =>
+      new Promise<number>((resolve) => {
+        const socket = new WebSocket(`ws://${cluster!.clientAddress(1)}`, origin === undefined ? {} : { origin });
+        socket.on('open', () => {
+          socket.close();
+          resolve(101);
+        });
+        socket.on('unexpected-response', (_req, res) => {
+          socket.terminate();
+          resolve(res.statusCode ?? 0);
+        });
+        socket.on('error', () => undefined);
+      });
+    expect(await handshake('https://evil.example')).to.equal(403);
+    expect(await handshake('null')).to.equal(403);
+    expect(await handshake('http://127.0.0.1:7301')).to.equal(403);
+    expect(await handshake()).to.equal(101);
+    expect(await handshake('http://127.0.0.1:7300')).to.equal(101);
   });
 
   it('random payloads never crash the server, always get an answer, and leave the chat state unchanged', async () => {

@@ -34,6 +34,7 @@ const argv = yargs(hideBin(process.argv))
   .option('max-connections', { type: 'number', default: defaultRpcLimits.maxConnections, describe: 'client connections at once; one more is told so and closed' })
   .option('max-requests-per-second', { type: 'number', default: defaultRpcLimits.requestsPerSecond, describe: 'requests per second per client connection; more get an error' })
   .option('max-frame-bytes', { type: 'number', default: defaultRpcLimits.maxFrameBytes, describe: 'bytes in one client request; a larger one gets an error' })
+  .option('allow-origin', { type: 'string', array: true, default: [] as string[], describe: 'a web page origin (e.g. http://127.0.0.1:7300) whose scripts may use the client port; browsers from any other origin are refused' })
   .check((args) => {
     if (args.insecure && args['key-file'] !== undefined) throw new Error('--insecure and --key-file exclude each other: choose one');
     for (const key of ['max-connections', 'max-requests-per-second', 'max-frame-bytes'] as const) {
@@ -44,6 +45,9 @@ const argv = yargs(hideBin(process.argv))
       if (!Number.isFinite(value) || value < 0) throw new Error(`--${key} must be a non-negative number, got ${String(value)}`);
     }
     if (!Number.isInteger(args.id) || args.id < 1) throw new Error(`--id must be a server number (1, 2, ...), got ${args.id}`);
+    for (const origin of args['allow-origin']) {
+      if (!/^https?:\/\/[^/\s]+$/.test(origin)) throw new Error(`--allow-origin takes an origin like http://127.0.0.1:7300 (scheme, host, port; no path), got "${origin}"`);
+    }
     const bytes = args['max-datagram-bytes'];
     if (bytes !== undefined && (!Number.isInteger(bytes) || bytes < 512 || bytes > 65507)) {
       throw new Error(`--max-datagram-bytes must be an integer from 512 to 65507, got ${bytes}`);
@@ -89,6 +93,7 @@ async function main(): Promise<void> {
       maxConnections: argv['max-connections'],
       requestsPerSecond: argv['max-requests-per-second'],
       maxFrameBytes: argv['max-frame-bytes'],
+      allowedOrigins: argv['allow-origin'],
     },
   });
   server.daemon.on('fatal', () => process.exit(1));

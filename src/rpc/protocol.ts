@@ -30,12 +30,21 @@ export interface RpcLimits {
   readonly requestsPerSecond: number;
   /** Bytes in one request frame; a larger one is answered with an error (16 times larger closes the connection). */
   readonly maxFrameBytes: number;
+  /**
+   * Web pages (origins such as "http://127.0.0.1:7300") whose scripts may
+   * connect. A browser names the page's origin in every WebSocket handshake;
+   * any other origin is refused (403), so a page the user happens to visit
+   * cannot chat in their name. Programs send no Origin and are not affected.
+   */
+  readonly allowedOrigins?: readonly string[];
 }
 
-export const defaultRpcLimits: RpcLimits = { maxConnections: 1000, requestsPerSecond: 500, maxFrameBytes: 64 * 1024 };
+export const defaultRpcLimits: RpcLimits = { maxConnections: 1000, requestsPerSecond: 500, maxFrameBytes: 64 * 1024, allowedOrigins: [] };
 
 /** WebSocket close code for "try again later" (RFC 6455 section 7.4.1, registered 1013). */
 export const closeTryAgainLater = 1013;
+/** WebSocket close code for "going away": the server stops cleanly (RFC 6455 section 7.4.1). */
+export const closeGoingAway = 1001;
 
 export interface MessageView {
   /** Position in the group's history, 1-based. */

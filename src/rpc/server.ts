@@ -16,10 +16,18 @@ import type { ServerAddress } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
 import type { ChatService, Session } from './chatService.js';
 import { parseParams, type ParamsOf } from './params.js';
-import { closeTryAgainLater, defaultRpcLimits, maxHistoryPage, recentMessages, RpcErrors, type ChatMethod, type ChatMethods, type RpcLimits } from './protocol.js';
+import { closeGoingAway, closeTryAgainLater, defaultRpcLimits, maxHistoryPage, recentMessages, RpcErrors, type ChatMethod, type ChatMethods, type RpcLimits } from './protocol.js';
 
 /** Frames this many times the limit are not read at all: the WebSocket closes with 1009 (message too big). */
 const hardFrameFactor = 16;
+
+/**
+ * After a clean stop has answered every accepted request it goes on
+ * answering 4008 this long before it closes: a request a client sent before
+ * it saw its first 4008 still gets an answer (none is possible once the
+ * close frame is out).
+ */
+const closeGraceMs = 100;
 
 /** Pushes to one session are coalesced: at most one per this period. */
 const pushIntervalMs = 10;
@@ -34,6 +42,8 @@ const pushCostFactor = 10;
 interface Connection {
   readonly socket: WebSocket;
   readonly session: Session;
+  /** Requests handed to the methods and not answered yet: a clean stop waits for them. */
+  pending: number;
   lastPushed?: string;
   /** Token bucket for the request rate: requests left, refilled at requestsPerSecond. */
   tokens: number;
@@ -42,6 +52,13 @@ interface Connection {
 
 function errorResponse(id: JSONRPCRequest['id'] | null, code: number, message: string): string {
   return JSON.stringify({ jsonrpc: '2.0', id: id ?? null, error: { code, message } });
+}
+
+/** The same error for each request of a frame (one answer, or an array for a batch). */
+function errorAnswers(requests: readonly unknown[], code: number, message: string): string {
+  const ids = requests.map((r) => (typeof r === 'object' && r !== null ? (r as { id?: JSONRPCRequest['id'] }).id : undefined));
+  const answers = ids.filter((id) => id !== undefined).map((id) => errorResponse(id, code, message));
+  return answers.length === 1 ? answers[0] : `[${answers.length > 0 ? answers.join(',') : errorResponse(null, code, message)}]`;
 }
 
 /**
@@ -68,6 +85,8 @@ export class RpcServer {
   private readonly unsubscribe: () => void;
   /** Set by crash(): a crashed server's sessions end without a word; its restart makes them leave. */
   private crashed = false;
+  /** Set by close(): requests that still come are answered 4008, those accepted before are answered, then each connection closes. */
+  private closing = false;
 
   private constructor(
     private readonly wss: WebSocketServer,
@@ -82,7 +101,14 @@ export class RpcServer {
   }
 
   static async start(address: ServerAddress, service: ChatService, limits: RpcLimits = defaultRpcLimits, now: () => number = () => performance.now()): Promise<RpcServer> {
-    const wss = new WebSocketServer({ host: address.host, port: address.clientPort, maxPayload: limits.maxFrameBytes * hardFrameFactor });
+    const allowed = new Set(limits.allowedOrigins ?? []);
+    const wss = new WebSocketServer({
+      host: address.host,
+      port: address.clientPort,
+      maxPayload: limits.maxFrameBytes * hardFrameFactor,
+      verifyClient: ({ origin }: { origin?: string }, done: (ok: boolean, code?: number, message?: string) => void) =>
+        origin === undefined || allowed.has(origin) ? done(true) : done(false, 403, `origin ${origin} may not connect (chorusd --allow-origin)`),
+    });
     await new Promise<void>((resolve, reject) => {
       wss.once('listening', () => resolve());
       wss.once('error', (err: NodeJS.ErrnoException) => {
@@ -118,6 +144,10 @@ export class RpcServer {
 
   private onConnection(socket: WebSocket): void {
     socket.on('error', () => socket.terminate());
+    if (this.closing) {
+      socket.close(closeGoingAway, 'the server is shutting down');
+      return;
+    }
     if (this.connections.size >= this.limits.maxConnections) {
       this.refusedRequests++;
       const why = `too many connections: this server allows ${this.limits.maxConnections}; try again later or connect to another server`;
@@ -130,6 +160,7 @@ export class RpcServer {
       session: { id: `${this.service.port.server}.${this.bootId}.${this.nextSession++}` },
       tokens: this.limits.requestsPerSecond,
       tokensAt: this.now(),
+      pending: 0,
     };
     this.connections.add(connection);
     socket.on('message', (data, isBinary) => this.onFrame(connection, data as Buffer, isBinary));
@@ -161,14 +192,17 @@ export class RpcServer {
     if (requests.length === 0 || requests.some((r) => typeof r !== 'object' || r === null || Array.isArray(r))) {
       return refuse(RpcErrors.invalidRequest, 'invalid request: expected a JSON-RPC 2.0 request object or a non-empty array of them');
     }
+    if (this.closing) {
+      this.refusedRequests += requests.length;
+      return reply(errorAnswers(requests, RpcErrors.unavailable, 'the server is shutting down and takes no more requests; connect to another server'));
+    }
     if (!this.takeTokens(c, Math.max(requests.length, 1))) {
       this.refusedRequests += requests.length;
-      const why = `rate limit: at most ${this.limits.requestsPerSecond} requests per second per connection; slow down`;
-      const ids = requests.map((r) => (typeof r === 'object' && r !== null ? (r as { id?: JSONRPCRequest['id'] }).id : undefined));
-      const answers = ids.filter((id) => id !== undefined).map((id) => errorResponse(id, RpcErrors.rateLimited, why));
-      return reply(answers.length === 1 ? answers[0] : `[${answers.length > 0 ? answers.join(',') : errorResponse(null, RpcErrors.rateLimited, why)}]`);
+      return reply(errorAnswers(requests, RpcErrors.rateLimited, `rate limit: at most ${this.limits.requestsPerSecond} requests per second per connection; slow down`));
     }
+    c.pending++;
     void this.rpc.receive(request as JSONRPCRequest, c).then((response) => {
+      c.pending--;
       for (const answer of Array.isArray(response) ? response : [response]) if (answer && 'error' in answer) this.refusedRequests++;
       if (response && (!Array.isArray(response) || response.length > 0)) reply(JSON.stringify(response));
     });
@@ -217,10 +251,30 @@ export class RpcServer {
     await this.close();
   }
 
-  async close(): Promise<void> {
+  /**
+   * A clean stop: requests that still come are answered 4008 (shutting
+   * down), every request accepted before gets its answer (an append once it
+   * is durable here, as always), then each connection closes with 1001
+   * "going away". A crash drops the connections at once.
+   */
+  async close(drainTimeoutMs = 10_000): Promise<void> {
+    this.closing = true;
     this.unsubscribe();
     clearTimeout(this.pushTimer);
-    for (const c of this.connections) c.socket.terminate();
+    if (!this.crashed) {
+      await this.answerPending(drainTimeoutMs);
+      await new Promise((r) => setTimeout(r, closeGraceMs));
+    }
+    for (const c of this.connections) {
+      if (this.crashed) c.socket.terminate();
+      else c.socket.close(closeGoingAway, 'the server is shutting down');
+    }
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+
+  private async answerPending(timeoutMs: number): Promise<void> {
+    const deadline = this.now() + timeoutMs;
+    const pending = () => [...this.connections].some((c) => c.pending > 0 && c.socket.readyState === c.socket.OPEN);
+    while (pending() && this.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   }
 }
