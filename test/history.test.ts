@@ -107,4 +107,53 @@ describe('a long history, a page at a time', function () {
       expect(page.messages.find((m) => m.n === 1150)?.likedBy).to.deep.equal(['cy']);
     }
   });
+
+  it('reads any group without joining: groups lists them, history pages a named group, nothing is broadcast and no member is pushed anything', async () => {
+    cluster = await InProcessCluster.create(3, { timers: fastTimers }, true);
+    await cluster.startAll();
+    const member = await connect(1);
+    let pushes = 0;
+    member.on('group', () => pushes++);
+    await member.call('user', { name: 'mia' });
+    await member.call('join', { group: 'quiet' });
+    await Promise.all(Array.from({ length: 30 }, (_, i) => member.call('append', { text: `note ${i + 1}` })));
+    await cluster.waitFor(() => cluster!.converged(), 20_000, 'every message stable everywhere');
+    await new Promise((r) => setTimeout(r, 100));
+    const pushesBefore = pushes;
+    const orderBefore = cluster.daemon(2).status().seqVector;
+
+    // A reader with no user name and no group.
+    const reader = await connect(2);
+    expect(await reader.call('groups')).to.deep.equal({ groups: [{ group: 'quiet', total: 30, participants: ['mia'] }] });
+    const page = await reader.call('history', { group: 'quiet', from: 11, count: 10 });
+    expect(page.total).to.equal(30);
+    expect(page.messages.map((m) => [m.n, m.text, m.stable])).to.deep.equal(Array.from({ length: 10 }, (_, i) => [11 + i, `note ${11 + i}`, true]));
+    const missing = await reader.call('history', { group: 'nowhere' }).then(
+      () => undefined,
+      (err: { code: number; message: string }) => err,
+    );
+    expect(missing).to.include({ code: RpcErrors.noSuchGroup, message: 'there is no group nowhere (groups lists them)' });
+    await new Promise((r) => setTimeout(r, 100));
+    expect(pushes).to.equal(pushesBefore);
+    expect(cluster.daemon(2).status().seqVector).to.deep.equal(orderBefore);
+  });
+
+  it('marks a message tentative until it is stable', async () => {
+    cluster = await InProcessCluster.create(3, { timers: fastTimers }, true);
+    await cluster.startAll();
+    const writer = await connect(1);
+    await writer.call('user', { name: 'tim' });
+    await writer.call('join', { group: 'marks' });
+    await cluster.waitFor(() => cluster!.converged(), 20_000, 'the join stable everywhere');
+    // With server 3 cut off, a message timestamped past the last clock server 3 reported cannot become stable.
+    cluster.partition([[1, 2], [3]]);
+    await writer.call('append', { text: 'first while 3 is away' });
+    await writer.call('append', { text: 'second while 3 is away' });
+    await new Promise((r) => setTimeout(r, 200));
+    const tentative = await writer.call('history', {});
+    expect(tentative.messages.map((m) => [m.text, m.stable])[1]).to.deep.equal(['second while 3 is away', false]);
+    cluster.heal();
+    await cluster.waitFor(() => cluster!.converged(), 20_000, 'stable after the heal');
+    expect((await writer.call('history', {})).messages.map((m) => m.stable)).to.deep.equal([true, true]);
+  });
 });

@@ -21,6 +21,8 @@ export interface ChatPort {
   readonly history: StoredHistory;
   /** The servers this one hears from now. */
   view(): readonly ServerId[];
+  /** The stable point: every message with a timestamp at or below it is final. */
+  stableTs(): number;
   /** Called after every change of the shown state or the view; returns the unsubscribe. */
   onChange(listener: () => void): () => void;
 }
@@ -32,6 +34,7 @@ export function chatPort(node: Node, app: ChatApp): ChatPort {
     shown: () => app.replica.shown,
     history: app.store,
     view: () => node.view,
+    stableTs: () => node.protocol.stableTs,
     onChange: (listener) => app.onChange(listener),
   };
 }

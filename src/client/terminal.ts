@@ -15,6 +15,7 @@ export const helpText = [
   '  l <n> / r <n>           like / remove your like on message number <n>',
   '  p                       print the whole history (read a page at a time)',
   '  v                       print the servers in the connected server\'s view',
+  '  g                       list the groups (no join needed)',
   '  h                       this help',
   '  q                       quit',
 ].join('\n');
@@ -73,6 +74,8 @@ export class ChatClient {
         return this.printHistory();
       case 'v':
         return this.printView();
+      case 'g':
+        return this.printGroups();
       case 'q':
         this.quitRequested = true;
         this.connection?.close();
@@ -174,6 +177,12 @@ export class ChatClient {
     }
   }
 
+  private async printGroups(): Promise<void> {
+    const { groups } = await this.requireConnection().call('groups');
+    if (groups.length === 0) return this.out.print('no groups yet (j <group> creates one)');
+    this.out.print(groups.map((g) => `${g.group}: ${g.total} message${g.total === 1 ? '' : 's'}, participants: ${g.participants.join(', ') || '(none)'}`).join('\n'));
+  }
+
   private async printView(): Promise<void> {
     const result = await this.requireConnection().call('view');
     this.out.print(`view of server ${result.server}: ${result.view.map((s) => s.id).join(', ')}`);
@@ -197,8 +206,9 @@ export class ChatClient {
   }
 }
 
+/** A message line; a tentative one (its place may still change after a heal) says so. */
 function formatMessage(m: MessageView): string {
-  return `${String(m.n).padStart(3)}. ${m.user}: ${m.text}  [${m.likes} like${m.likes === 1 ? '' : 's'}]`;
+  return `${String(m.n).padStart(3)}. ${m.user}: ${m.text}  [${m.likes} like${m.likes === 1 ? '' : 's'}]${m.stable ? '' : '  (tentative)'}`;
 }
 
 function requireArg(arg: string, usage: string): string {

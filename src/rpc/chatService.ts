@@ -12,7 +12,7 @@ import { likeRefusal, type LikeRefusal } from '../chat/rules.js';
 import { findMessage, lastMessages, messageCount, messageRange, type Group, type ShownMessage } from '../chat/state.js';
 import type { ClusterConfig } from '../config/clusterConfig.js';
 import { SubmitRefused } from '../node/node.js';
-import { RpcErrors, recentMessages, type GroupView, type MessageView, type Confirmation, type ViewResult } from './protocol.js';
+import { RpcErrors, recentMessages, type Confirmation, type GroupSummary, type GroupView, type MessageView, type ViewResult } from './protocol.js';
 
 export interface Session {
   readonly id: string;
@@ -75,10 +75,18 @@ export class ChatService {
     return confirmation(await this.submit({ op: like ? 'like' : 'unlike', user, group, message: targetId }));
   }
 
-  /** Messages from .. from+count-1 (1-based) of the session's group. */
-  history(session: Session, from: number, count: number): GroupView {
-    const name = requireGroup(session);
-    return this.describe(name, messageRange(this.currentGroup(name), from - 1, from - 1 + count, this.port.history));
+  /** Messages from .. from+count-1 (1-based) of `group`, or of the session's group: a read, nothing is broadcast. */
+  history(session: Session, group: string | undefined, from: number, count: number): GroupView {
+    const name = group ?? requireGroup(session);
+    const current = this.currentGroup(name);
+    if (!current) throw rpcError(RpcErrors.noSuchGroup, `there is no group ${name} (groups lists them)`);
+    return this.describe(name, messageRange(current, from - 1, from - 1 + count, this.port.history));
+  }
+
+  /** Every group of the shown state, by name. */
+  groups(): { groups: GroupSummary[] } {
+    const names = Object.keys(this.port.shown().groups).sort();
+    return { groups: names.map((name) => ({ group: name, total: messageCount(this.currentGroup(name)), participants: this.participants(name) })) };
   }
 
   view(): ViewResult {
@@ -104,10 +112,7 @@ export class ChatService {
   }
 
   private describe(name: string, messages: readonly ShownMessage[]): GroupView {
-    const group = this.currentGroup(name);
-    const view = this.port.view();
-    const participants = new Set<string>();
-    for (const member of Object.values(group?.members ?? {})) if (view.includes(member.server)) participants.add(member.user);
+    const stableTs = this.port.stableTs();
     const shown: MessageView[] = messages.map(({ n, message: m, likes }) => ({
       n,
       id: formatMessageId(m),
@@ -115,8 +120,17 @@ export class ChatService {
       text: m.text,
       likes: likes.length,
       likedBy: likes,
+      stable: m.ts <= stableTs,
     }));
-    return { group: name, participants: [...participants].sort(), total: messageCount(group), messages: shown };
+    return { group: name, participants: this.participants(name), total: messageCount(this.currentGroup(name)), messages: shown };
+  }
+
+  /** Users joined through servers in this server's current view. */
+  private participants(name: string): string[] {
+    const view = this.port.view();
+    const users = new Set<string>();
+    for (const member of Object.values(this.currentGroup(name)?.members ?? {})) if (view.includes(member.server)) users.add(member.user);
+    return [...users].sort();
   }
 
   private currentGroup(name: string): Group | undefined {

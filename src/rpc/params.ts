@@ -20,10 +20,12 @@ export const paramSchemas = {
   unlike: z.strictObject({ id: messageIdSchema }),
   history: z
     .strictObject({
+      group: groupNameSchema.optional(),
       from: z.number().int('must be a whole number').min(1, 'messages are numbered from 1').optional(),
       count: z.number().int('must be a whole number').min(1, 'must be at least 1').max(maxHistoryPage, `at most ${maxHistoryPage} messages a page`).optional(),
     })
     .optional(),
+  groups: noParams,
   view: noParams,
 } as const satisfies { [M in ChatMethod]: z.ZodType<unknown, ChatMethods[M]['params']> };
 

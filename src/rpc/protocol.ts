@@ -20,6 +20,7 @@ export const RpcErrors = {
   tooManyConnections: 4010,
   rateLimited: 4011,
   requestTooLarge: 4012,
+  noSuchGroup: 4013,
 } as const;
 
 /** Limits on what one daemon's client port accepts (chorusd --max-connections etc.). */
@@ -54,6 +55,8 @@ export interface MessageView {
   readonly text: string;
   readonly likes: number;
   readonly likedBy: readonly string[];
+  /** Final: no message can still be ordered before it (false: tentative, its place may still change after a heal). */
+  readonly stable: boolean;
 }
 
 export interface GroupView {
@@ -64,6 +67,14 @@ export interface GroupView {
   readonly total: number;
   /** The last 10 (pushes, join), or one page of the history (history). */
   readonly messages: readonly MessageView[];
+}
+
+export interface GroupSummary {
+  readonly group: string;
+  /** Messages in its history. */
+  readonly total: number;
+  /** Users joined through servers in the answering daemon's current view. */
+  readonly participants: readonly string[];
 }
 
 export interface ViewResult {
@@ -96,8 +107,10 @@ export interface ChatMethods {
   append: { params: { text: string }; result: Confirmation };
   like: { params: { id: string }; result: Confirmation };
   unlike: { params: { id: string }; result: Confirmation };
-  /** Messages from..from+count-1 of the current group (default: from 1, a whole page), read from the history segments. */
-  history: { params?: { from?: number; count?: number }; result: GroupView };
+  /** Messages from..from+count-1 (default: from 1, a whole page) of `group`, or of the session's group; read from the history segments, without joining. */
+  history: { params?: { group?: string; from?: number; count?: number }; result: GroupView };
+  /** Every group this server knows, by name, without joining any. */
+  groups: { params?: Record<string, never>; result: { groups: readonly GroupSummary[] } };
   view: { params?: Record<string, never>; result: ViewResult };
 }
 

@@ -138,7 +138,8 @@ export class RpcServer {
     method('append', ({ text }, c) => s.append(c.session, text));
     method('like', ({ id }, c) => s.like(c.session, id, true));
     method('unlike', ({ id }, c) => s.like(c.session, id, false));
-    method('history', (params, c) => s.history(c.session, params?.from ?? 1, params?.count ?? maxHistoryPage));
+    method('history', (params, c) => s.history(c.session, params?.group, params?.from ?? 1, params?.count ?? maxHistoryPage));
+    method('groups', () => s.groups());
     method('view', () => s.view());
   }
 
