@@ -153,6 +153,27 @@ describe('client RPC under hostile input', function () {
     expect((await c.error('frobnicate')).code).to.equal(-32601);
   });
 
+  it('says what went wrong in the API\'s own words, with a stable code and data.rule; state errors are not invalid parameters', async () => {
+    cluster = await InProcessCluster.create(3, {}, true);
+    await cluster.startAll();
+    const c = await connect();
+    const other = await connect(2);
+    expect(await c.error('append', { text: 'too early' })).to.deep.equal({ code: 4001, message: 'no user name yet: call user first', data: { rule: 'user-required' } });
+    await c.call('user', { name: 'una' });
+    expect(await c.error('append', { text: 'still early' })).to.deep.equal({ code: 4002, message: 'not in a group: call join first', data: { rule: 'group-required' } });
+    expect(await c.error('leave', {})).to.deep.equal({ code: 4002, message: 'not in a group', data: { rule: 'group-required' } });
+    await c.call('join', { group: 'words' });
+    expect(await c.error('user', { name: 'someone-else' })).to.deep.equal({ code: 4014, message: 'the user name cannot change while in a group: call leave first', data: { rule: 'rename-in-group' } });
+    const { id } = (await c.call('append', { text: 'mine' })).result as { id: string };
+    expect(await c.error('like', { id })).to.deep.equal({ code: 4004, message: 'you cannot like your own message', data: { rule: 'own-message' } });
+    expect(await c.error('like', { id: '999999.1' })).to.include({ code: 4003 }).and.to.have.deep.property('data', { rule: 'message-unknown' });
+    expect(await other.error('history', { group: 'nowhere' })).to.have.deep.property('data', { rule: 'group-unknown' });
+    expect(await c.error('append', { text: '' })).to.deep.equal({ code: -32602, message: 'invalid message: a message cannot be empty', data: { param: 'text', rule: 'a message cannot be empty' } });
+    expect(await c.error('history', { extra: 1 })).to.have.deep.property('data', { param: 'extra', rule: 'unknown-parameter' });
+    await c.call('leave', {});
+    expect((await c.call('user', { name: 'renamed' })).result).to.deep.equal({ user: 'renamed' });
+  });
+
   it('answers frames that are not JSON-RPC with an error object and keeps the connection', async () => {
     cluster = await InProcessCluster.create(3, {}, true);
     await cluster.startAll();

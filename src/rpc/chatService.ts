@@ -12,7 +12,7 @@ import { likeRefusal, type LikeRefusal } from '../chat/rules.js';
 import { findMessage, lastMessages, messageCount, messageRange, type Group, type ShownMessage } from '../chat/state.js';
 import type { ClusterConfig } from '../config/clusterConfig.js';
 import { SubmitRefused } from '../node/node.js';
-import { RpcErrors, recentMessages, type Confirmation, type GroupSummary, type GroupView, type MessageView, type ViewResult } from './protocol.js';
+import { errorRules, RpcErrors, recentMessages, type Confirmation, type GroupSummary, type GroupView, type MessageView, type ViewResult } from './protocol.js';
 
 export interface Session {
   readonly id: string;
@@ -20,8 +20,9 @@ export interface Session {
   group?: string;
 }
 
+/** A Chorus error as clients get it: its code, a message for people, and `data.rule`, its stable name. */
 export function rpcError(code: number, message: string): JSONRPCErrorException {
-  return new JSONRPCErrorException(message, code);
+  return new JSONRPCErrorException(message, code, { rule: errorRules[code] });
 }
 
 const likeErrors: Record<LikeRefusal, [number, string]> = {
@@ -38,7 +39,7 @@ export class ChatService {
 
   setUser(session: Session, name: string): { user: string } {
     if (session.group !== undefined && session.user !== name) {
-      throw rpcError(RpcErrors.invalidParams, 'leave the group before changing the user name');
+      throw rpcError(RpcErrors.renameInGroup, 'the user name cannot change while in a group: call leave first');
     }
     session.user = name;
     return { user: name };
@@ -52,7 +53,7 @@ export class ChatService {
   }
 
   async leave(session: Session): Promise<Confirmation> {
-    if (session.group === undefined) throw rpcError(RpcErrors.noGroup, 'you are not in a group');
+    if (session.group === undefined) throw rpcError(RpcErrors.noGroup, 'not in a group');
     const m = await this.submit({ op: 'leave', session: session.id });
     session.group = undefined;
     return confirmation(m);
@@ -152,11 +153,11 @@ function confirmation(m: Message): Confirmation {
 }
 
 function requireUser(session: Session): string {
-  if (session.user === undefined) throw rpcError(RpcErrors.noUser, 'set a user name first (u <name>)');
+  if (session.user === undefined) throw rpcError(RpcErrors.noUser, 'no user name yet: call user first');
   return session.user;
 }
 
 function requireGroup(session: Session): string {
-  if (session.group === undefined) throw rpcError(RpcErrors.noGroup, 'join a group first (j <group>)');
+  if (session.group === undefined) throw rpcError(RpcErrors.noGroup, 'not in a group: call join first');
   return session.group;
 }

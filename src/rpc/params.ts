@@ -36,6 +36,8 @@ export type ParamsOf<M extends ChatMethod> = z.output<(typeof paramSchemas)[M]>;
 export function parseParams<M extends ChatMethod>(method: M, params: unknown): ParamsOf<M> {
   const result = paramSchemas[method].safeParse(params ?? undefined);
   if (result.success) return result.data as ParamsOf<M>;
+  const first = result.error.issues[0];
+  const param = first.code === 'unrecognized_keys' ? first.keys[0] : first.path[0];
   const problems = result.error.issues.map((issue) => {
     const key = issue.path[0];
     if (issue.code === 'unrecognized_keys') return `${method}: unknown parameter${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
@@ -43,7 +45,8 @@ export function parseParams<M extends ChatMethod>(method: M, params: unknown): P
     if (issue.code === 'invalid_type' && !hasKey(params, key)) return `${method}: missing parameter "${String(key)}"`;
     return `${paramLabels[String(key)] ?? `"${String(key)}"`}: ${issue.message}`;
   });
-  throw new JSONRPCErrorException(`invalid ${problems.join('; ')}`, RpcErrors.invalidParams);
+  const data = { rule: first.code === 'unrecognized_keys' ? 'unknown-parameter' : param === undefined ? 'named-parameters' : first.message, ...(param === undefined ? {} : { param: String(param) }) };
+  throw new JSONRPCErrorException(`invalid ${problems.join('; ')}`, RpcErrors.invalidParams, data);
 }
 
 /** How errors name each parameter. */

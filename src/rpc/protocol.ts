@@ -21,7 +21,30 @@ export const RpcErrors = {
   rateLimited: 4011,
   requestTooLarge: 4012,
   noSuchGroup: 4013,
+  renameInGroup: 4014,
 } as const;
+
+/**
+ * Each Chorus error's stable name, sent as the error's `data.rule` (invalid
+ * parameters send `data.param` and `data.rule` too): what a program matches
+ * on, while the message is for people.
+ */
+export const errorRules: Readonly<Record<number, string>> = {
+  [RpcErrors.noUser]: 'user-required',
+  [RpcErrors.noGroup]: 'group-required',
+  [RpcErrors.unknownMessage]: 'message-unknown',
+  [RpcErrors.ownMessage]: 'own-message',
+  [RpcErrors.alreadyLiked]: 'already-liked',
+  [RpcErrors.notLiked]: 'not-liked',
+  [RpcErrors.busy]: 'busy',
+  [RpcErrors.unavailable]: 'unavailable',
+  [RpcErrors.storageFailed]: 'storage-failed',
+  [RpcErrors.tooManyConnections]: 'too-many-connections',
+  [RpcErrors.rateLimited]: 'rate-limited',
+  [RpcErrors.requestTooLarge]: 'request-too-large',
+  [RpcErrors.noSuchGroup]: 'group-unknown',
+  [RpcErrors.renameInGroup]: 'rename-in-group',
+};
 
 /** Limits on what one daemon's client port accepts (chorusd --max-connections etc.). */
 export interface RpcLimits {

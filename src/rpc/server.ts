@@ -16,7 +16,7 @@ import type { ServerAddress } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
 import type { ChatService, Session } from './chatService.js';
 import { parseParams, type ParamsOf } from './params.js';
-import { closeGoingAway, closeTryAgainLater, defaultRpcLimits, maxHistoryPage, recentMessages, RpcErrors, type ChatMethod, type ChatMethods, type RpcLimits } from './protocol.js';
+import { closeGoingAway, closeTryAgainLater, defaultRpcLimits, errorRules, maxHistoryPage, recentMessages, RpcErrors, type ChatMethod, type ChatMethods, type RpcLimits } from './protocol.js';
 
 /** Frames this many times the limit are not read at all: the WebSocket closes with 1009 (message too big). */
 const hardFrameFactor = 16;
@@ -51,7 +51,8 @@ interface Connection {
 }
 
 function errorResponse(id: JSONRPCRequest['id'] | null, code: number, message: string): string {
-  return JSON.stringify({ jsonrpc: '2.0', id: id ?? null, error: { code, message } });
+  const rule = errorRules[code];
+  return JSON.stringify({ jsonrpc: '2.0', id: id ?? null, error: { code, message, ...(rule === undefined ? {} : { data: { rule } }) } });
 }
 
 /** The same error for each request of a frame (one answer, or an array for a batch). */
