@@ -9,6 +9,14 @@ import WebSocket from 'ws';
 import { defaultRpcLimits, RpcErrors } from '../src/rpc/protocol.js';
 import { InProcessCluster } from './support/inProcessCluster.js';
 
+interface JsonSchema {
+  type?: string;
+  description?: string;
+  required?: string[];
+  additionalProperties?: boolean;
+  properties?: Record<string, JsonSchema>;
+  items?: JsonSchema;
+}
 interface RpcError {
   code: number;
   message: string;
@@ -172,6 +180,28 @@ describe('client RPC under hostile input', function () {
     expect(await c.error('history', { extra: 1 })).to.have.deep.property('data', { param: 'extra', rule: 'unknown-parameter' });
     await c.call('leave', {});
     expect((await c.call('user', { name: 'renamed' })).result).to.deep.equal({ user: 'renamed' });
+  });
+
+  it('lists every method it answers (rpc.discover), with parameters and results as JSON Schema', async () => {
+    cluster = await InProcessCluster.create(3, {}, true);
+    await cluster.startAll();
+    const c = await connect();
+    const { methods } = (await c.call('rpc.discover')).result as { methods: { name: string; description: string; params: JsonSchema; result: JsonSchema }[] };
+    expect(methods.map((m) => m.name).sort()).to.deep.equal([...cluster.chatServer(1).rpc.methodNames].sort());
+    for (const m of methods) {
+      expect(m.description, m.name).to.have.length.above(10);
+      expect(m.params.type, m.name).to.equal('object');
+      expect(m.result.type, m.name).to.equal('object');
+      // Listed means answered: with no parameters a method may refuse, but never as unknown.
+      const answer = await c.call(m.name, {});
+      expect(answer.error?.code, m.name).not.to.equal(-32601);
+    }
+    const byName = new Map(methods.map((m) => [m.name, m]));
+    expect(byName.get('append')!.params).to.deep.include({ required: ['text'], additionalProperties: false });
+    expect(byName.get('append')!.params.properties!.text.description).to.match(/^1-2000 characters/);
+    expect(Object.keys(byName.get('history')!.params.properties!)).to.deep.equal(['group', 'from', 'count']);
+    expect(byName.get('history')!.result.properties!.messages.items!.properties!.stable.type).to.equal('boolean');
+    expect((await c.call('no.such.method', {})).error?.code).to.equal(-32601);
   });
 
   it('answers frames that are not JSON-RPC with an error object and keeps the connection', async () => {

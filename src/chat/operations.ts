@@ -57,22 +57,26 @@ const aString = { error: 'must be a string' };
 export const userNameSchema = z
   .string(aString)
   .refine((s) => charsWithin(s, 1, limits.userChars), { error: `a user name has 1-${limits.userChars} characters`, abort: true })
-  .refine((s) => printableNoSpace.test(s), { error: 'a user name has printable characters and no spaces' });
+  .refine((s) => printableNoSpace.test(s), { error: 'a user name has printable characters and no spaces' })
+  .describe(`1-${limits.userChars} printable characters, no spaces`);
 
 export const groupNameSchema = z
   .string(aString)
   .refine((s) => charsWithin(s, 1, limits.groupChars), { error: `a group name has 1-${limits.groupChars} characters`, abort: true })
-  .refine((s) => printable.test(s) && s.trim() === s, { error: 'a group name has printable characters and no leading or trailing spaces' });
+  .refine((s) => printable.test(s) && s.trim() === s, { error: 'a group name has printable characters and no leading or trailing spaces' })
+  .describe(`1-${limits.groupChars} printable characters, no leading or trailing spaces`);
 
 export const messageTextSchema = z
   .string(aString)
   .refine((s) => s.trim().length > 0, { error: 'a message cannot be empty', abort: true })
   .refine((s) => charsWithin(s, 0, limits.textChars), { error: `a message has at most ${limits.textChars} characters`, abort: true })
-  .refine((s) => printable.test(s), { error: 'a message cannot contain control characters' });
+  .refine((s) => printable.test(s), { error: 'a message cannot contain control characters' })
+  .describe(`1-${limits.textChars} characters as people count them, not blank, no control or format characters`);
 
 /** A message id as clients write it, "<ts>.<sender>", read into its (ts, sender). */
 export const messageIdSchema = z
   .string(aString)
+  .describe('"<ts>.<server>", e.g. "42.3"')
   .transform((text, ctx) => parseMessageId(text) ?? (ctx.addIssue({ code: 'custom', message: 'a message id looks like "<ts>.<server>", e.g. "42.3"' }), z.NEVER));
 
 /** Decode a payload into an operation; undefined if it is not one (ignored by every daemon alike). */

@@ -120,7 +120,7 @@ export class ChatService {
       user: m.user,
       text: m.text,
       likes: likes.length,
-      likedBy: likes,
+      likedBy: [...likes],
       stable: m.ts <= stableTs,
     }));
     return { group: name, participants: this.participants(name), total: messageCount(this.currentGroup(name)), messages: shown };

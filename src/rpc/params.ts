@@ -27,6 +27,7 @@ export const paramSchemas = {
     .optional(),
   groups: noParams,
   view: noParams,
+  'rpc.discover': noParams,
 } as const satisfies { [M in ChatMethod]: z.ZodType<unknown, ChatMethods[M]['params']> };
 
 /** The parameters of a method once checked (message ids read into (ts, sender)). */

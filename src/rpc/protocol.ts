@@ -2,6 +2,7 @@
  * The client protocol: JSON-RPC 2.0 over WebSocket, on each daemon's client
  * port. Shared by the server and the terminal client. See README "Client RPC".
  */
+import { z } from 'zod';
 
 /** Error codes beyond JSON-RPC's own (-32700 parse error, -32600 invalid request, -32601 unknown method, -32602 invalid params). */
 export const RpcErrors = {
@@ -70,39 +71,53 @@ export const closeTryAgainLater = 1013;
 /** WebSocket close code for "going away": the server stops cleanly (RFC 6455 section 7.4.1). */
 export const closeGoingAway = 1001;
 
-export interface MessageView {
-  /** Position in the group's history, 1-based. */
-  readonly n: number;
-  readonly id: string;
-  readonly user: string;
-  readonly text: string;
-  readonly likes: number;
-  readonly likedBy: readonly string[];
-  /** Final: no message can still be ordered before it (false: tentative, its place may still change after a heal). */
-  readonly stable: boolean;
-}
+/*
+ * What the methods answer, as schemas: the types below are read from them,
+ * and rpc.discover gives them to clients as JSON Schema (discovery.ts), so
+ * the documentation a program reads is the shape the server sends.
+ */
+export const messageViewSchema = z.object({
+  n: z.number().int().describe("the message's place in the group's history, from 1"),
+  id: z.string().describe('"<ts>.<sender>": the id of the broadcast message that carries it'),
+  user: z.string(),
+  text: z.string(),
+  likes: z.number().int(),
+  likedBy: z.array(z.string()),
+  stable: z.boolean().describe('final: no message can still be ordered before it (false: tentative, its place may still change after a heal)'),
+});
+export type MessageView = z.infer<typeof messageViewSchema>;
 
-export interface GroupView {
-  readonly group: string;
-  /** Users joined through servers in the answering daemon's current view. */
-  readonly participants: readonly string[];
-  /** Messages in the whole history. */
-  readonly total: number;
-  /** The last 10 (pushes, join), or one page of the history (history). */
-  readonly messages: readonly MessageView[];
-}
+export const groupViewSchema = z.object({
+  group: z.string(),
+  participants: z.array(z.string()).describe("users joined through servers in the answering server's current view"),
+  total: z.number().int().describe("messages in the group's whole history"),
+  messages: z.array(messageViewSchema).describe('the last 10 (join, pushes) or one page of the history (history)'),
+});
+export type GroupView = z.infer<typeof groupViewSchema>;
 
-export interface GroupSummary {
-  readonly group: string;
-  /** Messages in its history. */
-  readonly total: number;
-  /** Users joined through servers in the answering daemon's current view. */
-  readonly participants: readonly string[];
-}
+export const groupSummarySchema = z.object({
+  group: z.string(),
+  total: z.number().int().describe('messages in its history'),
+  participants: z.array(z.string()).describe("users joined through servers in the answering server's current view"),
+});
+export type GroupSummary = z.infer<typeof groupSummarySchema>;
 
-export interface ViewResult {
-  readonly server: number;
-  readonly view: readonly { readonly id: number; readonly host: string; readonly udpPort: number; readonly clientPort: number }[];
+export const viewResultSchema = z.object({
+  server: z.number().int().describe('the answering server'),
+  view: z.array(z.object({ id: z.number().int(), host: z.string(), udpPort: z.number().int(), clientPort: z.number().int() })).describe('the servers it hears from now'),
+});
+export type ViewResult = z.infer<typeof viewResultSchema>;
+
+/** What a mutating method answers once the operation is durable on the answering server. */
+export const confirmationSchema = z.object({ id: z.string().describe('"<ts>.<sender>": the id of the broadcast message that carries the operation') });
+export type Confirmation = z.infer<typeof confirmationSchema>;
+
+/** One method as rpc.discover describes it: params and result as JSON Schema. */
+export interface MethodDescription {
+  readonly name: string;
+  readonly description: string;
+  readonly params: unknown;
+  readonly result: unknown;
 }
 
 /** Messages shown after a join and on every change. */
@@ -110,11 +125,6 @@ export const recentMessages = 10;
 
 /** Messages in one page of `history`: a long history is read a page at a time, never in one frame. */
 export const maxHistoryPage = 500;
-
-/** What a mutating method answers once the operation is durable on the answering server: the id ("<ts>.<sender>") of the broadcast message that carries it. */
-export interface Confirmation {
-  readonly id: string;
-}
 
 /** A method's parameters and result, as a client sends and receives them. */
 export interface MethodShape {
@@ -133,8 +143,40 @@ export interface ChatMethods {
   /** Messages from..from+count-1 (default: from 1, a whole page) of `group`, or of the session's group; read from the history segments, without joining. */
   history: { params?: { group?: string; from?: number; count?: number }; result: GroupView };
   /** Every group this server knows, by name, without joining any. */
-  groups: { params?: Record<string, never>; result: { groups: readonly GroupSummary[] } };
+  groups: { params?: Record<string, never>; result: { groups: GroupSummary[] } };
   view: { params?: Record<string, never>; result: ViewResult };
+  /** Every method with its parameters and result as JSON Schema. */
+  'rpc.discover': { params?: Record<string, never>; result: { methods: MethodDescription[] } };
 }
+
+/** What each method does, for rpc.discover (and people). */
+export const methodDescriptions: Readonly<Record<ChatMethod, string>> = {
+  user: 'set the session\'s user name (not while in a group)',
+  join: 'join a group, creating it if needed, leaving the one before; answers the group with its last 10 messages, then pushes "group" notifications on every change',
+  leave: 'leave the group',
+  append: 'append a message to the group; answered once it is durable on this server',
+  like: 'like a message of the group (not one\'s own, once per user)',
+  unlike: 'remove one\'s like from a message',
+  history: 'a page of a group\'s history (the session\'s group, or any group by name without joining): messages from..from+count-1',
+  groups: 'every group this server knows, by name',
+  view: 'the servers this server hears from now',
+  'rpc.discover': 'this list: every method with its parameters and result as JSON Schema',
+};
+
+/** The result schema of each method (the parameters' are in params.ts). */
+export const resultSchemas = {
+  user: z.object({ user: z.string() }),
+  join: groupViewSchema,
+  leave: confirmationSchema,
+  append: confirmationSchema,
+  like: confirmationSchema,
+  unlike: confirmationSchema,
+  history: groupViewSchema,
+  groups: z.object({ groups: z.array(groupSummarySchema) }),
+  view: viewResultSchema,
+  'rpc.discover': z.object({
+    methods: z.array(z.object({ name: z.string(), description: z.string(), params: z.unknown().describe('JSON Schema'), result: z.unknown().describe('JSON Schema') })),
+  }),
+} as const satisfies { [M in ChatMethod]: z.ZodType<ChatMethods[M]['result']> };
 
 export type ChatMethod = keyof ChatMethods;

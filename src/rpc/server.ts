@@ -15,6 +15,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { ServerAddress } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
 import type { ChatService, Session } from './chatService.js';
+import { describeMethods } from './discovery.js';
 import { parseParams, type ParamsOf } from './params.js';
 import { closeGoingAway, closeTryAgainLater, defaultRpcLimits, errorRules, maxHistoryPage, recentMessages, RpcErrors, type ChatMethod, type ChatMethods, type RpcLimits } from './protocol.js';
 
@@ -75,6 +76,8 @@ export function warnUnexpected(message: string, error: unknown): void {
 
 export class RpcServer {
   private readonly rpc = new JSONRPCServer<Connection>({ errorListener: warnUnexpected });
+  /** The methods this server answers, as registered. */
+  readonly methodNames: string[] = [];
   /** Requests answered with an error (bad parameters, a rule, a limit, a malformed frame): counted for the status, never logged. */
   refusedRequests = 0;
   private readonly connections = new Set<Connection>();
@@ -127,8 +130,10 @@ export class RpcServer {
   private addMethods(): void {
     const s = this.service;
     type Result<M extends ChatMethod> = ChatMethods[M]['result'] | Promise<ChatMethods[M]['result']>;
-    const method = <M extends ChatMethod>(name: M, handler: (params: ParamsOf<M>, c: Connection) => Result<M>) =>
+    const method = <M extends ChatMethod>(name: M, handler: (params: ParamsOf<M>, c: Connection) => Result<M>) => {
+      this.methodNames.push(name);
       this.rpc.addMethod(name, (params, c) => handler(parseParams(name, params), c));
+    };
     method('user', ({ name }, c) => s.setUser(c.session, name));
     method('join', async ({ group }, c) => {
       const view = await s.join(c.session, group);
@@ -141,6 +146,8 @@ export class RpcServer {
     method('unlike', ({ id }, c) => s.like(c.session, id, false));
     method('history', (params, c) => s.history(c.session, params?.group, params?.from ?? 1, params?.count ?? maxHistoryPage));
     method('groups', () => s.groups());
+    const methods = describeMethods();
+    method('rpc.discover', () => ({ methods }));
     method('view', () => s.view());
   }
 
