@@ -85,7 +85,7 @@ export class Engine {
   private readonly acks: AckMatrix;
   private readonly views: Views;
   private readonly nacks: NackScheduler;
-  private readonly flow: FlowControl<{ payload: string; tag: number }>;
+  private readonly flow: FlowControl<{ payload: string; tag: number; after: number }>;
   private readonly durability: DurabilityRecorder;
   /** Stable point applied so far; only grows. */
   private appliedStableTs: number;
@@ -193,12 +193,14 @@ export class Engine {
    * once, or when the send window opens) and reported in `sequenced` with
    * `tag`. 'busy': the queue is full, try later. 'too-large': it can never fit.
    * 'not-unicode': it holds a lone surrogate, which UTF-8 cannot carry.
+   * Its timestamp will be above `after` (a client's causal token: the
+   * highest timestamp it has seen), so it is ordered after all of that.
    */
-  broadcast(payload: string, tag: number, now: number): BroadcastResult {
+  broadcast(payload: string, tag: number, now: number, after = 0): BroadcastResult {
     this.advanceTime(now);
     if (!payloadFits(payload)) return 'too-large';
     if (!isUnicode(payload)) return 'not-unicode';
-    return this.flow.offer({ payload, tag }) ? 'accepted' : 'busy';
+    return this.flow.offer({ payload, tag, after }) ? 'accepted' : 'busy';
   }
 
   // ---- output -------------------------------------------------------------
@@ -354,8 +356,8 @@ export class Engine {
     for (const k of this.views.view) {
       if (k !== this.me) leastHeld = Math.min(leastHeld, this.acks.seqMatrix[k - 1][this.me - 1]);
     }
-    for (const { payload, tag } of this.flow.admit(this.lastSeq - leastHeld)) {
-      const m: Message = { sender: this.me, seq: ++this.lastSeq, ts: this.lamportClock.next(), payload };
+    for (const { payload, tag, after } of this.flow.admit(this.lastSeq - leastHeld)) {
+      const m: Message = { sender: this.me, seq: ++this.lastSeq, ts: this.lamportClock.next(after), payload };
       const offered = this.window.offer(m, this.appliedStableTs);
       invariant(Array.isArray(offered) && offered.length === 1, `own message ${m.seq} not next in sequence`);
       this.accept(m);

@@ -12,9 +12,14 @@ export class LamportClock {
     return this.current;
   }
 
-  /** The timestamp of a new own message. */
-  next(): number {
-    return ++this.current;
+  /**
+   * The timestamp of a new own message, above `after` too: a client that
+   * saw timestamp `after` elsewhere (its earlier messages on another server)
+   * gets a message ordered after everything it saw.
+   */
+  next(after = 0): number {
+    this.current = Math.max(this.current, after) + 1;
+    return this.current;
   }
 
   /** A peer's message with timestamp ts was accepted: the clock moves past it. */

@@ -13,8 +13,8 @@ import { orphanedSessions, type ChatState } from './state.js';
 export interface ChatPort {
   /** The server this port belongs to. */
   readonly server: ServerId;
-  /** Broadcast an operation; `outcome` learns when it is durable here (its message gives its id) or why it never will be. */
-  submit(op: ChatOp, outcome: SubmitOutcome): void;
+  /** Broadcast an operation, ordered after timestamp `after`; `outcome` learns when it is durable here (its message gives its id) or why it never will be. */
+  submit(op: ChatOp, outcome: SubmitOutcome, after?: number): void;
   /** The state clients are shown: stable, then tentative, in the total order. */
   shown(): ChatState;
   /** Where the shown state's groups read their stored messages (state.ts: messageRange, findMessage). */
@@ -23,6 +23,8 @@ export interface ChatPort {
   view(): readonly ServerId[];
   /** The stable point: every message with a timestamp at or below it is final. */
   stableTs(): number;
+  /** This server's Lamport clock. */
+  clock(): number;
   /** Called after every change of the shown state or the view; returns the unsubscribe. */
   onChange(listener: () => void): () => void;
 }
@@ -30,11 +32,12 @@ export interface ChatPort {
 export function chatPort(node: Node, app: ChatApp): ChatPort {
   return {
     server: node.id,
-    submit: (op, outcome) => node.submit(encodeOp(op), outcome),
+    submit: (op, outcome, after) => node.submit(encodeOp(op), outcome, after),
     shown: () => app.replica.shown,
     history: app.store,
     view: () => node.view,
     stableTs: () => node.protocol.stableTs,
+    clock: () => node.protocol.clock,
     onChange: (listener) => app.onChange(listener),
   };
 }

@@ -32,6 +32,8 @@ export class ChatClient {
   /** Message number on screen -> message id: what `l <n>` and `r <n>` refer to. */
   private screen = new Map<number, string>();
   quitRequested = false;
+  /** The highest message timestamp this client has seen (causal()). */
+  private seenTs = 0;
   /** Commands that failed (printed as errors): a script's exit status. */
   failedCommands = 0;
 
@@ -135,7 +137,7 @@ export class ChatClient {
   private async join(group: string): Promise<void> {
     const connection = this.requireConnection();
     if (this.user === undefined) throw new Error('set a user name first (u <name>)');
-    const view = await connection.call('join', { group });
+    const view = await connection.call('join', { group, ...this.causal() });
     this.group = view.group;
     this.show(view);
   }
@@ -144,7 +146,7 @@ export class ChatClient {
     const connection = this.requireConnection();
     if (this.user === undefined) throw new Error('set a user name first (u <name>)');
     if (this.group === undefined) throw new Error('join a group first (j <group>)');
-    await connection.call('append', { text });
+    this.saw((await connection.call('append', { text, ...this.causal() })).id);
   }
 
   private async like(like: boolean, numberText: string): Promise<void> {
@@ -152,7 +154,7 @@ export class ChatClient {
     if (this.group === undefined) throw new Error('join a group first (j <group>)');
     if (!/^\d+$/.test(numberText)) throw new Error(`"${numberText}" is not a message number`);
     const id = this.screen.get(Number(numberText)) ?? (await this.idOf(Number(numberText)));
-    await connection.call(like ? 'like' : 'unlike', { id });
+    this.saw((await connection.call(like ? 'like' : 'unlike', { id, ...this.causal() })).id);
     this.out.print(like ? `liked message ${numberText}` : `removed your like from message ${numberText}`);
   }
 
@@ -173,6 +175,7 @@ export class ChatClient {
     const total = page.total;
     for (let next = page.messages.length + 1; next <= total && page.messages.length > 0; next += page.messages.length) {
       page = await connection.call('history', { from: next });
+      for (const m of page.messages) this.saw(m.id);
       this.out.print(page.messages.filter((m) => m.n <= total).map(formatMessage).join('\n'));
     }
   }
@@ -188,7 +191,21 @@ export class ChatClient {
     this.out.print(`view of server ${result.server}: ${result.view.map((s) => s.id).join(', ')}`);
   }
 
+  /**
+   * The highest message timestamp seen, sent with every operation (`after`):
+   * after a reconnect to another server, new messages are still ordered
+   * after everything this client saw, its own earlier ones included.
+   */
+  private causal(): { after?: number } {
+    return this.seenTs > 0 ? { after: this.seenTs } : {};
+  }
+
+  private saw(id: string): void {
+    this.seenTs = Math.max(this.seenTs, Number(id.split('.')[0]) || 0);
+  }
+
   private show(view: GroupView): void {
+    for (const m of view.messages) this.saw(m.id);
     this.screen = new Map(view.messages.map((m) => [m.n, m.id]));
     const lines = [`--- ${view.group} | participants: ${view.participants.join(', ') || '(none)'} | ${view.total} message${view.total === 1 ? '' : 's'} ---`];
     for (const m of view.messages) lines.push(formatMessage(m));

@@ -197,12 +197,12 @@ export class Node {
 
   // ---- inputs -------------------------------------------------------------------
 
-  /** Broadcast a payload; `outcome` learns when it is durable here, or why it never will be. */
-  submit(payload: string, outcome: SubmitOutcome): void {
+  /** Broadcast a payload, timestamped above `after`; `outcome` learns when it is durable here, or why it never will be. */
+  submit(payload: string, outcome: SubmitOutcome, after = 0): void {
     if (this.state === 'failed') return outcome.refused(new SubmitRefused('storage', this.failure));
     if (this.state !== 'running') return outcome.refused(new SubmitRefused('stopped'));
     const tag = this.nextTag++;
-    const result = this.engine.broadcast(payload, tag, this.clock.now());
+    const result = this.engine.broadcast(payload, tag, this.clock.now(), after);
     if (result !== 'accepted') return outcome.refused(new SubmitRefused(result));
     this.waiting.set(tag, { outcome, at: this.clock.now() });
     this.clock.stepSoon();

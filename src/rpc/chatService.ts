@@ -18,7 +18,12 @@ export interface Session {
   readonly id: string;
   user?: string;
   group?: string;
+  /** The highest timestamp the client said it has seen: its operations are ordered after it. */
+  after?: number;
 }
+
+/** How far ahead of this server's clock a causal token may be (a partition lets clocks drift apart by about the messages sent meanwhile). */
+const maxCausalLead = 1_000_000_000;
 
 /** A Chorus error as clients get it: its code, a message for people, and `data.rule`, its stable name. */
 export function rpcError(code: number, message: string): JSONRPCErrorException {
@@ -47,14 +52,14 @@ export class ChatService {
 
   async join(session: Session, name: string): Promise<GroupView> {
     const user = requireUser(session);
-    await this.submit({ op: 'join', session: session.id, user, group: name });
+    await this.submit({ op: 'join', session: session.id, user, group: name }, session);
     session.group = name;
     return this.groupView(name, recentMessages);
   }
 
   async leave(session: Session): Promise<Confirmation> {
     if (session.group === undefined) throw rpcError(RpcErrors.noGroup, 'not in a group');
-    const m = await this.submit({ op: 'leave', session: session.id });
+    const m = await this.submit({ op: 'leave', session: session.id }, session);
     session.group = undefined;
     return confirmation(m);
   }
@@ -62,7 +67,7 @@ export class ChatService {
   async append(session: Session, text: string): Promise<Confirmation> {
     const user = requireUser(session);
     const group = requireGroup(session);
-    return confirmation(await this.submit({ op: 'append', session: session.id, user, group, text }));
+    return confirmation(await this.submit({ op: 'append', session: session.id, user, group, text }, session));
   }
 
   async like(session: Session, targetId: MessageId, like: boolean): Promise<Confirmation> {
@@ -73,7 +78,7 @@ export class ChatService {
     if (!target) throw rpcError(RpcErrors.unknownMessage, `there is no message ${formatMessageId(targetId)} in ${group}`);
     const refusal = likeRefusal({ user: target.message.user, likes: target.likes }, user, like);
     if (refusal) throw rpcError(...likeErrors[refusal]);
-    return confirmation(await this.submit({ op: like ? 'like' : 'unlike', user, group, message: targetId }));
+    return confirmation(await this.submit({ op: like ? 'like' : 'unlike', user, group, message: targetId }, session));
   }
 
   /** Messages from .. from+count-1 (1-based) of `group`, or of the session's group: a read, nothing is broadcast. */
@@ -104,7 +109,7 @@ export class ChatService {
   async closeSession(session: Session): Promise<void> {
     if (session.group === undefined) return;
     session.group = undefined;
-    await this.submit({ op: 'leave', session: session.id }).catch(() => undefined);
+    await this.submit({ op: 'leave', session: session.id }, session).catch(() => undefined);
   }
 
   /** The group with its last `count` messages (after a join, and pushed on every change). */
@@ -138,9 +143,23 @@ export class ChatService {
     return this.port.shown().groups[name];
   }
 
-  /** Submit an operation; resolves once it is durable here, or throws the JSON-RPC error the client sees. */
-  private submit(op: ChatOp): Promise<Message> {
-    return new Promise<Message>((confirmed, refused) => this.port.submit(op, { confirmed, refused })).catch((err: unknown) => {
+  /**
+   * The client saw timestamp `after` (its causal token): the session's
+   * operations from now on are ordered after it, so a client that moves to
+   * another server never sees its new messages ordered before its earlier
+   * ones. A token further ahead than any clock could be is refused: it would
+   * push every server's clock there.
+   */
+  observe(session: Session, after: number): void {
+    if (after > this.port.clock() + maxCausalLead) {
+      throw rpcError(RpcErrors.invalidParams, `invalid after: ${after} is more than ${maxCausalLead} ahead of this server's clock (${this.port.clock()}); send the highest timestamp you have seen`);
+    }
+    session.after = Math.max(session.after ?? 0, after);
+  }
+
+  /** Submit a session's operation (ordered after its causal token); resolves once it is durable here, or throws the JSON-RPC error the client sees. */
+  private submit(op: ChatOp, session: Session): Promise<Message> {
+    return new Promise<Message>((confirmed, refused) => this.port.submit(op, { confirmed, refused }, session.after)).catch((err: unknown) => {
       if (err instanceof SubmitRefused && err.reason === 'busy') throw rpcError(RpcErrors.busy, err.message);
       if (err instanceof SubmitRefused && err.reason === 'storage') throw rpcError(RpcErrors.storageFailed, `${err.message}; connect to another server`);
       throw rpcError(RpcErrors.unavailable, `the server could not accept the operation: ${(err as Error).message}`);

@@ -10,14 +10,16 @@ import { groupNameSchema, messageIdSchema, messageTextSchema, userNameSchema } f
 import { maxHistoryPage, RpcErrors, type ChatMethod, type ChatMethods } from './protocol.js';
 
 const noParams = z.strictObject({}).optional();
+/** A client's causal token: the highest message timestamp it has seen (the number before the dot of a message id). */
+const after = z.number().int('must be a whole number').min(0, 'must be at least 0').describe('the highest message timestamp this client has seen (on any server): the operation is ordered after it').optional();
 
 export const paramSchemas = {
   user: z.strictObject({ name: userNameSchema }),
-  join: z.strictObject({ group: groupNameSchema }),
-  leave: noParams,
-  append: z.strictObject({ text: messageTextSchema }),
-  like: z.strictObject({ id: messageIdSchema }),
-  unlike: z.strictObject({ id: messageIdSchema }),
+  join: z.strictObject({ group: groupNameSchema, after }),
+  leave: z.strictObject({ after }).optional(),
+  append: z.strictObject({ text: messageTextSchema, after }),
+  like: z.strictObject({ id: messageIdSchema, after }),
+  unlike: z.strictObject({ id: messageIdSchema, after }),
   history: z
     .strictObject({
       group: groupNameSchema.optional(),
@@ -51,7 +53,7 @@ export function parseParams<M extends ChatMethod>(method: M, params: unknown): P
 }
 
 /** How errors name each parameter. */
-const paramLabels: Record<string, string> = { name: 'user name', group: 'group name', text: 'message', id: 'message id', from: 'from', count: 'count' };
+const paramLabels: Record<string, string> = { name: 'user name', group: 'group name', text: 'message', id: 'message id', from: 'from', count: 'count', after: 'after' };
 
 function hasKey(params: unknown, key: PropertyKey | undefined): boolean {
   return typeof params === 'object' && params !== null && key !== undefined && Object.hasOwn(params, key);

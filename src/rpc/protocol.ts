@@ -135,11 +135,11 @@ export interface MethodShape {
 /** The client port's methods: the server implements exactly these (server.ts), clients call them (client/connection.ts). */
 export interface ChatMethods {
   user: { params: { name: string }; result: { user: string } };
-  join: { params: { group: string }; result: GroupView };
-  leave: { params?: Record<string, never>; result: Confirmation };
-  append: { params: { text: string }; result: Confirmation };
-  like: { params: { id: string }; result: Confirmation };
-  unlike: { params: { id: string }; result: Confirmation };
+  join: { params: { group: string; after?: number }; result: GroupView };
+  leave: { params?: { after?: number }; result: Confirmation };
+  append: { params: { text: string; after?: number }; result: Confirmation };
+  like: { params: { id: string; after?: number }; result: Confirmation };
+  unlike: { params: { id: string; after?: number }; result: Confirmation };
   /** Messages from..from+count-1 (default: from 1, a whole page) of `group`, or of the session's group; read from the history segments, without joining. */
   history: { params?: { group?: string; from?: number; count?: number }; result: GroupView };
   /** Every group this server knows, by name, without joining any. */

@@ -132,7 +132,12 @@ export class RpcServer {
     type Result<M extends ChatMethod> = ChatMethods[M]['result'] | Promise<ChatMethods[M]['result']>;
     const method = <M extends ChatMethod>(name: M, handler: (params: ParamsOf<M>, c: Connection) => Result<M>) => {
       this.methodNames.push(name);
-      this.rpc.addMethod(name, (params, c) => handler(parseParams(name, params), c));
+      this.rpc.addMethod(name, (params, c) => {
+        const parsed = parseParams(name, params);
+        const after = (parsed as { after?: number } | undefined)?.after;
+        if (after !== undefined) s.observe(c.session, after);
+        return handler(parsed, c);
+      });
     };
     method('user', ({ name }, c) => s.setUser(c.session, name));
     method('join', async ({ group }, c) => {

@@ -14,15 +14,18 @@ import type { Message } from '../../src/broadcast/types.js';
 import { Views } from '../../src/broadcast/views.js';
 
 describe('broadcast/lamportClock', () => {
-  it('every timestamp handed out is above every one handed out or witnessed before (1,000 runs)', () => {
+  it('every timestamp handed out is above every one handed out or witnessed before, and above the client\'s token (1,000 runs)', () => {
+    const event = fc.oneof(fc.record({ witnessed: fc.integer({ min: 0, max: 1000 }) }), fc.record({ after: fc.integer({ min: 0, max: 1000 }) }));
     fc.assert(
-      fc.property(fc.array(fc.option(fc.integer({ min: 0, max: 1000 }), { nil: undefined })), (events) => {
+      fc.property(fc.array(event), (events) => {
         const clock = new LamportClock();
         let highest = 0;
-        for (const witnessed of events) {
+        for (const e of events) {
+          const witnessed = 'witnessed' in e ? e.witnessed : undefined;
           if (witnessed === undefined) {
-            const ts = clock.next();
-            expect(ts).to.be.greaterThan(highest);
+            const after = 'after' in e ? e.after : 0;
+            const ts = clock.next(after);
+            expect(ts).to.be.greaterThan(Math.max(highest, after));
             highest = ts;
           } else {
             clock.witness(witnessed);

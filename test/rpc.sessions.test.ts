@@ -1,0 +1,83 @@
+/**
+ * Session order across servers: a client carries the highest timestamp it
+ * has seen (`after`), and a server orders the client's next operation after
+ * it, so a user who moves to a server that has not heard of their earlier
+ * messages still has their messages in the order they sent them.
+ */
+import { expect } from 'chai';
+import { ChorusConnection } from '../src/client/connection.js';
+import { ChatClient } from '../src/client/terminal.js';
+import { RpcErrors } from '../src/rpc/protocol.js';
+import { fastTimers, InProcessCluster } from './support/inProcessCluster.js';
+
+describe('session order across servers (causal token)', function () {
+  this.timeout(60_000);
+  let cluster: InProcessCluster | undefined;
+  const connections: ChorusConnection[] = [];
+  const connect = async (id: number) => {
+    const c = await ChorusConnection.connect(cluster!.clientAddress(id));
+    connections.push(c);
+    return c;
+  };
+
+  afterEach(async () => {
+    for (const c of connections.splice(0)) c.close();
+    await cluster?.destroy();
+    cluster = undefined;
+  });
+
+  it('a user who reconnects to a server partitioned away from the first and appends has their messages in the order sent; without the token they would not', async () => {
+    cluster = await InProcessCluster.create(3, { timers: fastTimers }, true);
+    await cluster.startAll();
+    const lines: string[] = [];
+    const ann = new ChatClient(cluster.config, { print: (text) => lines.push(...text.split('\n')) });
+    try {
+      await ann.execute('c 1');
+      await ann.execute('u ann');
+      await ann.execute('j order');
+      const bob = await connect(1);
+      await bob.call('user', { name: 'bob' });
+      await bob.call('join', { group: 'order' });
+      await cluster.waitFor(() => cluster!.converged(), 20_000, 'the joins everywhere');
+      // Server 3 is cut off; the other side's clocks run far ahead of its own.
+      cluster.partition([[1, 2], [3]]);
+      for (let i = 0; i < 30; i++) await bob.call('append', { text: `busy ${i}` });
+      await ann.execute('a ann first');
+      const bobFirst = await bob.call('append', { text: 'bob first' });
+
+      // Both move to server 3, which has heard of none of it. Bob first, sending no token: server 3's
+      // clock is behind, so his second message is timestamped before his first. (Ann's token then moves
+      // server 3's clock on for everyone.)
+      const bobThere = await connect(3);
+      await bobThere.call('user', { name: 'bob' });
+      await bobThere.call('join', { group: 'order' });
+      const bobSecond = await bobThere.call('append', { text: 'bob second' });
+      expect(Number(bobSecond.id.split('.')[0])).to.be.below(Number(bobFirst.id.split('.')[0]));
+      await ann.execute('c 3');
+      await ann.execute('a ann second');
+      expect(lines.filter((l) => l.startsWith('error'))).to.deep.equal([]);
+
+      cluster.heal();
+      await cluster.waitFor(() => cluster!.converged(), 20_000, 'one order after the heal');
+      const history = await bobThere.call('history', { from: 1 });
+      const texts = history.messages.map((m) => m.text);
+      expect(texts.indexOf('ann first')).to.be.below(texts.indexOf('ann second'));
+      expect(texts.indexOf('bob second'), 'what the token prevents').to.be.below(texts.indexOf('bob first'));
+    } finally {
+      ann.close();
+    }
+  });
+
+  it('refuses a token further ahead than any clock could be', async () => {
+    cluster = await InProcessCluster.create(3, { timers: fastTimers }, true);
+    await cluster.startAll();
+    const c = await connect(1);
+    await c.call('user', { name: 'eve' });
+    const error = await c.call('join', { group: 'g', after: 1e12 }).then(
+      () => undefined,
+      (err: { code: number; message: string }) => err,
+    );
+    expect(error?.code).to.equal(RpcErrors.invalidParams);
+    expect(error?.message).to.match(/^invalid after: 1000000000000 is more than 1000000000 ahead of this server's clock/);
+  });
+});
