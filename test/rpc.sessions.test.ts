@@ -68,6 +68,36 @@ describe('session order across servers (causal token)', function () {
     }
   });
 
+  it('answers tentative at once, or with wait "stable" the final outcome: a like that lost the race to the same like on the other side of a partition names the rule', async () => {
+    cluster = await InProcessCluster.create(3, { timers: fastTimers }, true);
+    await cluster.startAll();
+    const ann = await connect(1);
+    await ann.call('user', { name: 'ann' });
+    await ann.call('join', { group: 'race' });
+    const first = await ann.call('append', { text: 'like me' });
+    expect(first.tentative).to.equal(true);
+    expect(await ann.call('append', { text: 'and wait', wait: 'stable' })).to.deep.include({ tentative: false, outcome: 'applied' });
+    const bobLeft = await connect(2);
+    const bobRight = await connect(3);
+    for (const bob of [bobLeft, bobRight]) {
+      await bob.call('user', { name: 'bob' });
+      await bob.call('join', { group: 'race' });
+    }
+    await cluster.waitFor(() => cluster!.converged(), 20_000, 'everything stable everywhere');
+    // Each side accepts bob's like (neither has seen the other's); in the final order one comes second.
+    cluster.partition([[1, 2], [3]]);
+    const likes = [bobLeft.call('like', { id: first.id, wait: 'stable' }), bobRight.call('like', { id: first.id, wait: 'stable' })];
+    await new Promise((r) => setTimeout(r, 300));
+    cluster.heal();
+    const outcomes = (await Promise.all(likes)).map(({ outcome, rule, tentative }) => ({ outcome, rule, tentative }));
+    expect(outcomes).to.have.deep.members([
+      { outcome: 'applied', rule: undefined, tentative: false },
+      { outcome: 'refused', rule: 'already-liked', tentative: false },
+    ]);
+    const history = await ann.call('history', { from: 1, count: 1 });
+    expect(history.messages[0].likedBy).to.deep.equal(['bob']);
+  });
+
   it('refuses a token further ahead than any clock could be', async () => {
     cluster = await InProcessCluster.create(3, { timers: fastTimers }, true);
     await cluster.startAll();

@@ -3,12 +3,12 @@
  * operation, read the shown state and the view, hear about changes. A narrow
  * port, so that neither reaches into the node or the replica.
  */
-import type { ServerId } from '../broadcast/types.js';
+import type { Message, ServerId } from '../broadcast/types.js';
 import type { Node, SubmitOutcome } from '../node/node.js';
 import type { ChatApp } from './chatApp.js';
 import type { StoredHistory } from './historyStore.js';
 import { encodeOp, type ChatOp } from './operations.js';
-import { orphanedSessions, type ChatState } from './state.js';
+import { orphanedSessions, type ChatState, type OperationRefusal } from './state.js';
 
 export interface ChatPort {
   /** The server this port belongs to. */
@@ -25,6 +25,8 @@ export interface ChatPort {
   stableTs(): number;
   /** This server's Lamport clock. */
   clock(): number;
+  /** Once message m (an operation submitted here) is stable: undefined if it took effect, else the rule it broke. */
+  whenStable(m: Message, done: (refusal: OperationRefusal | undefined) => void): void;
   /** Called after every change of the shown state or the view; returns the unsubscribe. */
   onChange(listener: () => void): () => void;
 }
@@ -38,6 +40,7 @@ export function chatPort(node: Node, app: ChatApp): ChatPort {
     view: () => node.view,
     stableTs: () => node.protocol.stableTs,
     clock: () => node.protocol.clock,
+    whenStable: (m, done) => app.replica.watchStable(m, done),
     onChange: (listener) => app.onChange(listener),
   };
 }

@@ -26,7 +26,7 @@ import type { OrderChange } from '../broadcast/orderedLog.js';
 import type { Message } from '../broadcast/types.js';
 import { invariant } from '../errors.js';
 import type { HistoryStore } from './historyStore.js';
-import { appendedMessage, applyMessages, compactState, operationOf, type ChatState } from './state.js';
+import { appendedMessage, applyMessages, compactState, operationOf, refusalOf, type ChatState, type OperationRefusal } from './state.js';
 
 interface Checkpoint {
   /** How many messages of the total order the state has applied. */
@@ -51,6 +51,8 @@ export class ChatReplica {
   private shownAt = 0;
   /** Messages applied again to rebuild the shown state after late messages landed before them. */
   reapplied = 0;
+  /** Operations whose stable outcome someone waits for, by "<sender>:<seq>". */
+  private readonly watched = new Map<string, (refusal: OperationRefusal | undefined) => void>();
   /** Groups that gained stored messages since the last compaction, and how many messages. */
   private readonly storedGroups = new Set<string>();
   private storedSince = 0;
@@ -130,12 +132,18 @@ export class ChatReplica {
     while (this.lastCheckpoint.at > at) this.checkpoints.pop();
   }
 
+  /** Call `done` with the operation's outcome once message m is stable: undefined if it took effect, else the rule it broke. */
+  watchStable(m: Message, done: (refusal: OperationRefusal | undefined) => void): void {
+    this.watched.set(`${m.sender}:${m.seq}`, done);
+  }
+
   private stabilise(stable: readonly Message[]): void {
     const offset = this.stableCount - this.base;
     for (let i = 0; i < stable.length; i++) {
       const m = this.log[offset + i];
       invariant(m !== undefined && m.sender === stable[i].sender && m.seq === stable[i].seq, `stable message ${stable[i].sender}:${stable[i].seq} is not next in order`);
     }
+    if (this.watched.size > 0) this.reportOutcomes(stable);
     this.stableCount += stable.length;
     this.storeStable(stable);
     // The latest checkpoint the stable point has reached becomes the first; the log before it is no longer needed.
@@ -147,6 +155,25 @@ export class ChatReplica {
     }
     if (this.stableCount - this.base >= maxStableBehind) this.foldStable();
     if (this.storedSince >= compactAfterMessages) this.compact();
+  }
+
+  /**
+   * The outcome of each watched message among the newly stable ones, judged
+   * against the stable state just before it: final, as the order before it
+   * is. Costs an extra pass over the batch only when someone waits.
+   */
+  private reportOutcomes(stable: readonly Message[]): void {
+    if (!stable.some((m) => this.watched.has(`${m.sender}:${m.seq}`))) return;
+    let state = this.foldStable();
+    for (const m of stable) {
+      const key = `${m.sender}:${m.seq}`;
+      const done = this.watched.get(key);
+      if (done) {
+        this.watched.delete(key);
+        done(refusalOf(state, m, this.store));
+      }
+      state = applyMessages(state, [m], this.store);
+    }
   }
 
   /** Append the newly stable messages' appends to the history store, in order. */

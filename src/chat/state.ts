@@ -14,7 +14,10 @@ import { compareOrder, formatMessageId, parseMessageId, type Message, type Messa
 import { Edit, History, type ChatMessage } from './history.js';
 import type { StoredHistory } from './historyStore.js';
 import { decodeOp, type ChatOp } from './operations.js';
-import { likeRefusal } from './rules.js';
+import { likeRefusal, type LikeRefusal } from './rules.js';
+
+/** Why an operation had no effect in the total order. */
+export type OperationRefusal = LikeRefusal | 'message-unknown' | 'not-an-operation';
 
 export interface Member {
   readonly user: string;
@@ -159,6 +162,25 @@ function applyOp(state: Draft<ChatState>, op: ChatOp, m: Message, edit: Edit, st
       if (!group || !target || likeRefusal({ user: target.message.user, likes: target.likes }, op.user, op.op === 'like')) return;
       setLikes(group, target.n - 1, op.op === 'like' ? [...target.likes, op.user] : target.likes.filter((user) => user !== op.user));
       return;
+    }
+  }
+}
+
+/** Why the operation has no effect when applied to `state` (the rule it breaks), or undefined when it takes effect. */
+export function refusalOf(state: ChatState, m: Message, stored: StoredHistory): OperationRefusal | undefined {
+  const op = operationOf(m);
+  if (!op) return 'not-an-operation';
+  switch (op.op) {
+    case 'join':
+    case 'leave':
+    case 'append':
+      return undefined;
+    case 'like':
+    case 'unlike': {
+      const group = state.groups[op.group];
+      const target = group && findMessage(group, op.message, stored);
+      if (!group || !target) return 'message-unknown';
+      return likeRefusal({ user: target.message.user, likes: target.likes }, op.user, op.op === 'like');
     }
   }
 }

@@ -9,7 +9,7 @@ import { formatMessageId, type Message, type MessageId } from '../broadcast/type
 import type { ChatOp } from '../chat/operations.js';
 import type { ChatPort } from '../chat/port.js';
 import { likeRefusal, type LikeRefusal } from '../chat/rules.js';
-import { findMessage, lastMessages, messageCount, messageRange, type Group, type ShownMessage } from '../chat/state.js';
+import { findMessage, lastMessages, messageCount, messageRange, type Group, type OperationRefusal, type ShownMessage } from '../chat/state.js';
 import type { ClusterConfig } from '../config/clusterConfig.js';
 import { SubmitRefused } from '../node/node.js';
 import { errorRules, RpcErrors, recentMessages, type Confirmation, type GroupSummary, type GroupView, type MessageView, type ViewResult } from './protocol.js';
@@ -37,6 +37,9 @@ const likeErrors: Record<LikeRefusal, [number, string]> = {
 };
 
 export class ChatService {
+  /** Answers waiting for their operation to become stable (wait "stable"): failed if the server stops first. */
+  private readonly stableWaits = new Set<(error: Error) => void>();
+
   constructor(
     readonly port: ChatPort,
     private readonly config: ClusterConfig,
@@ -61,16 +64,16 @@ export class ChatService {
     if (session.group === undefined) throw rpcError(RpcErrors.noGroup, 'not in a group');
     const m = await this.submit({ op: 'leave', session: session.id }, session);
     session.group = undefined;
-    return confirmation(m);
+    return this.confirmation(m);
   }
 
-  async append(session: Session, text: string): Promise<Confirmation> {
+  async append(session: Session, text: string, wait?: 'stable'): Promise<Confirmation> {
     const user = requireUser(session);
     const group = requireGroup(session);
-    return confirmation(await this.submit({ op: 'append', session: session.id, user, group, text }, session));
+    return this.confirm({ op: 'append', session: session.id, user, group, text }, session, wait);
   }
 
-  async like(session: Session, targetId: MessageId, like: boolean): Promise<Confirmation> {
+  async like(session: Session, targetId: MessageId, like: boolean, wait?: 'stable'): Promise<Confirmation> {
     const user = requireUser(session);
     const group = requireGroup(session);
     const current = this.currentGroup(group);
@@ -78,7 +81,7 @@ export class ChatService {
     if (!target) throw rpcError(RpcErrors.unknownMessage, `there is no message ${formatMessageId(targetId)} in ${group}`);
     const refusal = likeRefusal({ user: target.message.user, likes: target.likes }, user, like);
     if (refusal) throw rpcError(...likeErrors[refusal]);
-    return confirmation(await this.submit({ op: like ? 'like' : 'unlike', user, group, message: targetId }, session));
+    return this.confirm({ op: like ? 'like' : 'unlike', user, group, message: targetId }, session, wait);
   }
 
   /** Messages from .. from+count-1 (1-based) of `group`, or of the session's group: a read, nothing is broadcast. */
@@ -157,18 +160,57 @@ export class ChatService {
     session.after = Math.max(session.after ?? 0, after);
   }
 
+  /**
+   * Submit and answer: at once when durable here (tentative: its place in
+   * the order may still change), or with wait "stable" once it is final,
+   * with its outcome there: applied, or refused by the rule it broke (a like
+   * of a message that another server's like reached first, say).
+   */
+  private async confirm(op: ChatOp, session: Session, wait: 'stable' | undefined): Promise<Confirmation> {
+    if (wait === undefined) return this.confirmation(await this.submit(op, session));
+    let outcome: Promise<OperationRefusal | undefined> | undefined;
+    const m = await this.submit(op, session, (sequenced) => (outcome = this.stableOutcome(sequenced)));
+    const refusal = await outcome!;
+    return { id: formatMessageId(m), tentative: false, ...(refusal === undefined ? { outcome: 'applied' } : { outcome: 'refused', rule: refusal }) };
+  }
+
+  private confirmation(m: Message): Confirmation {
+    return { id: formatMessageId(m), tentative: m.ts > this.port.stableTs() };
+  }
+
+  /** Registered as soon as the operation is sequenced, before anything can make it stable. */
+  private stableOutcome(m: Message): Promise<OperationRefusal | undefined> {
+    return new Promise((resolve, reject) => {
+      this.stableWaits.add(reject);
+      this.port.whenStable(m, (refusal) => {
+        this.stableWaits.delete(reject);
+        resolve(refusal);
+      });
+    });
+  }
+
+  /** A clean stop: operations still waiting to become stable are answered 4008 (each is durable here and will take its place). */
+  abandonStableWaits(): void {
+    const error = rpcError(RpcErrors.unavailable, 'the server is shutting down before the operation became stable; it is durable here and will take its place in the order');
+    for (const reject of this.stableWaits) reject(error);
+    this.stableWaits.clear();
+  }
+
   /** Submit a session's operation (ordered after its causal token); resolves once it is durable here, or throws the JSON-RPC error the client sees. */
-  private submit(op: ChatOp, session: Session): Promise<Message> {
-    return new Promise<Message>((confirmed, refused) => this.port.submit(op, { confirmed, refused }, session.after)).catch((err: unknown) => {
+  private submit(op: ChatOp, session: Session, onSequenced?: (m: Message) => void): Promise<Message> {
+    const submitted = new Promise<Message>((resolve, refused) => {
+      const confirmed = (m: Message) => {
+        onSequenced?.(m);
+        resolve(m);
+      };
+      this.port.submit(op, { confirmed, refused }, session.after);
+    });
+    return submitted.catch((err: unknown) => {
       if (err instanceof SubmitRefused && err.reason === 'busy') throw rpcError(RpcErrors.busy, err.message);
       if (err instanceof SubmitRefused && err.reason === 'storage') throw rpcError(RpcErrors.storageFailed, `${err.message}; connect to another server`);
       throw rpcError(RpcErrors.unavailable, `the server could not accept the operation: ${(err as Error).message}`);
     });
   }
-}
-
-function confirmation(m: Message): Confirmation {
-  return { id: formatMessageId(m) };
 }
 
 function requireUser(session: Session): string {

@@ -11,15 +11,17 @@ import { maxHistoryPage, RpcErrors, type ChatMethod, type ChatMethods } from './
 
 const noParams = z.strictObject({}).optional();
 /** A client's causal token: the highest message timestamp it has seen (the number before the dot of a message id). */
+/** Answer only once the operation is stable, with its outcome in the final order. */
+const wait = z.literal('stable', { error: 'the only value is "stable"' }).describe('"stable": answer once the operation is final, with its outcome (applied, or refused and the rule)').optional();
 const after = z.number().int('must be a whole number').min(0, 'must be at least 0').describe('the highest message timestamp this client has seen (on any server): the operation is ordered after it').optional();
 
 export const paramSchemas = {
   user: z.strictObject({ name: userNameSchema }),
   join: z.strictObject({ group: groupNameSchema, after }),
   leave: z.strictObject({ after }).optional(),
-  append: z.strictObject({ text: messageTextSchema, after }),
-  like: z.strictObject({ id: messageIdSchema, after }),
-  unlike: z.strictObject({ id: messageIdSchema, after }),
+  append: z.strictObject({ text: messageTextSchema, after, wait }),
+  like: z.strictObject({ id: messageIdSchema, after, wait }),
+  unlike: z.strictObject({ id: messageIdSchema, after, wait }),
   history: z
     .strictObject({
       group: groupNameSchema.optional(),

@@ -108,8 +108,13 @@ export const viewResultSchema = z.object({
 });
 export type ViewResult = z.infer<typeof viewResultSchema>;
 
-/** What a mutating method answers once the operation is durable on the answering server. */
-export const confirmationSchema = z.object({ id: z.string().describe('"<ts>.<sender>": the id of the broadcast message that carries the operation') });
+/** What a mutating method answers once the operation is durable on the answering server (or, asked to wait, once it is stable). */
+export const confirmationSchema = z.object({
+  id: z.string().describe('"<ts>.<sender>": the id of the broadcast message that carries the operation'),
+  tentative: z.boolean().describe('true: sequenced and durable here, its place in the total order (and so its effect) not final yet'),
+  outcome: z.enum(['applied', 'refused']).optional().describe('with wait "stable": whether the operation took effect in the final order'),
+  rule: z.string().optional().describe('with outcome "refused": the rule it broke there (e.g. already-liked)'),
+});
 export type Confirmation = z.infer<typeof confirmationSchema>;
 
 /** One method as rpc.discover describes it: params and result as JSON Schema. */
@@ -137,9 +142,9 @@ export interface ChatMethods {
   user: { params: { name: string }; result: { user: string } };
   join: { params: { group: string; after?: number }; result: GroupView };
   leave: { params?: { after?: number }; result: Confirmation };
-  append: { params: { text: string; after?: number }; result: Confirmation };
-  like: { params: { id: string; after?: number }; result: Confirmation };
-  unlike: { params: { id: string; after?: number }; result: Confirmation };
+  append: { params: { text: string; after?: number; wait?: 'stable' }; result: Confirmation };
+  like: { params: { id: string; after?: number; wait?: 'stable' }; result: Confirmation };
+  unlike: { params: { id: string; after?: number; wait?: 'stable' }; result: Confirmation };
   /** Messages from..from+count-1 (default: from 1, a whole page) of `group`, or of the session's group; read from the history segments, without joining. */
   history: { params?: { group?: string; from?: number; count?: number }; result: GroupView };
   /** Every group this server knows, by name, without joining any. */

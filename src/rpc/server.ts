@@ -146,9 +146,9 @@ export class RpcServer {
       return view;
     });
     method('leave', (_params, c) => s.leave(c.session));
-    method('append', ({ text }, c) => s.append(c.session, text));
-    method('like', ({ id }, c) => s.like(c.session, id, true));
-    method('unlike', ({ id }, c) => s.like(c.session, id, false));
+    method('append', ({ text, wait }, c) => s.append(c.session, text, wait));
+    method('like', ({ id, wait }, c) => s.like(c.session, id, true, wait));
+    method('unlike', ({ id, wait }, c) => s.like(c.session, id, false, wait));
     method('history', (params, c) => s.history(c.session, params?.group, params?.from ?? 1, params?.count ?? maxHistoryPage));
     method('groups', () => s.groups());
     const methods = describeMethods();
@@ -273,6 +273,7 @@ export class RpcServer {
    */
   async close(drainTimeoutMs = 10_000): Promise<void> {
     this.closing = true;
+    this.service.abandonStableWaits();
     this.unsubscribe();
     clearTimeout(this.pushTimer);
     if (!this.crashed) {
