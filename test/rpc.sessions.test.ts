@@ -98,6 +98,42 @@ describe('session order across servers (causal token)', function () {
     expect(history.messages[0].likedBy).to.deep.equal(['bob']);
   });
 
+  it('request ids: appends resent with the same ids on another server after a crash are each in every history exactly once', async () => {
+    cluster = await InProcessCluster.create(3, { timers: fastTimers }, true);
+    await cluster.startAll();
+    const first = await connect(1);
+    await first.call('user', { name: 'rita' });
+    await first.call('join', { group: 'once' });
+    await cluster.waitFor(() => cluster!.converged(), 20_000, 'the join everywhere');
+    // Server 1's appends reach no other server before it crashes: the hardest case for a retry elsewhere.
+    cluster.partition([[1], [2, 3]]);
+    const count = 100;
+    const texts = Array.from({ length: count }, (_, i) => `exactly once ${i}`);
+    const answers = await Promise.allSettled(texts.map((text, i) => first.call('append', { text, requestId: `req-${i}` })));
+    expect(answers.filter((a) => a.status === 'fulfilled').length).to.be.greaterThan(0);
+    await cluster.crash(1);
+
+    // The client resends every one, with the same ids, to server 2 (which has none of them).
+    const second = await connect(2);
+    await second.call('user', { name: 'rita' });
+    await second.call('join', { group: 'once' });
+    const retries = await Promise.all(texts.map((text, i) => second.call('append', { text, requestId: `req-${i}` })));
+    expect(retries.every((r) => r.repeated === undefined)).to.equal(true);
+    // Server 1 comes back with its copies; both copies of each are in the order, one takes effect.
+    cluster.heal();
+    await cluster.start(1);
+    await cluster.waitFor(() => cluster!.converged(), 20_000, 'every server agreeing');
+    for (const id of [1, 2, 3]) {
+      const reader = await connect(id);
+      const page = await reader.call('history', { group: 'once', from: 1, count: 500 });
+      expect(page.messages.map((m) => m.text).sort(), `server ${id}`).to.deep.equal([...texts].sort());
+    }
+    // A retry the server knows is answered with the original id, without a new broadcast.
+    const again = await second.call('append', { text: texts[0], requestId: 'req-0' });
+    expect(again).to.include({ repeated: true });
+    expect(answers[0].status === 'fulfilled' ? [answers[0].value.id, retries[0].id] : [retries[0].id]).to.include(again.id);
+  });
+
   it('refuses a token further ahead than any clock could be', async () => {
     cluster = await InProcessCluster.create(3, { timers: fastTimers }, true);
     await cluster.startAll();

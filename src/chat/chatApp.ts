@@ -93,6 +93,6 @@ function readSnapshot(saved: unknown): { chat?: ChatStateJson; order?: unknown }
 }
 
 function isChatState(value: unknown): value is ChatStateJson {
-  const v = value as { groups?: unknown; sessions?: unknown } | null;
-  return typeof v === 'object' && v !== null && typeof v.groups === 'object' && typeof v.sessions === 'object';
+  const v = value as { groups?: unknown; sessions?: unknown; requests?: unknown } | null;
+  return typeof v === 'object' && v !== null && typeof v.groups === 'object' && typeof v.sessions === 'object' && (v.requests === undefined || typeof v.requests === 'object');
 }

@@ -25,6 +25,8 @@ export interface AppendOp {
   readonly user: string;
   readonly group: string;
   readonly text: string;
+  /** The client's request id: a retry with the same id (by the same user, on any server) has no further effect. */
+  readonly rid?: string;
 }
 
 export interface LikeOp {
@@ -33,6 +35,7 @@ export interface LikeOp {
   readonly group: string;
   /** The liked message: its broadcast message's (ts, sender). In the payload it is written "<ts>.<sender>". */
   readonly message: MessageId;
+  readonly rid?: string;
 }
 
 export type ChatOp = JoinOp | LeaveOp | AppendOp | LikeOp;
@@ -41,6 +44,7 @@ export const limits = {
   userChars: 32,
   groupChars: 64,
   textChars: 2000,
+  requestIdChars: 64,
 } as const;
 
 const printableNoSpace = /^[^\s\p{Cc}\p{Cf}]+$/u;
@@ -73,6 +77,11 @@ export const messageTextSchema = z
   .refine((s) => printable.test(s), { error: 'a message cannot contain control characters' })
   .describe(`1-${limits.textChars} characters as people count them, not blank, no control or format characters`);
 
+export const requestIdSchema = z
+  .string(aString)
+  .refine((s) => s.length >= 1 && s.length <= limits.requestIdChars && printableNoSpace.test(s), { error: `a request id has 1-${limits.requestIdChars} printable characters and no spaces` })
+  .describe(`a client-chosen id (1-${limits.requestIdChars} printable characters, e.g. a UUID): a retry with the same id, on any server, is applied once`);
+
 /** A message id as clients write it, "<ts>.<sender>", read into its (ts, sender). */
 export const messageIdSchema = z
   .string(aString)
@@ -96,15 +105,20 @@ export function decodeOp(payload: string): ChatOp | undefined {
     case 'leave':
       return str('session') ? (v as unknown as LeaveOp) : undefined;
     case 'append':
-      return str('session') && str('user') && str('group') && str('text') ? (v as unknown as AppendOp) : undefined;
+      return str('session') && str('user') && str('group') && str('text') && ridOk(v) ? (v as unknown as AppendOp) : undefined;
     case 'like':
     case 'unlike': {
       const message = str('message') ? parseMessageId(v.message as string) : undefined;
-      return str('user') && str('group') && message ? { op: v.op, user: v.user as string, group: v.group as string, message } : undefined;
+      if (!str('user') || !str('group') || !message || !ridOk(v)) return undefined;
+      return { op: v.op, user: v.user as string, group: v.group as string, message, ...(v.rid === undefined ? {} : { rid: v.rid as string }) };
     }
     default:
       return undefined;
   }
+}
+
+function ridOk(v: Record<string, unknown>): boolean {
+  return v.rid === undefined || typeof v.rid === 'string';
 }
 
 export function encodeOp(op: ChatOp): string {

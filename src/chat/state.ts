@@ -17,7 +17,16 @@ import { decodeOp, type ChatOp } from './operations.js';
 import { likeRefusal, type LikeRefusal } from './rules.js';
 
 /** Why an operation had no effect in the total order. */
-export type OperationRefusal = LikeRefusal | 'message-unknown' | 'not-an-operation';
+export type OperationRefusal = LikeRefusal | 'message-unknown' | 'duplicate-request' | 'not-an-operation';
+
+/** A user's request ids remembered (the oldest forgotten first): a retry after more than this many newer requests is applied again. */
+export const maxRequestsPerUser = 1000;
+
+/** A user's recent request ids: each with the id ("<ts>.<sender>") of the message that carried it first, oldest first. */
+export interface RequestLog {
+  readonly ids: Readonly<Record<string, string>>;
+  readonly order: readonly string[];
+}
 
 export interface Member {
   readonly user: string;
@@ -44,6 +53,8 @@ export interface ChatState {
   readonly groups: Readonly<Record<string, Group>>;
   /** The group each session is in. */
   readonly sessions: Readonly<Record<string, string>>;
+  /** Request ids by user, so that a client's retry is applied once. */
+  readonly requests: Readonly<Record<string, RequestLog>>;
 }
 
 /**
@@ -57,12 +68,14 @@ export function dict<T>(entries: Iterable<readonly [string, T]> = []): Record<st
   return d;
 }
 
-export const emptyChatState: ChatState = { groups: dict(), sessions: dict() };
+export const emptyChatState: ChatState = { groups: dict(), sessions: dict(), requests: dict() };
 
 /** The chat state as a snapshot holds it. */
 export interface ChatStateJson {
   readonly groups: Readonly<Record<string, GroupJson>>;
   readonly sessions: Readonly<Record<string, string>>;
+  /** Absent in snapshots from before request ids. */
+  readonly requests?: Readonly<Record<string, RequestLog>>;
 }
 
 /** A group as a snapshot holds it; older snapshots held the whole history, with each message's likes (`history` or `chunks`). */
@@ -99,6 +112,7 @@ export function restoreChatState(saved: ChatStateJson): ChatState {
   return {
     groups: dict(Object.entries(saved.groups).map(([name, group]) => [name, restoreGroup(group)] as const)),
     sessions: dict(Object.entries(saved.sessions)),
+    requests: dict(Object.entries(saved.requests ?? {}).map(([user, log]) => [user, { ids: dict(Object.entries(log.ids)), order: log.order }] as const)),
   };
 }
 
@@ -140,6 +154,10 @@ export function applyMessages(state: ChatState, messages: readonly Message[], st
 }
 
 function applyOp(state: Draft<ChatState>, op: ChatOp, m: Message, edit: Edit, stored: StoredHistory): void {
+  if ((op.op === 'append' || op.op === 'like' || op.op === 'unlike') && op.rid !== undefined) {
+    if (originalRequest(state, op.user, op.rid) !== undefined) return;
+    rememberRequest(state, op.user, op.rid, m);
+  }
   switch (op.op) {
     case 'join': {
       leave(state, op.session);
@@ -166,10 +184,23 @@ function applyOp(state: Draft<ChatState>, op: ChatOp, m: Message, edit: Edit, st
   }
 }
 
+/** The id of the message that first carried the user's request `rid`, if the state remembers it. */
+export function originalRequest(state: ChatState | Draft<ChatState>, user: string, rid: string): string | undefined {
+  return state.requests[user]?.ids[rid];
+}
+
+function rememberRequest(state: Draft<ChatState>, user: string, rid: string, m: Message): void {
+  const log = (state.requests[user] ??= { ids: dict(), order: [] });
+  log.ids[rid] = formatMessageId(m);
+  log.order.push(rid);
+  if (log.order.length > maxRequestsPerUser) delete log.ids[log.order.shift()!];
+}
+
 /** Why the operation has no effect when applied to `state` (the rule it breaks), or undefined when it takes effect. */
 export function refusalOf(state: ChatState, m: Message, stored: StoredHistory): OperationRefusal | undefined {
   const op = operationOf(m);
   if (!op) return 'not-an-operation';
+  if ((op.op === 'append' || op.op === 'like' || op.op === 'unlike') && op.rid !== undefined && originalRequest(state, op.user, op.rid) !== undefined) return 'duplicate-request';
   switch (op.op) {
     case 'join':
     case 'leave':
@@ -271,7 +302,7 @@ export function compactState(state: ChatState, groups: Iterable<string>, storedC
     if (!group) continue;
     const moved = Math.min(group.tail.count, storedCount(name) - group.stored);
     if (moved <= 0) continue;
-    if (compacted === state) compacted = { groups: dict(Object.entries(state.groups)), sessions: state.sessions };
+    if (compacted === state) compacted = { groups: dict(Object.entries(state.groups)), sessions: state.sessions, requests: state.requests };
     (compacted.groups as Record<string, Group>)[name] = { ...group, stored: group.stored + moved, tail: group.tail.withoutFirst(moved) };
   }
   return compacted;
@@ -296,12 +327,15 @@ export interface PlainMessage {
 }
 
 /** The state with each group's whole history as one list, read from the store: for people, JSON and comparisons (tools/inspect, tests). */
-export function plainChatState(state: ChatState, stored: StoredHistory): { groups: Record<string, { name: string; members: Record<string, Member>; messages: PlainMessage[] }>; sessions: Record<string, string> } {
+export function plainChatState(
+  state: ChatState,
+  stored: StoredHistory,
+): { groups: Record<string, { name: string; members: Record<string, Member>; messages: PlainMessage[] }>; sessions: Record<string, string>; requests: Record<string, RequestLog> } {
   const plain = ({ message: m, likes }: ShownMessage): PlainMessage => ({ id: formatMessageId(m), user: m.user, server: m.sender, text: m.text, likes });
   const groups = dict(
     Object.entries(state.groups).map(([name, group]) => [name, { name, members: dict(Object.entries(group.members)), messages: messageRange(group, 0, messageCount(group), stored).map(plain) }] as const),
   );
-  return { groups, sessions: dict(Object.entries(state.sessions)) };
+  return { groups, sessions: dict(Object.entries(state.sessions)), requests: dict(Object.entries(state.requests)) };
 }
 
 /** Canonical JSON (sorted keys): equal states give equal text. */

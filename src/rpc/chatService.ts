@@ -9,10 +9,20 @@ import { formatMessageId, type Message, type MessageId } from '../broadcast/type
 import type { ChatOp } from '../chat/operations.js';
 import type { ChatPort } from '../chat/port.js';
 import { likeRefusal, type LikeRefusal } from '../chat/rules.js';
-import { findMessage, lastMessages, messageCount, messageRange, type Group, type OperationRefusal, type ShownMessage } from '../chat/state.js';
+import { findMessage, lastMessages, messageCount, messageRange, originalRequest, type Group, type OperationRefusal, type ShownMessage } from '../chat/state.js';
 import type { ClusterConfig } from '../config/clusterConfig.js';
 import { SubmitRefused } from '../node/node.js';
 import { errorRules, RpcErrors, recentMessages, type Confirmation, type GroupSummary, type GroupView, type MessageView, type ViewResult } from './protocol.js';
+
+/** How a client wants a mutating request answered: waiting for its stable outcome, and its request id for retries. */
+export interface HowToAnswer {
+  readonly wait?: 'stable';
+  readonly requestId?: string;
+}
+
+function rid(how: HowToAnswer): { rid?: string } {
+  return how.requestId === undefined ? {} : { rid: how.requestId };
+}
 
 export interface Session {
   readonly id: string;
@@ -67,21 +77,25 @@ export class ChatService {
     return this.confirmation(m);
   }
 
-  async append(session: Session, text: string, wait?: 'stable'): Promise<Confirmation> {
+  async append(session: Session, text: string, how: HowToAnswer = {}): Promise<Confirmation> {
     const user = requireUser(session);
     const group = requireGroup(session);
-    return this.confirm({ op: 'append', session: session.id, user, group, text }, session, wait);
+    const repeated = this.repeated(user, how.requestId);
+    if (repeated) return repeated;
+    return this.confirm({ op: 'append', session: session.id, user, group, text, ...rid(how) }, session, how.wait);
   }
 
-  async like(session: Session, targetId: MessageId, like: boolean, wait?: 'stable'): Promise<Confirmation> {
+  async like(session: Session, targetId: MessageId, like: boolean, how: HowToAnswer = {}): Promise<Confirmation> {
     const user = requireUser(session);
     const group = requireGroup(session);
+    const repeated = this.repeated(user, how.requestId);
+    if (repeated) return repeated;
     const current = this.currentGroup(group);
     const target = current && findMessage(current, targetId, this.port.history);
     if (!target) throw rpcError(RpcErrors.unknownMessage, `there is no message ${formatMessageId(targetId)} in ${group}`);
     const refusal = likeRefusal({ user: target.message.user, likes: target.likes }, user, like);
     if (refusal) throw rpcError(...likeErrors[refusal]);
-    return this.confirm({ op: like ? 'like' : 'unlike', user, group, message: targetId }, session, wait);
+    return this.confirm({ op: like ? 'like' : 'unlike', user, group, message: targetId, ...rid(how) }, session, how.wait);
   }
 
   /** Messages from .. from+count-1 (1-based) of `group`, or of the session's group: a read, nothing is broadcast. */
@@ -158,6 +172,21 @@ export class ChatService {
       throw rpcError(RpcErrors.invalidParams, `invalid after: ${after} is more than ${maxCausalLead} ahead of this server's clock (${this.port.clock()}); send the highest timestamp you have seen`);
     }
     session.after = Math.max(session.after ?? 0, after);
+  }
+
+  /**
+   * A retry of a request this server already knows (the state remembers
+   * each user's recent request ids): the original's answer, nothing new
+   * broadcast. One it does not know yet is broadcast again; if the original
+   * reaches the order first, the retry has no effect there (wait "stable"
+   * then says refused, duplicate-request).
+   */
+  private repeated(user: string, requestId: string | undefined): Confirmation | undefined {
+    if (requestId === undefined) return undefined;
+    const original = originalRequest(this.port.shown(), user, requestId);
+    if (original === undefined) return undefined;
+    const ts = Number(original.split('.')[0]);
+    return { id: original, tentative: ts > this.port.stableTs(), repeated: true };
   }
 
   /**

@@ -113,7 +113,8 @@ export const confirmationSchema = z.object({
   id: z.string().describe('"<ts>.<sender>": the id of the broadcast message that carries the operation'),
   tentative: z.boolean().describe('true: sequenced and durable here, its place in the total order (and so its effect) not final yet'),
   outcome: z.enum(['applied', 'refused']).optional().describe('with wait "stable": whether the operation took effect in the final order'),
-  rule: z.string().optional().describe('with outcome "refused": the rule it broke there (e.g. already-liked)'),
+  rule: z.string().optional().describe('with outcome "refused": the rule it broke there (e.g. already-liked, or duplicate-request: the request id was applied before)'),
+  repeated: z.boolean().optional().describe('true: this server already knew the request id; the answer is the original operation\'s, nothing new was broadcast'),
 });
 export type Confirmation = z.infer<typeof confirmationSchema>;
 
@@ -142,9 +143,9 @@ export interface ChatMethods {
   user: { params: { name: string }; result: { user: string } };
   join: { params: { group: string; after?: number }; result: GroupView };
   leave: { params?: { after?: number }; result: Confirmation };
-  append: { params: { text: string; after?: number; wait?: 'stable' }; result: Confirmation };
-  like: { params: { id: string; after?: number; wait?: 'stable' }; result: Confirmation };
-  unlike: { params: { id: string; after?: number; wait?: 'stable' }; result: Confirmation };
+  append: { params: { text: string; after?: number; wait?: 'stable'; requestId?: string }; result: Confirmation };
+  like: { params: { id: string; after?: number; wait?: 'stable'; requestId?: string }; result: Confirmation };
+  unlike: { params: { id: string; after?: number; wait?: 'stable'; requestId?: string }; result: Confirmation };
   /** Messages from..from+count-1 (default: from 1, a whole page) of `group`, or of the session's group; read from the history segments, without joining. */
   history: { params?: { group?: string; from?: number; count?: number }; result: GroupView };
   /** Every group this server knows, by name, without joining any. */

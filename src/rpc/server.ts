@@ -146,9 +146,9 @@ export class RpcServer {
       return view;
     });
     method('leave', (_params, c) => s.leave(c.session));
-    method('append', ({ text, wait }, c) => s.append(c.session, text, wait));
-    method('like', ({ id, wait }, c) => s.like(c.session, id, true, wait));
-    method('unlike', ({ id, wait }, c) => s.like(c.session, id, false, wait));
+    method('append', ({ text, wait, requestId }, c) => s.append(c.session, text, { wait, requestId }));
+    method('like', ({ id, wait, requestId }, c) => s.like(c.session, id, true, { wait, requestId }));
+    method('unlike', ({ id, wait, requestId }, c) => s.like(c.session, id, false, { wait, requestId }));
     method('history', (params, c) => s.history(c.session, params?.group, params?.from ?? 1, params?.count ?? maxHistoryPage));
     method('groups', () => s.groups());
     const methods = describeMethods();
