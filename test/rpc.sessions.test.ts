@@ -134,6 +134,32 @@ describe('session order across servers (causal token)', function () {
     expect(answers[0].status === 'fulfilled' ? [answers[0].value.id, retries[0].id] : [retries[0].id]).to.include(again.id);
   });
 
+  it('the terminal client resends, with the same request id, what a lost server never answered; it is applied once', async () => {
+    cluster = await InProcessCluster.create(3, { timers: fastTimers }, true);
+    await cluster.startAll();
+    const lines: string[] = [];
+    const client = new ChatClient(cluster.config, { print: (text) => lines.push(...text.split('\n')) });
+    try {
+      await client.execute('c 1');
+      await client.execute('u sam');
+      await client.execute('j resend');
+      // The server goes away with the append in flight.
+      const pending = client.execute('a sent into the crash');
+      await cluster.crash(1);
+      await pending;
+      expect(lines.at(-1)).to.match(/^error: the connection was lost before the server answered; c <id> resends it/);
+      await client.execute('c 2');
+      expect(lines.some((l) => /^resent "sent into the crash" \(request [0-9a-f-]{36}\)$/.test(l))).to.equal(true);
+      await cluster.start(1);
+      await cluster.waitFor(() => cluster!.converged(), 20_000, 'every server agreeing');
+      const reader = await connect(3);
+      const page = await reader.call('history', { group: 'resend' });
+      expect(page.messages.map((m) => m.text)).to.deep.equal(['sent into the crash']);
+    } finally {
+      client.close();
+    }
+  });
+
   it('refuses a token further ahead than any clock could be', async () => {
     cluster = await InProcessCluster.create(3, { timers: fastTimers }, true);
     await cluster.startAll();

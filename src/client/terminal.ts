@@ -2,6 +2,7 @@
  * The terminal client's command interpreter (SPEC section 5), separate from
  * the terminal itself so that it can be driven line by line by scripts and tests.
  */
+import { randomUUID } from 'node:crypto';
 import type { ClusterConfig } from '../config/clusterConfig.js';
 import type { GroupView, MessageView } from '../rpc/protocol.js';
 import { ChorusConnection, RpcCallError } from './connection.js';
@@ -20,6 +21,9 @@ export const helpText = [
   '  q                       quit',
 ].join('\n');
 
+/** A mutating request, with the request id it keeps across resends. */
+type Unanswered = { readonly method: 'append'; readonly params: { readonly text: string; readonly requestId: string } } | { readonly method: 'like' | 'unlike'; readonly params: { readonly id: string; readonly requestId: string } };
+
 export interface ClientOutput {
   /** A line (or lines) for the user. */
   print(text: string): void;
@@ -32,6 +36,8 @@ export class ChatClient {
   /** Message number on screen -> message id: what `l <n>` and `r <n>` refer to. */
   private screen = new Map<number, string>();
   quitRequested = false;
+  /** Requests whose connection was lost before their answer: resent after the next connect. */
+  private unanswered: Unanswered[] = [];
   /** The highest message timestamp this client has seen (causal()). */
   private seenTs = 0;
   /** Commands that failed (printed as errors): a script's exit status. */
@@ -107,9 +113,36 @@ export class ChatClient {
       if (!this.quitRequested) this.out.print(`connection to ${address} lost${reason ? ` (${reason})` : ''}; connect to another server with c <id>`);
     });
     this.out.print(`connected to ${address}`);
-    // A new server is a new session: carry the user name and group over.
+    // A new server is a new session: carry the user name and group over, then resend what the last server never answered.
     if (this.user !== undefined) await this.setUser(this.user);
     if (this.group !== undefined) await this.join(this.group);
+    await this.resendUnanswered();
+  }
+
+  /**
+   * Send a mutating request with a request id; if the connection is lost
+   * before the answer, it is kept and resent, with the same id, after the
+   * next connect: applied once whether or not the lost server had taken it.
+   */
+  private async mutate(request: Unanswered): Promise<{ id: string }> {
+    const connection = this.requireConnection();
+    try {
+      const result = request.method === 'append' ? await connection.call('append', { ...request.params, ...this.causal() }) : await connection.call(request.method, { ...request.params, ...this.causal() });
+      this.saw(result.id);
+      return result;
+    } catch (err) {
+      if (connection.connected) throw err;
+      this.unanswered.push(request);
+      throw new Error('the connection was lost before the server answered; c <id> resends it to another server (applied once either way)', { cause: err });
+    }
+  }
+
+  private async resendUnanswered(): Promise<void> {
+    const pending = this.unanswered.splice(0);
+    for (const request of pending) {
+      await this.mutate(request);
+      this.out.print(`resent ${request.method === 'append' ? `"${request.params.text}"` : `${request.method} of ${request.params.id}`} (request ${request.params.requestId})`);
+    }
   }
 
   private resolve(target: string): string {
@@ -143,18 +176,18 @@ export class ChatClient {
   }
 
   private async append(text: string): Promise<void> {
-    const connection = this.requireConnection();
+    this.requireConnection();
     if (this.user === undefined) throw new Error('set a user name first (u <name>)');
     if (this.group === undefined) throw new Error('join a group first (j <group>)');
-    this.saw((await connection.call('append', { text, ...this.causal() })).id);
+    await this.mutate({ method: 'append', params: { text, requestId: randomUUID() } });
   }
 
   private async like(like: boolean, numberText: string): Promise<void> {
-    const connection = this.requireConnection();
+    this.requireConnection();
     if (this.group === undefined) throw new Error('join a group first (j <group>)');
     if (!/^\d+$/.test(numberText)) throw new Error(`"${numberText}" is not a message number`);
     const id = this.screen.get(Number(numberText)) ?? (await this.idOf(Number(numberText)));
-    this.saw((await connection.call(like ? 'like' : 'unlike', { id, ...this.causal() })).id);
+    await this.mutate({ method: like ? 'like' : 'unlike', params: { id, requestId: randomUUID() } });
     this.out.print(like ? `liked message ${numberText}` : `removed your like from message ${numberText}`);
   }
 
