@@ -160,6 +160,27 @@ describe('session order across servers (causal token)', function () {
     }
   });
 
+  it('read-your-writes: a history read with after waits for the server to hold everything up to it, and says whether it does', async () => {
+    cluster = await InProcessCluster.create(3, { timers: fastTimers }, true);
+    await cluster.startAll();
+    const writer = await connect(1);
+    await writer.call('user', { name: 'wes' });
+    await writer.call('join', { group: 'ryw' });
+    await cluster.waitFor(() => cluster!.converged(), 20_000, 'the join everywhere');
+    cluster.partition([[1, 2], [3]]);
+    const { id } = await writer.call('append', { text: 'my write' });
+    const after = Number(id.split('.')[0]);
+    const lagging = await connect(3);
+    const missing = await lagging.call('history', { group: 'ryw', after });
+    expect(missing.complete).to.equal(false);
+    expect(missing.messages.map((m) => m.text)).to.deep.equal([]);
+    cluster.heal();
+    const found = await lagging.call('history', { group: 'ryw', after });
+    expect(found.complete).to.equal(true);
+    expect(found.messages.map((m) => m.text)).to.deep.equal(['my write']);
+    expect((await lagging.call('history', { group: 'ryw' })).complete).to.equal(undefined);
+  });
+
   it('refuses a token further ahead than any clock could be', async () => {
     cluster = await InProcessCluster.create(3, { timers: fastTimers }, true);
     await cluster.startAll();

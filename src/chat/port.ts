@@ -25,6 +25,8 @@ export interface ChatPort {
   stableTs(): number;
   /** This server's Lamport clock. */
   clock(): number;
+  /** This server holds every message (of every sender) with a timestamp at or below this. */
+  holdsAllUpTo(): number;
   /** Once message m (an operation submitted here) is stable: undefined if it took effect, else the rule it broke. */
   whenStable(m: Message, done: (refusal: OperationRefusal | undefined) => void): void;
   /** Called after every change of the shown state or the view; returns the unsubscribe. */
@@ -40,6 +42,7 @@ export function chatPort(node: Node, app: ChatApp): ChatPort {
     view: () => node.view,
     stableTs: () => node.protocol.stableTs,
     clock: () => node.protocol.clock,
+    holdsAllUpTo: () => Math.min(...node.protocol.tsVector),
     whenStable: (m, done) => app.replica.watchStable(m, done),
     onChange: (listener) => app.onChange(listener),
   };

@@ -203,8 +203,9 @@ export class ChatClient {
   private async printHistory(): Promise<void> {
     const connection = this.requireConnection();
     if (this.group === undefined) throw new Error('join a group first (j <group>)');
-    let page = await connection.call('history', { from: 1 });
+    let page = await connection.call('history', { from: 1, ...this.causal() });
     this.show(page);
+    if (page.complete === false) this.out.print('note: this server has not yet received every message you have seen (a partition?); some may be missing until it has');
     const total = page.total;
     for (let next = page.messages.length + 1; next <= total && page.messages.length > 0; next += page.messages.length) {
       page = await connection.call('history', { from: next });

@@ -32,6 +32,9 @@ export interface Session {
   after?: number;
 }
 
+/** How long a read with `after` waits for this server to hold everything up to it. */
+const readWaitMs = 2000;
+
 /** How far ahead of this server's clock a causal token may be (a partition lets clocks drift apart by about the messages sent meanwhile). */
 const maxCausalLead = 1_000_000_000;
 
@@ -98,9 +101,30 @@ export class ChatService {
     return this.confirm({ op: like ? 'like' : 'unlike', user, group, message: targetId, ...rid(how) }, session, how.wait);
   }
 
-  /** Messages from .. from+count-1 (1-based) of `group`, or of the session's group: a read, nothing is broadcast. */
-  history(session: Session, group: string | undefined, from: number, count: number): GroupView {
+  /**
+   * Messages from .. from+count-1 (1-based) of `group`, or of the session's
+   * group: a read, nothing is broadcast. With `after` (the highest timestamp
+   * the client has seen, its own writes included) it first waits, up to
+   * readWaitMs, until this server holds every message up to it, and says
+   * whether it does (read-your-writes on a server that may lag behind).
+   */
+  async history(session: Session, group: string | undefined, from: number, count: number, after?: number): Promise<GroupView> {
     const name = group ?? requireGroup(session);
+    if (after === undefined) return this.page(name, from, count);
+    const complete = await this.holdAllUpTo(after);
+    return { ...this.page(name, from, count), complete };
+  }
+
+  private async holdAllUpTo(after: number): Promise<boolean> {
+    const deadline = performance.now() + readWaitMs;
+    while (this.port.holdsAllUpTo() < after) {
+      if (performance.now() >= deadline) return false;
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    return true;
+  }
+
+  private page(name: string, from: number, count: number): GroupView {
     const current = this.currentGroup(name);
     if (!current) throw rpcError(RpcErrors.noSuchGroup, `there is no group ${name} (groups lists them)`);
     return this.describe(name, messageRange(current, from - 1, from - 1 + count, this.port.history));

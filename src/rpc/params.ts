@@ -26,6 +26,7 @@ export const paramSchemas = {
   history: z
     .strictObject({
       group: groupNameSchema.optional(),
+      after,
       from: z.number().int('must be a whole number').min(1, 'messages are numbered from 1').optional(),
       count: z.number().int('must be a whole number').min(1, 'must be at least 1').max(maxHistoryPage, `at most ${maxHistoryPage} messages a page`).optional(),
     })

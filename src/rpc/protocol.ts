@@ -92,6 +92,7 @@ export const groupViewSchema = z.object({
   participants: z.array(z.string()).describe("users joined through servers in the answering server's current view"),
   total: z.number().int().describe("messages in the group's whole history"),
   messages: z.array(messageViewSchema).describe('the last 10 (join, pushes) or one page of the history (history)'),
+  complete: z.boolean().optional().describe('history with after: true when this server holds every message up to after (the client\'s own writes included); false when it still lacked some after waiting'),
 });
 export type GroupView = z.infer<typeof groupViewSchema>;
 
@@ -147,7 +148,7 @@ export interface ChatMethods {
   like: { params: { id: string; after?: number; wait?: 'stable'; requestId?: string }; result: Confirmation };
   unlike: { params: { id: string; after?: number; wait?: 'stable'; requestId?: string }; result: Confirmation };
   /** Messages from..from+count-1 (default: from 1, a whole page) of `group`, or of the session's group; read from the history segments, without joining. */
-  history: { params?: { group?: string; from?: number; count?: number }; result: GroupView };
+  history: { params?: { group?: string; from?: number; count?: number; after?: number }; result: GroupView };
   /** Every group this server knows, by name, without joining any. */
   groups: { params?: Record<string, never>; result: { groups: GroupSummary[] } };
   view: { params?: Record<string, never>; result: ViewResult };
