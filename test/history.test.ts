@@ -6,32 +6,19 @@
 import { expect } from 'chai';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ChorusConnection } from '../src/client/connection.js';
 import { ChatClient } from '../src/client/terminal.js';
 import { defaultRpcLimits, RpcErrors } from '../src/rpc/protocol.js';
 import { streamDirName } from '../src/storage/segmentStore.js';
-import { fastTimers, InProcessCluster } from './support/inProcessCluster.js';
+import { chatClusterPerTest, fastTimers } from './support/inProcessCluster.js';
 
 describe('a long history, a page at a time', function () {
   this.timeout(120_000);
-  let cluster: InProcessCluster | undefined;
-  const connections: ChorusConnection[] = [];
-  const connect = async (id: number) => {
-    const c = await ChorusConnection.connect(cluster!.clientAddress(id));
-    connections.push(c);
-    return c;
-  };
-
-  afterEach(async () => {
-    for (const c of connections.splice(0)) c.close();
-    await cluster?.destroy();
-    cluster = undefined;
-  });
+  const chat = chatClusterPerTest();
+  const connect = chat.connect;
 
   it('history pages come from the segment files, the client prints them all and likes a message off the screen, and all of it survives a restart', async () => {
     const total = 1200;
-    cluster = await InProcessCluster.create(3, { timers: fastTimers, snapshotJournalBytes: 64 * 1024, rpcLimits: { ...defaultRpcLimits, requestsPerSecond: 100_000 } }, true);
-    await cluster.startAll();
+    const cluster = await chat.create(3, { timers: fastTimers, snapshotJournalBytes: 64 * 1024, rpcLimits: { ...defaultRpcLimits, requestsPerSecond: 100_000 } });
     const writer = await connect(1);
     await writer.call('user', { name: 'ann' });
     await writer.call('join', { group: 'long' });
@@ -41,7 +28,7 @@ describe('a long history, a page at a time', function () {
     const reader = await connect(2);
     await reader.call('user', { name: 'bo' });
     await reader.call('join', { group: 'long' });
-    await cluster.waitFor(() => cluster!.converged(), 20_000, 'every server holding every message as stable');
+    await cluster.waitFor(() => cluster.converged(), 20_000, 'every server holding every message as stable');
 
     const texts = (page: { messages: readonly { n: number; text: string }[] }) => page.messages.map((m) => [m.n, m.text]);
     const first = await reader.call('history', {});
@@ -91,13 +78,13 @@ describe('a long history, a page at a time', function () {
     } finally {
       client.close();
     }
-    await cluster.waitFor(() => cluster!.converged(), 20_000, 'the like stable everywhere');
+    await cluster.waitFor(() => cluster.converged(), 20_000, 'the like stable everywhere');
 
     // Restarted from their log files, the servers read the same history back.
-    for (const c of connections.splice(0)) c.close();
+    chat.closeConnections();
     await cluster.stopAll();
     await cluster.startAll();
-    await cluster.waitFor(() => cluster!.converged(), 20_000, 'the restarted servers agreeing');
+    await cluster.waitFor(() => cluster.converged(), 20_000, 'the restarted servers agreeing');
     for (const id of [1, 2, 3]) {
       const again = await connect(id);
       await again.call('user', { name: `check${id}` });
@@ -109,15 +96,14 @@ describe('a long history, a page at a time', function () {
   });
 
   it('reads any group without joining: groups lists them, history pages a named group, nothing is broadcast and no member is pushed anything', async () => {
-    cluster = await InProcessCluster.create(3, { timers: fastTimers }, true);
-    await cluster.startAll();
+    const cluster = await chat.create(3, { timers: fastTimers });
     const member = await connect(1);
     let pushes = 0;
     member.on('group', () => pushes++);
     await member.call('user', { name: 'mia' });
     await member.call('join', { group: 'quiet' });
     await Promise.all(Array.from({ length: 30 }, (_, i) => member.call('append', { text: `note ${i + 1}` })));
-    await cluster.waitFor(() => cluster!.converged(), 20_000, 'every message stable everywhere');
+    await cluster.waitFor(() => cluster.converged(), 20_000, 'every message stable everywhere');
     await new Promise((r) => setTimeout(r, 100));
     const pushesBefore = pushes;
     const orderBefore = cluster.daemon(2).status().seqVector;
@@ -139,12 +125,11 @@ describe('a long history, a page at a time', function () {
   });
 
   it('marks a message tentative until it is stable', async () => {
-    cluster = await InProcessCluster.create(3, { timers: fastTimers }, true);
-    await cluster.startAll();
+    const cluster = await chat.create(3, { timers: fastTimers });
     const writer = await connect(1);
     await writer.call('user', { name: 'tim' });
     await writer.call('join', { group: 'marks' });
-    await cluster.waitFor(() => cluster!.converged(), 20_000, 'the join stable everywhere');
+    await cluster.waitFor(() => cluster.converged(), 20_000, 'the join stable everywhere');
     // With server 3 cut off, a message timestamped past the last clock server 3 reported cannot become stable.
     cluster.partition([[1, 2], [3]]);
     await writer.call('append', { text: 'first while 3 is away' });
@@ -153,7 +138,7 @@ describe('a long history, a page at a time', function () {
     const tentative = await writer.call('history', {});
     expect(tentative.messages.map((m) => [m.text, m.stable])[1]).to.deep.equal(['second while 3 is away', false]);
     cluster.heal();
-    await cluster.waitFor(() => cluster!.converged(), 20_000, 'stable after the heal');
+    await cluster.waitFor(() => cluster.converged(), 20_000, 'stable after the heal');
     expect((await writer.call('history', {})).messages.map((m) => m.stable)).to.deep.equal([true, true]);
   });
 });

@@ -5,30 +5,17 @@
  * messages still has their messages in the order they sent them.
  */
 import { expect } from 'chai';
-import { ChorusConnection } from '../src/client/connection.js';
 import { ChatClient } from '../src/client/terminal.js';
 import { RpcErrors } from '../src/rpc/protocol.js';
-import { fastTimers, InProcessCluster } from './support/inProcessCluster.js';
+import { chatClusterPerTest, fastTimers } from './support/inProcessCluster.js';
 
 describe('session order across servers (causal token)', function () {
   this.timeout(60_000);
-  let cluster: InProcessCluster | undefined;
-  const connections: ChorusConnection[] = [];
-  const connect = async (id: number) => {
-    const c = await ChorusConnection.connect(cluster!.clientAddress(id));
-    connections.push(c);
-    return c;
-  };
-
-  afterEach(async () => {
-    for (const c of connections.splice(0)) c.close();
-    await cluster?.destroy();
-    cluster = undefined;
-  });
+  const chat = chatClusterPerTest();
+  const connect = chat.connect;
 
   it('a user who reconnects to a server partitioned away from the first and appends has their messages in the order sent; without the token they would not', async () => {
-    cluster = await InProcessCluster.create(3, { timers: fastTimers }, true);
-    await cluster.startAll();
+    const cluster = await chat.create(3, { timers: fastTimers });
     const lines: string[] = [];
     const ann = new ChatClient(cluster.config, { print: (text) => lines.push(...text.split('\n')) });
     try {
@@ -38,7 +25,7 @@ describe('session order across servers (causal token)', function () {
       const bob = await connect(1);
       await bob.call('user', { name: 'bob' });
       await bob.call('join', { group: 'order' });
-      await cluster.waitFor(() => cluster!.converged(), 20_000, 'the joins everywhere');
+      await cluster.waitFor(() => cluster.converged(), 20_000, 'the joins everywhere');
       // Server 3 is cut off; the other side's clocks run far ahead of its own.
       cluster.partition([[1, 2], [3]]);
       for (let i = 0; i < 30; i++) await bob.call('append', { text: `busy ${i}` });
@@ -58,7 +45,7 @@ describe('session order across servers (causal token)', function () {
       expect(lines.filter((l) => l.startsWith('error'))).to.deep.equal([]);
 
       cluster.heal();
-      await cluster.waitFor(() => cluster!.converged(), 20_000, 'one order after the heal');
+      await cluster.waitFor(() => cluster.converged(), 20_000, 'one order after the heal');
       const history = await bobThere.call('history', { from: 1 });
       const texts = history.messages.map((m) => m.text);
       expect(texts.indexOf('ann first')).to.be.below(texts.indexOf('ann second'));
@@ -69,8 +56,7 @@ describe('session order across servers (causal token)', function () {
   });
 
   it('answers tentative at once, or with wait "stable" the final outcome: a like that lost the race to the same like on the other side of a partition names the rule', async () => {
-    cluster = await InProcessCluster.create(3, { timers: fastTimers }, true);
-    await cluster.startAll();
+    const cluster = await chat.create(3, { timers: fastTimers });
     const ann = await connect(1);
     await ann.call('user', { name: 'ann' });
     await ann.call('join', { group: 'race' });
@@ -83,7 +69,7 @@ describe('session order across servers (causal token)', function () {
       await bob.call('user', { name: 'bob' });
       await bob.call('join', { group: 'race' });
     }
-    await cluster.waitFor(() => cluster!.converged(), 20_000, 'everything stable everywhere');
+    await cluster.waitFor(() => cluster.converged(), 20_000, 'everything stable everywhere');
     // Each side accepts bob's like (neither has seen the other's); in the final order one comes second.
     cluster.partition([[1, 2], [3]]);
     const likes = [bobLeft.call('like', { id: first.id, wait: 'stable' }), bobRight.call('like', { id: first.id, wait: 'stable' })];
@@ -99,12 +85,11 @@ describe('session order across servers (causal token)', function () {
   });
 
   it('request ids: appends resent with the same ids on another server after a crash are each in every history exactly once', async () => {
-    cluster = await InProcessCluster.create(3, { timers: fastTimers }, true);
-    await cluster.startAll();
+    const cluster = await chat.create(3, { timers: fastTimers });
     const first = await connect(1);
     await first.call('user', { name: 'rita' });
     await first.call('join', { group: 'once' });
-    await cluster.waitFor(() => cluster!.converged(), 20_000, 'the join everywhere');
+    await cluster.waitFor(() => cluster.converged(), 20_000, 'the join everywhere');
     // Server 1's appends reach no other server before it crashes: the hardest case for a retry elsewhere.
     cluster.partition([[1], [2, 3]]);
     const count = 100;
@@ -122,7 +107,7 @@ describe('session order across servers (causal token)', function () {
     // Server 1 comes back with its copies; both copies of each are in the order, one takes effect.
     cluster.heal();
     await cluster.start(1);
-    await cluster.waitFor(() => cluster!.converged(), 20_000, 'every server agreeing');
+    await cluster.waitFor(() => cluster.converged(), 20_000, 'every server agreeing');
     for (const id of [1, 2, 3]) {
       const reader = await connect(id);
       const page = await reader.call('history', { group: 'once', from: 1, count: 500 });
@@ -135,8 +120,7 @@ describe('session order across servers (causal token)', function () {
   });
 
   it('the terminal client resends, with the same request id, what a lost server never answered; it is applied once', async () => {
-    cluster = await InProcessCluster.create(3, { timers: fastTimers }, true);
-    await cluster.startAll();
+    const cluster = await chat.create(3, { timers: fastTimers });
     const lines: string[] = [];
     const client = new ChatClient(cluster.config, { print: (text) => lines.push(...text.split('\n')) });
     try {
@@ -151,7 +135,7 @@ describe('session order across servers (causal token)', function () {
       await client.execute('c 2');
       expect(lines.some((l) => /^resent "sent into the crash" \(request [0-9a-f-]{36}\)$/.test(l))).to.equal(true);
       await cluster.start(1);
-      await cluster.waitFor(() => cluster!.converged(), 20_000, 'every server agreeing');
+      await cluster.waitFor(() => cluster.converged(), 20_000, 'every server agreeing');
       const reader = await connect(3);
       const page = await reader.call('history', { group: 'resend' });
       expect(page.messages.map((m) => m.text)).to.deep.equal(['sent into the crash']);
@@ -161,12 +145,11 @@ describe('session order across servers (causal token)', function () {
   });
 
   it('read-your-writes: a history read with after waits for the server to hold everything up to it, and says whether it does', async () => {
-    cluster = await InProcessCluster.create(3, { timers: fastTimers }, true);
-    await cluster.startAll();
+    const cluster = await chat.create(3, { timers: fastTimers });
     const writer = await connect(1);
     await writer.call('user', { name: 'wes' });
     await writer.call('join', { group: 'ryw' });
-    await cluster.waitFor(() => cluster!.converged(), 20_000, 'the join everywhere');
+    await cluster.waitFor(() => cluster.converged(), 20_000, 'the join everywhere');
     cluster.partition([[1, 2], [3]]);
     const { id } = await writer.call('append', { text: 'my write' });
     const after = Number(id.split('.')[0]);
@@ -182,8 +165,7 @@ describe('session order across servers (causal token)', function () {
   });
 
   it('refuses a token further ahead than any clock could be', async () => {
-    cluster = await InProcessCluster.create(3, { timers: fastTimers }, true);
-    await cluster.startAll();
+    await chat.create(3, { timers: fastTimers });
     const c = await connect(1);
     await c.call('user', { name: 'eve' });
     const error = await c.call('join', { group: 'g', after: 1e12 }).then(

@@ -3,6 +3,7 @@
  * a temporary data directory. Every daemon a test starts is stopped by
  * stopAll(), which tests call in afterEach even when they fail.
  */
+import { ChorusConnection } from '../../src/client/connection.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -177,4 +178,38 @@ export class InProcessCluster {
     await this.stopAll();
     rmSync(this.root, { recursive: true, force: true });
   }
+}
+
+/**
+ * For one describe block: each test's chat cluster (create, started) and its
+ * client connections (connect), closed and destroyed after each test.
+ */
+export function chatClusterPerTest(): {
+  create(serverCount: number, extra?: ClusterOptions): Promise<InProcessCluster>;
+  connect(id: number): Promise<ChorusConnection>;
+  closeConnections(): void;
+} {
+  let cluster: InProcessCluster | undefined;
+  const connections: ChorusConnection[] = [];
+  const closeConnections = () => {
+    for (const c of connections.splice(0)) c.close();
+  };
+  afterEach(async () => {
+    closeConnections();
+    await cluster?.destroy();
+    cluster = undefined;
+  });
+  return {
+    async create(serverCount, extra = {}) {
+      cluster = await InProcessCluster.create(serverCount, extra, true);
+      await cluster.startAll();
+      return cluster;
+    },
+    async connect(id) {
+      const c = await ChorusConnection.connect(cluster!.clientAddress(id));
+      connections.push(c);
+      return c;
+    },
+    closeConnections,
+  };
 }
