@@ -10,6 +10,7 @@ import { ChatClient } from '../src/client/terminal.js';
 import { defaultRpcLimits, RpcErrors } from '../src/rpc/protocol.js';
 import { streamDirName } from '../src/storage/segmentStore.js';
 import { chatClusterPerTest, fastTimers } from './support/inProcessCluster.js';
+import { waitUntil } from './support/processCluster.js';
 
 describe('a long history, a page at a time', function () {
   this.timeout(120_000);
@@ -122,6 +123,50 @@ describe('a long history, a page at a time', function () {
     await new Promise((r) => setTimeout(r, 100));
     expect(pushes).to.equal(pushesBefore);
     expect(cluster.daemon(2).status().seqVector).to.deep.equal(orderBefore);
+  });
+
+  it('pushes carry what changed (versioned): a client keeps an exact copy of the history from pushes alone, across a heal that reorders and likes on old messages', async () => {
+    const cluster = await chat.create(3, { timers: fastTimers });
+    const watcher = await connect(1);
+    type Copy = { id: string; text: string; likedBy: string[] };
+    const copy: Copy[] = [];
+    const versions: number[] = [];
+    watcher.on('group', (push) => {
+      versions.push(push.version);
+      const { from, messages, likes } = push.changes;
+      expect(messages, 'a change small enough to push').to.not.equal(undefined);
+      copy.length = from - 1;
+      for (const m of messages!) copy.push({ id: m.id, text: m.text, likedBy: [...m.likedBy] });
+      for (const like of likes) {
+        expect(copy[like.n - 1].id).to.equal(like.id);
+        copy[like.n - 1].likedBy = [...like.likedBy];
+      }
+      expect(copy.length).to.equal(push.total);
+    });
+    await watcher.call('user', { name: 'watch' });
+    expect((await watcher.call('join', { group: 'mirror' })).total).to.equal(0);
+    const left = await connect(2);
+    const right = await connect(3);
+    for (const [c, name] of [[left, 'lena'], [right, 'ravi']] as const) {
+      await c.call('user', { name });
+      await c.call('join', { group: 'mirror' });
+    }
+    const early = await left.call('append', { text: 'before the partition' });
+    await cluster.waitFor(() => cluster.converged(), 20_000, 'stable everywhere');
+    cluster.partition([[1, 2], [3]]);
+    for (let i = 0; i < 5; i++) {
+      await left.call('append', { text: `left ${i}` });
+      await right.call('append', { text: `right ${i}` });
+    }
+    await right.call('like', { id: early.id });
+    cluster.heal();
+    await cluster.waitFor(() => cluster.converged(), 20_000, 'one order after the heal');
+    await watcher.call('like', { id: early.id });
+    await cluster.waitFor(() => cluster.converged(), 20_000, 'the like everywhere');
+    const expected = async () => (await watcher.call('history', { group: 'mirror' })).messages.map((m) => ({ id: m.id, text: m.text, likedBy: [...m.likedBy] }));
+    await waitUntil(async () => JSON.stringify(copy) === JSON.stringify(await expected()), 5_000, () => `the copy: ${JSON.stringify(copy)}`);
+    expect(copy.find((m) => m.text === 'before the partition')?.likedBy).to.have.members(['ravi', 'watch']);
+    expect(versions).to.deep.equal(versions.map((_, i) => i + 1));
   });
 
   it('marks a message tentative until it is stable', async () => {

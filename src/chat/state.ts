@@ -269,15 +269,52 @@ export function findMessage(group: Group | Draft<Group>, id: MessageId, stored: 
   return found && shown(group, found.index, found.message);
 }
 
+/**
+ * The first 0-based position at which two versions of a group's history
+ * differ (the length of the shorter when one only extends the other). The
+ * messages both have stored are final and equal, so only what follows the
+ * smaller stored count is compared: the tails, not the history.
+ */
+export function firstDifference(prev: Group, cur: Group, stored: StoredHistory): number {
+  const common = Math.min(messageCount(prev), messageCount(cur));
+  if (prev.tail === cur.tail && prev.stored === cur.stored) return common;
+  const start = Math.min(prev.stored, cur.stored);
+  const a = plainRange(prev, start, common, stored);
+  const b = plainRange(cur, start, common, stored);
+  for (let i = 0; i < a.length; i++) if (compareOrder(a[i], b[i]) !== 0) return start + i;
+  return common;
+}
+
+/** The 0-based positions before `before` whose likes differ between two versions of a group (only chunks that changed are read). */
+export function likesChanged(prev: Group, cur: Group, before: number): number[] {
+  if (prev.likes === cur.likes) return [];
+  const changed: number[] = [];
+  for (const chunk of new Set([...Object.keys(prev.likes), ...Object.keys(cur.likes)])) {
+    const a = prev.likes[chunk] ?? {};
+    const b = cur.likes[chunk] ?? {};
+    if (a === b) continue;
+    for (const key of new Set([...Object.keys(a), ...Object.keys(b)])) {
+      const n = Number(key);
+      if (n < before && (a[key] ?? []).join('\n') !== (b[key] ?? []).join('\n')) changed.push(n);
+    }
+  }
+  return changed.sort((x, y) => x - y);
+}
+
+function plainRange(group: Group, from: number, to: number, stored: StoredHistory): ChatMessage[] {
+  if (from >= to) return [];
+  const fromStore = from < group.stored ? stored.read(group.name, from, Math.min(to, group.stored)) : [];
+  const fromTail = to > group.stored ? group.tail.slice(Math.max(0, from - group.stored), to - group.stored) : [];
+  return [...fromStore, ...fromTail];
+}
+
 /** Messages from .. to-1 (0-based) of the group's history: the stored ones read from the store. */
 export function messageRange(group: Group | undefined, from: number, to: number, stored: StoredHistory): ShownMessage[] {
   if (!group) return [];
   const end = Math.min(to, messageCount(group));
   const start = Math.max(0, from);
   if (start >= end) return [];
-  const fromStore = start < group.stored ? stored.read(group.name, start, Math.min(end, group.stored)) : [];
-  const fromTail = end > group.stored ? group.tail.slice(Math.max(0, start - group.stored), end - group.stored) : [];
-  return [...fromStore, ...fromTail].map((message, i) => shown(group, start + i, message));
+  return plainRange(group, start, end, stored).map((message, i) => shown(group, start + i, message));
 }
 
 /** The last `count` messages of the group. */

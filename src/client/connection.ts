@@ -6,7 +6,7 @@
 import { EventEmitter } from 'node:events';
 import { JSONRPCClient, JSONRPCErrorException } from 'json-rpc-2.0';
 import WebSocket from 'ws';
-import type { ChatMethods, GroupView, MethodShape } from '../rpc/protocol.js';
+import type { ChatMethods, GroupPush, MethodShape } from '../rpc/protocol.js';
 
 export class RpcCallError extends Error {
   constructor(
@@ -19,7 +19,7 @@ export class RpcCallError extends Error {
 }
 
 export interface ConnectionEvents {
-  group: [GroupView];
+  group: [GroupPush];
   /** The reason the server gave, if any (a limit, a shutdown). */
   close: [reason: string | undefined];
 }
@@ -139,7 +139,7 @@ export class ChorusConnection<Methods extends { [K in keyof Methods]: MethodShap
   private onAnswer(message: Answer): void {
     if (typeof message !== 'object' || message === null) return;
     if (message.method === 'group') {
-      this.emit('group', message.params as GroupView);
+      this.emit('group', message.params as GroupPush);
       return;
     }
     if (message.id === null && message.error) {

@@ -9,10 +9,10 @@ import { formatMessageId, type Message, type MessageId } from '../broadcast/type
 import type { ChatOp } from '../chat/operations.js';
 import type { ChatPort } from '../chat/port.js';
 import { likeRefusal, type LikeRefusal } from '../chat/rules.js';
-import { findMessage, lastMessages, messageCount, messageRange, originalRequest, type Group, type OperationRefusal, type ShownMessage } from '../chat/state.js';
+import { findMessage, firstDifference, lastMessages, likesChanged, messageCount, messageRange, originalRequest, type Group, type OperationRefusal, type ShownMessage } from '../chat/state.js';
 import type { ClusterConfig } from '../config/clusterConfig.js';
 import { SubmitRefused } from '../node/node.js';
-import { errorRules, RpcErrors, recentMessages, type Confirmation, type GroupSummary, type GroupView, type MessageView, type ViewResult } from './protocol.js';
+import { errorRules, maxHistoryPage, RpcErrors, recentMessages, type Confirmation, type GroupChanges, type GroupSummary, type GroupView, type MessageView, type ViewResult } from './protocol.js';
 
 /** How a client wants a mutating request answered: waiting for its stable outcome, and its request id for retries. */
 export interface HowToAnswer {
@@ -153,23 +153,34 @@ export class ChatService {
     await this.submit({ op: 'leave', session: session.id }, session).catch(() => undefined);
   }
 
+  /** The group as the shown state has it now: what a push's changes are computed against next time. */
+  groupState(name: string): Group | undefined {
+    return this.currentGroup(name);
+  }
+
+  /** What changed in group `name` since `base` (the group a session was last shown), as a push carries it. */
+  changesSince(name: string, base: Group | undefined): GroupChanges {
+    const current = this.currentGroup(name);
+    const total = messageCount(current);
+    if (!current) return { from: 1, messages: [], likes: [] };
+    const from = base ? firstDifference(base, current, this.port.history) : 0;
+    const likes = base ? likesChanged(base, current, from).map((n) => messageRange(current, n, n + 1, this.port.history)[0]) : [];
+    const messages = total - from <= maxHistoryPage ? this.views(messageRange(current, from, total, this.port.history)) : undefined;
+    return { from: from + 1, ...(messages ? { messages } : {}), likes: likes.map(({ n, message, likes: likedBy }) => ({ n, id: formatMessageId(message), likedBy: [...likedBy] })) };
+  }
+
   /** The group with its last `count` messages (after a join, and pushed on every change). */
   groupView(name: string, count: number): GroupView {
     return this.describe(name, lastMessages(this.currentGroup(name), count, this.port.history));
   }
 
   private describe(name: string, messages: readonly ShownMessage[]): GroupView {
+    return { group: name, participants: this.participants(name), total: messageCount(this.currentGroup(name)), messages: this.views(messages) };
+  }
+
+  private views(messages: readonly ShownMessage[]): MessageView[] {
     const stableTs = this.port.stableTs();
-    const shown: MessageView[] = messages.map(({ n, message: m, likes }) => ({
-      n,
-      id: formatMessageId(m),
-      user: m.user,
-      text: m.text,
-      likes: likes.length,
-      likedBy: [...likes],
-      stable: m.ts <= stableTs,
-    }));
-    return { group: name, participants: this.participants(name), total: messageCount(this.currentGroup(name)), messages: shown };
+    return messages.map(({ n, message: m, likes }) => ({ n, id: formatMessageId(m), user: m.user, text: m.text, likes: likes.length, likedBy: [...likes], stable: m.ts <= stableTs }));
   }
 
   /** Users joined through servers in this server's current view. */

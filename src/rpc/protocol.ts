@@ -96,6 +96,22 @@ export const groupViewSchema = z.object({
 });
 export type GroupView = z.infer<typeof groupViewSchema>;
 
+/** What changed since the session's previous push (or its join): enough to keep an exact copy of the history without re-reading it. */
+export const groupChangesSchema = z.object({
+  from: z.number().int().describe('the first place (1-based) where the history differs from what the previous push (or the join) showed; total + 1 when no message moved or was added'),
+  messages: z.array(messageViewSchema).optional().describe(`the history from "from" to its end, when that is at most ${500} messages; absent: read it with history`),
+  likes: z.array(z.object({ n: z.number().int(), id: z.string(), likedBy: z.array(z.string()) })).describe('messages before "from" whose likes changed'),
+});
+export type GroupChanges = z.infer<typeof groupChangesSchema>;
+
+/** The "group" notification a session in a group gets whenever what it shows changes. */
+export const groupPushSchema = groupViewSchema.extend({
+  version: z.number().int().describe("this session's push count: 1, 2, ... (the join's answer is version 0)"),
+  stableTs: z.number().int().describe('every message with a timestamp (the number before the dot of its id) at or below this is stable'),
+  changes: groupChangesSchema,
+});
+export type GroupPush = z.infer<typeof groupPushSchema>;
+
 export const groupSummarySchema = z.object({
   group: z.string(),
   total: z.number().int().describe('messages in its history'),

@@ -14,6 +14,7 @@ import { JSONRPCErrorException, JSONRPCServer, type JSONRPCRequest } from 'json-
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ServerAddress } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
+import type { Group } from '../chat/state.js';
 import type { ChatService, Session } from './chatService.js';
 import { describeMethods } from './discovery.js';
 import { parseParams, type ParamsOf } from './params.js';
@@ -43,6 +44,10 @@ const pushCostFactor = 10;
 interface Connection {
   readonly socket: WebSocket;
   readonly session: Session;
+  /** The group as this session was last shown it (join or push): the next push says what changed since. */
+  base?: Group;
+  /** Pushes sent to this session since its join. */
+  version: number;
   /** Requests handed to the methods and not answered yet: a clean stop waits for them. */
   pending: number;
   lastPushed?: string;
@@ -143,6 +148,8 @@ export class RpcServer {
     method('join', async ({ group }, c) => {
       const view = await s.join(c.session, group);
       c.lastPushed = JSON.stringify(view);
+      c.base = s.groupState(group);
+      c.version = 0;
       return view;
     });
     method('leave', (_params, c) => s.leave(c.session));
@@ -175,6 +182,7 @@ export class RpcServer {
       tokens: this.limits.requestsPerSecond,
       tokensAt: this.now(),
       pending: 0,
+      version: 0,
     };
     this.connections.add(connection);
     socket.on('message', (data, isBinary) => this.onFrame(connection, data as Buffer, isBinary));
@@ -242,20 +250,37 @@ export class RpcServer {
     }, this.pushDelayMs);
   }
 
+  /**
+   * Push to each session in a group whose group changed: its last messages
+   * (as after a join) and what changed since its previous push, so that a
+   * client can keep an exact copy. Sessions in the same group are shown the
+   * same view, built once; those last shown the same version of the group
+   * share one computation of the changes.
+   */
   private push(): void {
-    // Sessions in the same group are shown the same view: built once per group.
-    const views = new Map<string, string>();
+    const views = new Map<string, { text: string; state: Group | undefined }>();
+    const changes = new Map<string, Map<Group | undefined, string>>();
+    const stableTs = this.service.port.stableTs();
     for (const c of this.connections) {
       const group = c.session.group;
       if (group === undefined || c.socket.readyState !== c.socket.OPEN) continue;
       let view = views.get(group);
       if (view === undefined) {
-        view = JSON.stringify(this.service.groupView(group, recentMessages));
+        view = { text: JSON.stringify(this.service.groupView(group, recentMessages)), state: this.service.groupState(group) };
         views.set(group, view);
       }
-      if (view === c.lastPushed) continue;
-      c.lastPushed = view;
-      c.socket.send(`{"jsonrpc":"2.0","method":"group","params":${view}}`);
+      if (view.text === c.lastPushed && view.state === c.base) continue;
+      const byBase = changes.get(group) ?? new Map<Group | undefined, string>();
+      changes.set(group, byBase);
+      let changed = byBase.get(c.base);
+      if (changed === undefined) {
+        changed = JSON.stringify(this.service.changesSince(group, c.base));
+        byBase.set(c.base, changed);
+      }
+      c.lastPushed = view.text;
+      c.base = view.state;
+      c.version++;
+      c.socket.send(`{"jsonrpc":"2.0","method":"group","params":${view.text.slice(0, -1)},"version":${c.version},"stableTs":${stableTs},"changes":${changed}}}`);
     }
   }
 
