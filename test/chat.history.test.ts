@@ -47,6 +47,32 @@ describe('chat history tail', () => {
     );
   });
 
+  it('commonPrefix: how many first messages two tails share, whatever their chunks (skipping shared chunks whole) (300 runs)', () => {
+    const message = (ts: number, tag: string): ChatMessage => ({ ts, sender: 1, user: 'u', text: `${tag}${ts}` });
+    fc.assert(
+      fc.property(fc.nat(3 * chunkMessages), fc.nat(chunkMessages), fc.nat(chunkMessages), fc.nat(3 * chunkMessages), (baseLength, aExtra, bExtra, dropped) => {
+        const base = Array.from({ length: baseLength }, (_, i) => message(i + 1, 'base'));
+        const grow = (from: History, extra: number, offset: number) => {
+          const edit = new Edit();
+          let h = from;
+          // Different timestamps on each side: the forks differ from their first new message on.
+          for (let i = 0; i < extra; i++) h = h.appended(message(baseLength + 1 + 2 * i + offset, 'new'), edit);
+          return h;
+        };
+        const common = History.of(base);
+        const a = grow(common, aExtra, 0);
+        const b = grow(common, bExtra, 1);
+        expect(a.commonPrefix(b)).to.equal(baseLength);
+        expect(a.commonPrefix(a)).to.equal(a.count);
+        // Chunks no longer aligned (a compaction cut the first one): the same answer, compared message by message.
+        const cut = Math.min(dropped, baseLength);
+        expect(a.withoutFirst(cut).commonPrefix(History.of(a.all().slice(cut)))).to.equal(a.count - cut);
+        expect(a.withoutFirst(cut).commonPrefix(b.withoutFirst(cut))).to.equal(baseLength - cut);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('within one batch the tail is changed in place; the tail from before the batch is not', () => {
     let history = History.empty;
     const first = new Edit();

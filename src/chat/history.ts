@@ -84,6 +84,32 @@ export class History {
     return new History(chunks, this.size - count, undefined);
   }
 
+  /**
+   * How many first messages this tail and `other` have in common. Tails of
+   * one group share their unchanged chunks (each batch copies only what it
+   * touches), so shared chunks are skipped whole: the cost is that of what
+   * differs, not of the tail.
+   */
+  commonPrefix(other: History): number {
+    let count = 0;
+    let [ca, ia, cb, ib] = [0, 0, 0, 0];
+    while (ca < this.chunks.length && cb < other.chunks.length) {
+      const a = this.chunks[ca];
+      const b = other.chunks[cb];
+      if (a === b && ia === 0 && ib === 0) {
+        count += a.length;
+        ca++;
+        cb++;
+        continue;
+      }
+      if (compareOrder(a[ia], b[ib]) !== 0) return count;
+      count++;
+      if (++ia === a.length) [ca, ia] = [ca + 1, 0];
+      if (++ib === b.length) [cb, ib] = [cb + 1, 0];
+    }
+    return count;
+  }
+
   /** The message with this id and its index here: a binary search over the chunks, then within one. */
   find(id: MessageId): { index: number; message: ChatMessage } | undefined {
     let lo = 0;

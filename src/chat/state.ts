@@ -277,7 +277,8 @@ export function findMessage(group: Group | Draft<Group>, id: MessageId, stored: 
  */
 export function firstDifference(prev: Group, cur: Group, stored: StoredHistory): number {
   const common = Math.min(messageCount(prev), messageCount(cur));
-  if (prev.tail === cur.tail && prev.stored === cur.stored) return common;
+  if (prev.stored === cur.stored) return Math.min(common, prev.stored + prev.tail.commonPrefix(cur.tail));
+  // A compaction in between moved messages to the store: compare from the smaller stored count.
   const start = Math.min(prev.stored, cur.stored);
   const a = plainRange(prev, start, common, stored);
   const b = plainRange(cur, start, common, stored);
