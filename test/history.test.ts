@@ -98,30 +98,26 @@ describe('a long history, a page at a time', function () {
 
   it('reads any group without joining: groups lists them, history pages a named group, nothing is broadcast and no member is pushed anything', async () => {
     const cluster = await chat.create(3, { timers: fastTimers });
-    const member = await connect(1);
-    let pushes = 0;
-    member.on('group', () => pushes++);
+    // Raw WebSocket clients (support/rawClient.ts): what any program sees.
+    const member = await chat.raw(1);
     await member.call('user', { name: 'mia' });
     await member.call('join', { group: 'quiet' });
     await Promise.all(Array.from({ length: 30 }, (_, i) => member.call('append', { text: `note ${i + 1}` })));
     await cluster.waitFor(() => cluster.converged(), 20_000, 'every message stable everywhere');
     await new Promise((r) => setTimeout(r, 100));
-    const pushesBefore = pushes;
+    const pushesBefore = member.pushes.length;
     const orderBefore = cluster.daemon(2).status().seqVector;
 
     // A reader with no user name and no group.
-    const reader = await connect(2);
+    const reader = await chat.raw(2);
     expect(await reader.call('groups')).to.deep.equal({ groups: [{ group: 'quiet', total: 30, participants: ['mia'] }] });
     const page = await reader.call('history', { group: 'quiet', from: 11, count: 10 });
     expect(page.total).to.equal(30);
     expect(page.messages.map((m) => [m.n, m.text, m.stable])).to.deep.equal(Array.from({ length: 10 }, (_, i) => [11 + i, `note ${11 + i}`, true]));
-    const missing = await reader.call('history', { group: 'nowhere' }).then(
-      () => undefined,
-      (err: { code: number; message: string }) => err,
-    );
-    expect(missing).to.include({ code: RpcErrors.noSuchGroup, message: 'there is no group nowhere (groups lists them)' });
+    const missing = await reader.answer('history', { group: 'nowhere' });
+    expect(missing.error).to.include({ code: RpcErrors.noSuchGroup, message: 'there is no group nowhere (groups lists them)' });
     await new Promise((r) => setTimeout(r, 100));
-    expect(pushes).to.equal(pushesBefore);
+    expect(member.pushes.length).to.equal(pushesBefore);
     expect(cluster.daemon(2).status().seqVector).to.deep.equal(orderBefore);
   });
 

@@ -5,55 +5,8 @@
  * append answered as done is in the history the other servers hold.
  */
 import { expect } from 'chai';
-import WebSocket from 'ws';
 import { ProcessCluster, waitUntil } from './support/processCluster.js';
-
-type Answer = { id: number; result?: unknown; error?: { code: number; message: string } };
-
-/** A JSON-RPC client written against the README alone. */
-class RawClient {
-  readonly answers = new Map<number, Answer>();
-  closed: { code: number; reason: string } | undefined;
-  private nextId = 1;
-
-  private constructor(private readonly socket: WebSocket) {
-    socket.on('message', (data) => {
-      const parsed = JSON.parse(String(data)) as Answer | Answer[] | { method: string };
-      for (const answer of Array.isArray(parsed) ? parsed : [parsed]) if ('id' in answer) this.answers.set(answer.id, answer);
-    });
-    socket.on('close', (code, reason) => (this.closed = { code, reason: String(reason) }));
-  }
-
-  static async open(port: number): Promise<RawClient> {
-    const socket = new WebSocket(`ws://127.0.0.1:${port}`);
-    await new Promise((resolve, reject) => socket.once('open', resolve).once('error', reject));
-    return new RawClient(socket);
-  }
-
-  /** Send a request; returns its id (undefined once the connection is closing). */
-  send(method: string, params: object): number | undefined {
-    if (this.socket.readyState !== WebSocket.OPEN) return undefined;
-    const id = this.nextId++;
-    this.socket.send(JSON.stringify({ jsonrpc: '2.0', id, method, params }));
-    return id;
-  }
-
-  /** Whether the server said it is shutting down (4008) to any request. */
-  get toldShuttingDown(): boolean {
-    return [...this.answers.values()].some((a) => a.error?.code === 4008);
-  }
-
-  async call(method: string, params: object): Promise<Answer> {
-    const id = this.send(method, params);
-    if (id === undefined) throw new Error(`the connection closed before ${method}`);
-    await waitUntil(() => this.answers.has(id), 10_000, `an answer to ${method}`);
-    return this.answers.get(id)!;
-  }
-
-  close(): void {
-    this.socket.close();
-  }
-}
+import { RawClient } from './support/rawClient.js';
 
 describe('RPC: a clean stop answers every request it accepted', function () {
   this.timeout(90_000);
@@ -68,9 +21,9 @@ describe('RPC: a clean stop answers every request it accepted', function () {
     cluster = await ProcessCluster.create(3);
     await cluster.startAll();
     const port = (id: number) => cluster!.config.servers[id - 1].clientPort;
-    const writer = await RawClient.open(port(1));
-    expect((await writer.call('user', { name: 'piper' })).result).to.deep.equal({ user: 'piper' });
-    expect((await writer.call('join', { group: 'pipe' })).error).to.equal(undefined);
+    const writer = await RawClient.open(`127.0.0.1:${port(1)}`);
+    expect(await writer.call('user', { name: 'piper' })).to.deep.equal({ user: 'piper' });
+    await writer.call('join', { group: 'pipe' });
 
     const sent: number[] = [];
     for (let i = 0; i < 150; i++) sent.push(writer.send('append', { text: `before ${i}` })!);
@@ -94,13 +47,13 @@ describe('RPC: a clean stop answers every request it accepted', function () {
     // What was answered as done is in the history the other servers hold, once server 1 is back.
     cluster.pids.delete(1);
     await cluster.start(1);
-    const reader = await RawClient.open(port(2));
+    const reader = await RawClient.open(`127.0.0.1:${port(2)}`);
     await reader.call('user', { name: 'reader' });
     await reader.call('join', { group: 'pipe' });
-    await waitUntil(async () => ((await reader.call('history', { from: 1, count: 500 })).result as { total: number }).total >= done, 20_000, 'the confirmed appends on server 2');
-    const history = (await reader.call('history', { from: 1, count: 500 })).result as { messages: { id: string; text: string }[] };
+    await waitUntil(async () => (await reader.call('history', { from: 1, count: 500 })).total >= done, 20_000, 'the confirmed appends on server 2');
+    const history = await reader.call('history', { from: 1, count: 500 });
     const ids = new Set(history.messages.map((m) => m.id));
-    for (const a of answers) if (a.result) expect(ids.has((a.result as { id: string }).id)).to.equal(true);
+    for (const a of answers) if (a.result) expect(ids.has(a.result.id)).to.equal(true);
     reader.close();
   });
 });

@@ -12,9 +12,47 @@ import { chatClusterPerTest, fastTimers } from './support/inProcessCluster.js';
 describe('session order across servers (causal token)', function () {
   this.timeout(60_000);
   const chat = chatClusterPerTest();
-  const connect = chat.connect;
+  const raw = chat.raw;
 
   it('a user who reconnects to a server partitioned away from the first and appends has their messages in the order sent; without the token they would not', async () => {
+    const cluster = await chat.create(3, { timers: fastTimers });
+    // Ann's program keeps the highest timestamp it has seen (the number before the dot of an id) and sends it as after.
+    let seen = 0;
+    const note = (id: string) => (seen = Math.max(seen, Number(id.split('.')[0])));
+    const ann = await raw(1);
+    await ann.call('user', { name: 'ann' });
+    await ann.call('join', { group: 'order' });
+    const bob = await raw(1);
+    await bob.call('user', { name: 'bob' });
+    await bob.call('join', { group: 'order' });
+    await cluster.waitFor(() => cluster.converged(), 20_000, 'the joins everywhere');
+    // Server 3 is cut off; the other side's clocks run far ahead of its own.
+    cluster.partition([[1, 2], [3]]);
+    for (let i = 0; i < 30; i++) await bob.call('append', { text: `busy ${i}` });
+    note((await ann.call('append', { text: 'ann first', after: seen })).id);
+    const bobFirst = await bob.call('append', { text: 'bob first' });
+
+    // Both move to server 3, which has heard of none of it. Bob first, sending no token: server 3's
+    // clock is behind, so his second message is timestamped before his first. (Ann's token then moves
+    // server 3's clock on for everyone.)
+    const bobThere = await raw(3);
+    await bobThere.call('user', { name: 'bob' });
+    await bobThere.call('join', { group: 'order' });
+    const bobSecond = await bobThere.call('append', { text: 'bob second' });
+    expect(Number(bobSecond.id.split('.')[0])).to.be.below(Number(bobFirst.id.split('.')[0]));
+    const annThere = await raw(3);
+    await annThere.call('user', { name: 'ann' });
+    await annThere.call('join', { group: 'order', after: seen });
+    await annThere.call('append', { text: 'ann second', after: seen });
+
+    cluster.heal();
+    await cluster.waitFor(() => cluster.converged(), 20_000, 'one order after the heal');
+    const texts = (await bobThere.call('history', { from: 1 })).messages.map((m) => m.text);
+    expect(texts.indexOf('ann first')).to.be.below(texts.indexOf('ann second'));
+    expect(texts.indexOf('bob second'), 'what the token prevents').to.be.below(texts.indexOf('bob first'));
+  });
+
+  it('the terminal client sends the token: after moving to a server partitioned away, its messages stay in the order sent', async () => {
     const cluster = await chat.create(3, { timers: fastTimers });
     const lines: string[] = [];
     const ann = new ChatClient(cluster.config, { print: (text) => lines.push(...text.split('\n')) });
@@ -22,34 +60,20 @@ describe('session order across servers (causal token)', function () {
       await ann.execute('c 1');
       await ann.execute('u ann');
       await ann.execute('j order');
-      const bob = await connect(1);
-      await bob.call('user', { name: 'bob' });
-      await bob.call('join', { group: 'order' });
+      const busy = await raw(1);
+      await busy.call('user', { name: 'busy' });
+      await busy.call('join', { group: 'order' });
       await cluster.waitFor(() => cluster.converged(), 20_000, 'the joins everywhere');
-      // Server 3 is cut off; the other side's clocks run far ahead of its own.
       cluster.partition([[1, 2], [3]]);
-      for (let i = 0; i < 30; i++) await bob.call('append', { text: `busy ${i}` });
+      for (let i = 0; i < 30; i++) await busy.call('append', { text: `busy ${i}` });
       await ann.execute('a ann first');
-      const bobFirst = await bob.call('append', { text: 'bob first' });
-
-      // Both move to server 3, which has heard of none of it. Bob first, sending no token: server 3's
-      // clock is behind, so his second message is timestamped before his first. (Ann's token then moves
-      // server 3's clock on for everyone.)
-      const bobThere = await connect(3);
-      await bobThere.call('user', { name: 'bob' });
-      await bobThere.call('join', { group: 'order' });
-      const bobSecond = await bobThere.call('append', { text: 'bob second' });
-      expect(Number(bobSecond.id.split('.')[0])).to.be.below(Number(bobFirst.id.split('.')[0]));
       await ann.execute('c 3');
       await ann.execute('a ann second');
       expect(lines.filter((l) => l.startsWith('error'))).to.deep.equal([]);
-
       cluster.heal();
       await cluster.waitFor(() => cluster.converged(), 20_000, 'one order after the heal');
-      const history = await bobThere.call('history', { from: 1 });
-      const texts = history.messages.map((m) => m.text);
+      const texts = (await busy.call('history', { from: 1 })).messages.map((m) => m.text);
       expect(texts.indexOf('ann first')).to.be.below(texts.indexOf('ann second'));
-      expect(texts.indexOf('bob second'), 'what the token prevents').to.be.below(texts.indexOf('bob first'));
     } finally {
       ann.close();
     }
@@ -57,14 +81,14 @@ describe('session order across servers (causal token)', function () {
 
   it('answers tentative at once, or with wait "stable" the final outcome: a like that lost the race to the same like on the other side of a partition names the rule', async () => {
     const cluster = await chat.create(3, { timers: fastTimers });
-    const ann = await connect(1);
+    const ann = await raw(1);
     await ann.call('user', { name: 'ann' });
     await ann.call('join', { group: 'race' });
     const first = await ann.call('append', { text: 'like me' });
     expect(first.tentative).to.equal(true);
     expect(await ann.call('append', { text: 'and wait', wait: 'stable' })).to.deep.include({ tentative: false, outcome: 'applied' });
-    const bobLeft = await connect(2);
-    const bobRight = await connect(3);
+    const bobLeft = await raw(2);
+    const bobRight = await raw(3);
     for (const bob of [bobLeft, bobRight]) {
       await bob.call('user', { name: 'bob' });
       await bob.call('join', { group: 'race' });
@@ -86,7 +110,7 @@ describe('session order across servers (causal token)', function () {
 
   it('request ids: appends resent with the same ids on another server after a crash are each in every history exactly once', async () => {
     const cluster = await chat.create(3, { timers: fastTimers });
-    const first = await connect(1);
+    const first = await raw(1);
     await first.call('user', { name: 'rita' });
     await first.call('join', { group: 'once' });
     await cluster.waitFor(() => cluster.converged(), 20_000, 'the join everywhere');
@@ -99,23 +123,32 @@ describe('session order across servers (causal token)', function () {
     await cluster.crash(1);
 
     // The client resends every one, with the same ids, to server 2 (which has none of them).
-    const second = await connect(2);
+    const second = await raw(2);
     await second.call('user', { name: 'rita' });
     await second.call('join', { group: 'once' });
-    const retries = await Promise.all(texts.map((text, i) => second.call('append', { text, requestId: `req-${i}` })));
+    // The first ten wait for their stable outcome: answered only after the heal, with the id of whichever copy took effect.
+    const waited = texts.slice(0, 10).map((text, i) => second.call('append', { text, requestId: `req-${i}`, wait: 'stable' }));
+    const retries = await Promise.all(texts.slice(10).map((text, i) => second.call('append', { text, requestId: `req-${i + 10}` })));
     expect(retries.every((r) => r.repeated === undefined)).to.equal(true);
     // Server 1 comes back with its copies; both copies of each are in the order, one takes effect.
     cluster.heal();
     await cluster.start(1);
     await cluster.waitFor(() => cluster.converged(), 20_000, 'every server agreeing');
+    const idOf = new Map<string, string>();
     for (const id of [1, 2, 3]) {
-      const reader = await connect(id);
+      const reader = await raw(id);
       const page = await reader.call('history', { group: 'once', from: 1, count: 500 });
       expect(page.messages.map((m) => m.text).sort(), `server ${id}`).to.deep.equal([...texts].sort());
+      for (const m of page.messages) idOf.set(m.text, m.id);
     }
-    // A retry the server knows is answered with the original id, without a new broadcast.
+    for (const [i, answer] of (await Promise.all(waited)).entries()) {
+      expect(answer).to.include({ tentative: false, outcome: 'applied', id: idOf.get(texts[i]) });
+    }
+    // A retry the server knows is answered with the original's id and, the original being stable, its outcome; nothing is broadcast.
+    const orderBefore = cluster.daemon(2).status().seqVector;
     const again = await second.call('append', { text: texts[0], requestId: 'req-0' });
-    expect(again).to.include({ repeated: true });
+    expect(again).to.include({ repeated: true, tentative: false, outcome: 'applied' });
+    expect(cluster.daemon(2).status().seqVector).to.deep.equal(orderBefore);
     expect(answers[0].status === 'fulfilled' ? [answers[0].value.id, retries[0].id] : [retries[0].id]).to.include(again.id);
   });
 
@@ -136,7 +169,7 @@ describe('session order across servers (causal token)', function () {
       expect(lines.some((l) => /^resent "sent into the crash" \(request [0-9a-f-]{36}\)$/.test(l))).to.equal(true);
       await cluster.start(1);
       await cluster.waitFor(() => cluster.converged(), 20_000, 'every server agreeing');
-      const reader = await connect(3);
+      const reader = await raw(3);
       const page = await reader.call('history', { group: 'resend' });
       expect(page.messages.map((m) => m.text)).to.deep.equal(['sent into the crash']);
     } finally {
@@ -146,14 +179,14 @@ describe('session order across servers (causal token)', function () {
 
   it('read-your-writes: a history read with after waits for the server to hold everything up to it, and says whether it does', async () => {
     const cluster = await chat.create(3, { timers: fastTimers });
-    const writer = await connect(1);
+    const writer = await raw(1);
     await writer.call('user', { name: 'wes' });
     await writer.call('join', { group: 'ryw' });
     await cluster.waitFor(() => cluster.converged(), 20_000, 'the join everywhere');
     cluster.partition([[1, 2], [3]]);
     const { id } = await writer.call('append', { text: 'my write' });
     const after = Number(id.split('.')[0]);
-    const lagging = await connect(3);
+    const lagging = await raw(3);
     const missing = await lagging.call('history', { group: 'ryw', after });
     expect(missing.complete).to.equal(false);
     expect(missing.messages.map((m) => m.text)).to.deep.equal([]);
@@ -166,7 +199,7 @@ describe('session order across servers (causal token)', function () {
 
   it('refuses a token further ahead than any clock could be', async () => {
     await chat.create(3, { timers: fastTimers });
-    const c = await connect(1);
+    const c = await raw(1);
     await c.call('user', { name: 'eve' });
     const error = await c.call('join', { group: 'g', after: 1e12 }).then(
       () => undefined,

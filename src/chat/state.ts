@@ -25,7 +25,15 @@ export const maxRequestsPerUser = 1000;
 /** A user's recent request ids: each with the id ("<ts>.<sender>") of the message that carried it first, oldest first. */
 export interface RequestLog {
   readonly ids: Readonly<Record<string, string>>;
+  /** The rule each refused one broke (absent: it took effect): a retry's answer is the original outcome. */
+  readonly refused?: Readonly<Record<string, string>>;
   readonly order: readonly string[];
+}
+
+/** The first operation that carried a request id: its message id, and the rule it broke if it had no effect. */
+export interface OriginalRequest {
+  readonly id: string;
+  readonly refused?: string;
 }
 
 export interface Member {
@@ -112,7 +120,9 @@ export function restoreChatState(saved: ChatStateJson): ChatState {
   return {
     groups: dict(Object.entries(saved.groups).map(([name, group]) => [name, restoreGroup(group)] as const)),
     sessions: dict(Object.entries(saved.sessions)),
-    requests: dict(Object.entries(saved.requests ?? {}).map(([user, log]) => [user, { ids: dict(Object.entries(log.ids)), order: log.order }] as const)),
+    requests: dict(
+      Object.entries(saved.requests ?? {}).map(([user, log]) => [user, { ids: dict(Object.entries(log.ids)), ...(log.refused ? { refused: dict(Object.entries(log.refused)) } : {}), order: log.order }] as const),
+    ),
   };
 }
 
@@ -156,7 +166,7 @@ export function applyMessages(state: ChatState, messages: readonly Message[], st
 function applyOp(state: Draft<ChatState>, op: ChatOp, m: Message, edit: Edit, stored: StoredHistory): void {
   if ((op.op === 'append' || op.op === 'like' || op.op === 'unlike') && op.rid !== undefined) {
     if (originalRequest(state, op.user, op.rid) !== undefined) return;
-    rememberRequest(state, op.user, op.rid, m);
+    rememberRequest(state, op.user, op.rid, m, refusalOf(state, m, stored));
   }
   switch (op.op) {
     case 'join': {
@@ -185,19 +195,27 @@ function applyOp(state: Draft<ChatState>, op: ChatOp, m: Message, edit: Edit, st
 }
 
 /** The id of the message that first carried the user's request `rid`, if the state remembers it. */
-export function originalRequest(state: ChatState | Draft<ChatState>, user: string, rid: string): string | undefined {
-  return state.requests[user]?.ids[rid];
+export function originalRequest(state: ChatState | Draft<ChatState>, user: string, rid: string): OriginalRequest | undefined {
+  const log = state.requests[user];
+  const id = log?.ids[rid];
+  if (id === undefined) return undefined;
+  const refused = log!.refused?.[rid];
+  return refused === undefined ? { id } : { id, refused };
 }
 
-function rememberRequest(state: Draft<ChatState>, user: string, rid: string, m: Message): void {
+function rememberRequest(state: Draft<ChatState>, user: string, rid: string, m: Message, refused: OperationRefusal | undefined): void {
   const log = (state.requests[user] ??= { ids: dict(), order: [] });
   log.ids[rid] = formatMessageId(m);
+  if (refused !== undefined) (log.refused ??= dict())[rid] = refused;
   log.order.push(rid);
-  if (log.order.length > maxRequestsPerUser) delete log.ids[log.order.shift()!];
+  if (log.order.length <= maxRequestsPerUser) return;
+  const forgotten = log.order.shift()!;
+  delete log.ids[forgotten];
+  if (log.refused) delete log.refused[forgotten];
 }
 
 /** Why the operation has no effect when applied to `state` (the rule it breaks), or undefined when it takes effect. */
-export function refusalOf(state: ChatState, m: Message, stored: StoredHistory): OperationRefusal | undefined {
+export function refusalOf(state: ChatState | Draft<ChatState>, m: Message, stored: StoredHistory): OperationRefusal | undefined {
   const op = operationOf(m);
   if (!op) return 'not-an-operation';
   if ((op.op === 'append' || op.op === 'like' || op.op === 'unlike') && op.rid !== undefined && originalRequest(state, op.user, op.rid) !== undefined) return 'duplicate-request';

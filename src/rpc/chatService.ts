@@ -9,7 +9,7 @@ import { formatMessageId, type Message, type MessageId } from '../broadcast/type
 import type { ChatOp } from '../chat/operations.js';
 import type { ChatPort } from '../chat/port.js';
 import { likeRefusal, type LikeRefusal } from '../chat/rules.js';
-import { findMessage, firstDifference, lastMessages, likesChanged, messageCount, messageRange, originalRequest, type Group, type OperationRefusal, type ShownMessage } from '../chat/state.js';
+import { findMessage, firstDifference, lastMessages, likesChanged, messageCount, messageRange, originalRequest, type Group, type OperationRefusal, type OriginalRequest, type ShownMessage } from '../chat/state.js';
 import type { ClusterConfig } from '../config/clusterConfig.js';
 import { SubmitRefused } from '../node/node.js';
 import { errorRules, maxHistoryPage, RpcErrors, recentMessages, type Confirmation, type GroupChanges, type GroupSummary, type GroupView, type MessageView, type ViewResult } from './protocol.js';
@@ -219,9 +219,14 @@ export class ChatService {
   private repeated(user: string, requestId: string | undefined): Confirmation | undefined {
     if (requestId === undefined) return undefined;
     const original = originalRequest(this.port.shown(), user, requestId);
-    if (original === undefined) return undefined;
-    const ts = Number(original.split('.')[0]);
-    return { id: original, tentative: ts > this.port.stableTs(), repeated: true };
+    return original && this.originalAnswer(original);
+  }
+
+  /** A retry's answer: the original operation's id and, once that is stable, its outcome. */
+  private originalAnswer(original: OriginalRequest): Confirmation {
+    const tentative = Number(original.id.split('.')[0]) > this.port.stableTs();
+    if (tentative) return { id: original.id, tentative, repeated: true };
+    return { id: original.id, tentative, repeated: true, ...(original.refused === undefined ? { outcome: 'applied' } : { outcome: 'refused', rule: original.refused }) };
   }
 
   /**
@@ -235,6 +240,9 @@ export class ChatService {
     let outcome: Promise<OperationRefusal | undefined> | undefined;
     const m = await this.submit(op, session, (sequenced) => (outcome = this.stableOutcome(sequenced)));
     const refusal = await outcome!;
+    // A retry that found its original ahead of it in the order: the original's answer.
+    const original = refusal === 'duplicate-request' && op.op !== 'join' && op.op !== 'leave' && op.rid !== undefined ? originalRequest(this.port.shown(), op.user, op.rid) : undefined;
+    if (original) return this.originalAnswer(original);
     return { id: formatMessageId(m), tentative: false, ...(refusal === undefined ? { outcome: 'applied' } : { outcome: 'refused', rule: refusal }) };
   }
 

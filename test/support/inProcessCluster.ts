@@ -4,6 +4,7 @@
  * stopAll(), which tests call in afterEach even when they fail.
  */
 import { ChorusConnection } from '../../src/client/connection.js';
+import { RawClient } from './rawClient.js';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -187,10 +188,12 @@ export class InProcessCluster {
 export function chatClusterPerTest(): {
   create(serverCount: number, extra?: ClusterOptions): Promise<InProcessCluster>;
   connect(id: number): Promise<ChorusConnection>;
+  /** A client that shares no code with ours (support/rawClient.ts). */
+  raw(id: number): Promise<RawClient>;
   closeConnections(): void;
 } {
   let cluster: InProcessCluster | undefined;
-  const connections: ChorusConnection[] = [];
+  const connections: { close(): void }[] = [];
   const closeConnections = () => {
     for (const c of connections.splice(0)) c.close();
   };
@@ -207,6 +210,11 @@ export function chatClusterPerTest(): {
     },
     async connect(id) {
       const c = await ChorusConnection.connect(cluster!.clientAddress(id));
+      connections.push(c);
+      return c;
+    },
+    async raw(id) {
+      const c = await RawClient.open(cluster!.clientAddress(id));
       connections.push(c);
       return c;
     },
