@@ -114,6 +114,13 @@ describe('a long history, a page at a time', function () {
     const page = await reader.call('history', { group: 'quiet', from: 11, count: 10 });
     expect(page.total).to.equal(30);
     expect(page.messages.map((m) => [m.n, m.text, m.stable])).to.deep.equal(Array.from({ length: 10 }, (_, i) => [11 + i, `note ${11 + i}`, true]));
+    // Paged by message id, which stays right when a heal moves places: after message 11, and before it.
+    const eleventh = page.messages.find((m) => m.n === 11)!;
+    expect((await reader.call('history', { group: 'quiet', since: eleventh.id, count: 5 })).messages.map((m) => m.n)).to.deep.equal([12, 13, 14, 15, 16]);
+    expect((await reader.call('history', { group: 'quiet', before: eleventh.id, count: 4 })).messages.map((m) => m.n)).to.deep.equal([7, 8, 9, 10]);
+    expect((await reader.call('history', { group: 'quiet', before: page.messages[0].id })).messages.map((m) => m.n)).to.deep.equal(Array.from({ length: 10 }, (_, i) => i + 1));
+    expect((await reader.answer('history', { group: 'quiet', since: eleventh.id, from: 3 })).error).to.include({ code: -32602, message: 'invalid history: give at most one of from, since and before' });
+    expect((await reader.answer('history', { group: 'quiet', since: '999999.3' })).error).to.include({ code: RpcErrors.unknownMessage });
     const missing = await reader.answer('history', { group: 'nowhere' });
     expect(missing.error).to.include({ code: RpcErrors.noSuchGroup, message: 'there is no group nowhere (groups lists them)' });
     await new Promise((r) => setTimeout(r, 100));

@@ -199,7 +199,7 @@ describe('client RPC under hostile input', function () {
     const byName = new Map(methods.map((m) => [m.name, m]));
     expect(byName.get('append')!.params).to.deep.include({ required: ['text'], additionalProperties: false });
     expect(byName.get('append')!.params.properties!.text.description).to.match(/^1-2000 characters/);
-    expect(Object.keys(byName.get('history')!.params.properties!)).to.deep.equal(['group', 'after', 'from', 'count']);
+    expect(Object.keys(byName.get('history')!.params.properties!)).to.deep.equal(['group', 'after', 'from', 'since', 'before', 'count']);
     expect(byName.get('history')!.result.properties!.messages.items!.properties!.stable.type).to.equal('boolean');
     expect((await c.call('no.such.method', {})).error?.code).to.equal(-32601);
   });

@@ -14,6 +14,16 @@ import type { ClusterConfig } from '../config/clusterConfig.js';
 import { SubmitRefused } from '../node/node.js';
 import { errorRules, maxHistoryPage, RpcErrors, recentMessages, type Confirmation, type GroupChanges, type GroupSummary, type GroupView, type MessageView, type ViewResult } from './protocol.js';
 
+/** Which page of a history to read (params.ts checks them). */
+export interface HistoryParams {
+  readonly group?: string;
+  readonly from?: number;
+  readonly since?: MessageId;
+  readonly before?: MessageId;
+  readonly count?: number;
+  readonly after?: number;
+}
+
 /** How a client wants a mutating request answered: waiting for its stable outcome, and its request id for retries. */
 export interface HowToAnswer {
   readonly wait?: 'stable';
@@ -108,11 +118,13 @@ export class ChatService {
    * readWaitMs, until this server holds every message up to it, and says
    * whether it does (read-your-writes on a server that may lag behind).
    */
-  async history(session: Session, group: string | undefined, from: number, count: number, after?: number): Promise<GroupView> {
-    const name = group ?? requireGroup(session);
-    if (after === undefined) return this.page(name, from, count);
-    const complete = await this.holdAllUpTo(after);
-    return { ...this.page(name, from, count), complete };
+  async history(session: Session, params: HistoryParams): Promise<GroupView> {
+    const name = params.group ?? requireGroup(session);
+    const where = [params.from, params.since, params.before].filter((p) => p !== undefined).length;
+    if (where > 1) throw rpcError(RpcErrors.invalidParams, 'invalid history: give at most one of from, since and before');
+    if (params.after === undefined) return this.page(name, params);
+    const complete = await this.holdAllUpTo(params.after);
+    return { ...this.page(name, params), complete };
   }
 
   private async holdAllUpTo(after: number): Promise<boolean> {
@@ -124,10 +136,18 @@ export class ChatService {
     return true;
   }
 
-  private page(name: string, from: number, count: number): GroupView {
+  /** A page by place (from), or by message id (since: the messages after it; before: those just before it), which stays right when a heal moves places. */
+  private page(name: string, { from, since, before, count = maxHistoryPage }: HistoryParams): GroupView {
     const current = this.currentGroup(name);
     if (!current) throw rpcError(RpcErrors.noSuchGroup, `there is no group ${name} (groups lists them)`);
-    return this.describe(name, messageRange(current, from - 1, from - 1 + count, this.port.history));
+    const placeOf = (id: MessageId) => {
+      const found = findMessage(current, id, this.port.history);
+      if (!found) throw rpcError(RpcErrors.unknownMessage, `there is no message ${formatMessageId(id)} in ${name}`);
+      return found.n;
+    };
+    const start = since !== undefined ? placeOf(since) : before !== undefined ? Math.max(0, placeOf(before) - 1 - count) : (from ?? 1) - 1;
+    const end = before !== undefined ? placeOf(before) - 1 : start + count;
+    return this.describe(name, messageRange(current, start, end, this.port.history));
   }
 
   /** Every group of the shown state, by name. */

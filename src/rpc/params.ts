@@ -28,6 +28,8 @@ export const paramSchemas = {
       group: groupNameSchema.optional(),
       after,
       from: z.number().int('must be a whole number').min(1, 'messages are numbered from 1').optional(),
+      since: messageIdSchema.optional(),
+      before: messageIdSchema.optional(),
       count: z.number().int('must be a whole number').min(1, 'must be at least 1').max(maxHistoryPage, `at most ${maxHistoryPage} messages a page`).optional(),
     })
     .optional(),
@@ -57,7 +59,7 @@ export function parseParams<M extends ChatMethod>(method: M, params: unknown): P
 }
 
 /** How errors name each parameter. */
-const paramLabels: Record<string, string> = { name: 'user name', group: 'group name', text: 'message', id: 'message id', from: 'from', count: 'count', after: 'after', requestId: 'request id' };
+const paramLabels: Record<string, string> = { name: 'user name', group: 'group name', text: 'message', id: 'message id', from: 'from', count: 'count', since: 'since', before: 'before', after: 'after', requestId: 'request id' };
 
 function hasKey(params: unknown, key: PropertyKey | undefined): boolean {
   return typeof params === 'object' && params !== null && key !== undefined && Object.hasOwn(params, key);

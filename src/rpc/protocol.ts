@@ -164,7 +164,7 @@ export interface ChatMethods {
   like: { params: { id: string; after?: number; wait?: 'stable'; requestId?: string }; result: Confirmation };
   unlike: { params: { id: string; after?: number; wait?: 'stable'; requestId?: string }; result: Confirmation };
   /** Messages from..from+count-1 (default: from 1, a whole page) of `group`, or of the session's group; read from the history segments, without joining. */
-  history: { params?: { group?: string; from?: number; count?: number; after?: number }; result: GroupView };
+  history: { params?: { group?: string; from?: number; since?: string; before?: string; count?: number; after?: number }; result: GroupView };
   /** Every group this server knows, by name, without joining any. */
   groups: { params?: Record<string, never>; result: { groups: GroupSummary[] } };
   view: { params?: Record<string, never>; result: ViewResult };
@@ -180,7 +180,7 @@ export const methodDescriptions: Readonly<Record<ChatMethod, string>> = {
   append: 'append a message to the group; answered once it is durable on this server',
   like: 'like a message of the group (not one\'s own, once per user)',
   unlike: 'remove one\'s like from a message',
-  history: 'a page of a group\'s history (the session\'s group, or any group by name without joining): messages from..from+count-1',
+  history: 'a page of a group\'s history (the session\'s group, or any group by name without joining): count messages from place from, or after message since, or before message before',
   groups: 'every group this server knows, by name',
   view: 'the servers this server hears from now',
   'rpc.discover': 'this list: every method with its parameters and result as JSON Schema',

@@ -156,7 +156,7 @@ export class RpcServer {
     method('append', ({ text, wait, requestId }, c) => s.append(c.session, text, { wait, requestId }));
     method('like', ({ id, wait, requestId }, c) => s.like(c.session, id, true, { wait, requestId }));
     method('unlike', ({ id, wait, requestId }, c) => s.like(c.session, id, false, { wait, requestId }));
-    method('history', (params, c) => s.history(c.session, params?.group, params?.from ?? 1, params?.count ?? maxHistoryPage, params?.after));
+    method('history', (params, c) => s.history(c.session, params ?? {}));
     method('groups', () => s.groups());
     const methods = describeMethods();
     method('rpc.discover', () => ({ methods }));
