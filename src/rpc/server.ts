@@ -18,7 +18,7 @@ import type { Group } from '../chat/state.js';
 import type { ChatService, Session } from './chatService.js';
 import { describeMethods } from './discovery.js';
 import { parseParams, type ParamsOf } from './params.js';
-import { closeGoingAway, closeTryAgainLater, defaultRpcLimits, errorRules, maxHistoryPage, recentMessages, RpcErrors, type ChatMethod, type ChatMethods, type RpcLimits } from './protocol.js';
+import { closeGoingAway, closeTryAgainLater, defaultRpcLimits, errorRules, recentMessages, RpcErrors, type ChatMethod, type ChatMethods, type RpcLimits } from './protocol.js';
 
 /** Frames this many times the limit are not read at all: the WebSocket closes with 1009 (message too big). */
 const hardFrameFactor = 16;
