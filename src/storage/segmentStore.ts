@@ -112,8 +112,12 @@ export class SegmentStore<T> {
     const index = stream.count++;
     stream.buffer.push(record);
     const segment = Math.floor(index / this.segmentRecords);
-    if (index % this.segmentRecords === 0) stream.firsts[segment] = record;
-    this.cache.get(this.cacheKey(stream, segment))?.push(record);
+    const key = this.cacheKey(stream, segment);
+    // A new segment is cached as it is written: the newest records are the ones read soonest (likes, pushes).
+    if (index % this.segmentRecords === 0) {
+      stream.firsts[segment] = record;
+      this.cacheSegment(key, [record]);
+    } else this.cache.get(key)?.push(record);
     this.dirty.add(stream);
     if (++this.buffered >= (this.options.flushRecords ?? defaultFlushRecords) && !this.flushDeferred) this.flushSoon();
   }
@@ -279,14 +283,20 @@ export class SegmentStore<T> {
     const end = Math.min(stream.count, start + this.segmentRecords);
     const records = start < stream.written ? this.readSegment(stream, start, Math.min(end, stream.written) - start) : [];
     for (let k = Math.max(start, stream.written); k < end; k++) records.push(stream.buffer[k - stream.written]);
+    this.cacheSegment(key, records);
+    return records;
+  }
+
+  /** Keep a segment's records, forgetting the least recently used segments past maxCachedRecords. */
+  private cacheSegment(key: string, records: T[]): void {
+    if (!this.cache.has(key)) this.cachedRecords += this.segmentRecords;
+    this.cache.delete(key);
     this.cache.set(key, records);
-    this.cachedRecords += this.segmentRecords;
     for (const [oldKey] of this.cache) {
       if (this.cachedRecords <= maxCachedRecords || oldKey === key) break;
       this.cache.delete(oldKey);
       this.cachedRecords -= this.segmentRecords;
     }
-    return records;
   }
 
   private readSegment(stream: Stream<T>, start: number, lines: number): T[] {
