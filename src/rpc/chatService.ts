@@ -4,25 +4,16 @@
  * the same way by every daemon. Parameters arrive checked against their
  * schemas (params.ts); the chat is reached only through its port.
  */
-import { JSONRPCErrorException } from 'json-rpc-2.0';
 import { formatMessageId, type Message, type MessageId } from '../broadcast/types.js';
 import type { ChatOp } from '../chat/operations.js';
 import type { ChatPort } from '../chat/port.js';
 import { likeRefusal, type LikeRefusal } from '../chat/rules.js';
-import { findMessage, firstDifference, lastMessages, likesChanged, messageCount, messageRange, originalRequest, type Group, type OperationRefusal, type OriginalRequest, type ShownMessage } from '../chat/state.js';
+import { findMessage, originalRequest, type OperationRefusal, type OriginalRequest } from '../chat/state.js';
 import type { ClusterConfig } from '../config/clusterConfig.js';
 import { SubmitRefused } from '../node/node.js';
-import { errorRules, maxHistoryPage, RpcErrors, recentMessages, type Confirmation, type GroupChanges, type GroupSummary, type GroupView, type MessageView, type ViewResult } from './protocol.js';
-
-/** Which page of a history to read (params.ts checks them). */
-export interface HistoryParams {
-  readonly group?: string;
-  readonly from?: number;
-  readonly since?: MessageId;
-  readonly before?: MessageId;
-  readonly count?: number;
-  readonly after?: number;
-}
+import { RpcErrors, recentMessages, type Confirmation, type GroupView } from './protocol.js';
+import { rpcError } from './errors.js';
+import { GroupReader, type HistoryParams } from './groupReader.js';
 
 /** How a client wants a mutating request answered: waiting for its stable outcome, and its request id for retries. */
 export interface HowToAnswer {
@@ -42,16 +33,8 @@ export interface Session {
   after?: number;
 }
 
-/** How long a read with `after` waits for this server to hold everything up to it. */
-const readWaitMs = 2000;
-
 /** How far ahead of this server's clock a causal token may be (a partition lets clocks drift apart by about the messages sent meanwhile). */
 const maxCausalLead = 1_000_000_000;
-
-/** A Chorus error as clients get it: its code, a message for people, and `data.rule`, its stable name. */
-export function rpcError(code: number, message: string): JSONRPCErrorException {
-  return new JSONRPCErrorException(message, code, { rule: errorRules[code] });
-}
 
 const likeErrors: Record<LikeRefusal, [number, string]> = {
   'own-message': [RpcErrors.ownMessage, 'you cannot like your own message'],
@@ -63,10 +46,15 @@ export class ChatService {
   /** Answers waiting for their operation to become stable (wait "stable"): failed if the server stops first. */
   private readonly stableWaits = new Set<(error: Error) => void>();
 
+  /** What clients read (pages, groups, pushes' changes): reads broadcast nothing. */
+  readonly reader: GroupReader;
+
   constructor(
     readonly port: ChatPort,
-    private readonly config: ClusterConfig,
-  ) {}
+    config: ClusterConfig,
+  ) {
+    this.reader = new GroupReader(port, config);
+  }
 
   setUser(session: Session, name: string): { user: string } {
     if (session.group !== undefined && session.user !== name) {
@@ -80,7 +68,7 @@ export class ChatService {
     const user = requireUser(session);
     await this.submit({ op: 'join', session: session.id, user, group: name }, session);
     session.group = name;
-    return this.groupView(name, recentMessages);
+    return this.reader.groupView(name, recentMessages);
   }
 
   async leave(session: Session): Promise<Confirmation> {
@@ -103,7 +91,7 @@ export class ChatService {
     const group = requireGroup(session);
     const repeated = this.repeated(user, how.requestId);
     if (repeated) return repeated;
-    const current = this.currentGroup(group);
+    const current = this.port.shown().groups[group];
     const target = current && findMessage(current, targetId, this.port.history);
     if (!target) throw rpcError(RpcErrors.unknownMessage, `there is no message ${formatMessageId(targetId)} in ${group}`);
     const refusal = likeRefusal({ user: target.message.user, likes: target.likes }, user, like);
@@ -111,59 +99,9 @@ export class ChatService {
     return this.confirm({ op: like ? 'like' : 'unlike', user, group, message: targetId, ...rid(how) }, session, how.wait);
   }
 
-  /**
-   * Messages from .. from+count-1 (1-based) of `group`, or of the session's
-   * group: a read, nothing is broadcast. With `after` (the highest timestamp
-   * the client has seen, its own writes included) it first waits, up to
-   * readWaitMs, until this server holds every message up to it, and says
-   * whether it does (read-your-writes on a server that may lag behind).
-   */
-  async history(session: Session, params: HistoryParams): Promise<GroupView> {
-    const name = params.group ?? requireGroup(session);
-    const where = [params.from, params.since, params.before].filter((p) => p !== undefined).length;
-    if (where > 1) throw rpcError(RpcErrors.invalidParams, 'invalid history: give at most one of from, since and before');
-    if (params.after === undefined) return this.page(name, params);
-    const complete = await this.holdAllUpTo(params.after);
-    return { ...this.page(name, params), complete };
-  }
-
-  private async holdAllUpTo(after: number): Promise<boolean> {
-    const deadline = performance.now() + readWaitMs;
-    while (this.port.holdsAllUpTo() < after) {
-      if (performance.now() >= deadline) return false;
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    return true;
-  }
-
-  /** A page by place (from), or by message id (since: the messages after it; before: those just before it), which stays right when a heal moves places. */
-  private page(name: string, { from, since, before, count = maxHistoryPage }: HistoryParams): GroupView {
-    const current = this.currentGroup(name);
-    if (!current) throw rpcError(RpcErrors.noSuchGroup, `there is no group ${name} (groups lists them)`);
-    const placeOf = (id: MessageId) => {
-      const found = findMessage(current, id, this.port.history);
-      if (!found) throw rpcError(RpcErrors.unknownMessage, `there is no message ${formatMessageId(id)} in ${name}`);
-      return found.n;
-    };
-    const start = since !== undefined ? placeOf(since) : before !== undefined ? Math.max(0, placeOf(before) - 1 - count) : (from ?? 1) - 1;
-    const end = before !== undefined ? placeOf(before) - 1 : start + count;
-    return this.describe(name, messageRange(current, start, end, this.port.history));
-  }
-
-  /** Every group of the shown state, by name. */
-  groups(): { groups: GroupSummary[] } {
-    const names = Object.keys(this.port.shown().groups).sort();
-    return { groups: names.map((name) => ({ group: name, total: messageCount(this.currentGroup(name)), participants: this.participants(name) })) };
-  }
-
-  view(): ViewResult {
-    return {
-      server: this.port.server,
-      view: this.port.view().map((id) => {
-        const s = this.config.servers[id - 1];
-        return { id, host: s.host, udpPort: s.udpPort, clientPort: s.clientPort };
-      }),
-    };
+  /** A page of `group`'s history, or of the session's group (a read: nothing is broadcast). */
+  history(session: Session, params: HistoryParams): Promise<GroupView> {
+    return this.reader.history(params.group ?? requireGroup(session), params);
   }
 
   /** Sessions are gone: their users leave. */
@@ -173,47 +111,6 @@ export class ChatService {
     await this.submit({ op: 'leave', session: session.id }, session).catch(() => undefined);
   }
 
-  /** The group as the shown state has it now: what a push's changes are computed against next time. */
-  groupState(name: string): Group | undefined {
-    return this.currentGroup(name);
-  }
-
-  /** What changed in group `name` since `base` (the group a session was last shown), as a push carries it. */
-  changesSince(name: string, base: Group | undefined): GroupChanges {
-    const current = this.currentGroup(name);
-    const total = messageCount(current);
-    if (!current) return { from: 1, messages: [], likes: [] };
-    const from = base ? firstDifference(base, current, this.port.history) : 0;
-    const likes = base ? likesChanged(base, current, from).map((n) => messageRange(current, n, n + 1, this.port.history)[0]) : [];
-    const messages = total - from <= maxHistoryPage ? this.views(messageRange(current, from, total, this.port.history)) : undefined;
-    return { from: from + 1, ...(messages ? { messages } : {}), likes: likes.map(({ n, message, likes: likedBy }) => ({ n, id: formatMessageId(message), likedBy: [...likedBy] })) };
-  }
-
-  /** The group with its last `count` messages (after a join, and pushed on every change). */
-  groupView(name: string, count: number): GroupView {
-    return this.describe(name, lastMessages(this.currentGroup(name), count, this.port.history));
-  }
-
-  private describe(name: string, messages: readonly ShownMessage[]): GroupView {
-    return { group: name, participants: this.participants(name), total: messageCount(this.currentGroup(name)), messages: this.views(messages) };
-  }
-
-  private views(messages: readonly ShownMessage[]): MessageView[] {
-    const stableTs = this.port.stableTs();
-    return messages.map(({ n, message: m, likes }) => ({ n, id: formatMessageId(m), user: m.user, text: m.text, likes: likes.length, likedBy: [...likes], stable: m.ts <= stableTs }));
-  }
-
-  /** Users joined through servers in this server's current view. */
-  private participants(name: string): string[] {
-    const view = this.port.view();
-    const users = new Set<string>();
-    for (const member of Object.values(this.currentGroup(name)?.members ?? {})) if (view.includes(member.server)) users.add(member.user);
-    return [...users].sort();
-  }
-
-  private currentGroup(name: string): Group | undefined {
-    return this.port.shown().groups[name];
-  }
 
   /**
    * The client saw timestamp `after` (its causal token): the session's

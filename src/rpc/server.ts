@@ -148,7 +148,7 @@ export class RpcServer {
     method('join', async ({ group }, c) => {
       const view = await s.join(c.session, group);
       c.lastPushed = JSON.stringify(view);
-      c.base = s.groupState(group);
+      c.base = s.reader.groupState(group);
       c.version = 0;
       return view;
     });
@@ -157,10 +157,10 @@ export class RpcServer {
     method('like', ({ id, wait, requestId }, c) => s.like(c.session, id, true, { wait, requestId }));
     method('unlike', ({ id, wait, requestId }, c) => s.like(c.session, id, false, { wait, requestId }));
     method('history', (params, c) => s.history(c.session, params ?? {}));
-    method('groups', () => s.groups());
+    method('groups', () => s.reader.groups());
     const methods = describeMethods();
     method('rpc.discover', () => ({ methods }));
-    method('view', () => s.view());
+    method('view', () => s.reader.view());
   }
 
   private onConnection(socket: WebSocket): void {
@@ -266,7 +266,7 @@ export class RpcServer {
       if (group === undefined || c.socket.readyState !== c.socket.OPEN) continue;
       let view = views.get(group);
       if (view === undefined) {
-        view = { text: JSON.stringify(this.service.groupView(group, recentMessages)), state: this.service.groupState(group) };
+        view = { text: JSON.stringify(this.service.reader.groupView(group, recentMessages)), state: this.service.reader.groupState(group) };
         views.set(group, view);
       }
       if (view.text === c.lastPushed && view.state === c.base) continue;
@@ -274,7 +274,7 @@ export class RpcServer {
       changes.set(group, byBase);
       let changed = byBase.get(c.base);
       if (changed === undefined) {
-        changed = JSON.stringify(this.service.changesSince(group, c.base));
+        changed = JSON.stringify(this.service.reader.changesSince(group, c.base));
         byBase.set(c.base, changed);
       }
       c.lastPushed = view.text;
