@@ -31,6 +31,14 @@ const hardFrameFactor = 16;
  */
 const closeGraceMs = 100;
 
+/**
+ * A push that would only mark messages stable (or change the participants),
+ * the group itself unchanged, waits until this long after the session's
+ * previous push: under load the stable point moves on every step, and a
+ * push for each move costs the server more than the marks are worth.
+ */
+const markPushIntervalMs = 100;
+
 /** Pushes to one session are coalesced: at most one per this period. */
 const pushIntervalMs = 10;
 /**
@@ -48,6 +56,8 @@ interface Connection {
   base?: Group;
   /** Pushes sent to this session since its join. */
   version: number;
+  /** When the last push was sent (the `now` clock). */
+  pushedAt: number;
   /** Requests handed to the methods and not answered yet: a clean stop waits for them. */
   pending: number;
   lastPushed?: string;
@@ -90,6 +100,8 @@ export class RpcServer {
   private readonly bootId = randomBytes(4).toString('hex');
   private nextSession = 1;
   private pushTimer: NodeJS.Timeout | undefined;
+  /** A push held back (only stable marks changed) goes out when this fires. */
+  private laterTimer: NodeJS.Timeout | undefined;
   private pushDelayMs = pushIntervalMs;
   private readonly unsubscribe: () => void;
   /** Set by crash(): a crashed server's sessions end without a word; its restart makes them leave. */
@@ -183,6 +195,7 @@ export class RpcServer {
       tokensAt: this.now(),
       pending: 0,
       version: 0,
+      pushedAt: -Infinity,
     };
     this.connections.add(connection);
     socket.on('message', (data, isBinary) => this.onFrame(connection, data as Buffer, isBinary));
@@ -269,7 +282,14 @@ export class RpcServer {
         view = { text: JSON.stringify(this.service.reader.groupView(group, recentMessages)), state: this.service.reader.groupState(group) };
         views.set(group, view);
       }
-      if (view.text === c.lastPushed && view.state === c.base) continue;
+      if (view.state === c.base) {
+        if (view.text === c.lastPushed) continue;
+        const wait = c.pushedAt + markPushIntervalMs - this.now();
+        if (wait > 0) {
+          this.pushLater(wait);
+          continue;
+        }
+      }
       const byBase = changes.get(group) ?? new Map<Group | undefined, string>();
       changes.set(group, byBase);
       let changed = byBase.get(c.base);
@@ -279,9 +299,19 @@ export class RpcServer {
       }
       c.lastPushed = view.text;
       c.base = view.state;
+      c.pushedAt = this.now();
       c.version++;
       c.socket.send(`{"jsonrpc":"2.0","method":"group","params":${view.text.slice(0, -1)},"version":${c.version},"stableTs":${stableTs},"changes":${changed}}}`);
     }
+  }
+
+  /** Push again in `ms` (what was held back then goes out). */
+  private pushLater(ms: number): void {
+    if (this.laterTimer) return;
+    this.laterTimer = setTimeout(() => {
+      this.laterTimer = undefined;
+      this.schedulePush();
+    }, ms);
   }
 
   /** Drop every connection as a crash would: the sessions' users do not leave now. */
@@ -301,6 +331,7 @@ export class RpcServer {
     this.service.abandonStableWaits();
     this.unsubscribe();
     clearTimeout(this.pushTimer);
+    clearTimeout(this.laterTimer);
     if (!this.crashed) {
       await this.answerPending(drainTimeoutMs);
       await new Promise((r) => setTimeout(r, closeGraceMs));
