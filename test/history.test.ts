@@ -134,7 +134,9 @@ describe('a long history, a page at a time', function () {
     type Copy = { id: string; text: string; likedBy: string[] };
     const copy: Copy[] = [];
     const versions: number[] = [];
+    let lastPush: { messages: { stable: boolean }[] } | undefined;
     watcher.on('group', (push) => {
+      lastPush = push;
       versions.push(push.version);
       const { from, messages, likes } = push.changes;
       expect(messages, 'a change small enough to push').to.not.equal(undefined);
@@ -170,6 +172,8 @@ describe('a long history, a page at a time', function () {
     await waitUntil(async () => JSON.stringify(copy) === JSON.stringify(await expected()), 5_000, () => `the copy: ${JSON.stringify(copy)}`);
     expect(copy.find((m) => m.text === 'before the partition')?.likedBy).to.have.members(['ravi', 'watch']);
     expect(versions).to.deep.equal(versions.map((_, i) => i + 1));
+    // Stable marks alone are pushed too (at most every 100 ms): the last push shows everything stable.
+    await waitUntil(() => lastPush!.messages.every((m) => m.stable), 5_000, 'a push marking the messages stable');
   });
 
   it('marks a message tentative until it is stable', async () => {
