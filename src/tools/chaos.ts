@@ -38,6 +38,8 @@ interface Tally {
   confirmed: number;
   refused: number;
   inDoubt: number;
+  /** In-doubt appends sent again, with their request id, to the next server, and acknowledged there. */
+  resent: number;
   reconnects: number;
 }
 
@@ -50,6 +52,10 @@ class ChaosClient {
   readonly likes: LikeOp[] = [];
   /** (user, target) pairs with a like or unlike whose outcome is unknown (the connection died mid-call). */
   readonly doubtful = new Set<string>();
+  /** Appends whose connection died before the answer: sent again, same request id, after the next connect. */
+  private unanswered: string[] = [];
+  /** Texts of appends resent and acknowledged: each must be in the history exactly once, whichever copy took effect. */
+  readonly resent: string[] = [];
 
   constructor(
     readonly user: string,
@@ -64,6 +70,7 @@ class ChaosClient {
     while (!until()) {
       try {
         if (!this.connection?.connected) await this.connect();
+        else if (this.unanswered.length > 0) await this.resend();
         else await this.operate();
       } catch (err) {
         if (!(err instanceof RpcCallError)) throw err;
@@ -99,8 +106,10 @@ class ChaosClient {
     this.tally.attempted++;
     if (others.length === 0 || this.random.chance(0.6)) {
       const text = `${this.user}-${++this.counter}`;
-      const result = await this.call(connection, 'append', { text });
+      // The text doubles as the request id: unique per user.
+      const result = await this.call(connection, 'append', { text, requestId: text });
       if (result) this.appends.push({ id: result.id, text });
+      else if (!connection.connected) this.unanswered.push(text);
       return;
     }
     const target = this.random.pick(others);
@@ -110,8 +119,23 @@ class ChaosClient {
     else if (!connection.connected) this.doubtful.add(`${this.user} ${target.id}`);
   }
 
+  /** Send the oldest unanswered append again, with the same request id: applied once whether or not the lost server took it. */
+  private async resend(): Promise<void> {
+    const connection = this.connection!;
+    const text = this.unanswered[0];
+    try {
+      await connection.call('append', { text, requestId: text });
+      this.unanswered.shift();
+      this.resent.push(text);
+      this.tally.resent++;
+    } catch (err) {
+      if (!(err instanceof RpcCallError)) throw err;
+      // Lost again (tried after the next connect), or refused for now (busy, a limit): tried again later.
+    }
+  }
+
   /** Call; undefined when refused (counted) or lost with the connection (in doubt). */
-  private async call(connection: ChorusConnection, ...[method, params]: ['append', { text: string }] | ['like' | 'unlike', { id: string }]): Promise<{ id: string } | undefined> {
+  private async call(connection: ChorusConnection, ...[method, params]: ['append', { text: string; requestId: string }] | ['like' | 'unlike', { id: string }]): Promise<{ id: string } | undefined> {
     try {
       const result = await connection.call(method, params);
       this.tally.confirmed++;
@@ -210,6 +234,8 @@ function checkInvariants(cluster: LocalCluster, statuses: ServerStatus[], client
         const m = byId.get(a.id);
         if (!m || m.text !== a.text) violations.push(`server ${status.id}: confirmed append ${a.id} ("${a.text}") is ${m ? `"${m.text}"` : 'missing'}`);
       }
+      // Resent with its request id and acknowledged: in the history once, whether the lost server had taken it or not.
+      for (const text of client.resent) if (texts.get(text) !== 1) violations.push(`server ${status.id}: resent append "${text}" is in the history ${texts.get(text) ?? 0} times`);
     }
     // Each user's likes: the confirmed like/unlike operations applied in the total order, by the chat's rule.
     const order = (id: string) => parseMessageId(id) ?? { ts: 0, sender: 0 };
@@ -240,7 +266,7 @@ export async function runChaos(cluster: LocalCluster, options: { seed: number; d
   if (missing.length > 0) throw new ChorusError('INVALID_ARGUMENT', `servers ${missing.join(',')} are not running: start the cluster first (make run)`);
   const random = new Random(seed);
   const group = `chaos-${seed}`;
-  const tally: Tally = { attempted: 0, confirmed: 0, refused: 0, inDoubt: 0, reconnects: 0 };
+  const tally: Tally = { attempted: 0, confirmed: 0, refused: 0, inDoubt: 0, resent: 0, reconnects: 0 };
   const clients = cluster.ids.map((id) => new ChaosClient(`chaos${seed}u${id}`, group, cluster, new Random(seed * 31 + id), tally, id));
   const faults: Record<string, number> = {};
   const endAt = Date.now() + options.durationS * 1000;
@@ -331,7 +357,7 @@ async function main(): Promise<void> {
     const f = Object.entries(report.faults).map(([k, v]) => `${v} ${k}`).join(', ') || 'none';
     const o = report.operations;
     console.log(`faults injected: ${f}`);
-    console.log(`operations: ${o.attempted} attempted, ${o.confirmed} confirmed (${report.appendsConfirmed} appends, ${report.likesConfirmed} likes/unlikes), ${o.refused} refused, ${o.inDoubt} in doubt (connection lost), ${o.reconnects} connections`);
+    console.log(`operations: ${o.attempted} attempted, ${o.confirmed} confirmed (${report.appendsConfirmed} appends, ${report.likesConfirmed} likes/unlikes), ${o.refused} refused, ${o.inDoubt} in doubt (connection lost), ${o.resent} of them appends resent with their request id, ${o.reconnects} connections`);
     console.log(`converged ${report.convergeMs} ms after the heal; state digest ${report.digest}`);
     console.log(report.violations.length === 0 ? 'no violations' : `VIOLATIONS:\n${report.violations.map((v) => `  ${v}`).join('\n')}`);
   }
