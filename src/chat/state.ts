@@ -165,8 +165,10 @@ export function applyMessages(state: ChatState, messages: readonly Message[], st
 
 function applyOp(state: Draft<ChatState>, op: ChatOp, m: Message, edit: Edit, stored: StoredHistory): void {
   if ((op.op === 'append' || op.op === 'like' || op.op === 'unlike') && op.rid !== undefined) {
-    if (originalRequest(state, op.user, op.rid) !== undefined) return;
-    rememberRequest(state, op.user, op.rid, m, refusalOf(state, m, stored));
+    // refusalOf says duplicate-request when the id was seen before; else the outcome is remembered for retries.
+    const refusal = refusalOf(state, m, stored);
+    if (refusal === 'duplicate-request') return;
+    rememberRequest(state, op.user, op.rid, m, refusal);
   }
   switch (op.op) {
     case 'join': {

@@ -4,7 +4,7 @@
  * the same way by every daemon. Parameters arrive checked against their
  * schemas (params.ts); the chat is reached only through its port.
  */
-import { formatMessageId, type Message, type MessageId } from '../broadcast/types.js';
+import { formatMessageId, parseMessageId, type Message, type MessageId } from '../broadcast/types.js';
 import type { ChatOp } from '../chat/operations.js';
 import type { ChatPort } from '../chat/port.js';
 import { likeRefusal, type LikeRefusal } from '../chat/rules.js';
@@ -141,7 +141,7 @@ export class ChatService {
 
   /** A retry's answer: the original operation's id and, once that is stable, its outcome. */
   private originalAnswer(original: OriginalRequest): Confirmation {
-    const tentative = Number(original.id.split('.')[0]) > this.port.stableTs();
+    const tentative = (parseMessageId(original.id)?.ts ?? Infinity) > this.port.stableTs();
     if (tentative) return { id: original.id, tentative, repeated: true };
     return { id: original.id, tentative, repeated: true, ...(original.refused === undefined ? { outcome: 'applied' } : { outcome: 'refused', rule: original.refused }) };
   }
