@@ -3,9 +3,9 @@ SERVER ?= 1
 STAMP := node_modules/.chorus-installed
 # Compiled only when a source file changed since the last build (tsc itself is incremental too).
 BUILT := dist/.built
-SOURCES := $(shell find src test -name '*.ts') tsconfig.json
+SOURCES := $(shell find src test web -name '*.ts' -o -name '*.tsx' -o -name '*.css' -o -name '*.html') tsconfig.json web/tsconfig.json
 
-.PHONY: all install build lint test run stop client sim bench clean
+.PHONY: all install build lint test run stop client console sim bench clean
 
 all: build
 
@@ -19,6 +19,9 @@ build: $(BUILT)
 
 $(BUILT): $(STAMP) $(SOURCES)
 	npx tsc -p tsconfig.json
+	npx tsc -p web/tsconfig.json
+	npx esbuild web/src/main.tsx --bundle --format=esm --target=es2022 --jsx=automatic --jsx-import-source=preact --minify --sourcemap --outfile=dist/web/console.js --log-level=warning
+	cp web/index.html dist/web/index.html
 	@touch $@
 
 lint: install
@@ -35,6 +38,10 @@ stop: build
 
 client: build
 	tools/client --server $(SERVER)
+
+# The web console of the running cluster in the foreground (make run starts one in the background).
+console: build
+	tools/console
 
 # make sim SEED=<n> reproduces one run; make sim SEEDS=<k> runs seeds 1..k.
 SEEDS ?= 100

@@ -2,6 +2,7 @@
 /**
  * tools/cluster: run, stop and break the local cluster of clusterconfig.
  */
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { configDefaultText, dataRootDefaultText, defaultConfigFile, defaultDataRoot, exitCode, exitWith, usageFailure } from '../commandLine.js';
@@ -11,7 +12,7 @@ import { ensureClusterKey } from '../config/clusterKey.js';
 import { dropReasons, expectedDropReasons } from '../transport/udpTransport.js';
 import { describeFaults } from '../transport/faults.js';
 import { LocalCluster, type ServerStatus } from './clusterOps.js';
-import { clusterKeyFile, daemonLogFile, diskBytes, serverDir } from './localCluster.js';
+import { clusterKeyFile, consoleLogFile, consolePid, daemonLogFile, defaultConsolePort, diskBytes, launchConsole, serverDir, stopConsole } from './localCluster.js';
 
 interface Common {
   config: string;
@@ -22,20 +23,51 @@ function open(args: Common): LocalCluster {
   return new LocalCluster(loadClusterConfig(args.config), { dataRoot: args['data-root'], configFile: args.config });
 }
 
-async function start(args: Common): Promise<void> {
+interface StartArgs extends Common {
+  console: boolean;
+  'console-port': number;
+}
+
+async function start(args: StartArgs): Promise<void> {
   const cluster = open(args);
   const { servers } = cluster.config;
   if (servers.every((s) => cluster.pid(s.id) !== undefined)) {
     console.log(`The cluster is already running (${servers.map((s) => `server ${s.id}: pid ${cluster.pid(s.id)}`).join(', ')}); nothing changed.`);
-    return;
+  } else {
+    keygen(args);
+    await cluster.start();
+    for (const s of servers) {
+      console.log(`server ${s.id}: pid ${cluster.pid(s.id)}, UDP ${s.host}:${s.udpPort}, clients ${s.host}:${s.clientPort}, log ${daemonLogFile(cluster.paths, s.id)}`);
+    }
+    console.log(`The cluster is up (${servers.length} servers).`);
+    console.log(`Chat: make client SERVER=1 (any of 1-${servers.length}). Break it: tools/cluster --help. Stop it: make stop`);
   }
-  keygen(args);
-  await cluster.start();
-  for (const s of servers) {
-    console.log(`server ${s.id}: pid ${cluster.pid(s.id)}, UDP ${s.host}:${s.udpPort}, clients ${s.host}:${s.clientPort}, log ${daemonLogFile(cluster.paths, s.id)}`);
+  if (args.console) await startConsole(cluster, args['console-port']);
+}
+
+/** The web console in the background, unless it runs; a console that cannot start is reported, the cluster stays up. */
+async function startConsole(cluster: LocalCluster, port: number): Promise<void> {
+  const url = `http://127.0.0.1:${port}/`;
+  const running = consolePid(cluster.paths);
+  if (running !== undefined) return console.log(`Console: ${url} (already running, pid ${running})`);
+  const file = consoleLogFile(cluster.paths);
+  const offset = existsSync(file) ? statSync(file).size : 0;
+  const pid = launchConsole(cluster.paths, port);
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; ) {
+    if (await serves(url)) return console.log(`Console: ${url} (open it in a browser on this machine; pid ${pid})`);
+    if (consolePid(cluster.paths) === undefined) break;
+    await new Promise((r) => setTimeout(r, 50));
   }
-  console.log(`The cluster is up (${servers.length} servers).`);
-  console.log(`Chat: make client SERVER=1 (any of 1-${servers.length}). Break it: tools/cluster --help. Stop it: make stop`);
+  const said = existsSync(file) ? readFileSync(file, 'utf8').slice(offset).trim() : '';
+  console.log(`The console did not start (${said || `see ${file}`}); run it by hand with tools/console --port <port>.`);
+}
+
+async function serves(url: string): Promise<boolean> {
+  try {
+    return (await fetch(url)).ok;
+  } catch {
+    return false;
+  }
 }
 
 function keygen(args: Common): void {
@@ -51,7 +83,9 @@ async function stop(args: Common & { id?: string }): Promise<void> {
     return;
   }
   const stopped = await cluster.stop();
+  const consoleStopped = await stopConsole(cluster.paths);
   console.log(stopped === 0 ? 'No daemon was running.' : `Stopped ${stopped} daemon${stopped === 1 ? '' : 's'}.`);
+  if (consoleStopped) console.log('Stopped the console.');
 }
 
 async function kill(args: Common & { id: string }): Promise<void> {
@@ -216,10 +250,18 @@ yargs(hideBin(process.argv))
   .usage('$0 <command> [options]\n\nRun, stop and break the local Chorus cluster described by clusterconfig.')
   .option('config', { type: 'string', default: defaultConfigFile, defaultDescription: configDefaultText, describe: 'cluster configuration file' })
   .option('data-root', { type: 'string', default: defaultDataRoot, defaultDescription: dataRootDefaultText, describe: 'where daemons keep log files, pid files and daemon logs' })
-  .command('start', 'start every daemon not running, in the background, and wait until all answer', {}, (a) => start(a as unknown as Common))
+  .command(
+    'start',
+    'start every daemon not running, in the background, and wait until all answer; then the web console',
+    (y) =>
+      y
+        .option('console', { type: 'boolean', default: true, describe: 'also start the web console (--no-console: not)' })
+        .option('console-port', { type: 'number', default: defaultConsolePort, describe: 'the web console\'s port on 127.0.0.1' }),
+    (a) => start(a as unknown as StartArgs),
+  )
   .command(
     'stop [id]',
-    'stop every daemon, or only server <id> (clean shutdown: a last snapshot, then exit)',
+    'stop every daemon and the console, or only server <id> (clean shutdown: a last snapshot, then exit)',
     (y) => y.positional('id', { type: 'string', describe: 'server number (line in clusterconfig); all if left out' }),
     (a) => stop(a as unknown as Common & { id?: string }),
   )

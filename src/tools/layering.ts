@@ -20,7 +20,7 @@ export const layers: readonly (readonly string[])[] = [
   ['chat'],
   ['rpc'],
   ['client'],
-  ['daemon', 'sim', 'tools', 'bench'],
+  ['daemon', 'sim', 'tools', 'bench', 'console'],
 ];
 
 export interface Violation {

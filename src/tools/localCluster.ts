@@ -51,7 +51,11 @@ export function diskBytes(dir: string): number {
 
 /** The pid of server id's daemon if it is running, else undefined. */
 export function runningPid(paths: LocalClusterPaths, id: number): number | undefined {
-  const file = pidFile(paths, id);
+  return pidIn(pidFile(paths, id));
+}
+
+/** The pid written in a pid file if that process runs, else undefined. */
+function pidIn(file: string): number | undefined {
   if (!existsSync(file)) return undefined;
   const pid = Number(readFileSync(file, 'utf8').trim());
   return Number.isInteger(pid) && pid > 0 && processAlive(pid) ? pid : undefined;
@@ -64,17 +68,19 @@ export function nodeArgs(): string[] {
 
 /** Start server's daemon in the background; returns its pid. */
 export function launchDaemon(paths: LocalClusterPaths, server: ServerAddress, extraArgs: readonly string[] = []): number {
-  mkdirSync(paths.dataRoot, { recursive: true });
-  const log = openSync(daemonLogFile(paths, server.id), 'a');
+  const args = [daemonMain, '--id', String(server.id), '--config', paths.configFile, '--data-dir', serverDir(paths, server.id), ...extraArgs];
+  return launchInBackground(pidFile(paths, server.id), daemonLogFile(paths, server.id), args, `the daemon of server ${server.id}`);
+}
+
+/** Run node with args, detached, its output appended to logFile, its pid written to pidPath. */
+function launchInBackground(pidPath: string, logFile: string, args: readonly string[], name: string): number {
+  mkdirSync(dirname(pidPath), { recursive: true });
+  const log = openSync(logFile, 'a');
   try {
-    const child = spawn(
-      process.execPath,
-      [...nodeArgs(), daemonMain, '--id', String(server.id), '--config', paths.configFile, '--data-dir', serverDir(paths, server.id), ...extraArgs],
-      { detached: true, stdio: ['ignore', log, log] },
-    );
+    const child = spawn(process.execPath, [...nodeArgs(), ...args], { detached: true, stdio: ['ignore', log, log] });
     child.unref();
-    if (child.pid === undefined) throw new Error(`could not start the daemon of server ${server.id}`);
-    writeFileSync(pidFile(paths, server.id), `${child.pid}\n`);
+    if (child.pid === undefined) throw new Error(`could not start ${name}`);
+    writeFileSync(pidPath, `${child.pid}\n`);
     return child.pid;
   } finally {
     closeSync(log);
@@ -82,20 +88,52 @@ export function launchDaemon(paths: LocalClusterPaths, server: ServerAddress, ex
 }
 
 /** Stop server id's daemon: SIGTERM (clean shutdown), or SIGKILL (a crash). Waits until it is gone. */
-export async function stopDaemon(paths: LocalClusterPaths, id: number, signal: 'SIGTERM' | 'SIGKILL', timeoutMs = 10_000): Promise<boolean> {
-  const pid = runningPid(paths, id);
+export function stopDaemon(paths: LocalClusterPaths, id: number, signal: 'SIGTERM' | 'SIGKILL', timeoutMs = 10_000): Promise<boolean> {
+  return stopProcess(pidFile(paths, id), `server ${id}`, signal, timeoutMs);
+}
+
+/** Stop the process of a pid file and remove the file; false if it was not running. SIGTERM turns into SIGKILL after timeoutMs. */
+async function stopProcess(file: string, name: string, signal: 'SIGTERM' | 'SIGKILL', timeoutMs: number): Promise<boolean> {
+  const pid = pidIn(file);
   if (pid === undefined) return false;
   process.kill(pid, signal);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (!processAlive(pid)) {
-      rmSync(pidFile(paths, id), { force: true });
+      rmSync(file, { force: true });
       return true;
     }
     await new Promise((r) => setTimeout(r, 20));
   }
-  if (signal === 'SIGTERM') return stopDaemon(paths, id, 'SIGKILL', timeoutMs);
-  throw new Error(`server ${id} (pid ${pid}) did not stop`);
+  if (signal === 'SIGTERM') return stopProcess(file, name, 'SIGKILL', timeoutMs);
+  throw new Error(`${name} (pid ${pid}) did not stop`);
+}
+
+/** The web console's port when tools/cluster start runs it (tools/console --port chooses another). */
+export const defaultConsolePort = 7300;
+
+const consoleMain = resolve(dirname(fileURLToPath(import.meta.url)), '../console/main.js');
+
+export function consolePidFile(paths: LocalClusterPaths): string {
+  return join(paths.dataRoot, 'console.pid');
+}
+
+export function consoleLogFile(paths: LocalClusterPaths): string {
+  return join(paths.dataRoot, 'console.log');
+}
+
+/** The pid of the cluster's background console if it runs. */
+export function consolePid(paths: LocalClusterPaths): number | undefined {
+  return pidIn(consolePidFile(paths));
+}
+
+/** Start the web console in the background (its output goes to console.log); returns its pid. */
+export function launchConsole(paths: LocalClusterPaths, port: number): number {
+  return launchInBackground(consolePidFile(paths), consoleLogFile(paths), [consoleMain, '--port', String(port), '--config', paths.configFile, '--data-root', paths.dataRoot], 'the console');
+}
+
+export function stopConsole(paths: LocalClusterPaths): Promise<boolean> {
+  return stopProcess(consolePidFile(paths), 'the console', 'SIGTERM', 5000);
 }
 
 /**

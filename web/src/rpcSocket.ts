@@ -1,0 +1,89 @@
+/**
+ * JSON-RPC 2.0 over a browser WebSocket: calls answered by id, notifications
+ * handed to a callback, and the close (code and reason) reported once.
+ * Used for the console's /api and for the chat pane's relayed connection.
+ */
+import { JSONRPCClient, JSONRPCErrorException } from 'json-rpc-2.0';
+
+export class RpcError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+    readonly data?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+export interface SocketHandlers {
+  notification(method: string, params: unknown): void;
+  close(code: number, reason: string): void;
+}
+
+export class RpcSocket {
+  private readonly client: JSONRPCClient;
+  private open = false;
+
+  private constructor(private readonly socket: WebSocket) {
+    this.client = new JSONRPCClient((request) => {
+      if (socket.readyState !== WebSocket.OPEN) return Promise.reject(new RpcError(0, 'not connected'));
+      socket.send(JSON.stringify(request));
+      return Promise.resolve();
+    });
+  }
+
+  /** Open a connection to a path of the console (e.g. /api, /chat/2). */
+  static connect(path: string, handlers: SocketHandlers): Promise<RpcSocket> {
+    const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}${path}`;
+    const socket = new WebSocket(url);
+    const rpc = new RpcSocket(socket);
+    return new Promise((resolve, reject) => {
+      socket.onopen = () => {
+        rpc.open = true;
+        resolve(rpc);
+      };
+      socket.onmessage = (event) => rpc.receive(String(event.data), handlers);
+      socket.onclose = (event) => {
+        const wasOpen = rpc.open;
+        rpc.open = false;
+        rpc.client.rejectAllPendingRequests(event.reason || 'the connection closed');
+        if (wasOpen) handlers.close(event.code, event.reason);
+        else reject(new RpcError(event.code, event.reason || `cannot connect to ${path}`));
+      };
+    });
+  }
+
+  get connected(): boolean {
+    return this.open;
+  }
+
+  async call<T>(method: string, params: object = {}): Promise<T> {
+    if (!this.open) throw new RpcError(0, 'not connected');
+    try {
+      return (await this.client.request(method, params)) as T;
+    } catch (err) {
+      if (err instanceof JSONRPCErrorException) throw new RpcError(err.code, err.message, err.data);
+      throw err instanceof Error ? err : new Error(String(err));
+    }
+  }
+
+  close(): void {
+    this.open = false;
+    this.socket.close();
+  }
+
+  private receive(text: string, handlers: SocketHandlers): void {
+    let message: unknown;
+    try {
+      message = JSON.parse(text);
+    } catch {
+      return;
+    }
+    for (const one of Array.isArray(message) ? message : [message]) {
+      if (typeof one !== 'object' || one === null) continue;
+      const m = one as { method?: unknown; params?: unknown; id?: unknown };
+      if (typeof m.method === 'string' && m.id === undefined) handlers.notification(m.method, m.params);
+      else if (m.id !== undefined && m.id !== null) this.client.receive(one as Parameters<JSONRPCClient['receive']>[0]);
+    }
+  }
+}
