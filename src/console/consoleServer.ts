@@ -17,6 +17,7 @@ import WebSocket, { WebSocketServer, type AddressInfo } from 'ws';
 import { z } from 'zod';
 import { ChorusError } from '../errors.js';
 import { RpcErrors } from '../rpc/protocol.js';
+import { warnUnexpected } from '../rpc/server.js';
 import type { LocalCluster } from '../tools/clusterOps.js';
 import { apiPath, chatCloseCodes, chatPathPrefix, type ClusterPicture, type ConsoleMethod, type ConsoleMethods } from './api.js';
 import { ControlLinks } from './controlLinks.js';
@@ -56,9 +57,11 @@ export class ConsoleServer {
   private readonly links: ControlLinks;
   private readonly pages = new Set<WebSocket>();
   private picture: ClusterPicture | undefined;
+  /** The timeline's version the pages last got. */
+  private sentTimelineVersion = -1;
   private pollTimer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
-  private readonly rpc = new JSONRPCServer();
+  private readonly rpc = new JSONRPCServer({ errorListener: warnUnexpected });
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 256 * 1024 });
   private closed = false;
 
@@ -216,7 +219,9 @@ export class ConsoleServer {
     if (this.closed) return;
     const picture = clusterPicture(this.cluster.config.servers, statuses, Date.now());
     this.picture = picture;
-    const timelineChanged = this.timeline.observe(picture);
+    this.timeline.observe(picture);
+    const timelineChanged = this.timeline.version !== this.sentTimelineVersion;
+    this.sentTimelineVersion = this.timeline.version;
     for (const page of this.pages) {
       notify(page, 'picture', picture);
       if (timelineChanged) notify(page, 'timeline', this.timeline.current);

@@ -72,11 +72,12 @@ function card(server: ServerAddress, st: ServerStatus | undefined): ServerCard {
   };
 }
 
-/** A datagram from `from` to `to`: cut if either end blocks the other, lossy if either end drops some. */
+/** A datagram from `from` to `to`: cut if either end blocks the other (or drops all), lossy if either end drops some. */
 function direction(from: ServerStatus | undefined, to: ServerStatus | undefined): Direction {
   if (!from || !to) return { state: 'down' };
   if (from.faults.blocked.includes(to.id) || to.faults.blocked.includes(from.id)) return { state: 'cut' };
   const kept = (1 - (from.faults.lossTo[to.id] ?? 0)) * (1 - (to.faults.lossFrom[from.id] ?? 0));
+  if (kept <= 0) return { state: 'cut' };
   return kept < 1 ? { state: 'lossy', loss: 1 - kept } : { state: 'up' };
 }
 

@@ -20,6 +20,8 @@ export class ConsoleTimeline {
   private lastSample: { at: number; ordered: (number | undefined)[] } | undefined;
   /** When the last heal was asked for, until the digests agree. */
   private healAt: number | undefined;
+  /** Counts changes: a reader sends the timeline again when it moved. */
+  version = 0;
 
   get current(): Timeline {
     return { events: this.events, samples: this.samples };
@@ -27,6 +29,7 @@ export class ConsoleTimeline {
 
   record(at: number, kind: EventKind, text: string): void {
     this.events.push({ at, kind, text });
+    this.version++;
     if (this.events.length > maxEvents) this.events.splice(0, this.events.length - maxEvents);
   }
 
@@ -35,14 +38,12 @@ export class ConsoleTimeline {
     this.healAt = at;
   }
 
-  /** Take a new picture in; true if the timeline changed. */
-  observe(picture: ClusterPicture): boolean {
-    const before = this.events.length;
+  /** Take a new picture in (events it shows, a sample a second). */
+  observe(picture: ClusterPicture): void {
     if (this.previous) this.compare(this.previous, picture);
     this.previous = picture;
     this.noteConvergence(picture);
-    const sampled = this.sample(picture);
-    return sampled || this.events.length !== before;
+    this.sample(picture);
   }
 
   private compare(old: ClusterPicture, now: ClusterPicture): void {
@@ -64,12 +65,12 @@ export class ConsoleTimeline {
     this.healAt = undefined;
   }
 
-  private sample(picture: ClusterPicture): boolean {
+  private sample(picture: ClusterPicture): void {
     const ordered = picture.servers.map((s) => (s.state === 'down' ? undefined : s.seqVector.reduce((a, b) => a + b, 0)));
     const last = this.lastSample;
-    if (last && picture.at - last.at < sampleIntervalMs) return false;
+    if (last && picture.at - last.at < sampleIntervalMs) return;
     this.lastSample = { at: picture.at, ordered };
-    if (!last) return false;
+    if (!last) return;
     const seconds = (picture.at - last.at) / 1000;
     const throughput = ordered.map((n, i) => {
       const before = last.ordered[i];
@@ -78,7 +79,7 @@ export class ConsoleTimeline {
     const tentative = picture.servers.map((s) => (s.state === 'down' ? null : s.tentative));
     this.samples.push({ at: picture.at, throughput, tentative });
     if (this.samples.length > maxSamples) this.samples.splice(0, this.samples.length - maxSamples);
-    return true;
+    this.version++;
   }
 }
 
