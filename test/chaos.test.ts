@@ -17,7 +17,7 @@ describe('chaos against real processes', function () {
 
   it('a 20 s random fault schedule with clients on every server ends converged, with every confirmed operation applied once', async () => {
     cluster = await ProcessCluster.create(5);
-    await cluster.tool('cluster', 'start');
+    await cluster.tool('cluster', 'start', '--no-console');
     const report = JSON.parse(await cluster.tool('chaos', '--duration', '20', '--seed', '7', '--fault-interval-ms', '1200', '--json')) as {
       faults: Record<string, number>;
       operations: { confirmed: number };

@@ -3,10 +3,12 @@
  * processes started by tools/cluster (free ports, a temporary data root).
  */
 import { expect } from 'chai';
+import { freePorts } from '../src/tools/freePorts.js';
 import type { DaemonStatus } from '../src/daemon/daemon.js';
 import { statSync } from 'node:fs';
 import { ChorusConnection, RpcCallError } from '../src/client/connection.js';
-import { daemonLogFile } from '../src/tools/localCluster.js';
+import { processAlive } from '../src/storage/fileSystem.js';
+import { consolePid, daemonLogFile } from '../src/tools/localCluster.js';
 import { ProcessCluster, waitUntil } from './support/processCluster.js';
 
 type Row = { id: number; up: boolean; pid: number | null; status: (DaemonStatus & { faults: { blocked: number[] }; refusedRequests: number }) | null };
@@ -29,8 +31,12 @@ describe('walkthrough: run it, break it, inspect it', function () {
       return rows.every((r) => r.status && r.status.digest === rows[0].status!.digest && r.status.unstable === 0 && r.status.view.length === 5);
     };
 
-    expect(await c.tool('cluster', 'start')).to.match(/The cluster is up \(5 servers\)/);
-    expect(await c.tool('cluster', 'start')).to.match(/already running.*nothing changed/);
+    const [consolePort] = await freePorts(1);
+    const started = await c.tool('cluster', 'start', '--console-port', String(consolePort));
+    expect(started).to.match(/The cluster is up \(5 servers\)/);
+    expect(started).to.contain(`Console: http://127.0.0.1:${consolePort}/`);
+    expect((await fetch(`http://127.0.0.1:${consolePort}/`)).status).to.equal(200);
+    expect(await c.tool('cluster', 'start', '--console-port', String(consolePort))).to.match(/already running.*nothing changed[^]*Console: .*already running/);
     expect((await status()).every((r) => r.up)).to.equal(true);
     await waitUntil(() => agree(), 10_000, 'all five see each other');
     // A healthy fresh cluster: nothing labelled bad (stale datagrams after a start are expected and not counted as such).
@@ -130,5 +136,10 @@ describe('walkthrough: run it, break it, inspect it', function () {
     const shown = await c.tool('inspect', '2');
     expect(shown).to.match(/chat state \(digest \d+:[0-9a-f]{16}\):\n {4}group /);
     expect(shown).to.match(/\n {4}group lobby: /);
+    // make stop: the daemons and the console.
+    const consoleProcess = consolePid(c.paths);
+    expect(consoleProcess).to.be.a('number');
+    expect(await c.tool('cluster', 'stop')).to.match(/Stopped 4 daemons\.\nStopped the console\./);
+    expect(processAlive(consoleProcess as number)).to.equal(false);
   });
 });

@@ -14,7 +14,7 @@ import { ChorusConnection } from '../../src/client/connection.js';
 import { loadClusterConfig, type ClusterConfig } from '../../src/config/clusterConfig.js';
 import { ensureClusterKey } from '../../src/config/clusterKey.js';
 import { processAlive } from '../../src/storage/fileSystem.js';
-import { clusterKeyFile, daemonLogFile, launchDaemon, pidFile, type LocalClusterPaths } from '../../src/tools/localCluster.js';
+import { clusterKeyFile, consolePid, daemonLogFile, launchDaemon, pidFile, type LocalClusterPaths } from '../../src/tools/localCluster.js';
 import { freePorts } from '../../src/tools/freePorts.js';
 
 const distRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -156,6 +156,9 @@ export class ProcessCluster {
 
   async destroy(): Promise<void> {
     this.adoptPids();
+    // tools/cluster start runs a web console too: stopped by its pid file like the daemons.
+    const consoleProcess = consolePid(this.paths);
+    if (consoleProcess !== undefined) process.kill(consoleProcess, 'SIGKILL');
     for (const c of this.clients) c.kill();
     for (const id of [...this.pids.keys()]) this.kill(id);
     await new Promise((r) => setTimeout(r, 50));

@@ -43,6 +43,12 @@ export function ChatPane({ picture }: { picture: ClusterPicture | undefined }) {
     if (session.server === undefined && first !== undefined) void session.connect(first).catch(() => undefined);
   }, [picture === undefined]);
   useEffect(() => () => session.close(), []);
+  // The connected server's view changed (a partition, a heal, a crash): ask it again, as the terminal's v would.
+  const serverCard = picture?.servers.find((s) => s.id === session.server);
+  const serverView = serverCard && serverCard.state !== 'down' ? serverCard.view.join(',') : '';
+  useEffect(() => {
+    if (session.connected) void session.run(() => session.readView());
+  }, [serverView]);
 
   const ids = picture?.servers.map((s) => s.id) ?? [];
   const stateOf = (id: number) => picture?.servers.find((s) => s.id === id)?.state ?? 'down';
