@@ -11,6 +11,8 @@ import { ChatSession } from './chatSession.js';
 
 /** How long the pane waits before it moves to another server: the user sees what happened first. */
 const moveDelayMs = 500;
+/** Attempts to find another server before the pane waits for the user to pick one. */
+const maxMoveAttempts = 20;
 
 function upServers(picture: ClusterPicture | undefined): number[] {
   return picture ? picture.servers.filter((s) => s.state === 'up').map((s) => s.id) : [];
@@ -20,20 +22,22 @@ export function ChatPane({ picture }: { picture: ClusterPicture | undefined }) {
   const [, redraw] = useState(0);
   const pictureRef = useRef(picture);
   pictureRef.current = picture;
-  const session = useMemo(
-    () =>
-      new ChatSession(
-        () => redraw((n) => n + 1),
-        (lostServer) => {
-          setTimeout(() => {
-            const next = upServers(pictureRef.current).find((id) => id !== lostServer);
-            if (next === undefined) return;
-            void session.connect(next).catch(() => undefined);
-          }, moveDelayMs);
-        },
-      ),
-    [],
-  );
+  const session = useMemo(() => {
+    /** Move to another server that is up; if that fails too, try the next, a while longer. */
+    const moveOn = (lost: number, attempt: number): void => {
+      if (attempt >= maxMoveAttempts) return;
+      setTimeout(() => {
+        const candidates = upServers(pictureRef.current).filter((id) => id !== lost);
+        if (candidates.length === 0) return moveOn(lost, attempt + 1);
+        session.connect(candidates[attempt % candidates.length]).catch(() => moveOn(lost, attempt + 1));
+      }, moveDelayMs);
+    };
+    const session: ChatSession = new ChatSession(
+      () => redraw((n) => n + 1),
+      (lost) => moveOn(lost, 0),
+    );
+    return session;
+  }, []);
   const [user, setUser] = useState('');
   const [group, setGroup] = useState('lobby');
   const [text, setText] = useState('');
