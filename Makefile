@@ -5,7 +5,7 @@ STAMP := node_modules/.chorus-installed
 BUILT := dist/.built
 SOURCES := $(shell find src test web -name '*.ts' -o -name '*.tsx' -o -name '*.css' -o -name '*.html') tsconfig.json web/tsconfig.json
 
-.PHONY: all install build lint test run stop client console sim bench clean
+.PHONY: all install build lint test run run-netns stop client console sim bench clean
 
 all: build
 
@@ -30,8 +30,12 @@ lint: install
 test: build lint
 	npx mocha
 
+# make run SERVERS=<n>: a cluster of n (3-9) instead of clusterconfig's; make run-netns: each server in its own network namespace (root).
 run: build
-	tools/cluster start
+	tools/cluster start $(if $(SERVERS),--servers $(SERVERS))
+
+run-netns: build
+	tools/cluster start --netns $(if $(SERVERS),--servers $(SERVERS))
 
 stop: build
 	tools/cluster stop

@@ -7,6 +7,7 @@
  *   2  usage or environment error (bad arguments, no such server, a file
  *      that cannot be read, a server that cannot be reached)
  */
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -15,12 +16,30 @@ export const exitCode = { ok: 0, checkFailed: 1, usage: 2 } as const;
 /** The repository the commands run from: the defaults are found there, whatever the working directory. */
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** The cluster configuration: CHORUS_CONFIG, else the repository's clusterconfig. */
-export const defaultConfigFile = process.env.CHORUS_CONFIG || join(repoRoot, 'clusterconfig');
 /** Where the daemons keep their files: CHORUS_DATA_ROOT, else the repository's data/. */
 export const defaultDataRoot = process.env.CHORUS_DATA_ROOT || join(repoRoot, 'data');
+
+/** The configuration `tools/cluster start --servers <n>` or `--netns` writes into the data root, for a cluster unlike the repository's. */
+export function generatedConfigFile(dataRoot: string): string {
+  return join(dataRoot, 'clusterconfig');
+}
+
+/** The cluster configuration of a data root: CHORUS_CONFIG, else the one generated in it, else the repository's clusterconfig. */
+export function configFileFor(dataRoot: string): string {
+  if (process.env.CHORUS_CONFIG) return process.env.CHORUS_CONFIG;
+  const generated = generatedConfigFile(dataRoot);
+  return existsSync(generated) ? generated : join(repoRoot, 'clusterconfig');
+}
+
+/** The cluster configuration of the default data root. */
+export const defaultConfigFile = configFileFor(defaultDataRoot);
 /** How --help shows those defaults. */
-export const configDefaultText = 'CHORUS_CONFIG, else clusterconfig in the repository';
+export const configDefaultText = 'CHORUS_CONFIG, else <data-root>/clusterconfig if tools/cluster start wrote one, else clusterconfig in the repository';
+
+/** yargs middleware for commands with --data-root: a --config left out is the data root's (configFileFor). */
+export function configOfDataRoot(args: { config?: string; 'data-root'?: string }): void {
+  args.config ??= configFileFor(args['data-root'] ?? defaultDataRoot);
+}
 export const dataRootDefaultText = 'CHORUS_DATA_ROOT, else data/ in the repository';
 
 /**

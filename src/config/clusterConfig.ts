@@ -92,3 +92,13 @@ export function serverById(config: ClusterConfig, id: number): ServerAddress {
 export function allOnLoopback(config: ClusterConfig): boolean {
   return config.servers.every((s) => s.host === 'localhost' || s.host.startsWith('127.') || s.host === '::1');
 }
+
+/** The text of a clusterconfig listing these servers in order (what tools/cluster start --servers or --netns writes). */
+export function formatClusterConfig(servers: readonly Omit<ServerAddress, 'id'>[], comment: string): string {
+  return [`# ${comment}`, '# <host> <udp-port> <client-port>; line i is server i', ...servers.map((s) => `${s.host} ${s.udpPort} ${s.clientPort}`)].join('\n') + '\n';
+}
+
+/** n servers on this machine's loopback: UDP ports 7101.., client ports 7201.. (the repository's clusterconfig for n = 5). */
+export function loopbackServers(n: number): Omit<ServerAddress, 'id'>[] {
+  return Array.from({ length: n }, (_, i) => ({ host: '127.0.0.1', udpPort: 7101 + i, clientPort: 7201 + i }));
+}

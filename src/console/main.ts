@@ -5,7 +5,7 @@
  */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { configDefaultText, dataRootDefaultText, defaultConfigFile, defaultDataRoot, exitCode, exitWith, usageFailure } from '../commandLine.js';
+import { configDefaultText, configOfDataRoot, dataRootDefaultText, defaultDataRoot, exitCode, exitWith, usageFailure } from '../commandLine.js';
 import { loadClusterConfig } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
 import { LocalCluster } from '../tools/clusterOps.js';
@@ -33,8 +33,9 @@ void yargs(hideBin(process.argv))
   .scriptName('tools/console')
   .usage('$0 [options]\n\nServe the web console of the running local cluster on 127.0.0.1: the servers and links live, faults from the page, a timeline, a chat pane.')
   .option('port', { type: 'number', default: defaultConsolePort, describe: 'port on 127.0.0.1 (0: any free port)' })
-  .option('config', { type: 'string', default: defaultConfigFile, defaultDescription: configDefaultText, describe: 'cluster configuration file' })
+  .option('config', { type: 'string', defaultDescription: configDefaultText, describe: 'cluster configuration file' })
   .option('data-root', { type: 'string', default: defaultDataRoot, defaultDescription: dataRootDefaultText, describe: 'where the daemons keep their files (the cluster key is read there)' })
+  .middleware(configOfDataRoot)
   .check((a) => {
     if (!Number.isInteger(a.port) || a.port < 0 || a.port > 65535) throw new Error(`--port takes a port number from 0 to 65535, got ${String(a.port)}`);
     return true;

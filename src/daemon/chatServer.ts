@@ -17,6 +17,8 @@ import { Daemon, type DaemonOptions } from './daemon.js';
 
 export type ChatServerOptions = Omit<DaemonOptions, 'application'> & {
   readonly rpcLimits?: RpcLimits;
+  /** Where the control endpoint listens (127.0.0.1 by default; chorusd --control-host). */
+  readonly controlHost?: string;
   /** Milliseconds for the client port's rate limiter (tests pass their own). */
   readonly rpcClock?: () => number;
 };
@@ -45,7 +47,7 @@ export class ChatServer {
     try {
       rpc = await RpcServer.start(serverById(options.config, options.id), service, options.rpcLimits, options.rpcClock);
       const sessions = rpc;
-      control = await ControlServer.start(daemon, options.dataDir, options.clusterKey, () => ({ sessions: sessions.sessionCount, reappliedMessages: chat.replica.reapplied, refusedRequests: sessions.refusedRequests }));
+      control = await ControlServer.start(daemon, options.dataDir, options.clusterKey, () => ({ sessions: sessions.sessionCount, reappliedMessages: chat.replica.reapplied, refusedRequests: sessions.refusedRequests }), options.controlHost);
     } catch (err) {
       await rpc?.close();
       await daemon.stop((err as Error).message);

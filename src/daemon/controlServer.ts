@@ -34,9 +34,9 @@ function isLoopback(address: string | undefined): boolean {
   return address !== undefined && (address.startsWith('127.') || address === '::1' || address.startsWith('::ffff:127.'));
 }
 
-/** Why a control connection is refused, or undefined to accept it. */
-function refusal(request: IncomingMessage, expected: Buffer): { code: number; why: string } | undefined {
-  if (!isLoopback(request.socket.remoteAddress)) return { code: 403, why: 'the control endpoint serves this machine only' };
+/** Why a control connection is refused, or undefined to accept it. Off loopback (--control-host), only the token counts. */
+function refusal(request: IncomingMessage, expected: Buffer, loopbackOnly: boolean): { code: number; why: string } | undefined {
+  if (loopbackOnly && !isLoopback(request.socket.remoteAddress)) return { code: 403, why: 'the control endpoint serves this machine only' };
   const token = Buffer.from(String(request.headers[controlTokenHeader] ?? ''), 'utf8');
   if (token.length !== expected.length || !timingSafeEqual(token, expected)) {
     return { code: 401, why: 'the control token does not match this cluster key' };
@@ -84,6 +84,8 @@ export interface ControlMethods {
 }
 
 export interface ControlInfo {
+  /** Where it listens: 127.0.0.1 unless chorusd --control-host said otherwise. */
+  readonly host?: string;
   readonly port: number;
   readonly pid: number;
 }
@@ -94,7 +96,8 @@ export class ControlServer {
     private readonly file: string,
   ) {}
 
-  static async start(daemon: Daemon, dataDir: string, clusterKey: Buffer, extras: () => ServerExtras): Promise<ControlServer> {
+  /** `host`: where to listen, 127.0.0.1 by default (a daemon in its own network namespace listens on its address, for the tools outside). */
+  static async start(daemon: Daemon, dataDir: string, clusterKey: Buffer, extras: () => ServerExtras, host = '127.0.0.1'): Promise<ControlServer> {
     const rpc = new JSONRPCServer({ errorListener: warnUnexpected });
     rpc.addMethod('status', (params): ServerStatus => ({ ...daemon.status(digestAsked(params, true)), faults: daemon.faults.current, ...extras() }));
     rpc.addMethod('progress', (params): Progress => {
@@ -130,12 +133,13 @@ export class ControlServer {
       return settings;
     });
     const expected = Buffer.from(controlToken(clusterKey), 'utf8');
+    const loopbackOnly = isLoopback(host);
     const wss = new WebSocketServer({
-      host: '127.0.0.1',
+      host,
       port: 0,
       maxPayload: 1024 * 1024,
       verifyClient: (info, accept) => {
-        const refused = refusal(info.req, expected);
+        const refused = refusal(info.req, expected, loopbackOnly);
         if (refused) accept(false, refused.code, refused.why);
         else accept(true);
       },
@@ -153,7 +157,7 @@ export class ControlServer {
       socket.on('error', () => socket.terminate());
     });
     const file = join(dataDir, controlFileName);
-    const info: ControlInfo = { port: (wss.address() as AddressInfo).port, pid: process.pid };
+    const info: ControlInfo = { host, port: (wss.address() as AddressInfo).port, pid: process.pid };
     writeFileSync(file, `${JSON.stringify(info)}\n`);
     return new ControlServer(wss, file);
   }

@@ -34,6 +34,7 @@ const argv = yargs(hideBin(process.argv))
   .option('max-connections', { type: 'number', default: defaultRpcLimits.maxConnections, describe: 'client connections at once; one more is told so and closed' })
   .option('max-requests-per-second', { type: 'number', default: defaultRpcLimits.requestsPerSecond, describe: 'requests per second per client connection; more get an error' })
   .option('max-frame-bytes', { type: 'number', default: defaultRpcLimits.maxFrameBytes, describe: 'bytes in one client request; a larger one gets an error' })
+  .option('control-host', { type: 'string', default: '127.0.0.1', describe: 'address of the control endpoint (tools/cluster); off loopback only the cluster key\'s token guards it, so use a trusted network (the namespaced cluster uses each server\'s own address)' })
   .option('allow-origin', { type: 'string', array: true, default: [] as string[], describe: 'a web page origin (e.g. http://127.0.0.1:7300) whose scripts may use the client port; browsers from any other origin are refused' })
   .check((args) => {
     if (args.insecure && args['key-file'] !== undefined) throw new Error('--insecure and --key-file exclude each other: choose one');
@@ -89,6 +90,7 @@ async function main(): Promise<void> {
     maxDatagramBytes: argv['max-datagram-bytes'],
     snapshotJournalBytes: argv['snapshot-journal-bytes'],
     snapshotIntervalMs: argv['snapshot-interval-ms'],
+    controlHost: argv['control-host'],
     rpcLimits: {
       maxConnections: argv['max-connections'],
       requestsPerSecond: argv['max-requests-per-second'],

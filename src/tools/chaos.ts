@@ -7,7 +7,7 @@
  * daemons' status and their log files, prints a report, and exits non-zero
  * on any violation.
  */
-import { configDefaultText, dataRootDefaultText, defaultConfigFile, defaultDataRoot, exitCode, exitWith, usageFailure } from '../commandLine.js';
+import { configDefaultText, configOfDataRoot, dataRootDefaultText, defaultDataRoot, exitCode, exitWith, usageFailure } from '../commandLine.js';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { ChorusConnection, RpcCallError } from '../client/connection.js';
@@ -328,8 +328,9 @@ async function main(): Promise<void> {
     .option('seed', { type: 'number', default: 1, describe: 'seed of the fault schedule and the clients\' choices' })
     .option('fault-interval-ms', { type: 'number', default: 1500, describe: 'mean time between faults' })
     .option('converge-timeout', { type: 'number', default: 30, describe: 'seconds allowed to converge after the final heal' })
-    .option('config', { type: 'string', default: defaultConfigFile, defaultDescription: configDefaultText, describe: 'cluster configuration file' })
+    .option('config', { type: 'string', defaultDescription: configDefaultText, describe: 'cluster configuration file' })
     .option('data-root', { type: 'string', default: defaultDataRoot, defaultDescription: dataRootDefaultText, describe: 'where the daemons keep their files' })
+    .middleware(configOfDataRoot)
     .option('json', { type: 'boolean', default: false, describe: 'print the report as JSON' })
     .check((a) => {
       if (!(a.duration > 0)) throw new Error('--duration must be a positive number of seconds');
@@ -341,7 +342,7 @@ async function main(): Promise<void> {
     .alias('help', 'h')
     .fail(usageFailure('tools/chaos'))
     .parseAsync();
-  const cluster = new LocalCluster(loadClusterConfig(argv.config), { dataRoot: argv['data-root'], configFile: argv.config });
+  const cluster = new LocalCluster(loadClusterConfig(argv.config as string), { dataRoot: argv['data-root'], configFile: argv.config as string });
   const report = await runChaos(cluster, {
     seed: argv.seed,
     durationS: argv.duration,

@@ -2,15 +2,16 @@
 /**
  * tools/cluster: run, stop and break the local cluster of clusterconfig.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { configDefaultText, dataRootDefaultText, defaultConfigFile, defaultDataRoot, exitCode, exitWith, usageFailure } from '../commandLine.js';
-import { loadClusterConfig, serverById, type ClusterConfig, type ServerAddress } from '../config/clusterConfig.js';
+import { configDefaultText, configFileFor, configOfDataRoot, generatedConfigFile, dataRootDefaultText, defaultDataRoot, exitCode, exitWith, usageFailure } from '../commandLine.js';
+import { formatClusterConfig, loadClusterConfig, loopbackServers, maxServers, minServers, serverById, type ClusterConfig, type ServerAddress } from '../config/clusterConfig.js';
+import { createNamespaces, forgetNetnsPlan, kernelRules, loadNetnsPlan, netnsPlan, netnsUnavailable, removeNamespaces, saveNetnsPlan, type NetnsPlan } from './netns.js';
 import { ChorusError } from '../errors.js';
 import { ensureClusterKey } from '../config/clusterKey.js';
 import { dropReasons, expectedDropReasons } from '../transport/udpTransport.js';
-import { describeFaults } from '../transport/faults.js';
+import { describeFaults, noFaultSettings } from '../transport/faults.js';
 import { LocalCluster, type ServerStatus } from './clusterOps.js';
 import { clusterKeyFile, consoleLogFile, consolePid, daemonLogFile, defaultConsolePort, diskBytes, launchConsole, serverDir, stopConsole } from './localCluster.js';
 
@@ -26,9 +27,59 @@ function open(args: Common): LocalCluster {
 interface StartArgs extends Common {
   console: boolean;
   'console-port': number;
+  servers?: number;
+  netns: boolean;
+}
+
+/**
+ * A cluster unlike the repository's clusterconfig (another size, or in
+ * namespaces) gets a configuration generated into the data root, which
+ * every tool then reads. Log files of a cluster of another shape are never
+ * reused: that needs an empty data root.
+ */
+function prepare(args: StartArgs): void {
+  const root = args['data-root'];
+  const existing = loadNetnsPlan(root);
+  const netns = args.netns || existing !== undefined;
+  if (args.servers === undefined && !netns) return;
+  if (process.env.CHORUS_CONFIG || args.config !== configFileFor(root)) {
+    throw new ChorusError('INVALID_ARGUMENT', '--servers and --netns write their own configuration into the data root; leave out --config and CHORUS_CONFIG');
+  }
+  if (netns) {
+    const why = netnsUnavailable();
+    if (why) throw new ChorusError('INVALID_ARGUMENT', `cannot run a namespaced cluster: ${why}`);
+  }
+  const current = loadClusterConfig(args.config);
+  const count = args.servers ?? current.servers.length;
+  const sameShape = count === current.servers.length && netns === (existing !== undefined);
+  if (sameShape) {
+    if (existing) createNamespaces(existing);
+    return;
+  }
+  const used = current.servers.filter((s) => existsSync(serverDir({ dataRoot: root, configFile: args.config }, s.id))).length;
+  if (used > 0) {
+    throw new ChorusError(
+      'INVALID_ARGUMENT',
+      `${root} holds the log files of a ${existing ? 'namespaced ' : ''}cluster of ${current.servers.length} servers; to start a ${netns ? 'namespaced ' : ''}cluster of ${count}, stop it (tools/cluster stop) and remove ${root} first`,
+    );
+  }
+  mkdirSync(root, { recursive: true });
+  const file = generatedConfigFile(root);
+  if (!netns) {
+    forgetNetnsPlan(root);
+    writeFileSync(file, formatClusterConfig(loopbackServers(count), `written by tools/cluster start --servers ${count}`));
+    return;
+  }
+  const plan = netnsPlan(root, count);
+  // Recorded before anything is created, so that stop can remove what a start that crashed halfway made.
+  saveNetnsPlan(root, plan);
+  writeFileSync(file, formatClusterConfig(plan.servers.map((s) => ({ host: s.address, udpPort: 7101, clientPort: 7201 })), `written by tools/cluster start --netns: server i runs in network namespace ${plan.prefix}-s<i>`));
+  createNamespaces(plan);
 }
 
 async function start(args: StartArgs): Promise<void> {
+  prepare(args);
+  args.config = configFileFor(args['data-root']);
   const cluster = open(args);
   const { servers } = cluster.config;
   if (servers.every((s) => cluster.pid(s.id) !== undefined)) {
@@ -86,6 +137,15 @@ async function stop(args: Common & { id?: string }): Promise<void> {
   const consoleStopped = await stopConsole(cluster.paths);
   console.log(stopped === 0 ? 'No daemon was running.' : `Stopped ${stopped} daemon${stopped === 1 ? '' : 's'}.`);
   if (consoleStopped) console.log('Stopped the console.');
+  removeNetns(args['data-root']);
+}
+
+/** A namespaced cluster's namespaces, links and rules go when it stops (its faults with them); also what a crashed start left. */
+function removeNetns(root: string): void {
+  if (netnsUnavailable() !== undefined) return;
+  const plan = loadNetnsPlan(root);
+  if (removeNamespaces(netnsPlan(root, 0).prefix)) console.log(`Removed the network namespaces, links and nftables rules of the namespaced cluster (${netnsPlan(root, 0).prefix}*).`);
+  if (plan && Object.keys(plan.faults).length > 0) saveNetnsPlan(root, { ...plan, faults: {} });
 }
 
 async function kill(args: Common & { id: string }): Promise<void> {
@@ -130,7 +190,8 @@ async function statusText(cluster: LocalCluster, args: StatusArgs): Promise<stri
     return JSON.stringify(out, null, 2);
   }
   const table = args.wide ? wideTable(servers, statuses, logBytes, cluster) : narrowTable(servers, statuses, logBytes, cluster);
-  const notes = statuses.flatMap((st) => (st ? serverNotes(st, !args.wide) : []));
+  const notes = statuses.flatMap((st) => (st ? serverNotes(st, !args.wide && !cluster.netns) : []));
+  if (cluster.netns) notes.push(...kernelNotes(cluster));
   return notes.length > 0 ? `${table}\n\n${notes.join('\n')}` : table;
 }
 
@@ -202,6 +263,32 @@ function serverNotes(st: ServerStatus, withFaults: boolean): string[] {
   return notes;
 }
 
+/** A namespaced cluster: each server's address and namespace, and the nftables rules in force in it. */
+function kernelNotes(cluster: LocalCluster): string[] {
+  const plan = cluster.netns;
+  if (!plan) return [];
+  const notes = ['namespaced cluster: faults are nftables rules in each server\'s namespace (the daemons\' own fault filter is not used)'];
+  for (const s of plan.servers) {
+    const rules = rulesIn(plan, s.id);
+    if (rules === undefined) {
+      notes.push(`server ${s.id}: its namespace ${s.namespace} does not exist (stopped: tools/cluster start creates it again)`);
+      continue;
+    }
+    const faults = describeFaults(plan.faults[s.id] ?? noFaultSettings);
+    notes.push(`server ${s.id} in namespace ${s.namespace} at ${s.address}: ${faults || 'no faults'}, ${rules.length} rule${rules.length === 1 ? '' : 's'}${rules.length > 0 ? ':' : ''}`);
+    for (const rule of rules) notes.push(`    ${rule}`);
+  }
+  return notes;
+}
+
+function rulesIn(plan: NetnsPlan, id: number): readonly string[] | undefined {
+  try {
+    return kernelRules(plan, id);
+  } catch {
+    return undefined;
+  }
+}
+
 /** A server number as typed on the command line, checked against the configuration. */
 function serverArg(text: string, config: ClusterConfig): number {
   if (!/^\d+$/.test(text.trim())) throw new ChorusError('INVALID_ARGUMENT', `"${text}" is not a server number (servers 1-${config.servers.length})`);
@@ -248,13 +335,20 @@ const fail = (err: Error): never => exitWith('tools/cluster', err instanceof Cho
 yargs(hideBin(process.argv))
   .scriptName('tools/cluster')
   .usage('$0 <command> [options]\n\nRun, stop and break the local Chorus cluster described by clusterconfig.')
-  .option('config', { type: 'string', default: defaultConfigFile, defaultDescription: configDefaultText, describe: 'cluster configuration file' })
+  .option('config', { type: 'string', defaultDescription: configDefaultText, describe: 'cluster configuration file' })
   .option('data-root', { type: 'string', default: defaultDataRoot, defaultDescription: dataRootDefaultText, describe: 'where daemons keep log files, pid files and daemon logs' })
+  .middleware(configOfDataRoot)
   .command(
     'start',
     'start every daemon not running, in the background, and wait until all answer; then the web console',
     (y) =>
       y
+        .option('servers', { type: 'number', describe: `a cluster of this many servers (${minServers}-${maxServers}) on loopback, its configuration written to <data-root>/clusterconfig` })
+        .option('netns', { type: 'boolean', default: false, describe: 'each server in its own network namespace with its own address on a bridge; faults become nftables rules (root only)' })
+        .check((a) => {
+          if (a.servers !== undefined && !(Number.isInteger(a.servers) && a.servers >= minServers && a.servers <= maxServers)) throw new Error(`--servers takes a number from ${minServers} to ${maxServers}, got ${String(a.servers)}`);
+          return true;
+        })
         .option('console', { type: 'boolean', default: true, describe: 'also start the web console (--no-console: not)' })
         .option('console-port', { type: 'number', default: defaultConsolePort, describe: 'the web console\'s port on 127.0.0.1' }),
     (a) => start(a as unknown as StartArgs),

@@ -6,23 +6,30 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { ChorusConnection } from '../client/connection.js';
 import { serverById, type ClusterConfig, type ServerAddress } from '../config/clusterConfig.js';
-import type { ServerStatus } from '../daemon/controlServer.js';
+import type { ServerStatus as DaemonServerStatus } from '../daemon/controlServer.js';
 import { ChorusError } from '../errors.js';
 import { noFaultSettings, type FaultSettings } from '../transport/faults.js';
 import { loadFaults, saveFaults } from '../transport/faultsFile.js';
 import { ensureClusterKey } from '../config/clusterKey.js';
+import { inNamespace, kernelRules, loadNetnsPlan, saveNetnsPlan, setKernelFaults, type NetnsPlan } from './netns.js';
 import { clusterKeyFile, controlCall, daemonLogFile, launchDaemon, runningPid, serverDir, stopDaemon, type LocalClusterPaths } from './localCluster.js';
 
 
-export type { ServerStatus };
+/** A server's status; in a namespaced cluster its faults are the kernel's, with the nftables rules in force. */
+export type ServerStatus = DaemonServerStatus & { readonly kernelRules?: readonly string[] };
 
 export class LocalCluster {
+  /** Set when the data root holds a namespaced cluster (tools/cluster start --netns): daemons run in namespaces, faults are nftables rules. */
+  readonly netns: NetnsPlan | undefined;
+
   constructor(
     readonly config: ClusterConfig,
     readonly paths: LocalClusterPaths,
     /** Extra daemon arguments for start and relaunch (tests use faster timers). */
     private readonly daemonArgs: readonly string[] = [],
-  ) {}
+  ) {
+    this.netns = loadNetnsPlan(paths.dataRoot);
+  }
 
   get ids(): number[] {
     return this.config.servers.map((s) => s.id);
@@ -72,8 +79,10 @@ export class LocalCluster {
   }
 
   /** Server id's status; `digest: false` skips hashing its chat state (slow with a long history). */
-  status(id: number, digest = true): Promise<ServerStatus | undefined> {
-    return controlCall(this.paths, id, 'status', { digest });
+  async status(id: number, digest = true): Promise<ServerStatus | undefined> {
+    const st = await controlCall(this.paths, id, 'status', { digest });
+    if (!st || !this.netns) return st;
+    return { ...st, faults: this.netns.faults[id] ?? noFaultSettings, kernelRules: kernelRules(this.netns, id) };
   }
 
   statuses(digest = true): Promise<(ServerStatus | undefined)[]> {
@@ -117,8 +126,14 @@ export class LocalCluster {
     await Promise.all(this.ids.map((id) => this.applyFaults(id, noFaultSettings)));
   }
 
-  /** Through the control endpoint if the server runs, else into its faults file for its next start. */
+  /** Through the control endpoint if the server runs, else into its faults file for its next start; nftables rules in a namespaced cluster. */
   private async applyFaults(id: number, settings: FaultSettings): Promise<'live' | 'saved'> {
+    if (this.netns) {
+      setKernelFaults(this.netns, id, settings);
+      this.netns.faults[id] = settings;
+      saveNetnsPlan(this.paths.dataRoot, this.netns);
+      return 'live';
+    }
     const answer = await controlCall(this.paths, id, 'setFaults', settings);
     if (answer !== undefined) return 'live';
     mkdirSync(serverDir(this.paths, id), { recursive: true });
@@ -127,6 +142,7 @@ export class LocalCluster {
   }
 
   private async currentFaults(id: number): Promise<FaultSettings> {
+    if (this.netns) return this.netns.faults[id] ?? noFaultSettings;
     const st = await this.status(id, false);
     return st ? st.faults : loadFaults(serverDir(this.paths, id), this.config.servers.length);
   }
@@ -134,7 +150,8 @@ export class LocalCluster {
   private async launch(server: ServerAddress): Promise<void> {
     const file = daemonLogFile(this.paths, server.id);
     const offset = existsSync(file) ? statSync(file).size : 0;
-    launchDaemon(this.paths, server, this.daemonArgs);
+    if (this.netns) launchDaemon(this.paths, server, [...this.daemonArgs, '--control-host', server.host], inNamespace(this.netns, server.id));
+    else launchDaemon(this.paths, server, this.daemonArgs);
     await this.waitStarted(server, offset);
   }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** tools/inspect: show what a daemon's log files hold; --json for programs; --diff compares two servers. */
-import { configDefaultText, dataRootDefaultText, defaultConfigFile, defaultDataRoot, exitCode, exitWith, usageFailure } from '../commandLine.js';
+import { configDefaultText, configOfDataRoot, dataRootDefaultText, defaultDataRoot, exitCode, exitWith, usageFailure } from '../commandLine.js';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadClusterConfig } from '../config/clusterConfig.js';
@@ -12,8 +12,9 @@ async function main(): Promise<void> {
     .scriptName('tools/inspect')
     .usage('$0 <id | data dir> [--json] [--diff <id | data dir>]\n\nShow what a daemon\'s log files hold (the daemon may be running or not).')
     .positional('target', { type: 'string', describe: 'server number, or its data directory' })
-    .option('config', { type: 'string', default: defaultConfigFile, defaultDescription: configDefaultText, describe: 'cluster configuration (for the number of servers)' })
+    .option('config', { type: 'string', defaultDescription: configDefaultText, describe: 'cluster configuration (for the number of servers)' })
     .option('data-root', { type: 'string', default: defaultDataRoot, defaultDescription: dataRootDefaultText, describe: 'where data/server<id> directories are' })
+    .middleware(configOfDataRoot)
     .option('json', { type: 'boolean', default: false, describe: 'print JSON' })
     .option('diff', { type: 'string', requiresArg: true, describe: 'compare with another server\'s log files and print where they disagree (exit 1 if they do)' })
     .demandCommand(1, 1, 'Give one server number or data directory.')
@@ -22,7 +23,7 @@ async function main(): Promise<void> {
     .alias('help', 'h')
     .fail(usageFailure('tools/inspect'))
     .parseAsync();
-  const serverCount = loadClusterConfig(argv.config).servers.length;
+  const serverCount = loadClusterConfig(argv.config as string).servers.length;
   const first = locate(String(argv._[0]), argv['data-root']);
   const a = inspect(first.dir, first.server, serverCount);
   if (argv.diff === undefined) {

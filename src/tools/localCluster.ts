@@ -66,18 +66,23 @@ export function nodeArgs(): string[] {
   return (process.env.CHORUS_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
 }
 
-/** Start server's daemon in the background; returns its pid. */
-export function launchDaemon(paths: LocalClusterPaths, server: ServerAddress, extraArgs: readonly string[] = []): number {
+/**
+ * Start server's daemon in the background; returns its pid. `wrapper` runs
+ * it inside another command that then runs node in its own place (`ip
+ * netns exec <ns>`: the pid stays the daemon's).
+ */
+export function launchDaemon(paths: LocalClusterPaths, server: ServerAddress, extraArgs: readonly string[] = [], wrapper: readonly string[] = []): number {
   const args = [daemonMain, '--id', String(server.id), '--config', paths.configFile, '--data-dir', serverDir(paths, server.id), ...extraArgs];
-  return launchInBackground(pidFile(paths, server.id), daemonLogFile(paths, server.id), args, `the daemon of server ${server.id}`);
+  return launchInBackground(pidFile(paths, server.id), daemonLogFile(paths, server.id), args, `the daemon of server ${server.id}`, wrapper);
 }
 
 /** Run node with args, detached, its output appended to logFile, its pid written to pidPath. */
-function launchInBackground(pidPath: string, logFile: string, args: readonly string[], name: string): number {
+function launchInBackground(pidPath: string, logFile: string, args: readonly string[], name: string, wrapper: readonly string[] = []): number {
   mkdirSync(dirname(pidPath), { recursive: true });
   const log = openSync(logFile, 'a');
   try {
-    const child = spawn(process.execPath, [...nodeArgs(), ...args], { detached: true, stdio: ['ignore', log, log] });
+    const command = [...wrapper, process.execPath, ...nodeArgs(), ...args];
+    const child = spawn(command[0], command.slice(1), { detached: true, stdio: ['ignore', log, log] });
     child.unref();
     if (child.pid === undefined) throw new Error(`could not start ${name}`);
     writeFileSync(pidPath, `${child.pid}\n`);
@@ -153,7 +158,7 @@ export async function connectControl(paths: LocalClusterPaths, id: number, timeo
   const keyFile = clusterKeyFile(paths);
   const headers = { [controlTokenHeader]: controlToken(loadClusterKey(keyFile)) };
   try {
-    return await ChorusConnection.connect<ControlMethods>(`127.0.0.1:${info.port}`, timeoutMs, headers);
+    return await ChorusConnection.connect<ControlMethods>(`${info.host ?? '127.0.0.1'}:${info.port}`, timeoutMs, headers);
   } catch (err) {
     if (err instanceof RpcCallError && err.code === 401) {
       throw new ChorusError('KEY_INVALID', `server ${id} does not accept the cluster key in ${keyFile} (${err.message}); was the key replaced while it ran?`);
