@@ -28,6 +28,17 @@ describe('simulator', function () {
     expect(crashes / seedsInTest).to.be.greaterThan(5);
   });
 
+  it('the smallest and largest clusters (3 and 9 servers): 15 seeds each pass every invariant', () => {
+    const failures: string[] = [];
+    for (const serverCount of [3, 9]) {
+      for (let seed = 1; seed <= 15; seed++) {
+        const result = runSimulation({ seed, serverCount });
+        if (!result.ok) failures.push(`seed ${seed} with ${serverCount} servers: ${result.failure}`);
+      }
+    }
+    expect(failures, failures.join('\n\n')).to.deep.equal([]);
+  });
+
   it('one seed reproduces one run exactly', () => {
     const a = runSimulation({ seed: 4242 });
     const b = runSimulation({ seed: 4242 });

@@ -6,10 +6,10 @@
 import { usageFailure } from '../commandLine.js';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { runSimulation, type SimulationStats } from './simulator.js';
+import { runSimulation, serversForSeed, type SimulationStats } from './simulator.js';
 
-const defaultServers = 5;
 const defaultFaultPhaseMs = 3000;
+
 
 const argv = yargs(hideBin(process.argv))
   .scriptName('tools/sim')
@@ -17,12 +17,12 @@ const argv = yargs(hideBin(process.argv))
   .option('seed', { type: 'number', describe: 'run this one seed and print its statistics' })
   .option('seeds', { type: 'number', default: 100, describe: 'how many seeds to run' })
   .option('first', { type: 'number', default: 1, describe: 'the first seed of the range' })
-  .option('servers', { type: 'number', default: defaultServers, describe: 'servers per run (3-9)' })
+  .option('servers', { type: 'number', describe: 'servers per run (3-9); by default each seed its own: 3 + (seed - 1) mod 7' })
   .option('fault-phase-ms', { type: 'number', default: defaultFaultPhaseMs, describe: 'simulated time with faults on, per seed' })
   .check((a) => {
     if (a.seed !== undefined && !Number.isSafeInteger(a.seed)) throw new Error('--seed must be an integer');
     if (!Number.isSafeInteger(a.seeds) || a.seeds < 1) throw new Error('--seeds must be a positive integer');
-    if (!Number.isInteger(a.servers) || a.servers < 3 || a.servers > 9) throw new Error('--servers must be from 3 to 9');
+    if (a.servers !== undefined && (!Number.isInteger(a.servers) || a.servers < 3 || a.servers > 9)) throw new Error('--servers must be from 3 to 9');
     return true;
   })
   .strict()
@@ -33,7 +33,7 @@ const argv = yargs(hideBin(process.argv))
 
 /** The command that runs this one seed again with the same settings. */
 function reproduce(seed: number): string {
-  const extra = [argv.servers !== defaultServers ? `--servers ${argv.servers}` : '', argv['fault-phase-ms'] !== defaultFaultPhaseMs ? `--fault-phase-ms ${argv['fault-phase-ms']}` : ''].filter((x) => x !== '');
+  const extra = [argv.servers !== undefined ? `--servers ${argv.servers}` : '', argv['fault-phase-ms'] !== defaultFaultPhaseMs ? `--fault-phase-ms ${argv['fault-phase-ms']}` : ''].filter((x) => x !== '');
   return extra.length === 0 ? `make sim SEED=${seed}` : `tools/sim --seed ${seed} ${extra.join(' ')}`;
 }
 
@@ -43,18 +43,19 @@ const started = performance.now();
 let failed = 0;
 for (const seed of seeds) {
   const t0 = performance.now();
-  const result = runSimulation({ seed, serverCount: argv.servers, faultPhaseMs: argv['fault-phase-ms'] });
+  const serverCount = argv.servers ?? serversForSeed(seed);
+  const result = runSimulation({ seed, serverCount, faultPhaseMs: argv['fault-phase-ms'] });
   const ms = performance.now() - t0;
   for (const k of Object.keys(totals) as (keyof SimulationStats)[]) totals[k] += result.stats[k];
   if (!result.ok) {
     failed++;
-    console.log(`seed ${seed}: FAILED\n${result.failure}\nreproduce: ${reproduce(seed)}`);
+    console.log(`seed ${seed} (${serverCount} servers): FAILED\n${result.failure}\nreproduce: ${reproduce(seed)}`);
     continue;
   }
   if (seeds.length === 1) {
     const s = result.stats;
     console.log(
-      `seed ${seed}: ok in ${ms.toFixed(0)} ms: ${s.faults} faults (${s.crashes} crashes, ${s.restarts} restarts, ${s.snapshots} snapshots), ` +
+      `seed ${seed} (${serverCount} servers): ok in ${ms.toFixed(0)} ms: ${s.faults} faults (${s.crashes} crashes, ${s.restarts} restarts, ${s.snapshots} snapshots), ` +
         `${s.operations} operations (${s.confirmed} confirmed), ${s.stableMessages} messages in the final order, ` +
         `converged ${s.convergeMs.toFixed(0)} ms after the final heal (${s.simulatedMs.toFixed(0)} ms simulated)`,
     );

@@ -61,6 +61,11 @@ const groups = ['lobby', 'dev', 'ops'];
 /** After the final heal, the cluster must converge within this much simulated time. */
 const convergeLimitMs = 60_000;
 
+/** tools/sim without --servers: seeds 1, 2, ... run 3, 4, ..., 9, 3, ... servers, so any seven seeds in a row cover every size. */
+export function serversForSeed(seed: number): number {
+  return 3 + ((((seed - 1) % 7) + 7) % 7);
+}
+
 export function runSimulation(options: SimulationOptions): SimulationResult {
   const n = options.serverCount ?? 5;
   const seedRandom = new Random(options.seed ^ 0x5eed);
