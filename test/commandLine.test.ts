@@ -4,7 +4,7 @@
  * error is at most two lines, not the whole help.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,7 @@ const mains: Record<string, string> = {
   'tools/bench': 'bench/bench.js',
   'tools/sim': 'sim/main.js',
   'tools/layers': 'tools/layers.js',
+  'tools/console': 'console/main.js',
 };
 
 /** What each command needs besides options, so that the unknown option is the only mistake. */
@@ -49,6 +50,7 @@ describe('command line: exit codes and usage errors', function () {
     ...Object.keys(mains).map((command): [string, string[], RegExp] => [command, [...(requiredArgs[command] ?? []), '--bogus'], /Unknown argument: bogus/]),
     ['chorusd', ['--id', '1', '--log-level', 'foo'], /Invalid values:[\s\S]*log-level/],
     ['chorusd', ['--id', '1', '--allow-origin', 'https://example.org/page'], /--allow-origin takes an origin like http:\/\/127\.0\.0\.1:7300/],
+    ['chorusd', ['--id', '1', '--control-host', 'example.org'], /--control-host takes an IP address of this machine, got "example.org"/],
     ['tools/cluster', ['kill', 'abc'], /"abc" is not a server number \(servers 1-3\)/],
     ['tools/cluster', ['kill', '9'], /server 9 is not in \S*clusterconfig \(servers 1-3\)/],
     ['tools/cluster', [], /name a command/],
@@ -57,6 +59,9 @@ describe('command line: exit codes and usage errors', function () {
     ['tools/client', ['--server', '9'], /there is no server 9/],
     ['tools/client', ['--server', '1'], /cannot connect to 127\.0\.0\.1:2/],
     ['tools/sim', ['--servers', '12'], /--servers must be from 3 to 9/],
+    ['tools/cluster', ['start', '--servers', '12'], /--servers takes a number from 3 to 9, got 12/],
+    ['tools/cluster', ['start', '--servers', '4'], /leave out --config and CHORUS_CONFIG/],
+    ['tools/console', ['--port', '99999'], /--port takes a port number from 0 to 65535/],
   ];
 
   for (const [command, args, message] of usageErrors) {
@@ -68,6 +73,16 @@ describe('command line: exit codes and usage errors', function () {
       expect(code).to.equal(2);
     });
   }
+
+  it('tools/cluster start --servers refuses a data root holding another cluster\'s log files, and writes none', () => {
+    const root = join(dir, 'other-root');
+    mkdirSync(join(root, 'server1'), { recursive: true });
+    const env = { ...process.env, CHORUS_CONFIG: '', CHORUS_DATA_ROOT: root };
+    const result = spawnSync(process.execPath, [join(srcRoot, mains['tools/cluster']), 'start', '--servers', '4', '--no-console'], { cwd: tmpdir(), env, encoding: 'utf8', timeout: 30_000 });
+    expect(result.stderr).to.match(/holds the log files of a cluster of 5 servers; to start a cluster of 4, stop it \(tools\/cluster stop\) and remove \S+ first/);
+    expect(result.status).to.equal(2);
+    expect(existsSync(join(root, 'clusterconfig'))).to.equal(false);
+  });
 
   it('--help prints the usage and exits 0', () => {
     for (const command of Object.keys(mains)) {

@@ -1,6 +1,6 @@
 /** clusterconfig: every error names the file and the line. */
 import { expect } from 'chai';
-import { parseClusterConfig, loadClusterConfig } from '../src/config/clusterConfig.js';
+import { formatClusterConfig, loopbackServers, parseClusterConfig, loadClusterConfig } from '../src/config/clusterConfig.js';
 import { ChorusError } from '../src/errors.js';
 
 const five = ['127.0.0.1 7101 7201', '127.0.0.1 7102 7202', '127.0.0.1 7103 7203', '127.0.0.1 7104 7204', '127.0.0.1 7105 7205'];
@@ -30,6 +30,14 @@ describe('clusterconfig', () => {
     const config = loadClusterConfig('clusterconfig');
     expect(config.servers).to.have.length(5);
     expect(config.servers.every((s) => s.host === '127.0.0.1')).to.equal(true);
+  });
+
+  it('a generated configuration of n servers (tools/cluster start --servers) reads back as n servers on 127.0.0.1, ports 7101.. and 7201..', () => {
+    for (const n of [3, 9]) {
+      const config = parseClusterConfig(formatClusterConfig(loopbackServers(n), `written for ${n}`), 'c');
+      expect(config.servers.map((s) => `${s.id} ${s.host} ${s.udpPort} ${s.clientPort}`)).to.deep.equal(Array.from({ length: n }, (_, i) => `${i + 1} 127.0.0.1 ${7101 + i} ${7201 + i}`));
+    }
+    expect(formatClusterConfig(loopbackServers(5), 'x').split('\n').filter((l) => l.startsWith('127')).join('\n')).to.equal(five.join('\n'));
   });
 
   it('rejects a line without three fields', () => {

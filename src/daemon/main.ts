@@ -4,6 +4,7 @@
  */
 import { configDefaultText, dataRootDefaultText, defaultConfigFile, defaultDataRoot, usageFailure } from '../commandLine.js';
 import { dirname, join } from 'node:path';
+import { isIP } from 'node:net';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { loadClusterConfig } from '../config/clusterConfig.js';
@@ -49,6 +50,7 @@ const argv = yargs(hideBin(process.argv))
     for (const origin of args['allow-origin']) {
       if (!/^https?:\/\/[^/\s]+$/.test(origin)) throw new Error(`--allow-origin takes an origin like http://127.0.0.1:7300 (scheme, host, port; no path), got "${origin}"`);
     }
+    if (isIP(args['control-host']) === 0) throw new Error(`--control-host takes an IP address of this machine, got "${args['control-host']}"`);
     const bytes = args['max-datagram-bytes'];
     if (bytes !== undefined && (!Number.isInteger(bytes) || bytes < 512 || bytes > 65507)) {
       throw new Error(`--max-datagram-bytes must be an integer from 512 to 65507, got ${bytes}`);
