@@ -16,10 +16,27 @@ import { loadClusterConfig } from '../src/config/clusterConfig.js';
 import { createNamespaces, existingResources, netnsPlan, netnsUnavailable, removeNamespaces, saveNetnsPlan } from '../src/tools/netns.js';
 import { processAlive } from '../src/storage/fileSystem.js';
 import { clientMain, ScriptedClient, waitUntil } from './support/processCluster.js';
-import type { ServerStatus } from '../src/tools/clusterOps.js';
+import { LocalCluster, type ServerStatus } from '../src/tools/clusterOps.js';
+import type { ClusterPicture } from '../src/console/api.js';
+import { ConsoleServer } from '../src/console/consoleServer.js';
+import WebSocket from 'ws';
 
 const execFileAsync = promisify(execFile);
 const clusterTool = join(clientMain, '../../tools/cluster.js');
+
+/** The first cluster picture the console pushes to a page of its own origin. */
+function firstPicture(port: number): Promise<ClusterPicture> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(`ws://127.0.0.1:${port}/api`, { headers: { origin: `http://127.0.0.1:${port}` } });
+    socket.on('error', reject);
+    socket.on('message', (data) => {
+      const message = JSON.parse(data.toString()) as { method?: string; params?: unknown };
+      if (message.method !== 'picture') return;
+      socket.close();
+      resolve(message.params as ClusterPicture);
+    });
+  });
+}
 
 interface Row {
   id: number;
@@ -103,6 +120,16 @@ describe('namespaced cluster (network namespaces, nftables)', function () {
     const status = await tool('status');
     expect(status).to.contain('drop comment "partition: cut from server 3"');
     expect(status).to.match(/server 4 in namespace \S+ at \S+: cut off from \{1,2\}, 4 rules:/);
+    // The console draws the kernel's cut, not the daemons' (which have none).
+    const cluster = new LocalCluster(loadClusterConfig(join(root, 'clusterconfig')), { dataRoot: root, configFile: join(root, 'clusterconfig') });
+    const consoleServer = await ConsoleServer.start(cluster, { port: 0 });
+    try {
+      const picture = await firstPicture(consoleServer.port);
+      expect(picture.faultsMadeBy).to.equal('nftables');
+      expect(picture.sides).to.deep.equal([[1, 2], [3, 4, 5]]);
+    } finally {
+      await consoleServer.close();
+    }
     const left = client(1);
     const right = client(4);
     await left.run('u ann', /user: ann/);

@@ -57,6 +57,8 @@ export interface ClusterPicture {
   readonly converged: boolean;
   /** Servers up, grouped by which hear each other (through links up or lossy both ways): one group when nothing is cut. */
   readonly sides: readonly (readonly number[])[];
+  /** Where faults are made: inside the daemons (the loopback cluster) or by nftables rules in each server's namespace (tools/cluster start --netns). */
+  readonly faultsMadeBy: 'daemons' | 'nftables';
   /** Links cut in one direction only. */
   readonly oneWayCuts: readonly { readonly from: number; readonly to: number }[];
 }

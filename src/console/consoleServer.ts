@@ -215,9 +215,9 @@ export class ConsoleServer {
   }
 
   private async readCluster(): Promise<void> {
-    const statuses = await Promise.all(this.cluster.ids.map((id) => this.links.status(id)));
+    const statuses = this.cluster.withKernelFaults(await Promise.all(this.cluster.ids.map((id) => this.links.status(id))));
     if (this.closed) return;
-    const picture = clusterPicture(this.cluster.config.servers, statuses, Date.now());
+    const picture = clusterPicture(this.cluster.config.servers, statuses, Date.now(), this.cluster.netns ? 'nftables' : 'daemons');
     this.picture = picture;
     this.timeline.observe(picture);
     const timelineChanged = this.timeline.version !== this.sentTimelineVersion;

@@ -8,7 +8,7 @@ import type { ServerStatus } from '../daemon/controlServer.js';
 import { dropReasons, expectedDropReasons } from '../transport/udpTransport.js';
 import type { ClusterPicture, Direction, Link, ServerCard } from './api.js';
 
-export function clusterPicture(servers: readonly ServerAddress[], statuses: readonly (ServerStatus | undefined)[], at: number): ClusterPicture {
+export function clusterPicture(servers: readonly ServerAddress[], statuses: readonly (ServerStatus | undefined)[], at: number, faultsMadeBy: ClusterPicture['faultsMadeBy'] = 'daemons'): ClusterPicture {
   const cards = servers.map((s, i) => card(s, statuses[i]));
   const links: Link[] = [];
   for (let i = 0; i < servers.length; i++) {
@@ -18,7 +18,7 @@ export function clusterPicture(servers: readonly ServerAddress[], statuses: read
   }
   const digestGroups = groupByDigest(statuses.filter((st): st is ServerStatus => st !== undefined));
   const up = cards.filter((c) => c.state !== 'down').map((c) => c.id);
-  return { at, servers: cards, links, digestGroups, converged: digestGroups.length === 1, sides: sidesOf(up, links), oneWayCuts: oneWayCuts(links) };
+  return { at, servers: cards, links, digestGroups, converged: digestGroups.length === 1, faultsMadeBy, sides: sidesOf(up, links), oneWayCuts: oneWayCuts(links) };
 }
 
 const passes = (d: Direction): boolean => d.state === 'up' || d.state === 'lossy';

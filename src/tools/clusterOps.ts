@@ -19,16 +19,20 @@ import { clusterKeyFile, controlCall, daemonLogFile, launchDaemon, runningPid, s
 export type ServerStatus = DaemonServerStatus & { readonly kernelRules?: readonly string[] };
 
 export class LocalCluster {
-  /** Set when the data root holds a namespaced cluster (tools/cluster start --netns): daemons run in namespaces, faults are nftables rules. */
-  readonly netns: NetnsPlan | undefined;
-
   constructor(
     readonly config: ClusterConfig,
     readonly paths: LocalClusterPaths,
     /** Extra daemon arguments for start and relaunch (tests use faster timers). */
     private readonly daemonArgs: readonly string[] = [],
-  ) {
-    this.netns = loadNetnsPlan(paths.dataRoot);
+  ) {}
+
+  /**
+   * Set when the data root holds a namespaced cluster (tools/cluster start
+   * --netns): daemons run in namespaces, faults are nftables rules. Read from
+   * its file each time: another tool (or the console) may have changed the faults.
+   */
+  get netns(): NetnsPlan | undefined {
+    return loadNetnsPlan(this.paths.dataRoot);
   }
 
   get ids(): number[] {
@@ -81,8 +85,16 @@ export class LocalCluster {
   /** Server id's status; `digest: false` skips hashing its chat state (slow with a long history). */
   async status(id: number, digest = true): Promise<ServerStatus | undefined> {
     const st = await controlCall(this.paths, id, 'status', { digest });
-    if (!st || !this.netns) return st;
-    return { ...st, faults: this.netns.faults[id] ?? noFaultSettings, kernelRules: kernelRules(this.netns, id) };
+    const plan = this.netns;
+    if (!st || !plan) return st;
+    return { ...st, faults: plan.faults[id] ?? noFaultSettings, kernelRules: kernelRules(plan, id) };
+  }
+
+  /** In a namespaced cluster, statuses with the kernel's faults in place of the daemons' own (which are not used). */
+  withKernelFaults(statuses: readonly (ServerStatus | undefined)[]): (ServerStatus | undefined)[] {
+    const plan = this.netns;
+    if (!plan) return [...statuses];
+    return statuses.map((st) => st && { ...st, faults: plan.faults[st.id] ?? noFaultSettings });
   }
 
   statuses(digest = true): Promise<(ServerStatus | undefined)[]> {
@@ -128,10 +140,10 @@ export class LocalCluster {
 
   /** Through the control endpoint if the server runs, else into its faults file for its next start; nftables rules in a namespaced cluster. */
   private async applyFaults(id: number, settings: FaultSettings): Promise<'live' | 'saved'> {
-    if (this.netns) {
-      setKernelFaults(this.netns, id, settings);
-      this.netns.faults[id] = settings;
-      saveNetnsPlan(this.paths.dataRoot, this.netns);
+    const plan = this.netns;
+    if (plan) {
+      setKernelFaults(plan, id, settings);
+      saveNetnsPlan(this.paths.dataRoot, { ...plan, faults: { ...plan.faults, [id]: settings } });
       return 'live';
     }
     const answer = await controlCall(this.paths, id, 'setFaults', settings);
@@ -142,7 +154,8 @@ export class LocalCluster {
   }
 
   private async currentFaults(id: number): Promise<FaultSettings> {
-    if (this.netns) return this.netns.faults[id] ?? noFaultSettings;
+    const plan = this.netns;
+    if (plan) return plan.faults[id] ?? noFaultSettings;
     const st = await this.status(id, false);
     return st ? st.faults : loadFaults(serverDir(this.paths, id), this.config.servers.length);
   }
@@ -150,7 +163,8 @@ export class LocalCluster {
   private async launch(server: ServerAddress): Promise<void> {
     const file = daemonLogFile(this.paths, server.id);
     const offset = existsSync(file) ? statSync(file).size : 0;
-    if (this.netns) launchDaemon(this.paths, server, [...this.daemonArgs, '--control-host', server.host], inNamespace(this.netns, server.id));
+    const plan = this.netns;
+    if (plan) launchDaemon(this.paths, server, [...this.daemonArgs, '--control-host', server.host], inNamespace(plan, server.id));
     else launchDaemon(this.paths, server, this.daemonArgs);
     await this.waitStarted(server, offset);
   }

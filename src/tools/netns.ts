@@ -34,7 +34,7 @@ export interface NetnsPlan {
   readonly prefixLength: 24;
   readonly servers: readonly NetnsServer[];
   /** The kernel faults in force per server id (empty when none). */
-  faults: Record<string, FaultSettings>;
+  readonly faults: Readonly<Record<string, FaultSettings>>;
 }
 
 export const netnsFileName = 'netns.json';

@@ -45,6 +45,9 @@ function App() {
                 <p class="legend">
                   <span class="up">━ up</span> <span class="cut">╌ cut</span> <span class="lossy">━ lossy %</span> <span class="down">┈ end down</span> · one half-line per direction · same fill: same digest
                 </p>
+                <p class="legend" data-testid="faults-made-by">
+                  {picture.faultsMadeBy === 'nftables' ? 'faults are nftables rules in each server\'s network namespace' : 'faults are made inside the daemons (drops where datagrams leave and enter)'}
+                </p>
               </div>
             </div>
             <ServerTable picture={picture} onKill={(id) => void state.call('kill', { id }).then((r) => report(r.text, false), (e: Error) => report(e.message, true))} onRelaunch={(id) => void state.call('relaunch', { id }).then((r) => report(r.text, false), (e: Error) => report(e.message, true))} />
