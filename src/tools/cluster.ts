@@ -37,11 +37,11 @@ interface StartArgs extends Common {
  * every tool then reads. Log files of a cluster of another shape are never
  * reused: that needs an empty data root.
  */
-function prepare(args: StartArgs): void {
+function prepare(args: StartArgs): string {
   const root = args['data-root'];
   const existing = loadNetnsPlan(root);
   const netns = args.netns || existing !== undefined;
-  if (args.servers === undefined && !netns) return;
+  if (args.servers === undefined && !netns) return args.config;
   if (process.env.CHORUS_CONFIG || args.config !== configFileFor(root)) {
     throw new ChorusError('INVALID_ARGUMENT', '--servers and --netns write their own configuration into the data root; leave out --config and CHORUS_CONFIG');
   }
@@ -54,7 +54,7 @@ function prepare(args: StartArgs): void {
   const sameShape = count === current.servers.length && netns === (existing !== undefined);
   if (sameShape) {
     if (existing) createNamespaces(existing);
-    return;
+    return args.config;
   }
   const used = current.servers.filter((s) => existsSync(serverDir({ dataRoot: root, configFile: args.config }, s.id))).length;
   if (used > 0) {
@@ -68,19 +68,18 @@ function prepare(args: StartArgs): void {
   if (!netns) {
     forgetNetnsPlan(root);
     writeFileSync(file, formatClusterConfig(loopbackServers(count), `written by tools/cluster start --servers ${count}`));
-    return;
+    return file;
   }
   const plan = netnsPlan(root, count);
   // Recorded before anything is created, so that stop can remove what a start that crashed halfway made.
   saveNetnsPlan(root, plan);
   writeFileSync(file, formatClusterConfig(plan.servers.map((s) => ({ host: s.address, udpPort: 7101, clientPort: 7201 })), `written by tools/cluster start --netns: server i runs in network namespace ${plan.prefix}-s<i>`));
   createNamespaces(plan);
+  return file;
 }
 
 async function start(args: StartArgs): Promise<void> {
-  prepare(args);
-  args.config = configFileFor(args['data-root']);
-  const cluster = open(args);
+  const cluster = open({ ...args, config: prepare(args) });
   const { servers } = cluster.config;
   if (servers.every((s) => cluster.pid(s.id) !== undefined)) {
     console.log(`The cluster is already running (${servers.map((s) => `server ${s.id}: pid ${cluster.pid(s.id)}`).join(', ')}); nothing changed.`);
