@@ -53,6 +53,18 @@ for (const n of [3, 9]) {
       await right.waitFor(/ann: from the left/);
     });
 
+    it('a flapping link (cut, whole, cut, whole) ends whole, and the servers agree', async () => {
+      const out = await cluster.tool('cluster', 'flap', '1', String(n), '--period', '0.4', '--count', '4');
+      const lines = out.trim().split('\n');
+      expect(lines[0]).to.equal(`Flapping 1 <-> ${n} every 0.4 s, 4 changes.`);
+      // Each change is stamped with its time, then says what the link is now.
+      expect(lines.slice(1, 5).map((l) => l.split(' ').slice(1).join(' '))).to.deep.equal(['cut', 'whole', 'cut', 'whole'].map((w) => `1 <-> ${n} ${w}`));
+      expect(lines[5]).to.equal(`1 <-> ${n} whole again.`);
+      const rows = JSON.parse(await cluster.tool('cluster', 'status', '--json')) as Row[];
+      expect(rows.map((r) => Object.keys(r.status?.faults.lossTo ?? {}).length)).to.deep.equal(ids.map(() => 0));
+      await waitUntil(converged, 20_000, 'one digest after the flapping');
+    });
+
     it('kill one server, write, relaunch it: it catches up', async () => {
       await cluster.tool('cluster', 'kill', '2');
       const writer = cluster.client(1);

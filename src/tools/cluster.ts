@@ -321,6 +321,35 @@ async function loss(args: Common & { i: string; j: string; percent: string; onew
   }
 }
 
+interface FlapArgs extends Common {
+  i: string;
+  j: string;
+  period: number;
+  count?: number;
+  oneway: boolean;
+}
+
+/** A link that goes down and up: cut (all datagrams dropped) for a period, whole for a period, until Ctrl-C or count changes; whole again at the end. */
+async function flap(args: FlapArgs): Promise<void> {
+  const cluster = open(args);
+  const i = serverArg(args.i, cluster.config);
+  const j = serverArg(args.j, cluster.config);
+  const link = args.oneway ? `${i} -> ${j}` : `${i} <-> ${j}`;
+  let stopping = false;
+  const stop = () => (stopping = true);
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  console.log(`Flapping ${link} every ${args.period} s${args.count === undefined ? ' until Ctrl-C' : `, ${args.count} changes`}.`);
+  for (let change = 0; !stopping && (args.count === undefined || change < args.count); change++) {
+    const cut = change % 2 === 0;
+    await cluster.loss(i, j, cut ? 1 : 0, args.oneway);
+    console.log(`${new Date().toISOString()} ${link} ${cut ? 'cut' : 'whole'}`);
+    await new Promise((r) => setTimeout(r, args.period * 1000));
+  }
+  await cluster.loss(i, j, 0, args.oneway);
+  console.log(`${link} whole again.`);
+}
+
 async function heal(args: Common): Promise<void> {
   await open(args).heal();
   console.log('Healed: no partitions, no injected loss.');
@@ -392,8 +421,25 @@ yargs(hideBin(process.argv))
         .option('oneway', { type: 'boolean', default: false, describe: 'only datagrams from i to j' }),
     (a) => loss(a as unknown as Common & { i: string; j: string; percent: string; oneway: boolean }),
   )
+  .command(
+    'flap <i> <j>',
+    'cut the link between i and j and restore it, again and again, every --period seconds (Ctrl-C or --count ends it, whole)',
+    (y) =>
+      y
+        .positional('i', { type: 'string', demandOption: true, describe: 'server' })
+        .positional('j', { type: 'string', demandOption: true, describe: 'server' })
+        .option('period', { type: 'number', default: 2, describe: 'seconds cut, then seconds whole' })
+        .option('count', { type: 'number', describe: 'stop after this many changes (default: until Ctrl-C)' })
+        .option('oneway', { type: 'boolean', default: false, describe: 'only datagrams from i to j' })
+        .check((a) => {
+          if (!(a.period > 0)) throw new Error(`--period takes a positive number of seconds, got ${String(a.period)}`);
+          if (a.count !== undefined && !(Number.isInteger(a.count) && a.count >= 1)) throw new Error(`--count takes a positive whole number, got ${String(a.count)}`);
+          return true;
+        }),
+    (a) => flap(a as unknown as FlapArgs),
+  )
   .command('heal', 'remove every partition and injected loss', {}, (a) => heal(a as unknown as Common))
-  .demandCommand(1, 'name a command: start, stop, keygen, status, kill, relaunch, partition, loss, heal')
+  .demandCommand(1, 'name a command: start, stop, keygen, status, kill, relaunch, partition, loss, flap, heal')
   .strict()
   .help()
   .alias('help', 'h')
