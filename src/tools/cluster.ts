@@ -358,6 +358,13 @@ async function heal(args: Common): Promise<void> {
 const idArg = (y: ReturnType<typeof yargs>) =>
   y.positional('id', { type: 'string', demandOption: true, describe: 'server number (line in clusterconfig)' });
 
+/** The two ends of a link, and whether only datagrams from i to j are meant (loss, flap). */
+const linkArgs = (y: ReturnType<typeof yargs>) =>
+  y
+    .positional('i', { type: 'string', demandOption: true, describe: 'server' })
+    .positional('j', { type: 'string', demandOption: true, describe: 'server' })
+    .option('oneway', { type: 'boolean', default: false, describe: 'only datagrams from i to j' });
+
 const fail = (err: Error): never => exitWith('tools/cluster', err instanceof ChorusError ? err.message : (err.stack ?? err.message), exitCode.usage);
 
 yargs(hideBin(process.argv))
@@ -414,23 +421,17 @@ yargs(hideBin(process.argv))
     'loss <i> <j> <percent>',
     'drop that share of datagrams between servers i and j (both directions unless --oneway)',
     (y) =>
-      y
-        .positional('i', { type: 'string', demandOption: true, describe: 'server' })
-        .positional('j', { type: 'string', demandOption: true, describe: 'server' })
-        .positional('percent', { type: 'string', demandOption: true, describe: 'like 30 or 30%' })
-        .option('oneway', { type: 'boolean', default: false, describe: 'only datagrams from i to j' }),
+      linkArgs(y)
+        .positional('percent', { type: 'string', demandOption: true, describe: 'like 30 or 30%' }),
     (a) => loss(a as unknown as Common & { i: string; j: string; percent: string; oneway: boolean }),
   )
   .command(
     'flap <i> <j>',
     'cut the link between i and j and restore it, again and again, every --period seconds (Ctrl-C or --count ends it, whole)',
     (y) =>
-      y
-        .positional('i', { type: 'string', demandOption: true, describe: 'server' })
-        .positional('j', { type: 'string', demandOption: true, describe: 'server' })
+      linkArgs(y)
         .option('period', { type: 'number', default: 2, describe: 'seconds cut, then seconds whole' })
         .option('count', { type: 'number', describe: 'stop after this many changes (default: until Ctrl-C)' })
-        .option('oneway', { type: 'boolean', default: false, describe: 'only datagrams from i to j' })
         .check((a) => {
           if (!(a.period > 0)) throw new Error(`--period takes a positive number of seconds, got ${String(a.period)}`);
           if (a.count !== undefined && !(Number.isInteger(a.count) && a.count >= 1)) throw new Error(`--count takes a positive whole number, got ${String(a.count)}`);
