@@ -80,6 +80,13 @@ describe('console picture', () => {
     expect(p.digestGroups).to.deep.equal([[1, 2, 3, 5]]);
   });
 
+  it('a server whose storage failed is shown as such, with the reason, and still counts as up', () => {
+    const failed = { ...status(3), storageError: 'ENOSPC: no space left on device' } as ServerStatus;
+    const p = clusterPicture(servers, servers.map((s) => (s.id === 3 ? failed : status(s.id))), 0);
+    expect(p.servers[2]).to.include({ state: 'storage failed', storageError: 'ENOSPC: no space left on device' });
+    expect(p.sides).to.deep.equal([[1, 2, 3, 4, 5]]);
+  });
+
   it('bad datagrams are counted apart from the stale ones a healthy restart produces', () => {
     const p = clusterPicture(servers, servers.map((s) => status(s.id, { dropped: s.id === 2 ? { stale: 4, 'auth-failed': 3 } : { stale: 1 } })), 0);
     const card = p.servers[1];
