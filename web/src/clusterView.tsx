@@ -6,13 +6,17 @@
 import type { ClusterPicture, Direction, Link, ServerCard } from '../../src/console/api.js';
 import { digestColor, partitionText } from './pictureText.js';
 
-const size = 360;
-const radius = 130;
+const width = 400;
+const height = 380;
+/** The circle's centre sits a little low: a pentagon is taller above its centre than below. */
+const centre = { x: width / 2, y: height / 2 + 14 };
+const radius = 122;
 const nodeRadius = 26;
 
-function position(index: number, count: number): { x: number; y: number } {
+/** Where server `index` of `count` sits on the circle, or at `distance` from the centre in its direction (its note, outside the links). */
+function position(index: number, count: number, distance = radius): { x: number; y: number } {
   const angle = -Math.PI / 2 + (2 * Math.PI * index) / count;
-  return { x: size / 2 + radius * Math.cos(angle), y: size / 2 + radius * Math.sin(angle) };
+  return { x: centre.x + distance * Math.cos(angle), y: centre.y + distance * Math.sin(angle) };
 }
 
 const directionColor: Record<Direction['state'], string> = { up: '#2e9e44', cut: '#d33', lossy: '#e69500', down: '#bbb' };
@@ -52,6 +56,7 @@ function linkViews(link: Link, ids: number[], count: number) {
 
 function Node({ card, index, count, picture }: { card: ServerCard; index: number; count: number; picture: ClusterPicture }) {
   const { x, y } = position(index, count);
+  const note = position(index, count, radius + nodeRadius + 18);
   const fill = card.state === 'down' ? '#eee' : card.state === 'storage failed' ? '#f4c7c7' : digestColor(picture, card.id);
   return (
     <g data-server={card.id} data-state={card.state}>
@@ -60,7 +65,7 @@ function Node({ card, index, count, picture }: { card: ServerCard; index: number
       <text x={x} y={y + 6} class="node-label">
         {card.id}
       </text>
-      <text x={x} y={y + nodeRadius + 14} class="node-note">
+      <text x={note.x} y={note.y + 4} class="node-note">
         {card.state === 'down' ? 'down' : card.state === 'storage failed' ? 'storage failed' : `${card.tentative} tentative`}
       </text>
     </g>
@@ -71,7 +76,7 @@ export function ClusterDiagram({ picture }: { picture: ClusterPicture }) {
   const ids = picture.servers.map((s) => s.id);
   const count = ids.length;
   return (
-    <svg class="diagram" viewBox={`0 0 ${size} ${size}`} width={size} height={size} role="img" aria-label="servers and links">
+    <svg class="diagram" viewBox={`0 0 ${width} ${height}`} width={width} height={height} role="img" aria-label="servers and links">
       {picture.links.flatMap((link) => linkViews(link, ids, count))}
       {picture.servers.map((card, i) => (
         <Node key={card.id} card={card} index={i} count={count} picture={picture} />
