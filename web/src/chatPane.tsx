@@ -123,7 +123,7 @@ export function ChatPane({ picture }: { picture: ClusterPicture | undefined }) {
                 {g.group}
               </a>{' '}
               <span class="muted">
-                {g.total} messages, {g.participants.join(', ') || 'nobody'}
+                {g.total} message{g.total === 1 ? '' : 's'}, {g.participants.join(', ') || 'nobody'}
               </span>
             </li>
           ))}
@@ -131,7 +131,7 @@ export function ChatPane({ picture }: { picture: ClusterPicture | undefined }) {
       )}
       {session.group !== undefined && (
         <div class="group-head" data-testid="chat-group">
-          <b>{session.group}</b> · participants: {session.participants.join(', ') || '(none)'} · {session.total} messages
+          <b>{session.group}</b> · participants: {session.participants.join(', ') || '(none)'} · {session.total} message{session.total === 1 ? '' : 's'}
         </div>
       )}
       {session.messages.length > 0 && session.messages[0].n > 1 && (
