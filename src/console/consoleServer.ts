@@ -18,7 +18,7 @@ import { z } from 'zod';
 import { ChorusError } from '../errors.js';
 import { RpcErrors } from '../rpc/protocol.js';
 import { warnUnexpected } from '../rpc/server.js';
-import type { LocalCluster } from '../tools/clusterOps.js';
+import { LocalCluster } from '../tools/clusterOps.js';
 import { apiPath, chatCloseCodes, chatPathPrefix, type ClusterPicture, type ConsoleMethod, type ConsoleMethods } from './api.js';
 import { ControlLinks } from './controlLinks.js';
 import { clusterPicture } from './picture.js';
@@ -215,9 +215,10 @@ export class ConsoleServer {
   }
 
   private async readCluster(): Promise<void> {
-    const statuses = this.cluster.withKernelFaults(await Promise.all(this.cluster.ids.map((id) => this.links.status(id))));
+    const plan = this.cluster.netns;
+    const statuses = LocalCluster.withKernelFaults(plan, await Promise.all(this.cluster.ids.map((id) => this.links.status(id))));
     if (this.closed) return;
-    const picture = clusterPicture(this.cluster.config.servers, statuses, Date.now(), this.cluster.netns ? 'nftables' : 'daemons');
+    const picture = clusterPicture(this.cluster.config.servers, statuses, Date.now(), plan ? 'nftables' : 'daemons');
     this.picture = picture;
     this.timeline.observe(picture);
     const timelineChanged = this.timeline.version !== this.sentTimelineVersion;

@@ -5,7 +5,7 @@
  */
 import type { ServerAddress } from '../config/clusterConfig.js';
 import type { ServerStatus } from '../daemon/controlServer.js';
-import { dropReasons, expectedDropReasons } from '../transport/udpTransport.js';
+import { badDatagramCount, dropReasons } from '../transport/udpTransport.js';
 import type { ClusterPicture, Direction, Link, ServerCard } from './api.js';
 
 export function clusterPicture(servers: readonly ServerAddress[], statuses: readonly (ServerStatus | undefined)[], at: number, faultsMadeBy: ClusterPicture['faultsMadeBy'] = 'daemons'): ClusterPicture {
@@ -52,7 +52,7 @@ function card(server: ServerAddress, st: ServerStatus | undefined): ServerCard {
   if (!st) return { id: server.id, state: 'down', clientAddress };
   const dropped: Record<string, number> = {};
   for (const reason of dropReasons) if (st.transport.dropped[reason] > 0) dropped[reason] = st.transport.dropped[reason];
-  const badDatagrams = dropReasons.filter((r) => !expectedDropReasons.includes(r)).reduce((total, r) => total + st.transport.dropped[r], 0);
+  const badDatagrams = badDatagramCount(st.transport.dropped);
   return {
     id: st.id,
     state: st.storageError === undefined ? 'up' : 'storage failed',

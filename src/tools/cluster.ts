@@ -10,7 +10,7 @@ import { formatClusterConfig, loadClusterConfig, loopbackServers, maxServers, mi
 import { createNamespaces, forgetNetnsPlan, kernelRules, loadNetnsPlan, netnsPlan, netnsUnavailable, removeNamespaces, saveNetnsPlan, type NetnsPlan } from './netns.js';
 import { ChorusError } from '../errors.js';
 import { ensureClusterKey } from '../config/clusterKey.js';
-import { dropReasons, expectedDropReasons } from '../transport/udpTransport.js';
+import { badDatagramCount, dropReasons, expectedDropReasons } from '../transport/udpTransport.js';
 import { describeFaults, noFaultSettings } from '../transport/faults.js';
 import { LocalCluster, type ServerStatus } from './clusterOps.js';
 import { clusterKeyFile, consoleLogFile, consolePid, daemonLogFile, defaultConsolePort, diskBytes, launchConsole, serverDir, stopConsole } from './localCluster.js';
@@ -189,8 +189,9 @@ async function statusText(cluster: LocalCluster, args: StatusArgs): Promise<stri
     return JSON.stringify(out, null, 2);
   }
   const table = args.wide ? wideTable(servers, statuses, logBytes, cluster) : narrowTable(servers, statuses, logBytes, cluster);
-  const notes = statuses.flatMap((st) => (st ? serverNotes(st, !args.wide && !cluster.netns) : []));
-  if (cluster.netns) notes.push(...kernelNotes(cluster));
+  const plan = cluster.netns;
+  const notes = statuses.flatMap((st) => (st ? serverNotes(st, !args.wide && !plan) : []));
+  if (plan) notes.push(...kernelNotes(plan, statuses));
   return notes.length > 0 ? `${table}\n\n${notes.join('\n')}` : table;
 }
 
@@ -222,7 +223,7 @@ function wideTable(servers: readonly ServerAddress[], statuses: readonly (Server
       st.digest,
       String(st.sessions),
       String(st.refusedRequests),
-      String(suspiciousDrops(st)),
+      String(badDatagramCount(st.transport.dropped)),
       describeFaults(st.faults) || '-',
     ];
   };
@@ -239,10 +240,6 @@ function table(header: string[], servers: readonly ServerAddress[], statuses: re
 
 function stateOf(st: ServerStatus): string {
   return st.storageError === undefined ? 'up' : 'FAILED';
-}
-
-function suspiciousDrops(st: ServerStatus): number {
-  return dropReasons.filter((r) => !expectedDropReasons.includes(r)).reduce((total, r) => total + st.transport.dropped[r], 0);
 }
 
 function formatBytes(bytes: number): string {
@@ -263,12 +260,11 @@ function serverNotes(st: ServerStatus, withFaults: boolean): string[] {
 }
 
 /** A namespaced cluster: each server's address and namespace, and the nftables rules in force in it. */
-function kernelNotes(cluster: LocalCluster): string[] {
-  const plan = cluster.netns;
-  if (!plan) return [];
+function kernelNotes(plan: NetnsPlan, statuses: readonly (ServerStatus | undefined)[]): string[] {
   const notes = ['namespaced cluster: faults are nftables rules in each server\'s namespace (the daemons\' own fault filter is not used)'];
   for (const s of plan.servers) {
-    const rules = rulesIn(plan, s.id);
+    // A running server's status carries its rules already; a server down still has its namespace and rules.
+    const rules = statuses[s.id - 1]?.kernelRules ?? rulesIn(plan, s.id);
     if (rules === undefined) {
       notes.push(`server ${s.id}: its namespace ${s.namespace} does not exist (stopped: tools/cluster start creates it again)`);
       continue;

@@ -90,9 +90,8 @@ export class LocalCluster {
     return { ...st, faults: plan.faults[id] ?? noFaultSettings, kernelRules: kernelRules(plan, id) };
   }
 
-  /** In a namespaced cluster, statuses with the kernel's faults in place of the daemons' own (which are not used). */
-  withKernelFaults(statuses: readonly (ServerStatus | undefined)[]): (ServerStatus | undefined)[] {
-    const plan = this.netns;
+  /** In a namespaced cluster (its record read once by the caller), statuses with the kernel's faults in place of the daemons' own (which are not used). */
+  static withKernelFaults(plan: NetnsPlan | undefined, statuses: readonly (ServerStatus | undefined)[]): (ServerStatus | undefined)[] {
     if (!plan) return [...statuses];
     return statuses.map((st) => st && { ...st, faults: plan.faults[st.id] ?? noFaultSettings });
   }

@@ -26,6 +26,11 @@ export type DropReason = (typeof dropReasons)[number];
 /** Normal for a moment after any server restarts (addressed to its earlier run, or sent before the sender heard of this one); the others mean a misconfigured or hostile sender. */
 export const expectedDropReasons: readonly DropReason[] = ['stale'];
 
+/** Datagrams dropped for a reason a healthy cluster never has (forged, wrong version, ...): what status calls bad. */
+export function badDatagramCount(dropped: Readonly<Record<DropReason, number>>): number {
+  return dropReasons.filter((r) => !expectedDropReasons.includes(r)).reduce((total, r) => total + dropped[r], 0);
+}
+
 export interface GateIdentity {
   readonly me: ServerId;
   readonly serverCount: number;

@@ -8,10 +8,10 @@ import { createSocket, type Socket } from 'node:dgram';
 import type { Packet, ServerId } from '../broadcast/types.js';
 import type { ServerAddress } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
-import { DatagramGate, dropReasons, expectedDropReasons, type DropReason, type GateIdentity } from './gate.js';
+import { badDatagramCount, DatagramGate, dropReasons, expectedDropReasons, type DropReason, type GateIdentity } from './gate.js';
 import { FaultFilter } from './faults.js';
 
-export { dropReasons, expectedDropReasons, type DropReason };
+export { badDatagramCount, dropReasons, expectedDropReasons, type DropReason };
 
 /** Socket buffers we ask the kernel for: bursts of a full send window from every peer must fit. */
 const socketBufferBytes = 8 * 1024 * 1024;
