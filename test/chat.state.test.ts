@@ -102,6 +102,13 @@ describe('chat state machine: the rules', () => {
     expect(likes([like('bob', 'g', '99.1')])).to.deep.equal([]);
   });
 
+  it('an append retried with its request id through another server: the copy ordered second never enters the history, and a like of that copy changes nothing', () => {
+    // Server 1 took "hi" (2.1) and died before answering; the retry through server 3 made a copy (3.3) that another user liked while it was tentative.
+    const retried = (sender: number) => msg(sender, { op: 'append', session: 's1', user: 'alice', group: 'g', text: 'hi', rid: 'r1' });
+    const state = applyMessages(emptyChatState, [join('s1', 'alice', 'g'), retried(1), retried(3), like('bob', 'g', '3.3')]);
+    expect(messagesOf(state.groups.g).map((m) => [`${m.ts}.${m.sender}`, m.text, m.likes])).to.deep.equal([['2.1', 'hi', []]]);
+  });
+
   it('same-named groups created on both sides of a partition are one group', () => {
     const state = applyMessages(emptyChatState, [join('s1', 'alice', 'g', 1), join('s4', 'dave', 'g', 4), append('s1', 'alice', 'g', 'left', 1), append('s4', 'dave', 'g', 'right', 4)]);
     expect(Object.keys(state.groups)).to.deep.equal(['g']);

@@ -13,25 +13,12 @@ import { hideBin } from 'yargs/helpers';
 import { ChorusConnection, RpcCallError } from '../client/connection.js';
 import { loadClusterConfig } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
-import { compareOrder, parseMessageId } from '../broadcast/types.js';
-import { likeRefusal } from '../chat/rules.js';
 import type { GroupView } from '../rpc/protocol.js';
 import { Random } from '../sim/random.js';
 import { LocalCluster, type ServerStatus } from './clusterOps.js';
+import { historyViolations, type AckedAppend, type ClientRecord, type LikeOp } from './chaosChecks.js';
 import { inspect } from './inspection.js';
 import { serverDir } from './localCluster.js';
-
-interface AckedAppend {
-  readonly id: string;
-  readonly text: string;
-}
-
-interface LikeOp {
-  readonly id: string;
-  readonly user: string;
-  readonly target: string;
-  readonly like: boolean;
-}
 
 interface Tally {
   attempted: number;
@@ -44,7 +31,7 @@ interface Tally {
 }
 
 /** One scripted user, on one server at a time; moves to another when its server dies. */
-class ChaosClient {
+class ChaosClient implements ClientRecord {
   connection: ChorusConnection | undefined;
   private screen: GroupView | undefined;
   private counter = 0;
@@ -115,7 +102,7 @@ class ChaosClient {
     const target = this.random.pick(others);
     const like = !target.likedBy.includes(this.user);
     const result = await this.call(connection, like ? 'like' : 'unlike', { id: target.id });
-    if (result) this.likes.push({ id: result.id, user: this.user, target: target.id, like });
+    if (result) this.likes.push({ id: result.id, user: this.user, target: target.id, targetText: target.text, like });
     else if (!connection.connected) this.doubtful.add(`${this.user} ${target.id}`);
   }
 
@@ -225,39 +212,10 @@ function checkInvariants(cluster: LocalCluster, statuses: ServerStatus[], client
     if (files.digest !== status.digest) violations.push(`server ${status.id}: log files hold state ${files.digest}, the daemon shows ${status.digest}`);
     if (files.messages.length > 0) violations.push(`server ${status.id}: log files still hold ${files.messages.length} messages after garbage collection`);
     const history = files.chat.groups[group]?.messages ?? [];
-    const byId = new Map(history.map((m) => [m.id, m]));
-    const texts = new Map<string, number>();
-    for (const m of history) texts.set(m.text, (texts.get(m.text) ?? 0) + 1);
-    for (const [text, count] of texts) if (count > 1) violations.push(`server ${status.id}: "${text}" is in the history ${count} times`);
-    for (const client of clients) {
-      for (const a of client.appends) {
-        const m = byId.get(a.id);
-        if (!m || m.text !== a.text) violations.push(`server ${status.id}: confirmed append ${a.id} ("${a.text}") is ${m ? `"${m.text}"` : 'missing'}`);
-      }
-      // Resent with its request id and acknowledged: in the history once, whether the lost server had taken it or not.
-      for (const text of client.resent) if (texts.get(text) !== 1) violations.push(`server ${status.id}: resent append "${text}" is in the history ${texts.get(text) ?? 0} times`);
-    }
-    // Each user's likes: the confirmed like/unlike operations applied in the total order, by the chat's rule.
-    const order = (id: string) => parseMessageId(id) ?? { ts: 0, sender: 0 };
-    const ops = clients.flatMap((c) => c.likes).sort((x, y) => compareOrder(order(x.id), order(y.id)));
-    const doubtful = new Set(clients.flatMap((c) => [...c.doubtful]));
-    const expected = new Map<string, boolean>();
-    for (const op of ops) {
-      const pair = `${op.user} ${op.target}`;
-      const liked = expected.get(pair) ?? false;
-      const target = { user: byId.get(op.target)?.user ?? '', likes: liked ? [op.user] : [] };
-      if (!likeRefusal(target, op.user, op.like)) expected.set(pair, op.like);
-    }
-    for (const [pair, liked] of expected) {
-      if (doubtful.has(pair)) continue;
-      const [user, target] = pair.split(' ');
-      const actual = byId.get(target)?.likes.includes(user) ?? false;
-      if (actual !== liked) violations.push(`server ${status.id}: ${user} ${liked ? 'likes' : 'does not like'} ${target} by its confirmed operations, the state says otherwise`);
-    }
+    violations.push(...historyViolations(history, clients).map((v) => `server ${status.id}: ${v}`));
   }
   return violations;
 }
-
 
 export async function runChaos(cluster: LocalCluster, options: { seed: number; durationS: number; faultIntervalMs: number; convergeTimeoutS: number; say: (line: string) => void }): Promise<Report> {
   const { seed, say } = options;
