@@ -127,8 +127,15 @@ const users = ['ann', 'bo', 'cy'];
 const opArb: fc.Arbitrary<ChatOp> = fc.oneof(
   fc.record({ op: fc.constant('join' as const), session: fc.constantFrom('s1', 's2', 's3'), user: fc.constantFrom(...users), group: fc.constantFrom('x', 'y') }),
   fc.record({ op: fc.constant('leave' as const), session: fc.constantFrom('s1', 's2', 's3') }),
-  fc.record({ op: fc.constant('append' as const), session: fc.constantFrom('s1', 's2'), user: fc.constantFrom(...users), group: fc.constantFrom('x', 'y'), text: fc.string({ minLength: 1, maxLength: 5 }) }),
-  fc.record({ op: fc.constantFrom('like' as const, 'unlike' as const), user: fc.constantFrom(...users), group: fc.constantFrom('x', 'y'), message: fc.constantFrom('1.1', '2.2', '3.3', '4.1', '5.2', '6.3').map((id) => parseMessageId(id)!) }),
+  // Request ids from a small set, so that retries (the same id again, through any server) collide often.
+  fc.record(
+    { op: fc.constant('append' as const), session: fc.constantFrom('s1', 's2'), user: fc.constantFrom(...users), group: fc.constantFrom('x', 'y'), text: fc.string({ minLength: 1, maxLength: 5 }), rid: fc.constantFrom('r1', 'r2') },
+    { requiredKeys: ['op', 'session', 'user', 'group', 'text'] },
+  ),
+  fc.record(
+    { op: fc.constantFrom('like' as const, 'unlike' as const), user: fc.constantFrom(...users), group: fc.constantFrom('x', 'y'), message: fc.constantFrom('1.1', '2.2', '3.3', '4.1', '5.2', '6.3').map((id) => parseMessageId(id)!), rid: fc.constantFrom('r1', 'r2') },
+    { requiredKeys: ['op', 'user', 'group', 'message'] },
+  ),
 );
 
 /** Messages with distinct (ts, sender) from three senders, each sender's in seq order. */

@@ -17,16 +17,21 @@
  * after it, and the shown state is rebuilt from the one before it: from the
  * previous step's, in steady state, not from the stable state.
  *
- * Each newly stable message a group gains is appended to the history store
- * at once, in order; every so often (compact) the checkpoints' tails give up
- * what the store now holds, so memory holds the tentative suffix and a
- * bounded stretch of stable messages, not the history.
+ * The history store is filled from the first checkpoint's state, whose
+ * messages are all stable: each group's messages past what the store holds
+ * are appended, in order. So the store holds exactly the history the state
+ * machine built (an append retried with its request id whose original came
+ * first never entered it), never a copy of the rule deciding that; it trails
+ * the stable point by at most the stretch to the first checkpoint. Every so
+ * often (compact) the checkpoints' tails give up what the store now holds,
+ * so memory holds the tentative suffix and a bounded stretch of stable
+ * messages, not the history.
  */
 import type { OrderChange } from '../broadcast/orderedLog.js';
 import type { Message } from '../broadcast/types.js';
 import { invariant } from '../errors.js';
 import type { HistoryStore } from './historyStore.js';
-import { appendedMessage, applyMessages, compactState, operationOf, refusalOf, type ChatState, type OperationRefusal } from './state.js';
+import { applyMessages, compactState, messageCount, operationOf, refusalOf, type ChatState, type OperationRefusal } from './state.js';
 
 interface Checkpoint {
   /** How many messages of the total order the state has applied. */
@@ -53,6 +58,8 @@ export class ChatReplica {
   reapplied = 0;
   /** Operations whose stable outcome someone waits for, by "<sender>:<seq>". */
   private readonly watched = new Map<string, (refusal: OperationRefusal | undefined) => void>();
+  /** Groups with stable appends not in the history store yet, each with the order position of its last one. */
+  private readonly unstored = new Map<string, number>();
   /** Groups that gained stored messages since the last compaction, and how many messages. */
   private readonly storedGroups = new Set<string>();
   private storedSince = 0;
@@ -77,6 +84,7 @@ export class ChatReplica {
     const state = applyMessages(first.state, this.log.slice(0, behind), this.store);
     this.log.splice(0, behind);
     this.checkpoints[0] = { at: this.stableCount, state };
+    this.storeFrom(this.checkpoints[0]);
     return state;
   }
 
@@ -144,14 +152,15 @@ export class ChatReplica {
       invariant(m !== undefined && m.sender === stable[i].sender && m.seq === stable[i].seq, `stable message ${stable[i].sender}:${stable[i].seq} is not next in order`);
     }
     if (this.watched.size > 0) this.reportOutcomes(stable);
+    this.noteUnstored(stable, this.stableCount);
     this.stableCount += stable.length;
-    this.storeStable(stable);
     // The latest checkpoint the stable point has reached becomes the first; the log before it is no longer needed.
     let passed = 0;
     while (passed + 1 < this.checkpoints.length && this.checkpoints[passed + 1].at <= this.stableCount) passed++;
     if (passed > 0) {
       this.log.splice(0, this.checkpoints[passed].at - this.base);
       this.checkpoints.splice(0, passed);
+      this.storeFrom(this.checkpoints[0]);
     }
     if (this.stableCount - this.base >= maxStableBehind) this.foldStable();
     if (this.storedSince >= compactAfterMessages) this.compact();
@@ -176,14 +185,26 @@ export class ChatReplica {
     }
   }
 
-  /** Append the newly stable messages' appends to the history store, in order. */
-  private storeStable(stable: readonly Message[]): void {
-    for (const m of stable) {
-      const op = operationOf(m);
-      if (op?.op !== 'append') continue;
-      this.store.append(op.group, appendedMessage(op, m));
-      this.storedGroups.add(op.group);
-      this.storedSince++;
+  /** Note the groups the newly stable messages (from order position `at` on) append to. */
+  private noteUnstored(stable: readonly Message[], at: number): void {
+    for (let i = 0; i < stable.length; i++) {
+      const op = operationOf(stable[i]);
+      if (op?.op === 'append') this.unstored.set(op.group, at + i);
+    }
+  }
+
+  /** Append to the history store what a state of stable messages only holds past it, group by group. */
+  private storeFrom({ at, state }: Checkpoint): void {
+    for (const [name, last] of this.unstored) {
+      const group = state.groups[name];
+      const from = this.store.count(name);
+      const to = messageCount(group);
+      if (to > from) {
+        for (const m of group.tail.slice(from - group.stored, to - group.stored)) this.store.append(name, m);
+        this.storedGroups.add(name);
+        this.storedSince += to - from;
+      }
+      if (last < at) this.unstored.delete(name);
     }
   }
 

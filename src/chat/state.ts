@@ -237,7 +237,7 @@ export function refusalOf(state: ChatState | Draft<ChatState>, m: Message, store
 }
 
 /** The message an append operation adds: the id of its broadcast message, the user and text of the operation. */
-export function appendedMessage(op: { readonly user: string; readonly text: string }, m: MessageId): ChatMessage {
+function appendedMessage(op: { readonly user: string; readonly text: string }, m: MessageId): ChatMessage {
   return { ts: m.ts, sender: m.sender, user: op.user, text: op.text };
 }
 

@@ -15,7 +15,8 @@
 import type { Message } from '../broadcast/types.js';
 import type { ChatOp } from '../chat/operations.js';
 import { likeRefusal } from '../chat/rules.js';
-import { canonicalJson, lastMessages, plainChatState } from '../chat/state.js';
+import { applyMessages, canonicalJson, emptyChatState, lastMessages, plainChatState } from '../chat/state.js';
+import type { StoredHistory } from '../chat/historyStore.js';
 import { SimCluster, SimulationFailure, type SimBroken } from './cluster.js';
 import { Random } from './random.js';
 
@@ -170,6 +171,15 @@ function clientOperation(cluster: SimCluster, users: SimUser[], stats: Simulatio
     if (!cluster.submit(server, op, () => stats.confirmed++)) return;
     cluster.log(`client ${user.name} at ${server}: ${op.op}${'group' in op ? ` ${op.group}` : ''}`);
   };
+  // Sometimes the client also sends the request again, same request id, through another server (as after losing the answer): applied once.
+  const submitWithRetry = (server: number, op: ChatOp & { rid: string }) => {
+    submit(server, op);
+    const others = cluster.servers.filter((x) => x.up && x.id !== server).map((x) => x.id);
+    if (others.length === 0 || !random.chance(0.1)) return;
+    const retryAt = random.pick(others);
+    submit(retryAt, op);
+    cluster.log(`client ${user.name} retried ${op.rid} at ${retryAt}`);
+  };
   if (!user.session) {
     const up = cluster.servers.filter((x) => x.up).map((x) => x.id);
     if (up.length === 0) return;
@@ -181,7 +191,7 @@ function clientOperation(cluster: SimCluster, users: SimUser[], stats: Simulatio
   const { id: session, server } = user.session;
   const roll = random.next();
   if (roll < 0.5 && user.group) {
-    submit(server, { op: 'append', session, user: user.name, group: user.group, text: `t${stats.operations}` });
+    submitWithRetry(server, { op: 'append', session, user: user.name, group: user.group, text: `t${stats.operations}`, rid: `r${stats.operations}` });
   } else if (roll < 0.8 && user.group) {
     const port = cluster.server(server).port!;
     // A message the user may like, or may unlike: never their own. Read from the store as much as from the tail.
@@ -191,7 +201,7 @@ function clientOperation(cluster: SimCluster, users: SimUser[], stats: Simulatio
     if (candidates.length === 0) return;
     const { message: target, likes } = random.pick(candidates);
     const like = !likes.includes(user.name);
-    submit(server, { op: like ? 'like' : 'unlike', user: user.name, group: user.group, message: { ts: target.ts, sender: target.sender } });
+    submitWithRetry(server, { op: like ? 'like' : 'unlike', user: user.name, group: user.group, message: { ts: target.ts, sender: target.sender }, rid: `r${stats.operations}` });
   } else if (roll < 0.9) {
     user.group = random.pick(groups);
     submit(server, { op: 'join', session, user: user.name, group: user.group });
@@ -229,6 +239,10 @@ function checkConverged(cluster: SimCluster, stats: SimulationStats): void {
   // The digest covers the order; the states themselves, read back from each server's history files, must agree too.
   const states = new Set(cluster.servers.map((server) => canonicalJson(plainChatState(server.app!.replica.shown, server.app!.store))));
   if (states.size !== 1) throw cluster.failure(`chat states differ after convergence, with the same order (digest ${[...digests][0]})`);
+  // And they must be the state of the final order applied at once in memory, with no history store, checkpoint or snapshot in between.
+  const expected = canonicalJson(plainChatState(applyMessages(emptyChatState, reference, inMemory), inMemory));
+  const [shown] = states;
+  if (shown !== expected) throw cluster.failure(`the chat state every server shows is not the final order's (digest ${[...digests][0]}): ${firstDifferenceOf(shown, expected)}`);
   const count = new Map<string, number>();
   const payloads = new Map<string, string>();
   for (const m of reference) {
@@ -245,4 +259,15 @@ function checkConverged(cluster: SimCluster, stats: SimulationStats): void {
   }
   stats.stableMessages = reference.length;
   stats.storedMessages = Object.values(cluster.servers[0].app!.replica.shown.groups).reduce((total, group) => total + group.stored, 0);
+}
+
+/** A state that never compacts reads nothing from a store. */
+const inMemory: StoredHistory = { read: () => [], find: () => undefined };
+
+/** Where two JSON texts part, with a little of each: enough to see which message or like differs. */
+function firstDifferenceOf(shown: string, expected: string): string {
+  let i = 0;
+  while (i < shown.length && shown[i] === expected[i]) i++;
+  const around = (text: string) => text.slice(Math.max(0, i - 80), i + 80);
+  return `shown ...${around(shown)}... expected ...${around(expected)}...`;
 }
