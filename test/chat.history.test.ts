@@ -37,6 +37,11 @@ describe('chat history tail', () => {
           expect(history.slice(from, from + 300)).to.deep.equal(model.slice(from, from + 300));
           for (const [index, m] of model.entries()) if (index % 37 === 0 || index === model.length - 1) expect(history.find(m)).to.deep.equal({ index, message: m });
           expect(history.find({ ts: ts + 1, sender: 1 })).to.equal(undefined);
+          // countUpTo: at, between and around the messages' ids.
+          const bound = model.length === 0 ? { ts: 1, sender: 1 } : { ts: model[from].ts, sender: probe % 4 };
+          expect(history.countUpTo(bound)).to.equal(model.filter((m) => m.ts < bound.ts || (m.ts === bound.ts && m.sender <= bound.sender)).length);
+          expect(history.countUpTo({ ts: 0, sender: 0 })).to.equal(0);
+          expect(history.countUpTo({ ts: ts + 1, sender: 0 })).to.equal(model.length);
           earlier.push({ history, model });
         }
         for (const e of earlier) expect(e.history.all()).to.deep.equal(e.model);

@@ -54,7 +54,8 @@ describe('simulator', function () {
     // The executor: acting on a Ready before its records are durable.
     { broken: 'send-before-durable', catches: /reused|already left in a status|stable prefixes disagree/ },
     { broken: 'confirm-before-durable', catches: /confirmed to a client but is (different|missing) in the final order/ },
-    { broken: 'apply-before-durable', catches: /applied messages up to ts \d+ as stable, but restarts with clock \d+/ },
+    // Rare: it takes a crash between the step that raised the clock and that clock's fsync (first caught at seed 45 today).
+    { broken: 'apply-before-durable', catches: /applied messages up to ts \d+ as stable, but restarts with clock \d+/, seeds: 100 },
     // The log files: the snapshot's rename not made durable before the old journal goes.
     { broken: 'snapshot-rename-not-durable', catches: /restarts with clock|already left in a status|reused|confirmed to a client|cannot open its log files/ },
     // The history segments: not made durable before a snapshot counts them; a torn tail kept past the counts.
@@ -62,16 +63,18 @@ describe('simulator', function () {
     { broken: 'history-tail-kept', catches: /history.*jsonl:\d+: not a history record|chat states differ after convergence/ },
   ] as const;
 
-  for (const { broken, catches } of variants) {
-    it(`catches the broken variant "${broken}" within 40 seeds, printing the seed's trace`, () => {
-      for (let seed = 1; seed <= 40; seed++) {
+  for (const variant of variants) {
+    const { broken, catches } = variant;
+    const seeds = 'seeds' in variant ? variant.seeds : 40;
+    it(`catches the broken variant "${broken}" within ${seeds} seeds, printing the seed's trace`, () => {
+      for (let seed = 1; seed <= seeds; seed++) {
         const result = runSimulation({ seed, broken });
         if (result.ok) continue;
         expect(result.failure).to.match(catches);
         expect(result.failure).to.match(/last events:\n\[\d+\.\d ms\] /);
         return;
       }
-      expect.fail(`the simulator did not catch "${broken}" in 40 seeds`);
+      expect.fail(`the simulator did not catch "${broken}" in ${seeds} seeds`);
     });
   }
 });

@@ -127,6 +127,20 @@ export class History {
     return undefined;
   }
 
+  /** How many messages come at or before `id` in the order: a binary search over the chunks, then within one. */
+  countUpTo(id: MessageId): number {
+    let lo = 0;
+    let hi = this.chunks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (compareOrder(this.chunks[mid][0], id) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo === 0) return 0;
+    const chunk = this.chunks[lo - 1];
+    return this.startOf(lo - 1) + countAtOrBefore(chunk, id);
+  }
+
   /** The first message, if any. */
   first(): ChatMessage | undefined {
     return this.chunks[0]?.[0];
@@ -189,4 +203,16 @@ function indexIn(chunk: readonly MessageId[], id: MessageId): number | undefined
     else lo = mid + 1;
   }
   return undefined;
+}
+
+/** How many of a sorted chunk's messages come at or before `id`. */
+function countAtOrBefore(chunk: readonly MessageId[], id: MessageId): number {
+  let lo = 0;
+  let hi = chunk.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareOrder(chunk[mid], id) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }

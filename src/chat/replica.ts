@@ -17,18 +17,20 @@
  * after it, and the shown state is rebuilt from the one before it: from the
  * previous step's, in steady state, not from the stable state.
  *
- * The history store is filled from the first checkpoint's state, whose
- * messages are all stable: each group's messages past what the store holds
- * are appended, in order. So the store holds exactly the history the state
+ * The history store is filled from a checkpoint's state: each group's
+ * messages past what the store holds, up to the last stable message, are
+ * appended in order. So the store holds exactly the history the state
  * machine built (an append retried with its request id whose original came
- * first never entered it), never a copy of the rule deciding that; it trails
- * the stable point by at most the stretch to the first checkpoint. Every so
+ * first never entered it), never a copy of the rule deciding that. The last
+ * checkpoint nearly always covers the stable point (the shown state is read
+ * every step); when a late message just dropped it, the store trails until
+ * the next read or fold. Every so
  * often (compact) the checkpoints' tails give up what the store now holds,
  * so memory holds the tentative suffix and a bounded stretch of stable
  * messages, not the history.
  */
 import type { OrderChange } from '../broadcast/orderedLog.js';
-import type { Message } from '../broadcast/types.js';
+import type { Message, MessageId } from '../broadcast/types.js';
 import { invariant } from '../errors.js';
 import type { HistoryStore } from './historyStore.js';
 import { applyMessages, compactState, messageCount, operationOf, refusalOf, type ChatState, type OperationRefusal } from './state.js';
@@ -84,7 +86,7 @@ export class ChatReplica {
     const state = applyMessages(first.state, this.log.slice(0, behind), this.store);
     this.log.splice(0, behind);
     this.checkpoints[0] = { at: this.stableCount, state };
-    this.storeFrom(this.checkpoints[0]);
+    this.storeStable();
     return state;
   }
 
@@ -160,8 +162,8 @@ export class ChatReplica {
     if (passed > 0) {
       this.log.splice(0, this.checkpoints[passed].at - this.base);
       this.checkpoints.splice(0, passed);
-      this.storeFrom(this.checkpoints[0]);
     }
+    this.storeStable();
     if (this.stableCount - this.base >= maxStableBehind) this.foldStable();
     if (this.storedSince >= compactAfterMessages) this.compact();
   }
@@ -193,18 +195,28 @@ export class ChatReplica {
     }
   }
 
-  /** Append to the history store what a state of stable messages only holds past it, group by group. */
-  private storeFrom({ at, state }: Checkpoint): void {
+  /** Append to the history store the stable messages a checkpoint's state holds past it: the last checkpoint's, up to the stable point. */
+  private storeStable(): void {
+    if (this.unstored.size === 0) return;
+    const last = this.lastCheckpoint;
+    // Only the first checkpoint can be at or before the stable point: all of its messages are stable.
+    if (last.at <= this.stableCount) return this.storeFrom(last.state, last.at);
+    if (this.stableCount === this.base) return this.storeFrom(this.checkpoints[0].state, this.base);
+    this.storeFrom(last.state, this.stableCount, this.log[this.stableCount - 1 - this.base]);
+  }
+
+  /** Each unstored group's messages in `state` past what the store holds, up to order position `upTo` (up to message `bound`, when the state holds more). */
+  private storeFrom(state: ChatState, upTo: number, bound?: MessageId): void {
     for (const [name, last] of this.unstored) {
       const group = state.groups[name];
       const from = this.store.count(name);
-      const to = messageCount(group);
+      const to = group && bound ? group.stored + group.tail.countUpTo(bound) : messageCount(group);
       if (to > from) {
         for (const m of group.tail.slice(from - group.stored, to - group.stored)) this.store.append(name, m);
         this.storedGroups.add(name);
         this.storedSince += to - from;
       }
-      if (last < at) this.unstored.delete(name);
+      if (last < upTo) this.unstored.delete(name);
     }
   }
 
