@@ -1,10 +1,13 @@
 /** What tools/chaos checks in a final history against what its clients were told (src/tools/chaosChecks.ts). */
 import { expect } from 'chai';
-import { historyViolations, type ClientRecord, type FinalMessage, type LikeOp } from '../src/tools/chaosChecks.js';
+import { historyViolations as check, type ClientRecord, type FinalMessage, type LikeOp } from '../src/tools/chaosChecks.js';
 
 const message = (id: string, user: string, text: string, likes: string[] = []): FinalMessage => ({ id, user, text, likes });
-const likeOp = (id: string, user: string, target: string, targetText: string, like = true): LikeOp => ({ id, user, target, targetText, like });
+const likeOp = (id: string, user: string, target: string, targetText: string, like = true): LikeOp => ({ id, user, target, targetText, like, rid: `${user}-L${id}` });
 const client = (record: Partial<ClientRecord>): ClientRecord => ({ appends: [], resent: [], likes: [], doubtful: new Set(), ...record });
+
+/** The checks with the final state's request log: request id -> the id of its first copy. */
+const historyViolations = (history: FinalMessage[], clients: ClientRecord[], firstCarriers: Record<string, string> = {}) => check(history, clients, (user, rid) => firstCarriers[`${user} ${rid}`]);
 
 describe('tools/chaos: the checks of a final history', () => {
   it('a history that keeps every promise has no violations', () => {
@@ -48,5 +51,17 @@ describe('tools/chaos: the checks of a final history', () => {
       'resent append "u1-5" is in the history 0 times',
       'u2 liked 12.3 ("u1-5"), which is not in the history and is no copy of a message that is',
     ]);
+  });
+
+  it('a like resent after its connection died counts at its first copy\'s place, which the request log names; forgotten there, it is in doubt', () => {
+    // u3 liked 2.1 through server 1 (6.1, answer lost), resent it through server 3 (answered 9.3, a copy without effect), and unliked it at 8.4.
+    const resent: LikeOp = { ...likeOp('9.3', 'u3', '2.1', 'u1-1'), rid: 'u3-L5', resent: true };
+    const clients = [client({ likes: [resent, likeOp('8.4', 'u3', '2.1', 'u1-1', false)] })];
+    const carriers = { 'u3 u3-L5': '6.1' };
+    expect(historyViolations([message('2.1', 'u1', 'u1-1')], clients, carriers)).to.deep.equal([]);
+    expect(historyViolations([message('2.1', 'u1', 'u1-1', ['u3'])], clients, carriers)).to.deep.equal(['u3 does not like 2.1 by its confirmed operations, the state says otherwise']);
+    // Placed at its own answer (9.3) it would come after the unlike: the opposite verdict.
+    expect(historyViolations([message('2.1', 'u1', 'u1-1')], clients, { 'u3 u3-L5': '9.3' })).to.deep.equal(['u3 likes 2.1 by its confirmed operations, the state says otherwise']);
+    expect(historyViolations([message('2.1', 'u1', 'u1-1', ['u3'])], clients, {})).to.deep.equal([]);
   });
 });

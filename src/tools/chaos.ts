@@ -13,7 +13,7 @@ import { hideBin } from 'yargs/helpers';
 import { ChorusConnection, RpcCallError } from '../client/connection.js';
 import { loadClusterConfig } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
-import type { GroupView } from '../rpc/protocol.js';
+import { RpcErrors, type GroupView } from '../rpc/protocol.js';
 import { Random } from '../sim/random.js';
 import { LocalCluster, type ServerStatus } from './clusterOps.js';
 import { historyViolations, type AckedAppend, type ClientRecord, type LikeOp } from './chaosChecks.js';
@@ -25,10 +25,15 @@ interface Tally {
   confirmed: number;
   refused: number;
   inDoubt: number;
-  /** In-doubt appends sent again, with their request id, to the next server, and acknowledged there. */
+  /** In-doubt appends, likes and unlikes sent again, with their request id, to the next server, and acknowledged there. */
   resent: number;
   reconnects: number;
 }
+
+/** The errors of the like rules (rules.ts) and of a target this server does not know. */
+const likeRuleErrors: number[] = [RpcErrors.unknownMessage, RpcErrors.ownMessage, RpcErrors.alreadyLiked, RpcErrors.notLiked];
+
+type Unanswered = { kind: 'append'; text: string } | { kind: 'like'; like: Omit<LikeOp, 'id'> };
 
 /** One scripted user, on one server at a time; moves to another when its server dies. */
 class ChaosClient implements ClientRecord {
@@ -39,8 +44,8 @@ class ChaosClient implements ClientRecord {
   readonly likes: LikeOp[] = [];
   /** (user, target) pairs with a like or unlike whose outcome is unknown (the connection died mid-call). */
   readonly doubtful = new Set<string>();
-  /** Appends whose connection died before the answer: sent again, same request id, after the next connect. */
-  private unanswered: string[] = [];
+  /** Requests whose connection died before the answer: sent again, same request id, after the next connect. */
+  private unanswered: Unanswered[] = [];
   /** Texts of appends resent and acknowledged: each must be in the history exactly once, whichever copy took effect. */
   readonly resent: string[] = [];
 
@@ -96,33 +101,47 @@ class ChaosClient implements ClientRecord {
       // The text doubles as the request id: unique per user.
       const result = await this.call(connection, 'append', { text, requestId: text });
       if (result) this.appends.push({ id: result.id, text });
-      else if (!connection.connected) this.unanswered.push(text);
+      else if (!connection.connected) this.unanswered.push({ kind: 'append', text });
       return;
     }
     const target = this.random.pick(others);
-    const like = !target.likedBy.includes(this.user);
-    const result = await this.call(connection, like ? 'like' : 'unlike', { id: target.id });
-    if (result) this.likes.push({ id: result.id, user: this.user, target: target.id, targetText: target.text, like });
-    else if (!connection.connected) this.doubtful.add(`${this.user} ${target.id}`);
+    const like: Omit<LikeOp, 'id'> = { user: this.user, target: target.id, targetText: target.text, like: !target.likedBy.includes(this.user), rid: `${this.user}-L${++this.counter}` };
+    const result = await this.call(connection, like.like ? 'like' : 'unlike', { id: target.id, requestId: like.rid });
+    if (result) this.likes.push({ ...like, id: result.id });
+    else if (!connection.connected) this.unanswered.push({ kind: 'like', like });
   }
 
-  /** Send the oldest unanswered append again, with the same request id: applied once whether or not the lost server took it. */
+  /**
+   * Send the oldest unanswered request again, with the same request id:
+   * applied once whether or not the lost server took it. A like or unlike
+   * the rules refuse here (its target not here yet, say) stays in doubt.
+   */
   private async resend(): Promise<void> {
     const connection = this.connection!;
-    const text = this.unanswered[0];
+    const request = this.unanswered[0];
     try {
-      await connection.call('append', { text, requestId: text });
+      if (request.kind === 'append') {
+        await connection.call('append', { text: request.text, requestId: request.text });
+        this.resent.push(request.text);
+      } else {
+        const { like } = request;
+        const result = await connection.call(like.like ? 'like' : 'unlike', { id: like.target, requestId: like.rid });
+        this.likes.push({ ...like, id: result.id, resent: true });
+      }
       this.unanswered.shift();
-      this.resent.push(text);
       this.tally.resent++;
     } catch (err) {
       if (!(err instanceof RpcCallError)) throw err;
-      // Lost again (tried after the next connect), or refused for now (busy, a limit): tried again later.
+      // Lost again: tried after the next connect; refused for now (busy, a limit): tried again later; a like the rules refuse here: in doubt.
+      if (request.kind === 'like' && connection.connected && likeRuleErrors.includes(err.code)) {
+        this.unanswered.shift();
+        this.doubtful.add(`${request.like.user} ${request.like.target}`);
+      }
     }
   }
 
   /** Call; undefined when refused (counted) or lost with the connection (in doubt). */
-  private async call(connection: ChorusConnection, ...[method, params]: ['append', { text: string; requestId: string }] | ['like' | 'unlike', { id: string }]): Promise<{ id: string } | undefined> {
+  private async call(connection: ChorusConnection, ...[method, params]: ['append', { text: string; requestId: string }] | ['like' | 'unlike', { id: string; requestId: string }]): Promise<{ id: string } | undefined> {
     try {
       const result = await connection.call(method, params);
       this.tally.confirmed++;
@@ -212,7 +231,9 @@ function checkInvariants(cluster: LocalCluster, statuses: ServerStatus[], client
     if (files.digest !== status.digest) violations.push(`server ${status.id}: log files hold state ${files.digest}, the daemon shows ${status.digest}`);
     if (files.messages.length > 0) violations.push(`server ${status.id}: log files still hold ${files.messages.length} messages after garbage collection`);
     const history = files.chat.groups[group]?.messages ?? [];
-    violations.push(...historyViolations(history, clients).map((v) => `server ${status.id}: ${v}`));
+    const requests = files.chat.requests;
+    const firstCarrier = (user: string, rid: string) => requests[user]?.ids[rid];
+    violations.push(...historyViolations(history, clients, firstCarrier).map((v) => `server ${status.id}: ${v}`));
   }
   return violations;
 }
@@ -316,7 +337,7 @@ async function main(): Promise<void> {
     const f = Object.entries(report.faults).map(([k, v]) => `${v} ${k}`).join(', ') || 'none';
     const o = report.operations;
     console.log(`faults injected: ${f}`);
-    console.log(`operations: ${o.attempted} attempted, ${o.confirmed} confirmed (${report.appendsConfirmed} appends, ${report.likesConfirmed} likes/unlikes), ${o.refused} refused, ${o.inDoubt} in doubt (connection lost), ${o.resent} of them appends resent with their request id, ${o.reconnects} connections`);
+    console.log(`operations: ${o.attempted} attempted, ${o.confirmed} confirmed (${report.appendsConfirmed} appends, ${report.likesConfirmed} likes/unlikes), ${o.refused} refused, ${o.inDoubt} in doubt (connection lost), ${o.resent} of them resent with their request id, ${o.reconnects} connections`);
     console.log(`converged ${report.convergeMs} ms after the heal; state digest ${report.digest}`);
     console.log(report.violations.length === 0 ? 'no violations' : `VIOLATIONS:\n${report.violations.map((v) => `  ${v}`).join('\n')}`);
   }

@@ -21,7 +21,14 @@ export interface LikeOp {
   /** The target's text as the client saw it. */
   readonly targetText: string;
   readonly like: boolean;
+  /** Its request id. */
+  readonly rid: string;
+  /** Sent again after its connection died: its place in the order is its first copy's, which the final state's request log names. */
+  readonly resent?: boolean;
 }
+
+/** The id of the message that first carried a user's request id, as the final state remembers it (its recent requests only). */
+export type FirstCarrier = (user: string, rid: string) => string | undefined;
 
 /** What one scripted client was told. */
 export interface ClientRecord {
@@ -41,7 +48,7 @@ export interface FinalMessage {
 }
 
 /** Every way the history breaks what the clients were told, as sentences; empty when it keeps every promise. */
-export function historyViolations(history: readonly FinalMessage[], clients: readonly ClientRecord[]): string[] {
+export function historyViolations(history: readonly FinalMessage[], clients: readonly ClientRecord[], firstCarrier: FirstCarrier): string[] {
   const byId = new Map(history.map((m) => [m.id, m]));
   const texts = new Map<string, number>();
   for (const m of history) texts.set(m.text, (texts.get(m.text) ?? 0) + 1);
@@ -55,15 +62,22 @@ export function historyViolations(history: readonly FinalMessage[], clients: rea
     // Resent with its request id and acknowledged: in the history once, whether the lost server had taken it or not.
     for (const text of client.resent) if (texts.get(text) !== 1) violations.push(`resent append "${text}" is in the history ${texts.get(text) ?? 0} times`);
   }
-  violations.push(...likeViolations(byId, texts, clients));
+  violations.push(...likeViolations(byId, texts, clients, firstCarrier));
   return violations;
 }
 
-function likeViolations(byId: ReadonlyMap<string, FinalMessage>, texts: ReadonlyMap<string, number>, clients: readonly ClientRecord[]): string[] {
+function likeViolations(byId: ReadonlyMap<string, FinalMessage>, texts: ReadonlyMap<string, number>, clients: readonly ClientRecord[], firstCarrier: FirstCarrier): string[] {
   const violations: string[] = [];
-  const order = (id: string) => parseMessageId(id) ?? { ts: 0, sender: 0 };
-  const ops = clients.flatMap((c) => c.likes).sort((x, y) => compareOrder(order(x.id), order(y.id)));
   const doubtful = new Set(clients.flatMap((c) => [...c.doubtful]));
+  // A resent like takes effect (or not) at its first copy's place; if the state no longer remembers which, its pair is in doubt.
+  const placed = clients.flatMap((c) => c.likes).flatMap((op) => {
+    if (!op.resent) return [op];
+    const first = firstCarrier(op.user, op.rid);
+    if (first === undefined) doubtful.add(`${op.user} ${op.target}`);
+    return first === undefined ? [] : [{ ...op, id: first }];
+  });
+  const order = (id: string) => parseMessageId(id) ?? { ts: 0, sender: 0 };
+  const ops = placed.sort((x, y) => compareOrder(order(x.id), order(y.id)));
   const expected = new Map<string, boolean>();
   for (const op of ops) {
     const pair = `${op.user} ${op.target}`;
