@@ -70,6 +70,8 @@ class ChaosClient implements ClientRecord {
       await sleep(pauseMs);
     }
     this.connection?.close();
+    // Never answered: whether a lost server took them is unknown.
+    for (const request of this.unanswered) if (request.kind === 'like') this.doubtful.add(`${request.like.user} ${request.like.target}`);
   }
 
   private async connect(): Promise<void> {
