@@ -8,7 +8,7 @@ import { encodeOp, type ChatOp } from '../src/chat/operations.js';
 import { ChatApp } from '../src/chat/chatApp.js';
 import { HistoryStore, type StoredHistory } from '../src/chat/historyStore.js';
 import { ChatReplica } from '../src/chat/replica.js';
-import { applyMessages as applyWithStore, canonicalJson, emptyChatState, messageCount, messageRange, plainChatState, restoreChatState, type ChatState, type ChatStateJson, type Group } from '../src/chat/state.js';
+import { applyMessages as applyWithStore, canonicalJson, emptyChatState, maxRequestsPerUser, messageCount, messageRange, originalRequest, plainChatState, restoreChatState, type ChatState, type ChatStateJson, type Group } from '../src/chat/state.js';
 import { SimFileSystem } from '../src/sim/simFileSystem.js';
 
 /** No stored history: these states never compact into a store. */
@@ -107,6 +107,31 @@ describe('chat state machine: the rules', () => {
     const retried = (sender: number) => msg(sender, { op: 'append', session: 's1', user: 'alice', group: 'g', text: 'hi', rid: 'r1' });
     const state = applyMessages(emptyChatState, [join('s1', 'alice', 'g'), retried(1), retried(3), like('bob', 'g', '3.3')]);
     expect(messagesOf(state.groups.g).map((m) => [`${m.ts}.${m.sender}`, m.text, m.likes])).to.deep.equal([['2.1', 'hi', []]]);
+  });
+
+  it('a user\'s last 1,000 request ids at least are remembered (a retry of one is applied once); a request copies one small bucket, not the log', () => {
+    const request = (rid: string, text = rid) => msg(1, { op: 'append', session: 's1', user: 'alice', group: 'g', text, rid });
+    const texts = (state: ChatState) => messagesOf(state.groups.g).map((m) => m.text);
+    let state = applyMessages(emptyChatState, [join('s1', 'alice', 'g'), request('first')]);
+    for (let i = 0; i < maxRequestsPerUser; i++) state = applyMessages(state, [request(`r${i}`)]);
+    expect(texts(applyMessages(state, [request('first', 'again')])).filter((t) => t === 'again')).to.deep.equal([]);
+    expect(originalRequest(state, 'alice', 'first')).to.deep.equal({ id: '2.1' });
+    // Past a bucket more, the oldest ids are forgotten: a retry that late is applied again.
+    for (let i = 0; i < 100; i++) state = applyMessages(state, [request(`s${i}`)]);
+    expect(originalRequest(state, 'alice', 'first')).to.equal(undefined);
+    expect(texts(applyMessages(state, [request('first', 'again')]))).to.include('again');
+    // One more request: every bucket but the last is shared with the state before.
+    const next = applyMessages(state, [request('one more')]);
+    const [before, after] = [state, next].map((x) => x.requests.alice.buckets);
+    expect(after.slice(0, -1).filter((bucket, i) => bucket !== before[i])).to.deep.equal([]);
+  });
+
+  it('a snapshot\'s request log from before the buckets is read: its ids are still remembered, with their outcome', () => {
+    const old = { groups: {}, sessions: {}, requests: { alice: { ids: { a: '5.1', b: '6.2' }, refused: { b: 'already-liked' }, order: ['a', 'b'] } } };
+    const state = restoreChatState(old as unknown as ChatStateJson);
+    expect(originalRequest(state, 'alice', 'a')).to.deep.equal({ id: '5.1' });
+    expect(originalRequest(state, 'alice', 'b')).to.deep.equal({ id: '6.2', refused: 'already-liked' });
+    expect(plainChatState(state, noStoredHistory).requests).to.deep.equal({ alice: { a: { id: '5.1' }, b: { id: '6.2', refused: 'already-liked' } } });
   });
 
   it('same-named groups created on both sides of a partition are one group', () => {

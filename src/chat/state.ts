@@ -19,13 +19,32 @@ import { likeRefusal, type LikeRefusal } from './rules.js';
 /** Why an operation had no effect in the total order. */
 export type OperationRefusal = LikeRefusal | 'message-unknown' | 'duplicate-request' | 'not-an-operation';
 
-/** A user's request ids remembered (the oldest forgotten first): a retry after more than this many newer requests is applied again. */
+/** A user's request ids remembered: at least this many of the latest (at most a bucket more); a retry after more newer requests may be applied again. */
 export const maxRequestsPerUser = 1000;
+/**
+ * Request ids are remembered in buckets, the oldest bucket dropped whole:
+ * so a request changes one small bucket, never a list of a thousand (which
+ * immer would copy, or walk element by element on a shift, every time).
+ */
+const requestBucketSize = 100;
+const requestBuckets = Math.ceil(maxRequestsPerUser / requestBucketSize) + 1;
 
-/** A user's recent request ids: each with the id ("<ts>.<sender>") of the message that carried it first, oldest first. */
+/** A user's recent request ids, in buckets, oldest first. */
 export interface RequestLog {
+  readonly buckets: readonly RequestBucket[];
+}
+
+/** Up to requestBucketSize request ids: each with the id ("<ts>.<sender>") of the message that carried it first. */
+export interface RequestBucket {
+  readonly size: number;
   readonly ids: Readonly<Record<string, string>>;
   /** The rule each refused one broke (absent: it took effect): a retry's answer is the original outcome. */
+  readonly refused?: Readonly<Record<string, string>>;
+}
+
+/** A user's request log as snapshots from before the buckets held it. */
+interface OldRequestLog {
+  readonly ids: Readonly<Record<string, string>>;
   readonly refused?: Readonly<Record<string, string>>;
   readonly order: readonly string[];
 }
@@ -83,7 +102,7 @@ export interface ChatStateJson {
   readonly groups: Readonly<Record<string, GroupJson>>;
   readonly sessions: Readonly<Record<string, string>>;
   /** Absent in snapshots from before request ids. */
-  readonly requests?: Readonly<Record<string, RequestLog>>;
+  readonly requests?: Readonly<Record<string, RequestLog | OldRequestLog>>;
 }
 
 /** A group as a snapshot holds it; older snapshots held the whole history, with each message's likes (`history` or `chunks`). */
@@ -120,10 +139,23 @@ export function restoreChatState(saved: ChatStateJson): ChatState {
   return {
     groups: dict(Object.entries(saved.groups).map(([name, group]) => [name, restoreGroup(group)] as const)),
     sessions: dict(Object.entries(saved.sessions)),
-    requests: dict(
-      Object.entries(saved.requests ?? {}).map(([user, log]) => [user, { ids: dict(Object.entries(log.ids)), ...(log.refused ? { refused: dict(Object.entries(log.refused)) } : {}), order: log.order }] as const),
-    ),
+    requests: dict(Object.entries(saved.requests ?? {}).map(([user, log]) => [user, restoreRequestLog(log)] as const)),
   };
+}
+
+function restoreRequestLog(log: RequestLog | OldRequestLog): RequestLog {
+  if ('buckets' in log) return { buckets: log.buckets.map((b) => ({ size: b.size, ids: dict(Object.entries(b.ids)), ...(b.refused ? { refused: dict(Object.entries(b.refused)) } : {}) })) };
+  // The old flat log: its latest ids, oldest first, into buckets.
+  const buckets: { size: number; ids: Record<string, string>; refused?: Record<string, string> }[] = [];
+  for (const rid of log.order.slice(-maxRequestsPerUser)) {
+    if (buckets.length === 0 || buckets[buckets.length - 1].size >= requestBucketSize) buckets.push({ size: 0, ids: dict() });
+    const bucket = buckets[buckets.length - 1];
+    bucket.ids[rid] = log.ids[rid];
+    const refused = log.refused?.[rid];
+    if (refused !== undefined) (bucket.refused ??= dict())[rid] = refused;
+    bucket.size++;
+  }
+  return { buckets };
 }
 
 function restoreLikes(likes: Likes): Likes {
@@ -198,22 +230,26 @@ function applyOp(state: Draft<ChatState>, op: ChatOp, m: Message, edit: Edit, st
 
 /** The id of the message that first carried the user's request `rid`, if the state remembers it. */
 export function originalRequest(state: ChatState | Draft<ChatState>, user: string, rid: string): OriginalRequest | undefined {
-  const log = state.requests[user];
-  const id = log?.ids[rid];
-  if (id === undefined) return undefined;
-  const refused = log!.refused?.[rid];
-  return refused === undefined ? { id } : { id, refused };
+  const buckets = state.requests[user]?.buckets ?? [];
+  for (let i = buckets.length - 1; i >= 0; i--) {
+    const id = buckets[i].ids[rid];
+    if (id === undefined) continue;
+    const refused = buckets[i].refused?.[rid];
+    return refused === undefined ? { id } : { id, refused };
+  }
+  return undefined;
 }
 
 function rememberRequest(state: Draft<ChatState>, user: string, rid: string, m: Message, refused: OperationRefusal | undefined): void {
-  const log = (state.requests[user] ??= { ids: dict(), order: [] });
-  log.ids[rid] = formatMessageId(m);
-  if (refused !== undefined) (log.refused ??= dict())[rid] = refused;
-  log.order.push(rid);
-  if (log.order.length <= maxRequestsPerUser) return;
-  const forgotten = log.order.shift()!;
-  delete log.ids[forgotten];
-  if (log.refused) delete log.refused[forgotten];
+  const log = (state.requests[user] ??= { buckets: [] });
+  if (log.buckets.length === 0 || log.buckets[log.buckets.length - 1].size >= requestBucketSize) {
+    log.buckets.push({ size: 0, ids: dict() });
+    if (log.buckets.length > requestBuckets) log.buckets.shift();
+  }
+  const bucket = log.buckets[log.buckets.length - 1];
+  bucket.ids[rid] = formatMessageId(m);
+  if (refused !== undefined) (bucket.refused ??= dict())[rid] = refused;
+  bucket.size++;
 }
 
 /** Why the operation has no effect when applied to `state` (the rule it breaks), or undefined when it takes effect. */
@@ -388,12 +424,25 @@ export interface PlainMessage {
 export function plainChatState(
   state: ChatState,
   stored: StoredHistory,
-): { groups: Record<string, { name: string; members: Record<string, Member>; messages: PlainMessage[] }>; sessions: Record<string, string>; requests: Record<string, RequestLog> } {
+): { groups: Record<string, { name: string; members: Record<string, Member>; messages: PlainMessage[] }>; sessions: Record<string, string>; requests: Record<string, Record<string, OriginalRequest>> } {
   const plain = ({ message: m, likes }: ShownMessage): PlainMessage => ({ id: formatMessageId(m), user: m.user, server: m.sender, text: m.text, likes });
   const groups = dict(
     Object.entries(state.groups).map(([name, group]) => [name, { name, members: dict(Object.entries(group.members)), messages: messageRange(group, 0, messageCount(group), stored).map(plain) }] as const),
   );
-  return { groups, sessions: dict(Object.entries(state.sessions)), requests: dict(Object.entries(state.requests)) };
+  const requests = dict(Object.entries(state.requests).map(([user, log]) => [user, plainRequests(log)] as const));
+  return { groups, sessions: dict(Object.entries(state.sessions)), requests };
+}
+
+/** A user's remembered request ids, each with its first message's id and the rule it broke if refused. */
+function plainRequests(log: RequestLog): Record<string, OriginalRequest> {
+  const plain = dict<OriginalRequest>();
+  for (const bucket of log.buckets) {
+    for (const [rid, id] of Object.entries(bucket.ids)) {
+      const refused = bucket.refused?.[rid];
+      plain[rid] = refused === undefined ? { id } : { id, refused };
+    }
+  }
+  return plain;
 }
 
 /** Canonical JSON (sorted keys): equal states give equal text. */

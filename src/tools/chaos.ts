@@ -234,7 +234,7 @@ function checkInvariants(cluster: LocalCluster, statuses: ServerStatus[], client
     if (files.messages.length > 0) violations.push(`server ${status.id}: log files still hold ${files.messages.length} messages after garbage collection`);
     const history = files.chat.groups[group]?.messages ?? [];
     const requests = files.chat.requests;
-    const firstCarrier = (user: string, rid: string) => requests[user]?.ids[rid];
+    const firstCarrier = (user: string, rid: string) => requests[user]?.[rid]?.id;
     violations.push(...historyViolations(history, clients, firstCarrier).map((v) => `server ${status.id}: ${v}`));
   }
   return violations;
