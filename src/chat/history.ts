@@ -129,16 +129,10 @@ export class History {
 
   /** How many messages come at or before `id` in the order: a binary search over the chunks, then within one. */
   countUpTo(id: MessageId): number {
-    let lo = 0;
-    let hi = this.chunks.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareOrder(this.chunks[mid][0], id) <= 0) lo = mid + 1;
-      else hi = mid;
-    }
-    if (lo === 0) return 0;
-    const chunk = this.chunks[lo - 1];
-    return this.startOf(lo - 1) + countAtOrBefore(chunk, id);
+    const chunks = countWhile(this.chunks.length, (c) => compareOrder(this.chunks[c][0], id) <= 0);
+    if (chunks === 0) return 0;
+    const chunk = this.chunks[chunks - 1];
+    return this.startOf(chunks - 1) + countWhile(chunk.length, (i) => compareOrder(chunk[i], id) <= 0);
   }
 
   /** The first message, if any. */
@@ -205,13 +199,13 @@ function indexIn(chunk: readonly MessageId[], id: MessageId): number | undefined
   return undefined;
 }
 
-/** How many of a sorted chunk's messages come at or before `id`. */
-function countAtOrBefore(chunk: readonly MessageId[], id: MessageId): number {
+/** How many of the first indexes 0..n-1 pass `test`, which holds for a prefix of them: a binary search. */
+function countWhile(n: number, test: (i: number) => boolean): number {
   let lo = 0;
-  let hi = chunk.length;
+  let hi = n;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (compareOrder(chunk[mid], id) <= 0) lo = mid + 1;
+    if (test(mid)) lo = mid + 1;
     else hi = mid;
   }
   return lo;

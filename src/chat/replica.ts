@@ -24,10 +24,9 @@
  * first never entered it), never a copy of the rule deciding that. The last
  * checkpoint nearly always covers the stable point (the shown state is read
  * every step); when a late message just dropped it, the store trails until
- * the next read or fold. Every so
- * often (compact) the checkpoints' tails give up what the store now holds,
- * so memory holds the tentative suffix and a bounded stretch of stable
- * messages, not the history.
+ * the next read or fold. Every so often (compact) the checkpoints' tails
+ * give up what the store now holds, so memory holds the tentative suffix
+ * and a bounded stretch of stable messages, not the history.
  */
 import type { OrderChange } from '../broadcast/orderedLog.js';
 import type { Message, MessageId } from '../broadcast/types.js';

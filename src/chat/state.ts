@@ -146,15 +146,8 @@ export function restoreChatState(saved: ChatStateJson): ChatState {
 function restoreRequestLog(log: RequestLog | OldRequestLog): RequestLog {
   if ('buckets' in log) return { buckets: log.buckets.map((b) => ({ size: b.size, ids: dict(Object.entries(b.ids)), ...(b.refused ? { refused: dict(Object.entries(b.refused)) } : {}) })) };
   // The old flat log: its latest ids, oldest first, into buckets.
-  const buckets: { size: number; ids: Record<string, string>; refused?: Record<string, string> }[] = [];
-  for (const rid of log.order.slice(-maxRequestsPerUser)) {
-    if (buckets.length === 0 || buckets[buckets.length - 1].size >= requestBucketSize) buckets.push({ size: 0, ids: dict() });
-    const bucket = buckets[buckets.length - 1];
-    bucket.ids[rid] = log.ids[rid];
-    const refused = log.refused?.[rid];
-    if (refused !== undefined) (bucket.refused ??= dict())[rid] = refused;
-    bucket.size++;
-  }
+  const buckets: Draft<RequestBucket>[] = [];
+  for (const rid of log.order.slice(-maxRequestsPerUser)) addRequest(buckets, rid, log.ids[rid], log.refused?.[rid]);
   return { buckets };
 }
 
@@ -241,13 +234,17 @@ export function originalRequest(state: ChatState | Draft<ChatState>, user: strin
 }
 
 function rememberRequest(state: Draft<ChatState>, user: string, rid: string, m: Message, refused: OperationRefusal | undefined): void {
-  const log = (state.requests[user] ??= { buckets: [] });
-  if (log.buckets.length === 0 || log.buckets[log.buckets.length - 1].size >= requestBucketSize) {
-    log.buckets.push({ size: 0, ids: dict() });
-    if (log.buckets.length > requestBuckets) log.buckets.shift();
+  addRequest((state.requests[user] ??= { buckets: [] }).buckets, rid, formatMessageId(m), refused);
+}
+
+/** Add a request id to the newest bucket, opening a new one when it is full and dropping the oldest past requestBuckets. */
+function addRequest(buckets: Draft<RequestBucket>[], rid: string, id: string, refused: string | undefined): void {
+  if (buckets.length === 0 || buckets[buckets.length - 1].size >= requestBucketSize) {
+    buckets.push({ size: 0, ids: dict() });
+    if (buckets.length > requestBuckets) buckets.shift();
   }
-  const bucket = log.buckets[log.buckets.length - 1];
-  bucket.ids[rid] = formatMessageId(m);
+  const bucket = buckets[buckets.length - 1];
+  bucket.ids[rid] = id;
   if (refused !== undefined) (bucket.refused ??= dict())[rid] = refused;
   bucket.size++;
 }
