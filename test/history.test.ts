@@ -193,4 +193,22 @@ describe('a long history, a page at a time', function () {
     await cluster.waitFor(() => cluster.converged(), 20_000, 'stable after the heal');
     expect((await writer.call('history', {})).messages.map((m) => m.stable)).to.deep.equal([true, true]);
   });
+
+  it('a change that only moves the stable point is pushed: a partitioned writer\'s two tentative messages are pushed as stable after the heal, with nothing else written', async () => {
+    const cluster = await chat.create(5, { timers: fastTimers });
+    const writer = await chat.raw(1);
+    await cluster.waitFor(() => cluster.converged(), 20_000, 'a settled cluster');
+    cluster.partition([[1], [2, 3, 4, 5]]);
+    await writer.call('user', { name: 'sol' });
+    await writer.call('join', { group: 'solo' });
+    const answers = [await writer.call('append', { text: 'one' }), await writer.call('append', { text: 'two' })];
+    expect(answers.map((a) => a.tentative)).to.deep.equal([true, true]);
+    await waitUntil(() => writer.pushes.some((p) => p.params.messages.length === 2), 5_000, 'the push with both messages');
+    expect(writer.pushes.at(-1)!.params.messages.map((m) => m.stable)).to.deep.equal([false, false]);
+    const pushesBefore = writer.pushes.length;
+    cluster.heal();
+    await waitUntil(() => writer.pushes.slice(pushesBefore).some((p) => p.params.messages.every((m) => m.stable)), 5_000, 'a push marking both stable');
+    const marks = writer.pushes.slice(pushesBefore).find((p) => p.params.messages.every((m) => m.stable))!.params;
+    expect(marks.messages.map((m) => m.text)).to.deep.equal(['one', 'two']);
+  });
 });

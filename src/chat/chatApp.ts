@@ -52,8 +52,8 @@ export class ChatApp implements Application {
     this.replica.apply(ordered, stable);
     this.order.apply(undefined, stable);
     this.cachedDigest = undefined;
-    // The replica applies lazily; listeners (pushes) read the shown state when they run.
-    if (ordered) this.changed();
+    // The replica applies lazily; listeners (pushes) read the shown state when they run. A stable point that moved changes what clients see too (stable marks).
+    if (ordered || stable.length > 0) this.changed();
   }
 
   /** Participants are the members joined through servers in the view: a view change changes them. */
