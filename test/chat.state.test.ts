@@ -1,26 +1,38 @@
-/** The chat state machine: the rules of SPEC section 4, and determinism under any delivery order. */
+/** The chat state machine: the rules of the spec (section 4), and determinism under any delivery order. */
 import { expect } from 'chai';
 import fc from 'fast-check';
 import type { Message } from '../src/broadcast/types.js';
 import { OrderedLog } from '../src/broadcast/orderedLog.js';
 import { compareOrder, formatMessageId, parseMessageId } from '../src/broadcast/types.js';
+import { noStoredTargets } from '../src/chat/likes.js';
+import { canonicalJson, emptyChatState, type ChatState, type Group } from '../src/chat/model.js';
 import { encodeOp, type ChatOp } from '../src/chat/operations.js';
-import { ChatApp } from '../src/chat/chatApp.js';
-import { HistoryStore, type StoredHistory } from '../src/chat/historyStore.js';
+import { applyBatch } from '../src/chat/reducer.js';
 import { ChatReplica } from '../src/chat/replica.js';
-import { applyMessages as applyWithStore, canonicalJson, emptyChatState, maxRequestsPerUser, messageCount, messageRange, originalRequest, plainChatState, restoreChatState, type ChatState, type ChatStateJson, type Group } from '../src/chat/state.js';
+import { maxRequestsPerUser, originalRequest } from '../src/chat/requests.js';
+import { readChatSnapshot } from '../src/chat/snapshot.js';
+import { ChatApplication } from '../src/server/chatApplication.js';
+import { type StoredHistory } from '../src/server/historyStore.js';
+import { messageRange, plainChatState } from '../src/server/groupQueries.js';
+import { messageCount } from '../src/chat/model.js';
 import { SimFileSystem } from '../src/sim/simFileSystem.js';
 
 /** No stored history: these states never compact into a store. */
 const noStoredHistory: StoredHistory = { read: () => [], find: () => undefined };
 /** Apply to a state that stores nothing (nothing in these tests is compacted into a store). */
-const applyMessages = (state: ChatState, messages: readonly Message[]) => applyWithStore(state, messages, noStoredHistory);
+const applyMessages = (state: ChatState, messages: readonly Message[]) => applyBatch(state, messages, noStoredTargets).state;
 const messagesOf = (group: Group) => messageRange(group, 0, messageCount(group), noStoredHistory).map(({ message, likes }) => ({ ...message, likes }));
-/** A history store on a simulated disk, with segments of a few messages so that histories cross many. */
-export function testStore(): HistoryStore {
+/** The chat application on a simulated disk, with segments of a few messages so that histories cross many. */
+function testApp(saved?: unknown): ChatApplication {
   const fs = new SimFileSystem(() => 0, () => 0);
   fs.makeDir('/data');
-  return HistoryStore.open({ fs, dir: '/data', segmentMessages: 4 }, new Map());
+  return new ChatApplication(saved, { fs, dir: '/data', segmentMessages: 4 });
+}
+/** A snapshot's chat state read back. */
+function restoreChatState(saved: unknown): ChatState {
+  const read = readChatSnapshot({ chat: saved });
+  if (read instanceof Error) throw read;
+  return read.chat;
 }
 const plain = (state: ChatState, store = noStoredHistory) => canonicalJson(plainChatState(state, store));
 
@@ -47,7 +59,7 @@ describe('chat state machine: the rules', () => {
     const names = ['__proto__', 'constructor', 'toString', 'hasOwnProperty'];
     const ops = names.flatMap((name, i) => [join(`s${i}`, name, name), append(`s${i}`, name, name, `in ${name}`), like('other', name, `${3 * i + 2}.1`)]);
     const state = applyMessages(emptyChatState, ops);
-    const restored = restoreChatState(JSON.parse(JSON.stringify(state)) as ChatStateJson);
+    const restored = restoreChatState(JSON.parse(JSON.stringify(state)));
     for (const s of [state, restored]) {
       expect(Object.keys(s.groups).sort()).to.deep.equal([...names].sort());
       for (const name of names) {
@@ -60,14 +72,12 @@ describe('chat state machine: the rules', () => {
   });
 
   it('a snapshot from before the history store (whole history and likes inside) is read: its messages go into the store, its likes into the table', () => {
-    const fs = new SimFileSystem(() => 0, () => 0);
-    fs.makeDir('/data');
     const old = {
       groups: { g: { name: 'g', members: { s1: { user: 'alice', server: 1 } }, history: { chunks: [[{ ts: 2, sender: 1, user: 'alice', text: 'hi', likes: ['bob'] }], [{ id: '5.3', user: 'bob', text: 'yo', likes: [] }]], count: 2 } } },
       sessions: { s1: 'g' },
     };
-    const app = new ChatApp(old, { fs, dir: '/data', segmentMessages: 4 });
-    const g = app.replica.shown.groups.g;
+    const app = testApp(old);
+    const g = app.shown().groups.g;
     expect(g.stored).to.equal(2);
     expect(g.tail.count).to.equal(0);
     expect(messageRange(g, 0, 2, app.store).map(({ message, likes }) => [formatMessageId(message), message.user, message.text, likes])).to.deep.equal([
@@ -115,10 +125,10 @@ describe('chat state machine: the rules', () => {
     let state = applyMessages(emptyChatState, [join('s1', 'alice', 'g'), request('first')]);
     for (let i = 0; i < maxRequestsPerUser; i++) state = applyMessages(state, [request(`r${i}`)]);
     expect(texts(applyMessages(state, [request('first', 'again')])).filter((t) => t === 'again')).to.deep.equal([]);
-    expect(originalRequest(state, 'alice', 'first')).to.deep.equal({ id: '2.1' });
+    expect(originalRequest(state.requests, { user: 'alice', rid: 'first' })).to.deep.equal({ id: '2.1' });
     // Past a bucket more, the oldest ids are forgotten: a retry that late is applied again.
     for (let i = 0; i < 100; i++) state = applyMessages(state, [request(`s${i}`)]);
-    expect(originalRequest(state, 'alice', 'first')).to.equal(undefined);
+    expect(originalRequest(state.requests, { user: 'alice', rid: 'first' })).to.equal(undefined);
     expect(texts(applyMessages(state, [request('first', 'again')]))).to.include('again');
     // One more request: every bucket but the last is shared with the state before.
     const next = applyMessages(state, [request('one more')]);
@@ -128,9 +138,9 @@ describe('chat state machine: the rules', () => {
 
   it('a snapshot\'s request log from before the buckets is read: its ids are still remembered, with their outcome', () => {
     const old = { groups: {}, sessions: {}, requests: { alice: { ids: { a: '5.1', b: '6.2' }, refused: { b: 'already-liked' }, order: ['a', 'b'] } } };
-    const state = restoreChatState(old as unknown as ChatStateJson);
-    expect(originalRequest(state, 'alice', 'a')).to.deep.equal({ id: '5.1' });
-    expect(originalRequest(state, 'alice', 'b')).to.deep.equal({ id: '6.2', refused: 'already-liked' });
+    const state = restoreChatState(old);
+    expect(originalRequest(state.requests, { user: 'alice', rid: 'a' })).to.deep.equal({ id: '5.1' });
+    expect(originalRequest(state.requests, { user: 'alice', rid: 'b' })).to.deep.equal({ id: '6.2', refused: 'already-liked' });
     expect(plainChatState(state, noStoredHistory).requests).to.deep.equal({ alice: { a: { id: '5.1' }, b: { id: '6.2', refused: 'already-liked' } } });
   });
 
@@ -182,7 +192,7 @@ describe('chat state machine: determinism (property)', () => {
       fc.property(scenario, ([messages, deliveryOrder, steps]) => {
         const order = [...messages].sort(compareOrder);
         const reference = applyMessages(emptyChatState, order);
-        const replica = new ChatReplica(emptyChatState, testStore());
+        const app = testApp();
         // The engine's own tentative order reports each change to the replica.
         const log = new OrderedLog();
         const delivered = new Set<Message>();
@@ -200,37 +210,37 @@ describe('chat state machine: determinism (property)', () => {
           const change = log.takeChange();
           const stable = stableUpTo > stableCount ? log.takeStable(order[stableUpTo - 1].ts) : [];
           expect(stable).to.deep.equal(order.slice(stableCount, stableUpTo));
-          replica.apply(change, stable);
+          app.apply(change, stable);
           stableCount = stableUpTo;
           // Read (and so checkpoint) at some steps, as pushes to clients and snapshots do.
           const sofar = order.filter((m) => delivered.has(m));
-          // Sometimes move what the store holds out of the states first, as every few thousand stable messages.
-          if (read & 4) replica.compact();
-          if (read & 1) expect(plain(replica.shown, replica.store)).to.equal(plain(applyMessages(emptyChatState, sofar)));
-          if (read & 2) expect(plain(replica.stable, replica.store)).to.equal(plain(applyMessages(emptyChatState, order.slice(0, stableCount))));
-          expect(replica.tentativeCount).to.equal(sofar.length - stableCount);
+          // Sometimes move what the store holds out of the states first (as a snapshot does, and every few thousand stable messages).
+          if (read & 4) app.snapshot();
+          if (read & 1) expect(plain(app.shown(), app.store)).to.equal(plain(applyMessages(emptyChatState, sofar)));
+          if (read & 2) expect(plain(app.replica.stableState(), app.store)).to.equal(plain(applyMessages(emptyChatState, order.slice(0, stableCount))));
+          expect(app.replica.tentativeCount).to.equal(sofar.length - stableCount);
         }
-        expect(plain(replica.shown, replica.store)).to.equal(plain(reference));
-        replica.apply(log.takeChange(), log.takeStable(Infinity));
-        expect(plain(replica.stable, replica.store)).to.equal(plain(reference));
-        replica.compact();
-        expect(plain(replica.shown, replica.store)).to.equal(plain(reference));
+        expect(plain(app.shown(), app.store)).to.equal(plain(reference));
+        app.apply(log.takeChange(), log.takeStable(Infinity));
+        expect(plain(app.replica.stableState(), app.store)).to.equal(plain(reference));
+        app.snapshot();
+        expect(plain(app.shown(), app.store)).to.equal(plain(reference));
         // Everything stable is in the store; the state keeps no message.
-        for (const group of Object.values(replica.stable.groups)) expect(group.tail.count).to.equal(0);
-        expect(replica.tentativeCount).to.equal(0);
+        for (const group of Object.values(app.replica.stableState().groups)) expect(group.tail.count).to.equal(0);
+        expect(app.replica.tentativeCount).to.equal(0);
       }),
       { numRuns: 1000 },
     );
   });
 
   it('a late message re-applies only what was shown after it, not the whole tentative suffix', () => {
-    const replica = new ChatReplica(emptyChatState, testStore());
+    const replica = new ChatReplica(emptyChatState);
     const join = (sender: number, seq: number, ts: number): Message => ({ sender, seq, ts, payload: encodeOp({ op: 'join', session: `s${sender}`, user: 'u', group: `g${ts}` }) });
     const log = new OrderedLog();
     const deliver = (m: Message) => {
       log.insert(m);
       replica.apply(log.takeChange(), []);
-      return replica.shown;
+      return replica.shown();
     };
     // Two servers send concurrently and nothing becomes stable; each message of server 2 arrives just after
     // server 1's next one was shown, so it lands one place before the end.
@@ -238,14 +248,14 @@ describe('chat state machine: determinism (property)', () => {
       deliver(join(1, i + 1, 2 * i + 2));
       deliver(join(2, i + 1, 2 * i + 1));
     }
-    expect(replica.shown.sessions).to.deep.equal({ s1: 'g200', s2: 'g199' });
+    expect(replica.shown().sessions).to.deep.equal({ s1: 'g200', s2: 'g199' });
     expect(replica.tentativeCount).to.equal(200);
     // One message re-applied per late one; rebuilding from the stable state would re-apply 1 + 3 + 5 + ... = 10,000.
     expect(replica.reapplied).to.equal(100);
   });
 
   it('late messages just after the stable point re-apply the tentative suffix, not the stable messages before it', () => {
-    const replica = new ChatReplica(emptyChatState, testStore());
+    const replica = new ChatReplica(emptyChatState);
     const join = (sender: number, seq: number, ts: number): Message => ({ sender, seq, ts, payload: encodeOp({ op: 'join', session: `s${sender}`, user: 'u', group: `g${ts}` }) });
     const log = new OrderedLog();
     // Each round servers 1 and 2's messages are shown, then server 3's earlier one lands before them and
@@ -255,12 +265,12 @@ describe('chat state machine: determinism (property)', () => {
       log.insert(join(1, i + 1, 3 * i + 3));
       log.insert(join(2, i + 1, 3 * i + 2));
       replica.apply(log.takeChange(), []);
-      void replica.shown;
+      replica.shown();
       const late = join(3, i + 1, 3 * i + 1);
       log.insert(late);
       replica.apply(log.takeChange(), log.takeStable(late.ts));
     }
-    expect(replica.shown.sessions).to.deep.equal({ s1: `g${3 * rounds}`, s2: `g${3 * rounds - 1}`, s3: `g${3 * rounds - 2}` });
+    expect(replica.shown().sessions).to.deep.equal({ s1: `g${3 * rounds}`, s2: `g${3 * rounds - 1}`, s3: `g${3 * rounds - 2}` });
     expect(replica.tentativeCount).to.equal(2);
     // Each round the two messages shown the round before are applied again, into the stable state and on top
     // of it; rebuilding from a first checkpoint left behind the stable point would re-apply every stable

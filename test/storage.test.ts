@@ -7,9 +7,10 @@ import { basename, join } from 'node:path';
 import fc from 'fast-check';
 import { emptyEngineState } from '../src/broadcast/recovery.js';
 import type { JournalRecord } from '../src/broadcast/types.js';
-import { ChatApp } from '../src/chat/chatApp.js';
+import { ChatAssembly } from '../src/server/assembly.js';
 import { encodeOp } from '../src/chat/operations.js';
-import { messageCount, messageRange } from '../src/chat/state.js';
+import { messageCount } from '../src/chat/model.js';
+import { messageRange } from '../src/server/groupQueries.js';
 import { parseClusterConfig } from '../src/config/clusterConfig.js';
 import { Daemon } from '../src/daemon/daemon.js';
 import { silentLogger } from '../src/daemon/logger.js';
@@ -275,18 +276,19 @@ describe('a step that makes 200,000 messages stable at once', function () {
     }
     lines.push(journalLine({ t: 'ts', tsVector: [count + 1, count + 1, count + 1] }));
     writeFileSync(join(dir, 'journal.0.jsonl'), lines.join(''));
-    let app: ChatApp | undefined;
-    const daemon = await Daemon.start({ id: 1, config, dataDir: dir, logger: silentLogger(), clusterKey: randomBytes(32), application: (saved) => (app = new ChatApp(saved, { fs: nodeFileSystem, dir })) });
+    const assembly = new ChatAssembly({ fs: nodeFileSystem, dir });
+    const daemon = await Daemon.start({ id: 1, config, dataDir: dir, logger: silentLogger(), clusterKey: randomBytes(32), application: assembly.application });
     try {
+      const { app } = assembly.attach(daemon.node);
       expect(daemon.node.protocol.stableTs).to.be.at.least(count);
       expect(daemon.node.protocol.unstableCount).to.equal(0);
-      expect(messageCount(app!.replica.stable.groups.g)).to.equal(count - 1);
-      expect(messageCount(app!.replica.shown.groups.g)).to.equal(count - 1);
+      expect(messageCount(app.replica.stableState().groups.g)).to.equal(count - 1);
+      expect(messageCount(app.shown().groups.g)).to.equal(count - 1);
       // All of them stored in the history segments, and read back from there.
-      app!.replica.compact();
-      expect(app!.replica.shown.groups.g.tail.count).to.equal(0);
-      expect(app!.store.count('g')).to.equal(count - 1);
-      expect(messageRange(app!.replica.shown.groups.g, count - 3, count, app!.store).map(({ message }) => message.text)).to.deep.equal([`message ${count - 1}`, `message ${count}`]);
+      app.snapshot();
+      expect(app.shown().groups.g.tail.count).to.equal(0);
+      expect(app.store.count('g')).to.equal(count - 1);
+      expect(messageRange(app.shown().groups.g, count - 3, count, app.store).map(({ message }) => message.text)).to.deep.equal([`message ${count - 1}`, `message ${count}`]);
     } finally {
       await daemon.stop();
     }

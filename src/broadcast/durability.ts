@@ -4,7 +4,7 @@
  *
  * Invariants: a `ts` record is written whenever the own clock moved since the
  * last one, in the same Ready as the packets that may carry it, so that the
- * clock never goes back after a crash (SPEC: persist before send). The bounds
+ * clock never goes back after a crash (docs/spec.md section 2: persist before send). The bounds
  * for other servers ride along but need no durability of their own (what
  * they say stays true; a restart merely relearns them), so a step that only
  * took in statuses writes nothing and costs no fsync. An `acks` record (the

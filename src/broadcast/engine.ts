@@ -1,5 +1,5 @@
 /**
- * The broadcast engine: a pure, deterministic state machine (SPEC section 2),
+ * The broadcast engine: a pure, deterministic state machine (docs/spec.md section 2),
  * composed of one module per concern: the Lamport clock, the per-sender
  * receive window, the retransmission store, the tentative order, the ack
  * matrices and stable point, views, NACK scheduling, flow control and the

@@ -1,5 +1,5 @@
 /**
- * This server's Lamport clock (SPEC section 2). Invariant: it never goes
+ * This server's Lamport clock (docs/spec.md section 2). Invariant: it never goes
  * back, and every timestamp it hands out is larger than every timestamp
  * this server handed out or accepted before. Across a crash that holds only
  * because the clock is journaled before anything that carries it leaves

@@ -1,5 +1,5 @@
 /**
- * The vocabulary of the broadcast layer (SPEC section 2). Servers are
+ * The vocabulary of the broadcast layer (docs/spec.md section 2). Servers are
  * numbered 1..N; vectors and matrices are indexed by `id - 1`.
  */
 export type ServerId = number;

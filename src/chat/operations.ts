@@ -1,11 +1,11 @@
 /**
- * Chat operations (SPEC section 4): each is the payload of one broadcast
+ * Chat operations (docs/spec.md section 4): each is the payload of one broadcast
  * message, applied by every daemon in the total order. A session is one
  * client connection; the server a member joined through is the sender of
  * the join's broadcast message.
  */
 import { z } from 'zod';
-import { formatMessageId, parseMessageId, type MessageId } from '../broadcast/types.js';
+import { formatMessageId, parseMessageId, type Message, type MessageId } from '../broadcast/types.js';
 
 export interface JoinOp {
   readonly op: 'join';
@@ -87,6 +87,23 @@ export const messageIdSchema = z
   .string(aString)
   .describe('"<ts>.<server>", e.g. "42.3"')
   .transform((text, ctx) => parseMessageId(text) ?? (ctx.addIssue({ code: 'custom', message: 'a message id looks like "<ts>.<server>", e.g. "42.3"' }), z.NEVER));
+
+/**
+ * Each message's operation, decoded once: a message that a late one lands
+ * before is applied again (replica.ts), and parsing its payload again would
+ * cost more than the operation itself.
+ */
+const decoded = new WeakMap<Message, ChatOp | null>();
+
+/** The operation a broadcast message carries; undefined if it carries none. */
+export function operationOf(m: Message): ChatOp | undefined {
+  let op = decoded.get(m);
+  if (op === undefined) {
+    op = decodeOp(m.payload) ?? null;
+    decoded.set(m, op);
+  }
+  return op ?? undefined;
+}
 
 /** Decode a payload into an operation; undefined if it is not one (ignored by every daemon alike). */
 export function decodeOp(payload: string): ChatOp | undefined {

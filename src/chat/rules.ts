@@ -1,16 +1,33 @@
 /**
- * The chat's rules on likes (SPEC section 4), in one place: the state
- * machine applies them in the total order, the RPC service checks them
- * before broadcasting, and the simulator and tools/chaos check against them.
- * One like per user per message; not one's own message; only a user who
- * liked a message can remove the like.
+ * The one judge of an operation: whether it takes effect on a state, and if
+ * not, the rule it breaks. The reducer applies what it says in the total
+ * order (reducer.ts); the RPC service asks it before broadcasting, so that
+ * a client hears of a broken rule at once; the outcome a client waits for
+ * (wait "stable") is what it said when the operation was applied at its
+ * final place.
  */
-export type LikeRefusal = 'own-message' | 'already-liked' | 'not-liked';
+import type { Draft } from 'immer';
+import { findTarget, likeRefusal, type LikeRefusal, type LikeTarget, type StoredTargets } from './likes.js';
+import type { ChatState } from './model.js';
+import type { ChatOp } from './operations.js';
+import { originalRequest, requestOf } from './requests.js';
 
-/** Why `user` may not like (or, with like = false, unlike) the message; undefined if they may. */
-export function likeRefusal(message: { readonly user: string; readonly likes: readonly string[] }, user: string, like: boolean): LikeRefusal | undefined {
-  const liked = message.likes.includes(user);
-  if (!like) return liked ? undefined : 'not-liked';
-  if (message.user === user) return 'own-message';
-  return liked ? 'already-liked' : undefined;
+/** Why an operation had no effect in the total order. */
+export type OperationRefusal = LikeRefusal | 'message-unknown' | 'duplicate-request' | 'not-an-operation';
+
+/** What the judge says: the rule broken, or that it takes effect (for a like, on this message). */
+export type Judgement = { readonly refusal: OperationRefusal } | { readonly refusal?: undefined; readonly target?: LikeTarget };
+
+const takesEffect: Judgement = {};
+
+/** Judge `op` against `state`; `stored` names the stored messages its like may target. */
+export function judge(state: ChatState | Draft<ChatState>, op: ChatOp, stored: StoredTargets): Judgement {
+  const request = requestOf(op);
+  if (request && originalRequest(state.requests, request)) return { refusal: 'duplicate-request' };
+  if (op.op !== 'like' && op.op !== 'unlike') return takesEffect;
+  const group = state.groups[op.group];
+  const target = group && findTarget(group, op.message, stored);
+  if (!target) return { refusal: 'message-unknown' };
+  const refusal = likeRefusal(target, op.user, op.op === 'like');
+  return refusal ? { refusal } : { target };
 }

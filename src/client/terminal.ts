@@ -1,5 +1,5 @@
 /**
- * The terminal client's command interpreter (SPEC section 5), separate from
+ * The terminal client's command interpreter (docs/spec.md section 5), separate from
  * the terminal itself so that it can be driven line by line by scripts and tests.
  */
 import { randomUUID } from 'node:crypto';

@@ -4,12 +4,13 @@
  * crash, the sessions this server had are gone, so their users leave their
  * groups.
  */
-import { ChatApp } from '../chat/chatApp.js';
-import { chatPort, leaveOrphanedSessions, type ChatPort } from '../chat/port.js';
 import { serverById } from '../config/clusterConfig.js';
 import { ChatService } from '../rpc/chatService.js';
 import type { RpcLimits } from '../rpc/protocol.js';
 import { RpcServer } from '../rpc/server.js';
+import { ChatAssembly } from '../server/assembly.js';
+import type { ChatApplication } from '../server/chatApplication.js';
+import { leaveOrphanedSessions, type ChatPort } from '../server/chatPort.js';
 import { nodeFileSystem } from '../storage/fileSystem.js';
 import { loadFaults } from '../transport/faultsFile.js';
 import { ControlServer } from './controlServer.js';
@@ -26,21 +27,17 @@ export type ChatServerOptions = Omit<DaemonOptions, 'application'> & {
 export class ChatServer {
   private constructor(
     readonly daemon: Daemon,
-    readonly app: ChatApp,
+    readonly app: ChatApplication,
     readonly port: ChatPort,
     readonly rpc: RpcServer,
     readonly control: ControlServer,
   ) {}
 
   static async start(options: ChatServerOptions): Promise<ChatServer> {
-    let app: ChatApp | undefined;
-    const daemon = await Daemon.start({
-      ...options,
-      application: (saved) => (app = new ChatApp(saved, { fs: options.fileSystem ?? nodeFileSystem, dir: options.dataDir })),
-      faults: loadFaults(options.dataDir, options.config.servers.length),
-    });
-    const chat = app!;
-    const port = chatPort(daemon.node, chat);
+    const assembly = new ChatAssembly({ fs: options.fileSystem ?? nodeFileSystem, dir: options.dataDir });
+    const daemon = await Daemon.start({ ...options, application: assembly.application, faults: loadFaults(options.dataDir, options.config.servers.length) });
+    const core = assembly.attach(daemon.node);
+    const { app: chat, port } = core;
     const service = new ChatService(port, options.config);
     let rpc: RpcServer | undefined;
     let control: ControlServer;
@@ -55,7 +52,7 @@ export class ChatServer {
     }
     const me = serverById(options.config, options.id);
     daemon.announceStarted(`clients ${me.host}:${me.clientPort}`);
-    leaveOrphanedSessions(daemon.node, port);
+    leaveOrphanedSessions(core);
     return new ChatServer(daemon, chat, port, rpc, control);
   }
 

@@ -5,10 +5,10 @@
  * schemas (params.ts); the chat is reached only through its port.
  */
 import { formatMessageId, parseMessageId, type Message, type MessageId } from '../broadcast/types.js';
-import type { ChatOp } from '../chat/operations.js';
-import type { ChatPort } from '../chat/port.js';
-import { likeRefusal, type LikeRefusal } from '../chat/rules.js';
-import { findMessage, originalRequest, type OperationRefusal, type OriginalRequest } from '../chat/state.js';
+import type { ChatOp, LikeOp } from '../chat/operations.js';
+import { originalRequest, requestOf, type OriginalRequest } from '../chat/requests.js';
+import type { OperationRefusal } from '../chat/rules.js';
+import type { ChatPort } from '../server/chatPort.js';
 import type { ClusterConfig } from '../config/clusterConfig.js';
 import { SubmitRefused } from '../node/node.js';
 import { RpcErrors, recentMessages, type Confirmation, type GroupView } from './protocol.js';
@@ -36,10 +36,12 @@ export interface Session {
 /** How far ahead of this server's clock a causal token may be (a partition lets clocks drift apart by about the messages sent meanwhile). */
 const maxCausalLead = 1_000_000_000;
 
-const likeErrors: Record<LikeRefusal, [number, string]> = {
-  'own-message': [RpcErrors.ownMessage, 'you cannot like your own message'],
-  'already-liked': [RpcErrors.alreadyLiked, 'you already like this message'],
-  'not-liked': [RpcErrors.notLiked, 'you have not liked this message'],
+/** The errors a refusal the judge gives before broadcasting is answered with (a duplicate request is answered as a repeat before it is judged). */
+const refusalErrors: Record<Exclude<OperationRefusal, 'duplicate-request' | 'not-an-operation'>, (op: LikeOp) => [number, string]> = {
+  'message-unknown': (op) => [RpcErrors.unknownMessage, `there is no message ${formatMessageId(op.message)} in ${op.group}`],
+  'own-message': () => [RpcErrors.ownMessage, 'you cannot like your own message'],
+  'already-liked': () => [RpcErrors.alreadyLiked, 'you already like this message'],
+  'not-liked': () => [RpcErrors.notLiked, 'you have not liked this message'],
 };
 
 export class ChatService {
@@ -81,22 +83,26 @@ export class ChatService {
   async append(session: Session, text: string, how: HowToAnswer = {}): Promise<Confirmation> {
     const user = requireUser(session);
     const group = requireGroup(session);
-    const repeated = this.repeated(user, how.requestId);
-    if (repeated) return repeated;
-    return this.confirm({ op: 'append', session: session.id, user, group, text, ...rid(how) }, session, how.wait);
+    return this.mutate({ op: 'append', session: session.id, user, group, text, ...rid(how) }, session, how.wait);
   }
 
-  async like(session: Session, targetId: MessageId, like: boolean, how: HowToAnswer = {}): Promise<Confirmation> {
+  async like(session: Session, message: MessageId, like: boolean, how: HowToAnswer = {}): Promise<Confirmation> {
     const user = requireUser(session);
     const group = requireGroup(session);
-    const repeated = this.repeated(user, how.requestId);
-    if (repeated) return repeated;
-    const current = this.port.shown().groups[group];
-    const target = current && findMessage(current, targetId, this.port.history);
-    if (!target) throw rpcError(RpcErrors.unknownMessage, `there is no message ${formatMessageId(targetId)} in ${group}`);
-    const refusal = likeRefusal({ user: target.message.user, likes: target.likes }, user, like);
-    if (refusal) throw rpcError(...likeErrors[refusal]);
-    return this.confirm({ op: like ? 'like' : 'unlike', user, group, message: targetId, ...rid(how) }, session, how.wait);
+    return this.mutate({ op: like ? 'like' : 'unlike', user, group, message, ...rid(how) }, session, how.wait);
+  }
+
+  /**
+   * A mutating request: a retry of a request this server knows is answered
+   * as the original was; else the judge is asked first, so that a client
+   * hears of a rule its operation breaks now rather than once it is ordered.
+   */
+  private mutate(op: ChatOp, session: Session, wait: 'stable' | undefined): Promise<Confirmation> {
+    const repeated = this.repeated(op);
+    if (repeated) return Promise.resolve(repeated);
+    const { refusal } = this.port.judge(op);
+    if (refusal && refusal !== 'duplicate-request' && refusal !== 'not-an-operation' && (op.op === 'like' || op.op === 'unlike')) throw rpcError(...refusalErrors[refusal](op));
+    return this.confirm(op, session, wait);
   }
 
   /** A page of `group`'s history, or of the session's group (a read: nothing is broadcast). */
@@ -133,9 +139,9 @@ export class ChatService {
    * reaches the order first, the retry has no effect there (wait "stable"
    * then says refused, duplicate-request).
    */
-  private repeated(user: string, requestId: string | undefined): Confirmation | undefined {
-    if (requestId === undefined) return undefined;
-    const original = originalRequest(this.port.shown(), user, requestId);
+  private repeated(op: ChatOp): Confirmation | undefined {
+    const request = requestOf(op);
+    const original = request && originalRequest(this.port.shown().requests, request);
     return original && this.originalAnswer(original);
   }
 
@@ -158,7 +164,8 @@ export class ChatService {
     const m = await this.submit(op, session, (sequenced) => (outcome = this.stableOutcome(sequenced)));
     const refusal = await outcome!;
     // A retry that found its original ahead of it in the order: the original's answer.
-    const original = refusal === 'duplicate-request' && op.op !== 'join' && op.op !== 'leave' && op.rid !== undefined ? originalRequest(this.port.shown(), op.user, op.rid) : undefined;
+    const request = refusal === 'duplicate-request' ? requestOf(op) : undefined;
+    const original = request && originalRequest(this.port.shown().requests, request);
     if (original) return this.originalAnswer(original);
     return { id: formatMessageId(m), tentative: false, ...(refusal === undefined ? { outcome: 'applied' } : { outcome: 'refused', rule: refusal }) };
   }

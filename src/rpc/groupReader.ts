@@ -5,8 +5,10 @@
  * group (pushes). Writes and the session rules are in chatService.ts.
  */
 import { formatMessageId, type MessageId } from '../broadcast/types.js';
-import type { ChatPort } from '../chat/port.js';
-import { findMessage, firstDifference, lastMessages, likesChanged, messageCount, messageRange, type Group, type ShownMessage } from '../chat/state.js';
+import { likesChanged } from '../chat/likes.js';
+import { messageCount, type Group } from '../chat/model.js';
+import type { ChatPort } from '../server/chatPort.js';
+import { findMessage, firstDifference, lastMessages, messageRange, type PlacedMessage } from '../server/groupQueries.js';
 import type { ClusterConfig } from '../config/clusterConfig.js';
 import { rpcError } from './errors.js';
 import { maxHistoryPage, RpcErrors, type GroupChanges, type GroupSummary, type GroupView, type MessageView, type ViewResult } from './protocol.js';
@@ -106,11 +108,11 @@ export class GroupReader {
     return this.describe(name, lastMessages(this.currentGroup(name), count, this.port.history));
   }
 
-  private describe(name: string, messages: readonly ShownMessage[]): GroupView {
+  private describe(name: string, messages: readonly PlacedMessage[]): GroupView {
     return { group: name, participants: this.participants(name), total: messageCount(this.currentGroup(name)), messages: this.views(messages) };
   }
 
-  private views(messages: readonly ShownMessage[]): MessageView[] {
+  private views(messages: readonly PlacedMessage[]): MessageView[] {
     const stableTs = this.port.stableTs();
     return messages.map(({ n, message: m, likes }) => ({ n, id: formatMessageId(m), user: m.user, text: m.text, likes: likes.length, likedBy: [...likes], stable: m.ts <= stableTs }));
   }

@@ -1,6 +1,6 @@
 /**
  * The client protocol: JSON-RPC 2.0 over WebSocket, on each daemon's client
- * port. Shared by the server and the terminal client. See README "Client RPC".
+ * port. Shared by the server and the terminal client. See docs/rpc.md, "Client RPC".
  */
 import { z } from 'zod';
 

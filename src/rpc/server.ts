@@ -14,7 +14,7 @@ import { JSONRPCErrorException, JSONRPCServer, type JSONRPCRequest } from 'json-
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { ServerAddress } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
-import type { Group } from '../chat/state.js';
+import type { Group } from '../chat/model.js';
 import type { ChatService, Session } from './chatService.js';
 import { describeMethods } from './discovery.js';
 import { parseParams, type ParamsOf } from './params.js';

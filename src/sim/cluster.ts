@@ -18,12 +18,13 @@ import type { BrokenVariant } from '../broadcast/options.js';
 import type { BrokenSegments } from '../storage/segmentStore.js';
 import { engineOptions, type EngineOptions } from '../broadcast/options.js';
 import type { Message, Packet, ServerId } from '../broadcast/types.js';
-import { ChatApp } from '../chat/chatApp.js';
 import type { ChatOp } from '../chat/operations.js';
-import { chatPort, leaveOrphanedSessions, type ChatPort } from '../chat/port.js';
 import { Node, type BrokenExecutor, type NodeEvents } from '../node/node.js';
 import type { Clock, Transport } from '../node/ports.js';
 import { LogFiles } from '../storage/logFiles.js';
+import { ChatAssembly } from '../server/assembly.js';
+import type { ChatApplication } from '../server/chatApplication.js';
+import { leaveOrphanedSessions, type ChatPort } from '../server/chatPort.js';
 import { decodePacket, encodeDatagrams, networkDatagramBytes } from '../wire/codec.js';
 import { SimNetwork, type NetworkFaults, noFaults } from './network.js';
 import { Random } from './random.js';
@@ -39,7 +40,7 @@ export class SimulationFailure extends Error {
 /** One server: its disk, its node while it is up, and what the checker remembers of it across crashes. */
 export class SimServer {
   node: Node | undefined;
-  app: ChatApp | undefined;
+  app: ChatApplication | undefined;
   port: ChatPort | undefined;
   readonly disk: SimFileSystem;
   /** The node asked for a step (after an input). */
@@ -209,6 +210,7 @@ export class SimCluster {
       ...this.config.engine,
       ...(broken && !executorVariants.includes(broken) && !segmentVariants.includes(broken) && broken !== 'snapshot-rename-not-durable' ? { brokenVariant: broken as BrokenVariant } : {}),
     });
+    const assembly = new ChatAssembly({ fs: server.disk, dir: server.dataDir, ...simHistory, ...(broken && segmentVariants.includes(broken) ? { brokenVariant: broken as BrokenSegments } : {}) });
     try {
       server.node = Node.recover({
         options: {
@@ -221,7 +223,7 @@ export class SimCluster {
         journal: files,
         transport: this.transport(server),
         clock: this.clock(server),
-        application: (saved) => (server.app = new ChatApp(saved, { fs: server.disk, dir: server.dataDir, ...simHistory, ...(broken && segmentVariants.includes(broken) ? { brokenVariant: broken as BrokenSegments } : {}) })),
+        application: assembly.application,
         events: this.events(server),
       });
     } catch (err) {
@@ -232,8 +234,10 @@ export class SimCluster {
     if (clock < server.appliedStableTs) {
       throw this.failure(`server ${server.id} applied messages up to ts ${server.appliedStableTs} as stable, but restarts with clock ${clock}: its next message would be ordered before them`);
     }
-    server.port = chatPort(server.node, server.app!);
-    leaveOrphanedSessions(server.node, server.port);
+    const core = assembly.attach(server.node);
+    server.app = core.app;
+    server.port = core.port;
+    leaveOrphanedSessions(core);
   }
 
   private transport(server: SimServer): Transport {

@@ -14,9 +14,11 @@
  */
 import type { Message } from '../broadcast/types.js';
 import type { ChatOp } from '../chat/operations.js';
-import { likeRefusal } from '../chat/rules.js';
-import { applyMessages, canonicalJson, emptyChatState, lastMessages, plainChatState } from '../chat/state.js';
-import type { StoredHistory } from '../chat/historyStore.js';
+import { likeRefusal, noStoredTargets } from '../chat/likes.js';
+import { canonicalJson, emptyChatState } from '../chat/model.js';
+import { applyBatch } from '../chat/reducer.js';
+import type { StoredHistory } from '../server/historyStore.js';
+import { lastMessages, plainChatState } from '../server/groupQueries.js';
 import { SimCluster, SimulationFailure, type SimBroken } from './cluster.js';
 import { Random } from './random.js';
 
@@ -237,10 +239,10 @@ function checkConverged(cluster: SimCluster, stats: SimulationStats): void {
   }
   if (digests.size !== 1) throw cluster.failure(`orders differ after convergence: digests ${[...digests].join(', ')}`);
   // The digest covers the order; the states themselves, read back from each server's history files, must agree too.
-  const states = new Set(cluster.servers.map((server) => canonicalJson(plainChatState(server.app!.replica.shown, server.app!.store))));
+  const states = new Set(cluster.servers.map((server) => canonicalJson(plainChatState(server.app!.shown(), server.app!.store))));
   if (states.size !== 1) throw cluster.failure(`chat states differ after convergence, with the same order (digest ${[...digests][0]})`);
   // And they must be the state of the final order applied at once in memory, with no history store, checkpoint or snapshot in between.
-  const expected = canonicalJson(plainChatState(applyMessages(emptyChatState, reference, inMemory), inMemory));
+  const expected = canonicalJson(plainChatState(applyBatch(emptyChatState, reference, noStoredTargets).state, inMemory));
   const [shown] = states;
   if (shown !== expected) throw cluster.failure(`the chat state every server shows is not the final order's (digest ${[...digests][0]}): ${firstDifferenceOf(shown, expected)}`);
   const count = new Map<string, number>();
@@ -258,7 +260,7 @@ function checkConverged(cluster: SimCluster, stats: SimulationStats): void {
     }
   }
   stats.stableMessages = reference.length;
-  stats.storedMessages = Object.values(cluster.servers[0].app!.replica.shown.groups).reduce((total, group) => total + group.stored, 0);
+  stats.storedMessages = Object.values(cluster.servers[0].app!.shown().groups).reduce((total, group) => total + group.stored, 0);
 }
 
 /** A state that never compacts reads nothing from a store. */

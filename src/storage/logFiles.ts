@@ -1,5 +1,5 @@
 /**
- * A daemon's log files (SPEC section 3), in its data directory:
+ * A daemon's log files (docs/spec.md section 3), in its data directory:
  *
  *   snapshot.json          the state after some point, written atomically
  *                          (temp file, fsync, rename, fsync of the directory)

@@ -6,7 +6,7 @@
  * applied in the total order by the chat's rule.
  */
 import { compareOrder, parseMessageId } from '../broadcast/types.js';
-import { likeRefusal } from '../chat/rules.js';
+import { likeRefusal } from '../chat/likes.js';
 
 export interface AckedAppend {
   readonly id: string;

@@ -10,13 +10,13 @@ import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { engineOptions } from '../broadcast/options.js';
 import { compareOrder, formatMessageId, type Message } from '../broadcast/types.js';
-import { ChatApp } from '../chat/chatApp.js';
-import { plainChatState } from '../chat/state.js';
 import { ChorusError } from '../errors.js';
 import { Node } from '../node/node.js';
 import type { Journal } from '../node/ports.js';
 import { nodeFileSystem } from '../storage/fileSystem.js';
 import { readLogFiles } from '../storage/logReader.js';
+import { ChatAssembly } from '../server/assembly.js';
+import { plainChatState } from '../server/groupQueries.js';
 
 export interface Inspection {
   server: number;
@@ -53,15 +53,16 @@ export function locate(target: string, dataRoot: string): { dir: string; server:
 export function inspect(dir: string, server: number, serverCount: number): Inspection {
   if (!existsSync(dir)) throw new ChorusError('LOG_UNREADABLE', `${dir}: no such data directory`);
   const loaded = readLogFiles(nodeFileSystem, dir, server, serverCount);
-  let app: ChatApp | undefined;
+  const assembly = new ChatAssembly({ fs: nodeFileSystem, dir, readOnly: true });
   const node = Node.recover({
     options: { engine: engineOptions(server, serverCount), snapshotJournalBytes: Infinity, snapshotIntervalMs: Infinity },
     loaded,
     journal: nowhere,
     transport: { send: () => undefined },
     clock: { now: () => 0, stepSoon: () => undefined, wakeAt: () => undefined },
-    application: (saved) => (app = new ChatApp(saved, { fs: nodeFileSystem, dir, readOnly: true })),
+    application: assembly.application,
   });
+  const { app } = assembly.attach(node);
   const engine = node.protocol;
   const state = engine.exportState();
   const tentative = engine.tentative();
@@ -91,8 +92,8 @@ export function inspect(dir: string, server: number, serverCount: number): Inspe
       payload: m.payload,
     })),
     waiting: waitingFor(state.messages, tentative, state.tsVector, state.seqMatrix),
-    chat: plainChatState(app!.replica.shown, app!.store),
-    digest: app!.digest(),
+    chat: plainChatState(app.shown(), app.store),
+    digest: app.digest(),
   };
 }
 

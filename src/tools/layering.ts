@@ -18,6 +18,7 @@ export const layers: readonly (readonly string[])[] = [
   ['transport'],
   ['node'],
   ['chat'],
+  ['server'],
   ['rpc'],
   ['client'],
   ['daemon', 'sim', 'tools', 'bench', 'console'],

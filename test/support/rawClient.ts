@@ -1,5 +1,5 @@
 /**
- * A JSON-RPC 2.0 client over a bare WebSocket, written from the README's
+ * A JSON-RPC 2.0 client over a bare WebSocket, written from docs/rpc.md's
  * "Client RPC" section alone: it shares no code (and no types) with
  * src/client, so the tests that use it check the protocol as any program
  * in any language would see it.
@@ -13,7 +13,7 @@ export interface RawError {
   data?: { rule?: string; param?: string };
 }
 
-/** The fields of answers and pushes the tests read (as the README documents them). */
+/** The fields of answers and pushes the tests read (as docs/rpc.md documents them). */
 export interface RawResult {
   id: string;
   user: string;

@@ -1,7 +1,7 @@
-/** A group's tail (src/chat/history.ts) against a plain list, across many chunks, batches and compactions. */
+/** A group's tail (src/chat/tail.ts) against a plain list, across many chunks, batches and compactions. */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { chunkMessages, Edit, History, type ChatMessage } from '../src/chat/history.js';
+import { chunkMessages, Edit, Tail, type ChatMessage } from '../src/chat/tail.js';
 
 type Step = { kind: 'append'; count: number } | { kind: 'drop'; count: number };
 
@@ -14,10 +14,10 @@ describe('chat history tail', () => {
   it('holds what a plain list would through appends and compactions, and a tail a finished batch returned never changes', () => {
     fc.assert(
       fc.property(fc.array(stepArb, { minLength: 1, maxLength: 12 }), fc.nat(), (steps, probe) => {
-        let history = History.empty;
+        let history = Tail.empty;
         let model: ChatMessage[] = [];
         let ts = 0;
-        const earlier: { history: History; model: ChatMessage[] }[] = [];
+        const earlier: { history: Tail; model: ChatMessage[] }[] = [];
         for (const step of steps) {
           if (step.kind === 'append') {
             const edit = new Edit();
@@ -45,7 +45,7 @@ describe('chat history tail', () => {
           earlier.push({ history, model });
         }
         for (const e of earlier) expect(e.history.all()).to.deep.equal(e.model);
-        expect(History.of(model).all()).to.deep.equal(model);
+        expect(Tail.of(model).all()).to.deep.equal(model);
         expect(JSON.parse(JSON.stringify(history))).to.deep.equal(model);
       }),
       { numRuns: 80 },
@@ -57,21 +57,21 @@ describe('chat history tail', () => {
     fc.assert(
       fc.property(fc.nat(3 * chunkMessages), fc.nat(chunkMessages), fc.nat(chunkMessages), fc.nat(3 * chunkMessages), (baseLength, aExtra, bExtra, dropped) => {
         const base = Array.from({ length: baseLength }, (_, i) => message(i + 1, 'base'));
-        const grow = (from: History, extra: number, offset: number) => {
+        const grow = (from: Tail, extra: number, offset: number) => {
           const edit = new Edit();
           let h = from;
           // Different timestamps on each side: the forks differ from their first new message on.
           for (let i = 0; i < extra; i++) h = h.appended(message(baseLength + 1 + 2 * i + offset, 'new'), edit);
           return h;
         };
-        const common = History.of(base);
+        const common = Tail.of(base);
         const a = grow(common, aExtra, 0);
         const b = grow(common, bExtra, 1);
         expect(a.commonPrefix(b)).to.equal(baseLength);
         expect(a.commonPrefix(a)).to.equal(a.count);
         // Chunks no longer aligned (a compaction cut the first one): the same answer, compared message by message.
         const cut = Math.min(dropped, baseLength);
-        expect(a.withoutFirst(cut).commonPrefix(History.of(a.all().slice(cut)))).to.equal(a.count - cut);
+        expect(a.withoutFirst(cut).commonPrefix(Tail.of(a.all().slice(cut)))).to.equal(a.count - cut);
         expect(a.withoutFirst(cut).commonPrefix(b.withoutFirst(cut))).to.equal(baseLength - cut);
       }),
       { numRuns: 300 },
@@ -79,7 +79,7 @@ describe('chat history tail', () => {
   });
 
   it('within one batch the tail is changed in place; the tail from before the batch is not', () => {
-    let history = History.empty;
+    let history = Tail.empty;
     const first = new Edit();
     for (let ts = 1; ts <= 10 * chunkMessages; ts++) history = history.appended({ ts, sender: 1, user: 'u', text: 't' }, first);
     const before = history;

@@ -1,6 +1,6 @@
 /**
- * The messages of a group not (yet) in the history store (historyStore.ts):
- * the tentative ones and the stable ones since the last compaction, in total
+ * A group's unstored tail: the messages of its history not (yet) in the
+ * history store (server/historyStore.ts): the tentative ones and the stable ones since the last compaction, in total
  * order (so sorted by (ts, sender)), in chunks of at most `chunkMessages`.
  *
  * Immutable once the batch of operations that made it is over. Within one
@@ -18,7 +18,7 @@ import { compareOrder, type MessageId } from '../broadcast/types.js';
  * A message of a group. Its id is the (ts, sender) of the broadcast message
  * that appended it, so it is a MessageId itself: its place in the total
  * order; `sender` is the server it was appended through. Its likes are kept
- * apart (state.ts), since they change after the message is stored.
+ * apart (likes.ts), since they change after the message is stored.
  */
 export interface ChatMessage extends MessageId {
   readonly user: string;
@@ -31,8 +31,8 @@ export const chunkMessages = 256;
 /** One batch of operations: what it copied, it may change in place until it is over. */
 export class Edit {}
 
-export class History {
-  static readonly empty = new History([], 0, undefined);
+export class Tail {
+  static readonly empty = new Tail([], 0, undefined);
 
   /** Chunks copied by `owner` (indexes into `chunks`): those it may change in place. */
   private readonly ownChunks = new Set<number>();
@@ -44,10 +44,10 @@ export class History {
   ) {}
 
   /** A tail holding these messages (in order). */
-  static of(messages: readonly ChatMessage[]): History {
+  static of(messages: readonly ChatMessage[]): Tail {
     const chunks: ChatMessage[][] = [];
     for (let i = 0; i < messages.length; i += chunkMessages) chunks.push(messages.slice(i, i + chunkMessages));
-    return new History(chunks, messages.length, undefined);
+    return new Tail(chunks, messages.length, undefined);
   }
 
   get count(): number {
@@ -60,7 +60,7 @@ export class History {
   }
 
   /** The tail with `message` (later in the order than every message here) at the end. */
-  appended(message: ChatMessage, edit: Edit): History {
+  appended(message: ChatMessage, edit: Edit): Tail {
     const history = this.editable(edit);
     const lastIndex = history.chunks.length - 1;
     if (lastIndex >= 0 && history.chunks[lastIndex].length < chunkMessages) history.chunk(lastIndex).push(message);
@@ -73,15 +73,15 @@ export class History {
   }
 
   /** The tail without its first `count` messages (moved to the history store). */
-  withoutFirst(count: number): History {
+  withoutFirst(count: number): Tail {
     if (count <= 0) return this;
-    if (count >= this.size) return History.empty;
+    if (count >= this.size) return Tail.empty;
     let dropped = 0;
     let c = 0;
     while (dropped + this.chunks[c].length <= count) dropped += this.chunks[c++].length;
     const chunks = this.chunks.slice(c);
     if (dropped < count) chunks[0] = chunks[0].slice(count - dropped);
-    return new History(chunks, this.size - count, undefined);
+    return new Tail(chunks, this.size - count, undefined);
   }
 
   /**
@@ -90,7 +90,7 @@ export class History {
    * touches), so shared chunks are skipped whole: the cost is that of what
    * differs, not of the tail.
    */
-  commonPrefix(other: History): number {
+  commonPrefix(other: Tail): number {
     let count = 0;
     let [ca, ia, cb, ib] = [0, 0, 0, 0];
     while (ca < this.chunks.length && cb < other.chunks.length) {
@@ -172,8 +172,8 @@ export class History {
   }
 
   /** This history if `edit` made it, else a copy of the chunk list that `edit` owns. */
-  private editable(edit: Edit): History {
-    return this.owner === edit ? this : new History([...this.chunks], this.size, edit);
+  private editable(edit: Edit): Tail {
+    return this.owner === edit ? this : new Tail([...this.chunks], this.size, edit);
   }
 
   /** Chunk `index`, copied first unless this history's edit already did. */

@@ -7,14 +7,14 @@
  * Stable messages are appended once, in the total order, so each group's
  * stream is sorted by (ts, sender) and a message is found by its id with a
  * binary search. The chat state keeps only how many of a group's messages
- * are stored (state.ts); the rules and the clients read the rest from here.
+ * are stored (chat/model.ts); clients read the rest from here.
  */
 import { compareOrder, type MessageId } from '../broadcast/types.js';
 import type { FileSystem } from '../storage/fileSystem.js';
 import { SegmentStore, type BrokenSegments, type RecordCodec } from '../storage/segmentStore.js';
-import type { ChatMessage } from './history.js';
+import type { ChatMessage } from '../chat/tail.js';
 
-/** What the chat state reads of the stored history. */
+/** What the queries read of the stored history (groupQueries.ts). */
 export interface StoredHistory {
   /** Messages from .. to-1 of a group's stored history. */
   read(group: string, from: number, to: number): ChatMessage[];

@@ -1,0 +1,87 @@
+/**
+ * The chat state machine: a batch of ordered broadcast messages applied to
+ * a state gives a new state, deterministically, so the same messages in the
+ * same order give the same state at every daemon. An operation that no
+ * longer fits the state when its turn comes (a second like by the same
+ * user, a retry of a request already applied) changes nothing, everywhere;
+ * the judge (rules.ts) says which, and the batch reports it.
+ *
+ * Pure: what the rules need is in the state or passed in (the stored
+ * messages likes name); nothing is read from or written to files here.
+ */
+import { produce, type Draft } from 'immer';
+import { formatMessageId, type Message } from '../broadcast/types.js';
+import { invariant } from '../errors.js';
+import { setLikes, type LikeTarget, type StoredTargets } from './likes.js';
+import { dict, type ChatState, type Group } from './model.js';
+import { operationOf, type ChatOp } from './operations.js';
+import { rememberRequest, requestOf } from './requests.js';
+import { judge, type OperationRefusal } from './rules.js';
+import { Edit, Tail } from './tail.js';
+
+export interface AppliedBatch {
+  readonly state: ChatState;
+  /** Why each message of the batch had no effect (undefined: it took effect), by its place in the batch. */
+  readonly refusals: readonly (OperationRefusal | undefined)[];
+}
+
+/** Apply broadcast messages, in order, to `state`: one pass, one copy of what they change. */
+export function applyBatch(state: ChatState, messages: readonly Message[], stored: StoredTargets): AppliedBatch {
+  const refusals: (OperationRefusal | undefined)[] = new Array(messages.length);
+  if (messages.length === 0) return { state, refusals };
+  const edit = new Edit();
+  const next = produce(state, (draft) => {
+    for (let i = 0; i < messages.length; i++) refusals[i] = applyMessage(draft, messages[i], edit, stored);
+  });
+  return { state: next, refusals };
+}
+
+function applyMessage(state: Draft<ChatState>, m: Message, edit: Edit, stored: StoredTargets): OperationRefusal | undefined {
+  const op = operationOf(m);
+  if (!op) return 'not-an-operation';
+  const judged = judge(state, op, stored);
+  if (judged.refusal === 'duplicate-request') return judged.refusal;
+  const request = requestOf(op);
+  // The first copy of a request is remembered with its outcome, which a retry's answer repeats.
+  if (request) rememberRequest((state.requests[request.user] ??= { buckets: [] }).buckets, request.rid, formatMessageId(m), judged.refusal);
+  if (judged.refusal) return judged.refusal;
+  applyOp(state, op, m, edit, judged.target);
+  return undefined;
+}
+
+/** Apply an operation the judge let through (a like or unlike on `target`). */
+function applyOp(state: Draft<ChatState>, op: ChatOp, m: Message, edit: Edit, target: LikeTarget | undefined): void {
+  switch (op.op) {
+    case 'join': {
+      leave(state, op.session);
+      const group = (state.groups[op.group] ??= newGroup(op.group));
+      group.members[op.session] = { user: op.user, server: m.sender };
+      state.sessions[op.session] = op.group;
+      return;
+    }
+    case 'leave':
+      return leave(state, op.session);
+    case 'append': {
+      const group = (state.groups[op.group] ??= newGroup(op.group));
+      group.tail = group.tail.appended({ ts: m.ts, sender: m.sender, user: op.user, text: op.text }, edit);
+      return;
+    }
+    case 'like':
+    case 'unlike': {
+      invariant(target !== undefined, `the judge let ${op.op} ${formatMessageId(op.message)} through without its target`);
+      setLikes(state.groups[op.group], target.index, op.op === 'like' ? [...target.likes, op.user] : target.likes.filter((user) => user !== op.user));
+      return;
+    }
+  }
+}
+
+function leave(state: Draft<ChatState>, session: string): void {
+  const current = state.sessions[session];
+  if (current === undefined) return;
+  delete state.groups[current].members[session];
+  delete state.sessions[session];
+}
+
+function newGroup(name: string): Draft<Group> {
+  return { name, members: dict(), stored: 0, tail: Tail.empty, likes: dict() };
+}
