@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import type { Message } from '../src/broadcast/types.js';
-import { OrderedLog } from '../src/broadcast/orderedLog.js';
+import { TentativeOrder } from '../src/broadcast/tentativeOrder.js';
 import { compareOrder, formatMessageId, parseMessageId } from '../src/broadcast/types.js';
 import { noStoredTargets } from '../src/chat/likes.js';
 import { canonicalJson, emptyChatState, type ChatState, type Group } from '../src/chat/model.js';
@@ -136,6 +136,25 @@ describe('chat state machine: the rules', () => {
     expect(after.slice(0, -1).filter((bucket, i) => bucket !== before[i])).to.deep.equal([]);
   });
 
+  it('a stream request id is remembered until the client says it holds the answer (done), however many come between; a copy of one it acknowledged is refused too', () => {
+    const request = (n: number, text: string, done?: number) => msg(1, { op: 'append', session: 's1', user: 'alice', group: 'g', text, rid: `st:${n}`, ...(done ? { done } : {}) });
+    const texts = (state: ChatState) => messagesOf(state.groups.g).map((m) => m.text);
+    let state = applyMessages(emptyChatState, [join('s1', 'alice', 'g'), request(1, 'first')]);
+    for (let n = 2; n <= 3000; n++) state = applyMessages(state, [request(n, `r${n}`, 1)]);
+    // Far past any window: the first is still remembered, so a copy of it changes nothing.
+    expect(texts(applyMessages(state, [request(1, 'first again', 1)]))).to.not.include('first again');
+    expect(state.requests.alice.streams!.st.open).to.equal(3000);
+    // The client holds every answer below 3001: all forgotten, and a late copy of one is refused all the same.
+    state = applyMessages(state, [request(3001, 'last', 3001)]);
+    expect(state.requests.alice.streams!.st).to.deep.include({ doneBelow: 3001, open: 1 });
+    expect(originalRequest(state.requests, { user: 'alice', rid: 'st:1' })).to.equal(undefined);
+    const late = applyBatch(state, [request(1, 'first, late copy')], noStoredTargets);
+    expect(late.refusals).to.deep.equal(['duplicate-request']);
+    expect(texts(late.state)).to.not.include('first, late copy');
+    // Through a snapshot too.
+    expect(restoreChatState(JSON.parse(JSON.stringify(state))).requests.alice.streams!.st).to.deep.include({ doneBelow: 3001, open: 1 });
+  });
+
   it('a snapshot\'s request log from before the buckets is read: its ids are still remembered, with their outcome', () => {
     const old = { groups: {}, sessions: {}, requests: { alice: { ids: { a: '5.1', b: '6.2' }, refused: { b: 'already-liked' }, order: ['a', 'b'] } } };
     const state = restoreChatState(old);
@@ -194,7 +213,7 @@ describe('chat state machine: determinism (property)', () => {
         const reference = applyMessages(emptyChatState, order);
         const app = testApp();
         // The engine's own tentative order reports each change to the replica.
-        const log = new OrderedLog();
+        const log = new TentativeOrder();
         const delivered = new Set<Message>();
         let stableCount = 0;
         for (let i = 0, b = 0; i < deliveryOrder.length; b++) {
@@ -236,7 +255,7 @@ describe('chat state machine: determinism (property)', () => {
   it('a late message re-applies only what was shown after it, not the whole tentative suffix', () => {
     const replica = new ChatReplica(emptyChatState);
     const join = (sender: number, seq: number, ts: number): Message => ({ sender, seq, ts, payload: encodeOp({ op: 'join', session: `s${sender}`, user: 'u', group: `g${ts}` }) });
-    const log = new OrderedLog();
+    const log = new TentativeOrder();
     const deliver = (m: Message) => {
       log.insert(m);
       replica.apply(log.takeChange(), []);
@@ -257,7 +276,7 @@ describe('chat state machine: determinism (property)', () => {
   it('late messages just after the stable point re-apply the tentative suffix, not the stable messages before it', () => {
     const replica = new ChatReplica(emptyChatState);
     const join = (sender: number, seq: number, ts: number): Message => ({ sender, seq, ts, payload: encodeOp({ op: 'join', session: `s${sender}`, user: 'u', group: `g${ts}` }) });
-    const log = new OrderedLog();
+    const log = new TentativeOrder();
     // Each round servers 1 and 2's messages are shown, then server 3's earlier one lands before them and
     // becomes stable: the stable point never passes a checkpoint, as when three servers send concurrently.
     const rounds = 1000;

@@ -4,12 +4,12 @@
  * both sides, heal, kill, relaunch; the chat converges every time.
  */
 import { expect } from 'chai';
-import type { ServerStatus } from '../src/tools/clusterOps.js';
+import type { ClusterServerStatus } from '../src/tools/localCluster.js';
 import { ProcessCluster, waitUntil } from './support/processCluster.js';
 
 interface Row {
   id: number;
-  status: ServerStatus | null;
+  status: ClusterServerStatus | null;
 }
 
 for (const n of [3, 9]) {

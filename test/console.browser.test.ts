@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { ConsoleServer } from '../src/console/consoleServer.js';
-import { LocalCluster } from '../src/tools/clusterOps.js';
+import { LocalCluster } from '../src/tools/localCluster.js';
 import { browserMissing, launchChromium, testOutputDir } from './support/browser.js';
 import { fastDaemonArgs, ProcessCluster, waitUntil, type ScriptedClient } from './support/processCluster.js';
 

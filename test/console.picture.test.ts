@@ -8,13 +8,13 @@ import type { ServerAddress } from '../src/config/clusterConfig.js';
 import type { ClusterPicture } from '../src/console/api.js';
 import { clusterPicture } from '../src/console/picture.js';
 import { ConsoleTimeline, maxEvents } from '../src/console/timeline.js';
-import type { ServerStatus } from '../src/tools/clusterOps.js';
+import type { ClusterServerStatus } from '../src/tools/localCluster.js';
 import { dropReasons } from '../src/transport/udpTransport.js';
 import { noFaultSettings, type FaultSettings } from '../src/transport/faults.js';
 
 const servers: ServerAddress[] = [1, 2, 3, 4, 5].map((id) => ({ id, host: '127.0.0.1', udpPort: 7100 + id, clientPort: 7200 + id }));
 
-function status(id: number, over: { faults?: Partial<FaultSettings>; digest?: string; view?: number[]; ordered?: number; tentative?: number; dropped?: Partial<Record<string, number>> } = {}): ServerStatus {
+function status(id: number, over: { faults?: Partial<FaultSettings>; digest?: string; view?: number[]; ordered?: number; tentative?: number; dropped?: Partial<Record<string, number>> } = {}): ClusterServerStatus {
   const dropped = Object.fromEntries(dropReasons.map((r) => [r, over.dropped?.[r] ?? 0]));
   return {
     id,
@@ -28,7 +28,7 @@ function status(id: number, over: { faults?: Partial<FaultSettings>; digest?: st
     digest: over.digest ?? '3:aaaa',
     transport: { dropped },
     faults: { ...noFaultSettings, ...over.faults },
-  } as unknown as ServerStatus;
+  } as unknown as ClusterServerStatus;
 }
 
 const directions = (p: ClusterPicture, state: string) => p.links.flatMap((l) => [l.aToB, l.bToA]).filter((d) => d.state === state).length;
@@ -81,7 +81,7 @@ describe('console picture', () => {
   });
 
   it('a server whose storage failed is shown as such, with the reason, and still counts as up', () => {
-    const failed = { ...status(3), storageError: 'ENOSPC: no space left on device' } as ServerStatus;
+    const failed = { ...status(3), storageError: 'ENOSPC: no space left on device' } as ClusterServerStatus;
     const p = clusterPicture(servers, servers.map((s) => (s.id === 3 ? failed : status(s.id))), 0);
     expect(p.servers[2]).to.include({ state: 'storage failed', storageError: 'ENOSPC: no space left on device' });
     expect(p.sides).to.deep.equal([[1, 2, 3, 4, 5]]);

@@ -15,9 +15,9 @@ import { ensureClusterKey } from '../src/config/clusterKey.js';
 import type { ClusterPicture } from '../src/console/api.js';
 import { ConsoleServer } from '../src/console/consoleServer.js';
 import { controlToken } from '../src/daemon/controlServer.js';
-import { LocalCluster } from '../src/tools/clusterOps.js';
+import { LocalCluster } from '../src/tools/localCluster.js';
 import { freePorts } from '../src/tools/freePorts.js';
-import { clusterKeyFile } from '../src/tools/localCluster.js';
+import { clusterKeyFile } from '../src/tools/clusterProcesses.js';
 
 function get(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

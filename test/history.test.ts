@@ -104,6 +104,8 @@ describe('a long history, a page at a time', function () {
     await member.call('join', { group: 'quiet' });
     await Promise.all(Array.from({ length: 30 }, (_, i) => member.call('append', { text: `note ${i + 1}` })));
     await cluster.waitFor(() => cluster.converged(), 20_000, 'every message stable everywhere');
+    // The member's last push marks its messages stable (stable marks alone are pushed too, at most every 100 ms).
+    await waitUntil(() => member.pushes.at(-1)?.params.messages.every((m) => m.stable) === true, 5_000, 'the push marking every message stable');
     await new Promise((r) => setTimeout(r, 100));
     const pushesBefore = member.pushes.length;
     const orderBefore = cluster.daemon(2).status().seqVector;

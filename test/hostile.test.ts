@@ -15,7 +15,7 @@ import { ChorusConnection, RpcCallError } from '../src/client/connection.js';
 import { loadClusterKey } from '../src/config/clusterKey.js';
 import type { ServerStatus } from '../src/daemon/controlServer.js';
 import { controlFileName, controlTokenHeader, type ControlInfo } from '../src/daemon/controlServer.js';
-import { clusterKeyFile, controlCall, daemonLogFile, serverDir } from '../src/tools/localCluster.js';
+import { clusterKeyFile, controlCall, daemonLogFile, serverDir } from '../src/tools/clusterProcesses.js';
 import type { DropReason } from '../src/transport/udpTransport.js';
 import { encodePacket } from '../src/wire/codec.js';
 import { seal, wireVersion, type EnvelopeHeader } from '../src/wire/envelope.js';

@@ -16,7 +16,7 @@ import { loadClusterConfig } from '../src/config/clusterConfig.js';
 import { createNamespaces, existingResources, netnsPlan, netnsUnavailable, removeNamespaces, saveNetnsPlan } from '../src/tools/netns.js';
 import { processAlive } from '../src/storage/fileSystem.js';
 import { clientMain, ScriptedClient, waitUntil } from './support/processCluster.js';
-import { LocalCluster, type ServerStatus } from '../src/tools/clusterOps.js';
+import { LocalCluster, type ClusterServerStatus } from '../src/tools/localCluster.js';
 import type { ClusterPicture } from '../src/console/api.js';
 import { ConsoleServer } from '../src/console/consoleServer.js';
 import WebSocket from 'ws';
@@ -42,7 +42,7 @@ interface Row {
   id: number;
   up: boolean;
   pid: number | null;
-  status: ServerStatus | null;
+  status: ClusterServerStatus | null;
 }
 
 describe('namespaced cluster (network namespaces, nftables)', function () {

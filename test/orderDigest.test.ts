@@ -2,7 +2,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import type { Message } from '../src/broadcast/types.js';
-import type { OrderChange } from '../src/broadcast/orderedLog.js';
+import type { OrderChange } from '../src/broadcast/tentativeOrder.js';
 import { chainBlockMessages, OrderDigest } from '../src/node/application.js';
 
 /** Stable messages only: the digest ignores the tentative order's changes. */

@@ -6,8 +6,9 @@
  */
 import { expect } from 'chai';
 import { ChatClient } from '../src/client/terminal.js';
-import { RpcErrors } from '../src/rpc/protocol.js';
+import { defaultRpcLimits, RpcErrors } from '../src/rpc/protocol.js';
 import { chatClusterPerTest, fastTimers } from './support/inProcessCluster.js';
+import { waitUntil } from './support/processCluster.js';
 
 describe('session order across servers (causal token)', function () {
   this.timeout(60_000);
@@ -152,6 +153,83 @@ describe('session order across servers (causal token)', function () {
     expect(answers[0].status === 'fulfilled' ? [answers[0].value.id, retries[0].id] : [retries[0].id]).to.include(again.id);
   });
 
+  it('a retry with wait "stable" is answered with the copy that took effect: sent through a server then cut off, again on the other side (a second copy), a third time with wait "stable" to a server that knows only the second', async () => {
+    const cluster = await chat.create(3, { timers: fastTimers });
+    const [one, two, three] = [await raw(1), await raw(2), await raw(3)];
+    for (const c of [one, two, three]) {
+      await c.call('user', { name: 'ann' });
+      await c.call('join', { group: 'once' });
+    }
+    await cluster.waitFor(() => cluster.converged(), 20_000, 'the joins everywhere');
+    cluster.partition([[1], [2, 3]]);
+    // The first send reaches server 1, alone now; its answer is lost, as far as the client knows.
+    const first = await one.call('append', { text: 'exactly once', requestId: 'r-once' });
+    // The other side's clocks run ahead, so the second copy, sent through server 2, is ordered after the first.
+    for (let i = 0; i < 20; i++) await two.call('append', { text: `busy ${i}` });
+    const second = await two.call('append', { text: 'exactly once', requestId: 'r-once' });
+    expect(second.repeated, 'server 2 never heard of the first copy').to.equal(undefined);
+    const ts = (id: string) => Number(id.split('.')[0]);
+    expect(ts(second.id)).to.be.above(ts(first.id));
+    await waitUntil(async () => (await three.call('history', {})).messages.some((m) => m.id === second.id), 5_000, 'server 3 holding the second copy');
+    // Server 3 knows only the second copy, which will not take effect: the answer waits until the first copy is final.
+    const third = three.answer('append', { text: 'exactly once', requestId: 'r-once', wait: 'stable' });
+    await new Promise((r) => setTimeout(r, 300));
+    cluster.heal();
+    const { result } = await third;
+    expect(result).to.deep.include({ id: first.id, tentative: false, repeated: true, outcome: 'applied' });
+    await cluster.waitFor(() => cluster.converged(), 20_000, 'one order after the heal');
+    const texts = (await three.call('history', {})).messages.filter((m) => m.text === 'exactly once');
+    expect(texts.map((m) => m.id)).to.deep.equal([first.id]);
+  });
+
+  it('a stream request is remembered until the client says it holds the answer: with 5,000 requests of the stream between two copies of one, it takes effect once', async function () {
+    this.timeout(120_000);
+    const cluster = await chat.create(3, { timers: fastTimers, rpcLimits: { ...defaultRpcLimits, requestsPerSecond: 100_000 } });
+    const [one, two] = [await raw(1), await raw(2)];
+    for (const c of [one, two]) {
+      await c.call('user', { name: 'ann' });
+      await c.call('join', { group: 'flight' });
+    }
+    await cluster.waitFor(() => cluster.converged(), 20_000, 'the joins everywhere');
+    cluster.partition([[1], [2, 3]]);
+    // The first request of the stream reaches server 1, alone now; its answer is lost, as far as the client knows.
+    const first = await one.call('append', { text: 'the first request', requestId: 'flight:1' });
+    // 5,000 more go through server 2 and are answered; the client holds every answer but the first's, so doneBelow stays 1.
+    for (let n = 2; n <= 5001; n += 500) {
+      await Promise.all(Array.from({ length: 500 }, (_, k) => two.call('append', { text: `request ${n + k}`, requestId: `flight:${n + k}`, doneBelow: 1 })));
+    }
+    // The first is sent again through server 2, which never heard of it: a second copy, ordered after all of them.
+    const second = await two.call('append', { text: 'the first request', requestId: 'flight:1', doneBelow: 1 });
+    expect(second.repeated, 'server 2 never heard of the first copy').to.equal(undefined);
+    cluster.heal();
+    await cluster.waitFor(() => cluster.converged(), 60_000, 'one order after the heal');
+    const firsts: string[] = [];
+    for (let from = 1; ; from += 500) {
+      const page = await two.call('history', { from });
+      firsts.push(...page.messages.filter((m) => m.text === 'the first request').map((m) => m.id));
+      if (from + 500 > page.total) break;
+    }
+    expect(firsts).to.deep.equal([first.id]);
+  });
+
+  it('a user\'s open stream requests are bounded: past the bound one is refused until the client acknowledges answers (doneBelow); an acknowledged request is never applied again', async () => {
+    const cluster = await chat.create(3, { timers: fastTimers, rpcLimits: { ...defaultRpcLimits, maxOpenRequestsPerUser: 20 } });
+    const client = await raw(1);
+    await client.call('user', { name: 'bo' });
+    await client.call('join', { group: 'bounded' });
+    for (let n = 1; n <= 20; n++) await client.call('append', { text: `m${n}`, requestId: `b:${n}` });
+    const refused = await client.answer('append', { text: 'm21', requestId: 'b:21' });
+    expect(refused.error).to.deep.include({ code: RpcErrors.tooManyOpenRequests });
+    expect(refused.error!.data).to.deep.equal({ rule: 'too-many-open-requests' });
+    // Acknowledging the first 20 answers with the same request lets it through; they are forgotten everywhere.
+    expect((await client.answer('append', { text: 'm21', requestId: 'b:21', doneBelow: 21 })).result).to.have.property('id');
+    const again = await client.answer('append', { text: 'm5 again', requestId: 'b:5' });
+    expect(again.error).to.deep.include({ code: RpcErrors.requestDone });
+    expect((await client.answer('append', { text: 'x', requestId: 'plain-id', doneBelow: 3 })).error).to.deep.include({ code: RpcErrors.invalidParams });
+    await cluster.waitFor(() => cluster.converged(), 20_000, 'stable everywhere');
+    expect((await client.call('history', {})).messages.map((m) => m.text)).to.deep.equal(Array.from({ length: 21 }, (_, i) => `m${i + 1}`));
+  });
+
   it('the terminal client resends, with the same request id, what a lost server never answered; it is applied once', async () => {
     const cluster = await chat.create(3, { timers: fastTimers });
     const lines: string[] = [];
@@ -166,7 +244,7 @@ describe('session order across servers (causal token)', function () {
       await pending;
       expect(lines.at(-1)).to.match(/^error: the connection was lost before the server answered; c <id> resends it/);
       await client.execute('c 2');
-      expect(lines.some((l) => /^resent "sent into the crash" \(request [0-9a-f-]{36}\)$/.test(l))).to.equal(true);
+      expect(lines.some((l) => /^resent "sent into the crash" \(request [0-9a-f]{16}:\d+\)$/.test(l))).to.equal(true);
       await cluster.start(1);
       await cluster.waitFor(() => cluster.converged(), 20_000, 'every server agreeing');
       const reader = await raw(3);

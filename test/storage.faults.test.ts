@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { expect } from 'chai';
 import { ChorusConnection, RpcCallError } from '../src/client/connection.js';
 import { RpcErrors } from '../src/rpc/protocol.js';
-import { clusterKeyFile, controlCall, serverDir } from '../src/tools/localCluster.js';
+import { clusterKeyFile, controlCall, serverDir } from '../src/tools/clusterProcesses.js';
 import { fastDaemonArgs, ProcessCluster, waitUntil } from './support/processCluster.js';
 
 const daemonMain = join(process.cwd(), 'dist/src/daemon/main.js');

@@ -8,7 +8,7 @@ import type { DaemonStatus } from '../src/daemon/daemon.js';
 import { statSync } from 'node:fs';
 import { ChorusConnection, RpcCallError } from '../src/client/connection.js';
 import { processAlive } from '../src/storage/fileSystem.js';
-import { consolePid, daemonLogFile } from '../src/tools/localCluster.js';
+import { consolePid, daemonLogFile } from '../src/tools/clusterProcesses.js';
 import { ProcessCluster, waitUntil } from './support/processCluster.js';
 
 type Row = { id: number; up: boolean; pid: number | null; status: (DaemonStatus & { faults: { blocked: number[] }; refusedRequests: number }) | null };

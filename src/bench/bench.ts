@@ -17,14 +17,15 @@ import { fileURLToPath } from 'node:url';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import type { EngineCounters } from '../broadcast/engine.js';
-import { ChorusConnection } from '../client/connection.js';
+import { ChorusConnection, openWebSocketChannel } from '../client/connection.js';
+import { ClientSession, timestampOf } from '../client/session.js';
 import { loadClusterConfig } from '../config/clusterConfig.js';
 import { ensureClusterKey } from '../config/clusterKey.js';
 import type { ControlMethods, Progress } from '../daemon/controlServer.js';
 import type { Percentiles, Timings } from '../daemon/timings.js';
-import { LocalCluster, type ServerStatus } from '../tools/clusterOps.js';
+import { LocalCluster, type ClusterServerStatus } from '../tools/localCluster.js';
 import { freePorts } from '../tools/freePorts.js';
-import { connectControl, diskBytes, nodeArgs, serverDir } from '../tools/localCluster.js';
+import { connectControl, diskBytes, nodeArgs, serverDir } from '../tools/clusterProcesses.js';
 import type { ProtocolNodeResult } from './protocolNode.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -67,24 +68,28 @@ class Appender {
   failures = 0;
   readonly seenAt = new Map<string, number>();
 
-  private constructor(readonly connection: ChorusConnection) {}
+  /** The bare path: appends without request ids (nothing to resend), pushes timed as they arrive. */
+  readonly session: ClientSession;
+
+  private constructor(user: string, group: string) {
+    this.session = new ClientSession(openWebSocketChannel, {
+      pushed: (push) => {
+        const now = performance.now();
+        for (const m of push.messages) if (!this.seenAt.has(m.id)) this.seenAt.set(m.id, now);
+      },
+    }, { user, group, requestIds: false });
+  }
 
   static async open(address: string, user: string, group: string): Promise<Appender> {
-    const connection = await ChorusConnection.connect(address);
-    await connection.call('user', { name: user });
-    await connection.call('join', { group });
-    const appender = new Appender(connection);
-    connection.on('group', (view) => {
-      const now = performance.now();
-      for (const m of view.messages) if (!appender.seenAt.has(m.id)) appender.seenAt.set(m.id, now);
-    });
+    const appender = new Appender(user, group);
+    await appender.session.connect(address);
     return appender;
   }
 
   async appendOne(): Promise<void> {
     const sentAt = performance.now();
     try {
-      const { id } = await this.connection.call('append', { text: text200 });
+      const { id } = await this.session.append(text200);
       this.acked.push({ id, sentAt, ackAt: performance.now() });
     } catch {
       this.failures++;
@@ -104,11 +109,9 @@ class Appender {
   }
 
   close(): void {
-    this.connection.close();
+    this.session.close();
   }
 }
-
-const tsOf = (id: string) => Number(id.split('.')[0]);
 
 class Bench {
   private appenders: Appender[] = [];
@@ -287,7 +290,7 @@ class Bench {
     await Promise.all(this.appenders.map((a) => a.flood(() => performance.now() >= end, 32)));
     const elapsed = (performance.now() - start) / 1000;
     const acked = this.appenders.flatMap((a) => a.acked);
-    const maxTs = acked.reduce((max, a) => Math.max(max, tsOf(a.id)), 0);
+    const maxTs = acked.reduce((max, a) => Math.max(max, timestampOf(a.id)), 0);
     for (;;) {
       const all = await this.allProgress(false);
       if (all.every((p) => p && p.stableTs >= maxTs)) break;
@@ -411,7 +414,7 @@ class Bench {
     await Promise.all(sends);
     clientLoop.disable();
     // Until every operation is stable at all five and the servers have seen it so; nobody polls meanwhile.
-    const lastTs = this.appenders.flatMap((a) => a.acked).reduce((max, a) => Math.max(max, tsOf(a.id)), 0);
+    const lastTs = this.appenders.flatMap((a) => a.acked).reduce((max, a) => Math.max(max, timestampOf(a.id)), 0);
     await this.waitUntil((p) => p.stableEverywhereTs >= lastTs, 10_000);
     const timings = await this.timings();
     const after = await this.cluster.statuses(false);
@@ -588,8 +591,8 @@ class Bench {
 }
 
 /** How much a counter grew across the cluster between two readings of every server's status. */
-function growth(before: (ServerStatus | undefined)[], after: (ServerStatus | undefined)[], counter: (s: ServerStatus) => number): number {
-  const total = (list: (ServerStatus | undefined)[]) => list.reduce((t, s) => t + (s ? counter(s) : 0), 0);
+function growth(before: (ClusterServerStatus | undefined)[], after: (ClusterServerStatus | undefined)[], counter: (s: ClusterServerStatus) => number): number {
+  const total = (list: (ClusterServerStatus | undefined)[]) => list.reduce((t, s) => t + (s ? counter(s) : 0), 0);
   return total(after) - total(before);
 }
 

@@ -16,7 +16,7 @@ import { loadClusterKey } from '../config/clusterKey.js';
 import { Daemon } from '../daemon/daemon.js';
 import { createLogger } from '../daemon/logger.js';
 import type { Application } from '../node/application.js';
-import type { OrderChange } from '../broadcast/orderedLog.js';
+import type { OrderChange } from '../broadcast/tentativeOrder.js';
 import type { Message } from '../broadcast/types.js';
 import { nodeFileSystem, type FileSystem } from '../storage/fileSystem.js';
 import type { Timings } from '../daemon/timings.js';

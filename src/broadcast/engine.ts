@@ -29,7 +29,7 @@ import { FlowControl } from './flowControl.js';
 import { LamportClock } from './lamportClock.js';
 import { NackScheduler } from './nackScheduler.js';
 import { isUnicode, payloadFits, type EngineOptions } from './options.js';
-import { OrderedLog, type OrderChange } from './orderedLog.js';
+import { TentativeOrder, type OrderChange } from './tentativeOrder.js';
 import { ReceiveWindow } from './receiveWindow.js';
 import { replayJournal, type EngineState } from './recovery.js';
 import { RetransmitStore } from './retransmitStore.js';
@@ -81,7 +81,7 @@ export class Engine {
   private readonly lamportClock: LamportClock;
   private readonly window: ReceiveWindow;
   private readonly store: RetransmitStore;
-  private readonly log: OrderedLog;
+  private readonly log: TentativeOrder;
   private readonly acks: AckMatrix;
   private readonly views: Views;
   private readonly nacks: NackScheduler;
@@ -126,7 +126,7 @@ export class Engine {
     this.n = n;
     this.now = now;
     const zeros = () => new Array<number>(n).fill(0);
-    this.log = new OrderedLog(options.brokenVariant === 'order-without-sender-tiebreak' ? (a, b) => a.ts - b.ts : undefined);
+    this.log = new TentativeOrder(options.brokenVariant === 'order-without-sender-tiebreak' ? (a, b) => a.ts - b.ts : undefined);
     this.lastSeq = saved?.lastSeq ?? 0;
     this.lamportClock = new LamportClock(saved?.tsVector[options.me - 1] ?? 0);
     this.window = new ReceiveWindow(saved?.contiguous ?? zeros(), options.receiveWindowMessages);

@@ -14,9 +14,22 @@ import type { Tail } from './tail.js';
 /** Users who like message n of a group (0-based), for the liked ones only, in chunks of messages by n (likes.ts). */
 export type Likes = Readonly<Record<string, Readonly<Record<string, readonly string[]>>>>;
 
-/** A user's recent request ids, in buckets, oldest first (requests.ts). */
-export interface RequestLog {
+/** A user's request ids (requests.ts): plain ids, the recent ones in buckets, oldest first; stream ids by stream. */
+export interface UserRequests {
   readonly buckets: readonly RequestBucket[];
+  readonly streams?: Readonly<Record<string, RequestStream>>;
+}
+
+/**
+ * The requests of one client's stream ("<stream>:<n>"): every n below
+ * `doneBelow` was answered to the client (it said so), so a copy of one is
+ * refused; those at or above it are remembered, by n, in buckets of n.
+ */
+export interface RequestStream {
+  readonly doneBelow: number;
+  /** Requests remembered (at or above doneBelow). */
+  readonly open: number;
+  readonly buckets: Readonly<Record<string, RequestBucket>>;
 }
 
 /** Some of a user's request ids: each with the id ("<ts>.<sender>") of the message that carried it first. */
@@ -49,7 +62,7 @@ export interface ChatState {
   /** The group each session is in. */
   readonly sessions: Readonly<Record<string, string>>;
   /** Request ids by user, so that a client's retry is applied once. */
-  readonly requests: Readonly<Record<string, RequestLog>>;
+  readonly requests: Readonly<Record<string, UserRequests>>;
 }
 
 /**

@@ -27,6 +27,8 @@ export interface AppendOp {
   readonly text: string;
   /** The client's request id: a retry with the same id (by the same user, on any server) has no further effect. */
   readonly rid?: string;
+  /** With a stream request id ("<stream>:<n>"): the client holds the answers of the stream's requests below this (requests.ts). */
+  readonly done?: number;
 }
 
 export interface LikeOp {
@@ -36,6 +38,7 @@ export interface LikeOp {
   /** The liked message: its broadcast message's (ts, sender). In the payload it is written "<ts>.<sender>". */
   readonly message: MessageId;
   readonly rid?: string;
+  readonly done?: number;
 }
 
 export type ChatOp = JoinOp | LeaveOp | AppendOp | LikeOp;
@@ -82,6 +85,14 @@ export const requestIdSchema = z
   .refine((s) => s.length >= 1 && s.length <= limits.requestIdChars && printableNoSpace.test(s), { error: `a request id has 1-${limits.requestIdChars} printable characters and no spaces` })
   .describe(`a client-chosen id (1-${limits.requestIdChars} printable characters, e.g. a UUID): a retry with the same id, on any server, is applied once`);
 
+/** What a client says it holds answers for: every request of its request id's stream numbered below this. */
+export const doneBelowSchema = z
+  .number()
+  .int('must be a whole number')
+  .min(1, 'must be at least 1')
+  .max(Number.MAX_SAFE_INTEGER, 'must be a safe integer')
+  .describe('with a request id "<stream>:<n>": every request of that stream numbered below this has its answer at the client, so the servers may forget them (a later copy of one is still refused)');
+
 /** A message id as clients write it, "<ts>.<sender>", read into its (ts, sender). */
 export const messageIdSchema = z
   .string(aString)
@@ -127,7 +138,7 @@ export function decodeOp(payload: string): ChatOp | undefined {
     case 'unlike': {
       const message = str('message') ? parseMessageId(v.message as string) : undefined;
       if (!str('user') || !str('group') || !message || !ridOk(v)) return undefined;
-      return { op: v.op, user: v.user as string, group: v.group as string, message, ...(v.rid === undefined ? {} : { rid: v.rid as string }) };
+      return { op: v.op, user: v.user as string, group: v.group as string, message, ...(v.rid === undefined ? {} : { rid: v.rid as string }), ...(v.done === undefined ? {} : { done: v.done as number }) };
     }
     default:
       return undefined;
@@ -135,7 +146,7 @@ export function decodeOp(payload: string): ChatOp | undefined {
 }
 
 function ridOk(v: Record<string, unknown>): boolean {
-  return v.rid === undefined || typeof v.rid === 'string';
+  return (v.rid === undefined || typeof v.rid === 'string') && (v.done === undefined || (typeof v.rid === 'string' && Number.isSafeInteger(v.done) && (v.done as number) >= 1));
 }
 
 export function encodeOp(op: ChatOp): string {

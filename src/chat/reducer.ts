@@ -15,7 +15,7 @@ import { invariant } from '../errors.js';
 import { setLikes, type LikeTarget, type StoredTargets } from './likes.js';
 import { dict, type ChatState, type Group } from './model.js';
 import { operationOf, type ChatOp } from './operations.js';
-import { rememberRequest, requestOf } from './requests.js';
+import { markDone, remember, requestOf } from './requests.js';
 import { judge, type OperationRefusal } from './rules.js';
 import { Edit, Tail } from './tail.js';
 
@@ -40,10 +40,13 @@ function applyMessage(state: Draft<ChatState>, m: Message, edit: Edit, stored: S
   const op = operationOf(m);
   if (!op) return 'not-an-operation';
   const judged = judge(state, op, stored);
-  if (judged.refusal === 'duplicate-request') return judged.refusal;
   const request = requestOf(op);
-  // The first copy of a request is remembered with its outcome, which a retry's answer repeats.
-  if (request) rememberRequest((state.requests[request.user] ??= { buckets: [] }).buckets, request.rid, formatMessageId(m), judged.refusal);
+  if (request) {
+    const log = (state.requests[request.user] ??= { buckets: [] });
+    // The first copy of a request is remembered with its outcome, which a retry's answer repeats.
+    if (judged.refusal !== 'duplicate-request') remember(log, request.rid, formatMessageId(m), judged.refusal);
+    if (request.doneBelow !== undefined) markDone(log, request.rid, request.doneBelow);
+  }
   if (judged.refusal) return judged.refusal;
   applyOp(state, op, m, edit, judged.target);
   return undefined;

@@ -28,7 +28,7 @@
  * holds the tentative suffix and a bounded stretch of stable messages, not
  * the history.
  */
-import type { OrderChange } from '../broadcast/orderedLog.js';
+import type { OrderChange } from '../broadcast/tentativeOrder.js';
 import type { Message, MessageId } from '../broadcast/types.js';
 import { invariant } from '../errors.js';
 import { targetKey, type StoredTarget } from './likes.js';

@@ -4,15 +4,25 @@
  * later copy of it is refused as `duplicate-request`, so a client's retry,
  * on the same server or another, is applied once.
  *
- * A user's ids are remembered in buckets, the oldest bucket forgotten whole:
- * so a request changes one small bucket, never a list of a thousand (which
- * immer would copy, or walk element by element on a shift, every time).
+ * A stream id "<stream>:<n>" (what the client session library sends) is
+ * remembered until the client says it holds the answer: an operation may
+ * carry `doneBelow`, "every request of this stream numbered below this was
+ * answered", as Raft's client sessions do. Those below it are forgotten, and
+ * a copy of one that comes later still is refused: nothing is forgotten
+ * that a copy could still apply twice, however many requests a client has
+ * in flight. Any other id is remembered among the user's last
+ * maxRequestsPerUser plain ids.
+ *
+ * Ids are kept in buckets (plain ones: the oldest bucket forgotten whole;
+ * stream ones: by n), so a request changes one small bucket, never a list
+ * of thousands (which immer would copy, or walk element by element, every
+ * time).
  */
 import type { Draft } from 'immer';
-import { dict, type RequestBucket, type RequestLog } from './model.js';
+import { dict, type RequestBucket, type UserRequests } from './model.js';
 import type { ChatOp } from './operations.js';
 
-/** A user's request ids remembered: at least this many of the latest (at most a bucket more); a retry after more newer requests may be applied again. */
+/** A user's plain request ids remembered: at least this many of the latest (at most a bucket more); a retry after more newer requests may be applied again. */
 export const maxRequestsPerUser = 1000;
 const requestBucketSize = 100;
 const requestBuckets = Math.ceil(maxRequestsPerUser / requestBucketSize) + 1;
@@ -23,31 +33,120 @@ export interface OriginalRequest {
   readonly refused?: string;
 }
 
-/** A request: the user whose id it is and the id. */
+/** A request: the user whose id it is, the id, and what the client says it holds answers for. */
 export interface Request {
   readonly user: string;
   readonly rid: string;
+  /** With a stream id: every request of the stream numbered below this was answered. */
+  readonly doneBelow?: number;
 }
+
+/** A stream id read into its stream and number. */
+export interface StreamId {
+  readonly stream: string;
+  readonly n: number;
+}
+
+const streamIdPattern = /^([A-Za-z0-9_-]{1,40}):([1-9][0-9]{0,14})$/;
+
+/** "<stream>:<n>" (n from 1) read into its parts; undefined for a plain id. */
+export function parseStreamId(rid: string): StreamId | undefined {
+  const match = streamIdPattern.exec(rid);
+  return match ? { stream: match[1], n: Number(match[2]) } : undefined;
+}
+
+/** Requests of one stream per bucket. */
+const streamBucketSize = 100;
 
 /** The request an operation carries, if any (appends, likes and unlikes may carry one). */
 export function requestOf(op: ChatOp): Request | undefined {
   if (op.op === 'join' || op.op === 'leave' || op.rid === undefined) return undefined;
-  return { user: op.user, rid: op.rid };
+  return op.done === undefined ? { user: op.user, rid: op.rid } : { user: op.user, rid: op.rid, doneBelow: op.done };
+}
+
+/** Whether a copy of this request came before: it is remembered, or its stream's client said it was answered. */
+export function isRepeated(requests: Readonly<Record<string, UserRequests>>, request: Request): boolean {
+  return originalRequest(requests, request) !== undefined || isDone(requests, request);
+}
+
+/** A stream request the client said it holds the answer for (so forgotten). */
+export function isDone(requests: Readonly<Record<string, UserRequests>>, { user, rid }: Request): boolean {
+  const id = parseStreamId(rid);
+  return id !== undefined && id.n < (requests[user]?.streams?.[id.stream]?.doneBelow ?? 1);
+}
+
+/** Stream requests a user has open (remembered until the client says it holds their answers), once `request`'s doneBelow is applied. */
+export function openRequests(requests: Readonly<Record<string, UserRequests>>, request: Request): number {
+  const streams = requests[request.user]?.streams ?? {};
+  let open = 0;
+  for (const stream of Object.values(streams)) open += stream.open;
+  const id = parseStreamId(request.rid);
+  const stream = id && streams[id.stream];
+  if (!stream || request.doneBelow === undefined) return open;
+  for (const bucket of Object.values(stream.buckets)) for (const n of Object.keys(bucket.ids)) if (Number(n) < request.doneBelow) open--;
+  return open;
 }
 
 /** The first operation that carried this request, if the state remembers it. */
-export function originalRequest(requests: Readonly<Record<string, RequestLog>>, { user, rid }: Request): OriginalRequest | undefined {
+export function originalRequest(requests: Readonly<Record<string, UserRequests>>, { user, rid }: Request): OriginalRequest | undefined {
+  const id = parseStreamId(rid);
+  if (id) return inBucket(requests[user]?.streams?.[id.stream]?.buckets[streamBucketOf(id.n)], String(id.n));
   const buckets = requests[user]?.buckets ?? [];
   for (let i = buckets.length - 1; i >= 0; i--) {
-    const id = buckets[i].ids[rid];
-    if (id === undefined) continue;
-    const refused = buckets[i].refused?.[rid];
-    return refused === undefined ? { id } : { id, refused };
+    const original = inBucket(buckets[i], rid);
+    if (original) return original;
   }
   return undefined;
 }
 
-/** Remember a request's first message id (and the rule it broke): in the newest bucket, opening a new one when it is full and dropping the oldest past requestBuckets. */
+function inBucket(bucket: RequestBucket | undefined, key: string): OriginalRequest | undefined {
+  const id = bucket?.ids[key];
+  if (id === undefined) return undefined;
+  const refused = bucket!.refused?.[key];
+  return refused === undefined ? { id } : { id, refused };
+}
+
+function streamBucketOf(n: number): string {
+  return String(Math.floor(n / streamBucketSize));
+}
+
+/** Remember a request's first message id (and the rule it broke) in the user's log. */
+export function remember(log: Draft<UserRequests>, rid: string, id: string, refused: string | undefined): void {
+  const streamId = parseStreamId(rid);
+  if (!streamId) return rememberRequest(log.buckets, rid, id, refused);
+  const stream = ((log.streams ??= dict())[streamId.stream] ??= { doneBelow: 1, open: 0, buckets: dict() });
+  const bucket = (stream.buckets[streamBucketOf(streamId.n)] ??= { size: 0, ids: dict() });
+  const key = String(streamId.n);
+  bucket.ids[key] = id;
+  if (refused !== undefined) (bucket.refused ??= dict())[key] = refused;
+  bucket.size++;
+  stream.open++;
+}
+
+/** The client holds the answers of its stream's requests below `doneBelow`: forget them (a copy of one is refused all the same). */
+export function markDone(log: Draft<UserRequests>, rid: string, doneBelow: number): void {
+  const streamId = parseStreamId(rid);
+  const stream = streamId && log.streams?.[streamId.stream];
+  if (!stream || doneBelow <= stream.doneBelow) return;
+  for (const [key, bucket] of Object.entries(stream.buckets)) {
+    if ((Number(key) + 1) * streamBucketSize <= doneBelow) {
+      stream.open -= bucket.size;
+      delete stream.buckets[key];
+      continue;
+    }
+    if (Number(key) * streamBucketSize >= doneBelow) continue;
+    for (const n of Object.keys(bucket.ids)) {
+      if (Number(n) >= doneBelow) continue;
+      delete bucket.ids[n];
+      if (bucket.refused) delete bucket.refused[n];
+      bucket.size--;
+      stream.open--;
+    }
+  }
+  stream.doneBelow = doneBelow;
+}
+
+/** Remember a plain request's first message id (and the rule it broke): in the newest bucket, opening a new one when it is full and dropping the oldest past requestBuckets. */
 export function rememberRequest(buckets: Draft<RequestBucket>[], rid: string, id: string, refused: string | undefined): void {
   if (buckets.length === 0 || buckets[buckets.length - 1].size >= requestBucketSize) {
     buckets.push({ size: 0, ids: dict() });
@@ -60,13 +159,12 @@ export function rememberRequest(buckets: Draft<RequestBucket>[], rid: string, id
 }
 
 /** A user's remembered request ids, each with its first message's id and the rule it broke if refused (for people and JSON). */
-export function plainRequests(log: RequestLog): Record<string, OriginalRequest> {
+export function plainRequests(log: UserRequests): Record<string, OriginalRequest> {
   const plain = dict<OriginalRequest>();
-  for (const bucket of log.buckets) {
-    for (const [rid, id] of Object.entries(bucket.ids)) {
-      const refused = bucket.refused?.[rid];
-      plain[rid] = refused === undefined ? { id } : { id, refused };
-    }
-  }
+  const add = (bucket: RequestBucket, name: (key: string) => string) => {
+    for (const key of Object.keys(bucket.ids)) plain[name(key)] = inBucket(bucket, key)!;
+  };
+  for (const bucket of log.buckets) add(bucket, (rid) => rid);
+  for (const [stream, { buckets }] of Object.entries(log.streams ?? {})) for (const bucket of Object.values(buckets)) add(bucket, (n) => `${stream}:${n}`);
   return plain;
 }

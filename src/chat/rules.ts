@@ -10,7 +10,7 @@ import type { Draft } from 'immer';
 import { findTarget, likeRefusal, type LikeRefusal, type LikeTarget, type StoredTargets } from './likes.js';
 import type { ChatState } from './model.js';
 import type { ChatOp } from './operations.js';
-import { originalRequest, requestOf } from './requests.js';
+import { isRepeated, requestOf } from './requests.js';
 
 /** Why an operation had no effect in the total order. */
 export type OperationRefusal = LikeRefusal | 'message-unknown' | 'duplicate-request' | 'not-an-operation';
@@ -23,7 +23,7 @@ const takesEffect: Judgement = {};
 /** Judge `op` against `state`; `stored` names the stored messages its like may target. */
 export function judge(state: ChatState | Draft<ChatState>, op: ChatOp, stored: StoredTargets): Judgement {
   const request = requestOf(op);
-  if (request && originalRequest(state.requests, request)) return { refusal: 'duplicate-request' };
+  if (request && isRepeated(state.requests, request)) return { refusal: 'duplicate-request' };
   if (op.op !== 'like' && op.op !== 'unlike') return takesEffect;
   const group = state.groups[op.group];
   const target = group && findTarget(group, op.message, stored);

@@ -13,7 +13,7 @@
 import type { Draft } from 'immer';
 import { parseMessageId } from '../broadcast/types.js';
 import { likeChunkOf } from './likes.js';
-import { dict, emptyChatState, type ChatState, type Group, type Likes, type Member, type RequestBucket, type RequestLog } from './model.js';
+import { dict, emptyChatState, type ChatState, type Group, type Likes, type Member, type RequestBucket, type UserRequests } from './model.js';
 import { maxRequestsPerUser, rememberRequest } from './requests.js';
 import { Tail, type ChatMessage } from './tail.js';
 
@@ -43,7 +43,7 @@ interface ChatStateJson {
   readonly groups: Readonly<Record<string, GroupJson>>;
   readonly sessions: Readonly<Record<string, string>>;
   /** Absent in snapshots from before request ids. */
-  readonly requests?: Readonly<Record<string, RequestLog | FlatRequestLog>>;
+  readonly requests?: Readonly<Record<string, UserRequests | FlatRequestLog>>;
 }
 
 /** A group as a snapshot holds it; older snapshots held the whole history, with each message's likes (`history` or `chunks`). */
@@ -97,12 +97,19 @@ function restoreGroup(group: GroupJson): Group {
   return { name: group.name, members, stored: 0, tail: Tail.of(messages.map(restoreMessage)), likes };
 }
 
-function restoreRequestLog(log: RequestLog | FlatRequestLog): RequestLog {
-  if ('buckets' in log) return { buckets: log.buckets.map((b) => ({ size: b.size, ids: dict(Object.entries(b.ids)), ...(b.refused ? { refused: dict(Object.entries(b.refused)) } : {}) })) };
+function restoreRequestLog(log: UserRequests | FlatRequestLog): UserRequests {
+  if ('buckets' in log) {
+    const streams = log.streams && dict(Object.entries(log.streams).map(([name, stream]) => [name, { ...stream, buckets: dict(Object.entries(stream.buckets).map(([key, bucket]) => [key, restoreBucket(bucket)] as const)) }] as const));
+    return { buckets: log.buckets.map(restoreBucket), ...(streams ? { streams } : {}) };
+  }
   // The flat log: its latest ids, oldest first, into buckets.
   const buckets: Draft<RequestBucket>[] = [];
   for (const rid of log.order.slice(-maxRequestsPerUser)) rememberRequest(buckets, rid, log.ids[rid], log.refused?.[rid]);
   return { buckets };
+}
+
+function restoreBucket(b: RequestBucket): RequestBucket {
+  return { size: b.size, ids: dict(Object.entries(b.ids)), ...(b.refused ? { refused: dict(Object.entries(b.refused)) } : {}) };
 }
 
 function restoreLikes(likes: Likes): Likes {

@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import { JSONRPCClient, JSONRPCErrorException } from 'json-rpc-2.0';
 import WebSocket from 'ws';
 import type { ChatMethods, GroupPush, MethodShape } from '../rpc/protocol.js';
+import { SessionError, type ChannelHandlers, type RpcChannel } from './session.js';
 
 export class RpcCallError extends Error {
   constructor(
@@ -156,4 +157,21 @@ export class ChorusConnection<Methods extends { [K in keyof Methods]: MethodShap
     this.client.rejectAllPendingRequests(`the connection to the server was lost${reason ? `: ${reason}` : ''}`);
     this.emit('close', reason);
   }
+}
+
+/** A session's channel (session.ts) over a WebSocket connection to `address` (host:port). */
+export async function openWebSocketChannel(address: string, handlers: ChannelHandlers, timeoutMs = 5000): Promise<RpcChannel> {
+  const connection = await ChorusConnection.connect(address, timeoutMs);
+  connection.on('group', (push) => handlers.push('group', push));
+  connection.on('close', (reason) => handlers.closed(reason));
+  return {
+    get connected() {
+      return connection.connected;
+    },
+    call: (method, params) =>
+      connection.call(method as keyof ChatMethods, params as never).catch((err: unknown) => {
+        throw err instanceof RpcCallError ? new SessionError(err.code, err.message) : err;
+      }),
+    close: () => connection.close(),
+  };
 }

@@ -18,7 +18,7 @@ import { z } from 'zod';
 import { ChorusError } from '../errors.js';
 import { RpcErrors } from '../rpc/protocol.js';
 import { warnUnexpected } from '../rpc/server.js';
-import { LocalCluster } from '../tools/clusterOps.js';
+import { LocalCluster } from '../tools/localCluster.js';
 import { apiPath, chatCloseCodes, chatPathPrefix, type ClusterPicture, type ConsoleMethod, type ConsoleMethods } from './api.js';
 import { ControlLinks } from './controlLinks.js';
 import { clusterPicture } from './picture.js';

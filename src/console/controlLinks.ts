@@ -6,7 +6,7 @@
  */
 import type { ChorusConnection } from '../client/connection.js';
 import type { ControlMethods, ServerStatus } from '../daemon/controlServer.js';
-import { connectControl, type LocalClusterPaths } from '../tools/localCluster.js';
+import { connectControl, type LocalClusterPaths } from '../tools/clusterProcesses.js';
 
 /** A status call that takes longer counts as no answer (a stopped or overloaded daemon). */
 export const statusTimeoutMs = 1500;

@@ -8,8 +8,8 @@ import { hideBin } from 'yargs/helpers';
 import { configDefaultText, configOfDataRoot, dataRootDefaultText, defaultDataRoot, exitCode, exitWith, usageFailure } from '../commandLine.js';
 import { loadClusterConfig } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
-import { LocalCluster } from '../tools/clusterOps.js';
-import { defaultConsolePort } from '../tools/localCluster.js';
+import { LocalCluster } from '../tools/localCluster.js';
+import { defaultConsolePort } from '../tools/clusterProcesses.js';
 import { ConsoleServer } from './consoleServer.js';
 
 interface Args {

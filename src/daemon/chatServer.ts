@@ -38,7 +38,7 @@ export class ChatServer {
     const daemon = await Daemon.start({ ...options, application: assembly.application, faults: loadFaults(options.dataDir, options.config.servers.length) });
     const core = assembly.attach(daemon.node);
     const { app: chat, port } = core;
-    const service = new ChatService(port, options.config);
+    const service = new ChatService(port, options.config, options.rpcLimits?.maxOpenRequestsPerUser);
     let rpc: RpcServer | undefined;
     let control: ControlServer;
     try {

@@ -10,7 +10,7 @@ import { EventEmitter } from 'node:events';
 import type winston from 'winston';
 import type { EngineCounters } from '../broadcast/engine.js';
 import { engineOptions, type EngineTimers } from '../broadcast/options.js';
-import type { OrderChange } from '../broadcast/orderedLog.js';
+import type { OrderChange } from '../broadcast/tentativeOrder.js';
 import type { Message, Packet, ServerId } from '../broadcast/types.js';
 import { allOnLoopback, serverById, type ClusterConfig } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';

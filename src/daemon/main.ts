@@ -12,7 +12,7 @@ import { clusterKeyFileName, loadClusterKey } from '../config/clusterKey.js';
 import { ChorusError } from '../errors.js';
 import { defaultEngineTimers } from '../broadcast/options.js';
 import { ChatServer } from './chatServer.js';
-import { defaultRpcLimits } from '../rpc/protocol.js';
+import { defaultMaxOpenRequestsPerUser, defaultRpcLimits } from '../rpc/protocol.js';
 import { defaultSnapshotIntervalMs, defaultSnapshotJournalBytes } from '../node/node.js';
 import { createLogger, logLevels, type LogLevel } from './logger.js';
 
@@ -35,11 +35,12 @@ const argv = yargs(hideBin(process.argv))
   .option('max-connections', { type: 'number', default: defaultRpcLimits.maxConnections, describe: 'client connections at once; one more is told so and closed' })
   .option('max-requests-per-second', { type: 'number', default: defaultRpcLimits.requestsPerSecond, describe: 'requests per second per client connection; more get an error' })
   .option('max-frame-bytes', { type: 'number', default: defaultRpcLimits.maxFrameBytes, describe: 'bytes in one client request; a larger one gets an error' })
+  .option('max-open-requests-per-user', { type: 'number', default: defaultMaxOpenRequestsPerUser, describe: 'stream request ids one user may have unacknowledged (remembered by every server until the client sends doneBelow); one more gets an error' })
   .option('control-host', { type: 'string', default: '127.0.0.1', describe: 'address of the control endpoint (tools/cluster); off loopback only the cluster key\'s token guards it, so use a trusted network (the namespaced cluster uses each server\'s own address)' })
   .option('allow-origin', { type: 'string', array: true, default: [] as string[], describe: 'a web page origin (e.g. http://127.0.0.1:7300) whose scripts may use the client port; browsers from any other origin are refused' })
   .check((args) => {
     if (args.insecure && args['key-file'] !== undefined) throw new Error('--insecure and --key-file exclude each other: choose one');
-    for (const key of ['max-connections', 'max-requests-per-second', 'max-frame-bytes'] as const) {
+    for (const key of ['max-connections', 'max-requests-per-second', 'max-frame-bytes', 'max-open-requests-per-user'] as const) {
       if (!Number.isInteger(args[key]) || args[key] < 1) throw new Error(`--${key} must be a positive integer, got ${String(args[key])}`);
     }
     for (const key of ['id', 'status-interval-ms', 'ack-delay-ms', 'view-timeout-ms', 'nack-retry-ms', 'snapshot-journal-bytes', 'snapshot-interval-ms'] as const) {
@@ -98,6 +99,7 @@ async function main(): Promise<void> {
       requestsPerSecond: argv['max-requests-per-second'],
       maxFrameBytes: argv['max-frame-bytes'],
       allowedOrigins: argv['allow-origin'],
+      maxOpenRequestsPerUser: argv['max-open-requests-per-user'],
     },
   });
   server.daemon.on('fatal', () => process.exit(1));

@@ -4,7 +4,7 @@
  * by the broadcast layer's own tests and tools.
  */
 import { createHash } from 'node:crypto';
-import type { OrderChange } from '../broadcast/orderedLog.js';
+import type { OrderChange } from '../broadcast/tentativeOrder.js';
 import type { Message, ServerId } from '../broadcast/types.js';
 
 export interface Application {

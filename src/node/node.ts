@@ -24,7 +24,7 @@
 import { Engine, type Ready, type Sequenced } from '../broadcast/engine.js';
 import type { EngineOptions } from '../broadcast/options.js';
 import type { EngineState } from '../broadcast/recovery.js';
-import type { OrderChange } from '../broadcast/orderedLog.js';
+import type { OrderChange } from '../broadcast/tentativeOrder.js';
 import type { Message, Packet, ServerId } from '../broadcast/types.js';
 import { ChorusError } from '../errors.js';
 import { recordPlace, type LoadedLog } from '../storage/logReader.js';

@@ -6,23 +6,26 @@
  */
 import { formatMessageId, parseMessageId, type Message, type MessageId } from '../broadcast/types.js';
 import type { ChatOp, LikeOp } from '../chat/operations.js';
-import { originalRequest, requestOf, type OriginalRequest } from '../chat/requests.js';
+import { isDone, openRequests, originalRequest, parseStreamId, requestOf, type OriginalRequest, type Request } from '../chat/requests.js';
 import type { OperationRefusal } from '../chat/rules.js';
 import type { ChatPort } from '../server/chatPort.js';
 import type { ClusterConfig } from '../config/clusterConfig.js';
 import { SubmitRefused } from '../node/node.js';
-import { RpcErrors, recentMessages, type Confirmation, type GroupView } from './protocol.js';
+import { defaultMaxOpenRequestsPerUser, RpcErrors, recentMessages, type Confirmation, type GroupSnapshot } from './protocol.js';
 import { rpcError } from './errors.js';
 import { GroupReader, type HistoryParams } from './groupReader.js';
 
-/** How a client wants a mutating request answered: waiting for its stable outcome, and its request id for retries. */
+/** How a client wants a mutating request answered: waiting for its stable outcome; its request id for retries, and which of its stream's answers it holds. */
 export interface HowToAnswer {
   readonly wait?: 'stable';
   readonly requestId?: string;
+  readonly doneBelow?: number;
 }
 
-function rid(how: HowToAnswer): { rid?: string } {
-  return how.requestId === undefined ? {} : { rid: how.requestId };
+/** The request fields an operation carries. */
+function rid(how: HowToAnswer): { rid?: string; done?: number } {
+  if (how.requestId === undefined) return {};
+  return how.doneBelow === undefined ? { rid: how.requestId } : { rid: how.requestId, done: how.doneBelow };
 }
 
 export interface Session {
@@ -54,6 +57,8 @@ export class ChatService {
   constructor(
     readonly port: ChatPort,
     config: ClusterConfig,
+    /** Stream requests one user may have open (RpcLimits.maxOpenRequestsPerUser). */
+    private readonly maxOpenRequests = defaultMaxOpenRequestsPerUser,
   ) {
     this.reader = new GroupReader(port, config);
   }
@@ -66,11 +71,11 @@ export class ChatService {
     return { user: name };
   }
 
-  async join(session: Session, name: string): Promise<GroupView> {
+  async join(session: Session, name: string): Promise<GroupSnapshot> {
     const user = requireUser(session);
     await this.submit({ op: 'join', session: session.id, user, group: name }, session);
     session.group = name;
-    return this.reader.groupView(name, recentMessages);
+    return this.reader.groupSnapshot(name, recentMessages);
   }
 
   async leave(session: Session): Promise<Confirmation> {
@@ -97,16 +102,21 @@ export class ChatService {
    * as the original was; else the judge is asked first, so that a client
    * hears of a rule its operation breaks now rather than once it is ordered.
    */
-  private mutate(op: ChatOp, session: Session, wait: 'stable' | undefined): Promise<Confirmation> {
-    const repeated = this.repeated(op);
-    if (repeated) return Promise.resolve(repeated);
-    const { refusal } = this.port.judge(op);
-    if (refusal && refusal !== 'duplicate-request' && refusal !== 'not-an-operation' && (op.op === 'like' || op.op === 'unlike')) throw rpcError(...refusalErrors[refusal](op));
+  private async mutate(op: ChatOp, session: Session, wait: 'stable' | undefined): Promise<Confirmation> {
+    const request = requestOf(op);
+    if (request) this.checkRequest(request);
+    const repeated = await this.repeated(op, wait);
+    if (repeated) return repeated;
+    // Only a like's rules can refuse it before it is ordered (reading the shown state costs an application of the tentative suffix: appends skip it).
+    if (op.op === 'like' || op.op === 'unlike') {
+      const { refusal } = this.port.judge(op);
+      if (refusal && refusal !== 'duplicate-request' && refusal !== 'not-an-operation') throw rpcError(...refusalErrors[refusal](op));
+    }
     return this.confirm(op, session, wait);
   }
 
   /** A page of `group`'s history, or of the session's group (a read: nothing is broadcast). */
-  history(session: Session, params: HistoryParams): Promise<GroupView> {
+  history(session: Session, params: HistoryParams): Promise<GroupSnapshot> {
     return this.reader.history(params.group ?? requireGroup(session), params);
   }
 
@@ -133,21 +143,67 @@ export class ChatService {
   }
 
   /**
+   * A stream request the client already said it holds the answer for is not
+   * answered again; a new one past the user's bound on open requests waits
+   * until the client acknowledges some.
+   */
+  private checkRequest(request: Request): void {
+    const stream = parseStreamId(request.rid);
+    if (request.doneBelow !== undefined && !stream) throw rpcError(RpcErrors.invalidParams, `invalid doneBelow: it goes with a request id "<stream>:<n>", not ${JSON.stringify(request.rid)}`);
+    if (!stream) return;
+    const { requests } = this.port.shown();
+    if (isDone(requests, request)) throw rpcError(RpcErrors.requestDone, `request ${request.rid}: the client said it holds its answer (doneBelow); it is not applied again`);
+    if (originalRequest(requests, request) || openRequests(requests, request) < this.maxOpenRequests) return;
+    throw rpcError(RpcErrors.tooManyOpenRequests, `too many open requests: ${request.user} has ${this.maxOpenRequests} requests whose answers were not acknowledged; send doneBelow with the next request once answers arrive`);
+  }
+
+  /**
    * A retry of a request this server already knows (the state remembers
    * each user's recent request ids): the original's answer, nothing new
    * broadcast. One it does not know yet is broadcast again; if the original
-   * reaches the order first, the retry has no effect there (wait "stable"
-   * then says refused, duplicate-request).
+   * reaches the order first, the retry has no effect there.
+   *
+   * While the copy it knows is tentative, another copy (sent through a
+   * server cut off from this one) may still land before it: a tentative
+   * answer names the copy first now, and with wait "stable" the answer waits
+   * until that copy is final, then names the copy first in the final order.
    */
-  private repeated(op: ChatOp): Confirmation | undefined {
+  private async repeated(op: ChatOp, wait: 'stable' | undefined): Promise<Confirmation | undefined> {
     const request = requestOf(op);
     const original = request && originalRequest(this.port.shown().requests, request);
-    return original && this.originalAnswer(original);
+    if (!request || !original) return undefined;
+    if (wait === undefined || !this.isTentative(original)) return this.originalAnswer(original);
+    await this.stablePast(parseMessageId(original.id)!.ts);
+    return this.originalAnswer(originalRequest(this.port.shown().requests, request) ?? original);
+  }
+
+  private isTentative(original: OriginalRequest): boolean {
+    return (parseMessageId(original.id)?.ts ?? Infinity) > this.port.stableTs();
+  }
+
+  /** Resolves once the stable point has reached `ts` (fails if the server stops first). */
+  private stablePast(ts: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const stop = () => {
+        unsubscribe();
+        this.stableWaits.delete(fail);
+      };
+      const fail = (error: Error) => {
+        stop();
+        reject(error);
+      };
+      const unsubscribe = this.port.onChange(() => {
+        if (this.port.stableTs() < ts) return;
+        stop();
+        resolve();
+      });
+      this.stableWaits.add(fail);
+    });
   }
 
   /** A retry's answer: the original operation's id and, once that is stable, its outcome. */
   private originalAnswer(original: OriginalRequest): Confirmation {
-    const tentative = (parseMessageId(original.id)?.ts ?? Infinity) > this.port.stableTs();
+    const tentative = this.isTentative(original);
     if (tentative) return { id: original.id, tentative, repeated: true };
     return { id: original.id, tentative, repeated: true, ...(original.refused === undefined ? { outcome: 'applied' } : { outcome: 'refused', rule: original.refused }) };
   }

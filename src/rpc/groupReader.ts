@@ -11,7 +11,7 @@ import type { ChatPort } from '../server/chatPort.js';
 import { findMessage, firstDifference, lastMessages, messageRange, type PlacedMessage } from '../server/groupQueries.js';
 import type { ClusterConfig } from '../config/clusterConfig.js';
 import { rpcError } from './errors.js';
-import { maxHistoryPage, RpcErrors, type GroupChanges, type GroupSummary, type GroupView, type MessageView, type ViewResult } from './protocol.js';
+import { maxHistoryPage, RpcErrors, type GroupChanges, type GroupSummary, type GroupSnapshot, type MessageEntry, type ViewResult } from './protocol.js';
 
 /** Which page of a history to read (params.ts checks them). */
 export interface HistoryParams {
@@ -39,7 +39,7 @@ export class GroupReader {
    * readWaitMs, until this server holds every message up to it, and says
    * whether it does (read-your-writes on a server that may lag behind).
    */
-  async history(name: string, params: HistoryParams): Promise<GroupView> {
+  async history(name: string, params: HistoryParams): Promise<GroupSnapshot> {
     const where = [params.from, params.since, params.before].filter((p) => p !== undefined).length;
     if (where > 1) throw rpcError(RpcErrors.invalidParams, 'invalid history: give at most one of from, since and before');
     if (params.after === undefined) return this.page(name, params);
@@ -57,7 +57,7 @@ export class GroupReader {
   }
 
   /** A page by place (from), or by message id (since: the messages after it; before: those just before it), which stays right when a heal moves places. */
-  private page(name: string, { from, since, before, count = maxHistoryPage }: HistoryParams): GroupView {
+  private page(name: string, { from, since, before, count = maxHistoryPage }: HistoryParams): GroupSnapshot {
     const current = this.currentGroup(name);
     if (!current) throw rpcError(RpcErrors.noSuchGroup, `there is no group ${name} (groups lists them)`);
     const placeOf = (id: MessageId) => {
@@ -99,20 +99,20 @@ export class GroupReader {
     if (!current) return { from: 1, messages: [], likes: [] };
     const from = base ? firstDifference(base, current, this.port.history) : 0;
     const likes = base ? likesChanged(base, current, from).map((n) => messageRange(current, n, n + 1, this.port.history)[0]) : [];
-    const messages = total - from <= maxHistoryPage ? this.views(messageRange(current, from, total, this.port.history)) : undefined;
+    const messages = total - from <= maxHistoryPage ? this.entries(messageRange(current, from, total, this.port.history)) : undefined;
     return { from: from + 1, ...(messages ? { messages } : {}), likes: likes.map(({ n, message, likes: likedBy }) => ({ n, id: formatMessageId(message), likedBy: [...likedBy] })) };
   }
 
   /** The group with its last `count` messages (after a join, and pushed on every change). */
-  groupView(name: string, count: number): GroupView {
+  groupSnapshot(name: string, count: number): GroupSnapshot {
     return this.describe(name, lastMessages(this.currentGroup(name), count, this.port.history));
   }
 
-  private describe(name: string, messages: readonly PlacedMessage[]): GroupView {
-    return { group: name, participants: this.participants(name), total: messageCount(this.currentGroup(name)), messages: this.views(messages) };
+  private describe(name: string, messages: readonly PlacedMessage[]): GroupSnapshot {
+    return { group: name, participants: this.participants(name), total: messageCount(this.currentGroup(name)), messages: this.entries(messages) };
   }
 
-  private views(messages: readonly PlacedMessage[]): MessageView[] {
+  private entries(messages: readonly PlacedMessage[]): MessageEntry[] {
     const stableTs = this.port.stableTs();
     return messages.map(({ n, message: m, likes }) => ({ n, id: formatMessageId(m), user: m.user, text: m.text, likes: likes.length, likedBy: [...likes], stable: m.ts <= stableTs }));
   }

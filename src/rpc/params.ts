@@ -6,12 +6,13 @@
  */
 import { JSONRPCErrorException } from 'json-rpc-2.0';
 import { z } from 'zod';
-import { groupNameSchema, messageIdSchema, messageTextSchema, requestIdSchema, userNameSchema } from '../chat/operations.js';
+import { doneBelowSchema, groupNameSchema, messageIdSchema, messageTextSchema, requestIdSchema, userNameSchema } from '../chat/operations.js';
 import { maxHistoryPage, RpcErrors, type ChatMethod, type ChatMethods } from './protocol.js';
 
 const noParams = z.strictObject({}).optional();
 /** A client's causal token: the highest message timestamp it has seen (the number before the dot of a message id). */
 const requestId = requestIdSchema.optional();
+const doneBelow = doneBelowSchema.optional();
 /** Answer only once the operation is stable, with its outcome in the final order. */
 const wait = z.literal('stable', { error: 'the only value is "stable"' }).describe('"stable": answer once the operation is final, with its outcome (applied, or refused and the rule)').optional();
 const after = z.number().int('must be a whole number').min(0, 'must be at least 0').describe('the highest message timestamp this client has seen (on any server): the operation is ordered after it').optional();
@@ -20,9 +21,9 @@ export const paramSchemas = {
   user: z.strictObject({ name: userNameSchema }),
   join: z.strictObject({ group: groupNameSchema, after }),
   leave: z.strictObject({ after }).optional(),
-  append: z.strictObject({ text: messageTextSchema, after, wait, requestId }),
-  like: z.strictObject({ id: messageIdSchema, after, wait, requestId }),
-  unlike: z.strictObject({ id: messageIdSchema, after, wait, requestId }),
+  append: z.strictObject({ text: messageTextSchema, after, wait, requestId, doneBelow }),
+  like: z.strictObject({ id: messageIdSchema, after, wait, requestId, doneBelow }),
+  unlike: z.strictObject({ id: messageIdSchema, after, wait, requestId, doneBelow }),
   history: z
     .strictObject({
       group: groupNameSchema.optional(),
@@ -59,7 +60,7 @@ export function parseParams<M extends ChatMethod>(method: M, params: unknown): P
 }
 
 /** How errors name each parameter. */
-const paramLabels: Record<string, string> = { name: 'user name', group: 'group name', text: 'message', id: 'message id', from: 'from', count: 'count', since: 'since', before: 'before', after: 'after', requestId: 'request id' };
+const paramLabels: Record<string, string> = { name: 'user name', group: 'group name', text: 'message', id: 'message id', from: 'from', count: 'count', since: 'since', before: 'before', after: 'after', requestId: 'request id', doneBelow: 'doneBelow' };
 
 function hasKey(params: unknown, key: PropertyKey | undefined): boolean {
   return typeof params === 'object' && params !== null && key !== undefined && Object.hasOwn(params, key);

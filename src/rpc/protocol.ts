@@ -23,6 +23,8 @@ export const RpcErrors = {
   requestTooLarge: 4012,
   noSuchGroup: 4013,
   renameInGroup: 4014,
+  tooManyOpenRequests: 4015,
+  requestDone: 4016,
 } as const;
 
 /**
@@ -45,6 +47,8 @@ export const errorRules: Readonly<Record<number, string>> = {
   [RpcErrors.requestTooLarge]: 'request-too-large',
   [RpcErrors.noSuchGroup]: 'group-unknown',
   [RpcErrors.renameInGroup]: 'rename-in-group',
+  [RpcErrors.tooManyOpenRequests]: 'too-many-open-requests',
+  [RpcErrors.requestDone]: 'request-done',
 };
 
 /** Limits on what one daemon's client port accepts (chorusd --max-connections etc.). */
@@ -62,9 +66,18 @@ export interface RpcLimits {
    * cannot chat in their name. Programs send no Origin and are not affected.
    */
   readonly allowedOrigins?: readonly string[];
+  /**
+   * Stream request ids ("<stream>:<n>") one user may have whose answers the
+   * client has not acknowledged (doneBelow): each is remembered by every
+   * server until then. A request past it is refused (4015) until the client
+   * acknowledges; a client that never does is refused, not remembered forever.
+   */
+  readonly maxOpenRequestsPerUser?: number;
 }
 
-export const defaultRpcLimits: RpcLimits = { maxConnections: 1000, requestsPerSecond: 500, maxFrameBytes: 64 * 1024, allowedOrigins: [] };
+export const defaultMaxOpenRequestsPerUser = 10_000;
+
+export const defaultRpcLimits: RpcLimits = { maxConnections: 1000, requestsPerSecond: 500, maxFrameBytes: 64 * 1024, allowedOrigins: [], maxOpenRequestsPerUser: defaultMaxOpenRequestsPerUser };
 
 /** WebSocket close code for "try again later" (RFC 6455 section 7.4.1, registered 1013). */
 export const closeTryAgainLater = 1013;
@@ -76,7 +89,7 @@ export const closeGoingAway = 1001;
  * and rpc.discover gives them to clients as JSON Schema (discovery.ts), so
  * the documentation a program reads is the shape the server sends.
  */
-export const messageViewSchema = z.object({
+export const messageEntrySchema = z.object({
   n: z.number().int().describe("the message's place in the group's history, from 1"),
   id: z.string().describe('"<ts>.<sender>": the id of the broadcast message that carries it'),
   user: z.string(),
@@ -85,27 +98,27 @@ export const messageViewSchema = z.object({
   likedBy: z.array(z.string()),
   stable: z.boolean().describe('final: no message can still be ordered before it (false: tentative, its place may still change after a heal)'),
 });
-export type MessageView = z.infer<typeof messageViewSchema>;
+export type MessageEntry = z.infer<typeof messageEntrySchema>;
 
-export const groupViewSchema = z.object({
+export const groupSnapshotSchema = z.object({
   group: z.string(),
   participants: z.array(z.string()).describe("users joined through servers in the answering server's current view"),
   total: z.number().int().describe("messages in the group's whole history"),
-  messages: z.array(messageViewSchema).describe('the last 10 (join, pushes) or one page of the history (history)'),
+  messages: z.array(messageEntrySchema).describe('the last 10 (join, pushes) or one page of the history (history)'),
   complete: z.boolean().optional().describe('history with after: true when this server holds every message up to after (the client\'s own writes included); false when it still lacked some after waiting'),
 });
-export type GroupView = z.infer<typeof groupViewSchema>;
+export type GroupSnapshot = z.infer<typeof groupSnapshotSchema>;
 
 /** What changed since the session's previous push (or its join): enough to keep an exact copy of the history without re-reading it. */
 export const groupChangesSchema = z.object({
   from: z.number().int().describe('the first place (1-based) where the history differs from what the previous push (or the join) showed; total + 1 when no message moved or was added'),
-  messages: z.array(messageViewSchema).optional().describe(`the history from "from" to its end, when that is at most ${500} messages; absent: read it with history`),
+  messages: z.array(messageEntrySchema).optional().describe(`the history from "from" to its end, when that is at most ${500} messages; absent: read it with history`),
   likes: z.array(z.object({ n: z.number().int(), id: z.string(), likedBy: z.array(z.string()) })).describe('messages before "from" whose likes changed'),
 });
 export type GroupChanges = z.infer<typeof groupChangesSchema>;
 
 /** The "group" notification a session in a group gets whenever what it shows changes. */
-export const groupPushSchema = groupViewSchema.extend({
+export const groupPushSchema = groupSnapshotSchema.extend({
   version: z.number().int().describe("this session's push count: 1, 2, ... (the join's answer is version 0)"),
   stableTs: z.number().int().describe('every message with a timestamp (the number before the dot of its id) at or below this is stable'),
   changes: groupChangesSchema,
@@ -158,13 +171,13 @@ export interface MethodShape {
 /** The client port's methods: the server implements exactly these (server.ts), clients call them (client/connection.ts). */
 export interface ChatMethods {
   user: { params: { name: string }; result: { user: string } };
-  join: { params: { group: string; after?: number }; result: GroupView };
+  join: { params: { group: string; after?: number }; result: GroupSnapshot };
   leave: { params?: { after?: number }; result: Confirmation };
-  append: { params: { text: string; after?: number; wait?: 'stable'; requestId?: string }; result: Confirmation };
-  like: { params: { id: string; after?: number; wait?: 'stable'; requestId?: string }; result: Confirmation };
-  unlike: { params: { id: string; after?: number; wait?: 'stable'; requestId?: string }; result: Confirmation };
+  append: { params: { text: string; after?: number; wait?: 'stable'; requestId?: string; doneBelow?: number }; result: Confirmation };
+  like: { params: { id: string; after?: number; wait?: 'stable'; requestId?: string; doneBelow?: number }; result: Confirmation };
+  unlike: { params: { id: string; after?: number; wait?: 'stable'; requestId?: string; doneBelow?: number }; result: Confirmation };
   /** Messages from..from+count-1 (default: from 1, a whole page) of `group`, or of the session's group; read from the history segments, without joining. */
-  history: { params?: { group?: string; from?: number; since?: string; before?: string; count?: number; after?: number }; result: GroupView };
+  history: { params?: { group?: string; from?: number; since?: string; before?: string; count?: number; after?: number }; result: GroupSnapshot };
   /** Every group this server knows, by name, without joining any. */
   groups: { params?: Record<string, never>; result: { groups: GroupSummary[] } };
   view: { params?: Record<string, never>; result: ViewResult };
@@ -189,12 +202,12 @@ export const methodDescriptions: Readonly<Record<ChatMethod, string>> = {
 /** The result schema of each method (the parameters' are in params.ts). */
 export const resultSchemas = {
   user: z.object({ user: z.string() }),
-  join: groupViewSchema,
+  join: groupSnapshotSchema,
   leave: confirmationSchema,
   append: confirmationSchema,
   like: confirmationSchema,
   unlike: confirmationSchema,
-  history: groupViewSchema,
+  history: groupSnapshotSchema,
   groups: z.object({ groups: z.array(groupSummarySchema) }),
   view: viewResultSchema,
   'rpc.discover': z.object({

@@ -165,9 +165,9 @@ export class RpcServer {
       return view;
     });
     method('leave', (_params, c) => s.leave(c.session));
-    method('append', ({ text, wait, requestId }, c) => s.append(c.session, text, { wait, requestId }));
-    method('like', ({ id, wait, requestId }, c) => s.like(c.session, id, true, { wait, requestId }));
-    method('unlike', ({ id, wait, requestId }, c) => s.like(c.session, id, false, { wait, requestId }));
+    method('append', ({ text, wait, requestId, doneBelow }, c) => s.append(c.session, text, { wait, requestId, doneBelow }));
+    method('like', ({ id, wait, requestId, doneBelow }, c) => s.like(c.session, id, true, { wait, requestId, doneBelow }));
+    method('unlike', ({ id, wait, requestId, doneBelow }, c) => s.like(c.session, id, false, { wait, requestId, doneBelow }));
     method('history', (params, c) => s.history(c.session, params ?? {}));
     method('groups', () => s.reader.groups());
     const methods = describeMethods();
@@ -279,7 +279,7 @@ export class RpcServer {
       if (group === undefined || c.socket.readyState !== c.socket.OPEN) continue;
       let view = views.get(group);
       if (view === undefined) {
-        view = { text: JSON.stringify(this.service.reader.groupView(group, recentMessages)), state: this.service.reader.groupState(group) };
+        view = { text: JSON.stringify(this.service.reader.groupSnapshot(group, recentMessages)), state: this.service.reader.groupState(group) };
         views.set(group, view);
       }
       if (view.state === c.base) {

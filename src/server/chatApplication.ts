@@ -14,7 +14,7 @@
  * same messages in the same order have the same digest, hence (the state
  * machine being deterministic) the same state.
  */
-import type { OrderChange } from '../broadcast/orderedLog.js';
+import type { OrderChange } from '../broadcast/tentativeOrder.js';
 import type { Message, MessageId } from '../broadcast/types.js';
 import { targetKey, type StoredTarget } from '../chat/likes.js';
 import { compactState, type ChatState } from '../chat/model.js';

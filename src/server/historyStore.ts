@@ -11,7 +11,7 @@
  */
 import { compareOrder, type MessageId } from '../broadcast/types.js';
 import type { FileSystem } from '../storage/fileSystem.js';
-import { SegmentStore, type BrokenSegments, type RecordCodec } from '../storage/segmentStore.js';
+import { SegmentStore, type RecordCodec } from '../storage/segmentStore.js';
 import type { ChatMessage } from '../chat/tail.js';
 
 /** What the queries read of the stored history (groupQueries.ts). */
@@ -31,8 +31,6 @@ export interface HistoryFiles {
   readonly segmentMessages?: number;
   /** Messages buffered before they are written to the files, unsynced (the simulator writes often, so that crashes tear them). */
   readonly bufferMessages?: number;
-  /** TEST ONLY (storage/segmentStore.ts). */
-  readonly brokenVariant?: BrokenSegments;
 }
 
 const messageCodec: RecordCodec<ChatMessage> = {
@@ -57,8 +55,8 @@ export class HistoryStore implements StoredHistory {
 
   /** Open the history at the counts of the snapshot (group -> messages stored), cutting off what lies past them. */
   static open(files: HistoryFiles, counts: ReadonlyMap<string, number>): HistoryStore {
-    const { fs, dir, readOnly, segmentMessages, bufferMessages, brokenVariant } = files;
-    return new HistoryStore(SegmentStore.open({ fs, dir, codec: messageCodec, counts, readOnly, segmentRecords: segmentMessages, flushRecords: bufferMessages, brokenVariant }));
+    const { fs, dir, readOnly, segmentMessages, bufferMessages } = files;
+    return new HistoryStore(SegmentStore.open({ fs, dir, codec: messageCodec, counts, readOnly, segmentRecords: segmentMessages, flushRecords: bufferMessages }));
   }
 
   count(group: string): number {

@@ -15,7 +15,6 @@
  * ordered before it. A violation throws with a trace of recent events.
  */
 import type { BrokenVariant } from '../broadcast/options.js';
-import type { BrokenSegments } from '../storage/segmentStore.js';
 import { engineOptions, type EngineOptions } from '../broadcast/options.js';
 import type { Message, Packet, ServerId } from '../broadcast/types.js';
 import type { ChatOp } from '../chat/operations.js';
@@ -28,6 +27,7 @@ import { leaveOrphanedSessions, type ChatPort } from '../server/chatPort.js';
 import { decodePacket, encodeDatagrams, networkDatagramBytes } from '../wire/codec.js';
 import { SimNetwork, type NetworkFaults, noFaults } from './network.js';
 import { Random } from './random.js';
+import { plantedDisk, plantedDisks, type PlantedDisk } from './plantedDisk.js';
 import { SimFileSystem } from './simFileSystem.js';
 
 export class SimulationFailure extends Error {
@@ -90,8 +90,8 @@ export interface SimClusterOptions {
 }
 
 /** The deliberately broken variants the simulator can run (TEST ONLY). */
-export type SimBroken = BrokenVariant | BrokenExecutor | 'snapshot-rename-not-durable' | BrokenSegments;
-const segmentVariants: readonly string[] = ['history-not-synced', 'history-tail-kept'] satisfies BrokenSegments[];
+export type SimBroken = BrokenVariant | BrokenExecutor | PlantedDisk;
+const isPlantedDisk = (broken: SimBroken): broken is PlantedDisk => (plantedDisks as readonly string[]).includes(broken);
 
 /** Messages per history segment file, and buffered before an unsynced write: few, so that histories cross many segments and crashes tear their writes. */
 const simHistory = { segmentMessages: 8, bufferMessages: 3 };
@@ -185,15 +185,16 @@ export class SimCluster {
   /** Open the server's log files and recover its node, as the daemon does; then its lost sessions leave, as the chat server's do. */
   private start(server: SimServer): void {
     const { serverCount, broken } = this.config;
+    // A planted storage bug is a disk that behaves as the bug would (plantedDisk.ts).
+    const disk = broken && isPlantedDisk(broken) ? plantedDisk(server.disk, server.dataDir, broken) : server.disk;
     let opened;
     try {
       opened = LogFiles.open({
-        fs: server.disk,
+        fs: disk,
         dir: server.dataDir,
         serverId: server.id,
         serverCount,
         wallClockMs: this.now,
-        ...(broken === 'snapshot-rename-not-durable' ? { brokenVariant: broken } : {}),
       });
     } catch (err) {
       throw this.failure(`server ${server.id} cannot open its log files: ${(err as Error).message}`);
@@ -208,9 +209,9 @@ export class SimCluster {
     server.stable = server.stable.filter((m) => m.ts <= snapshotStableTs);
     const engine = engineOptions(server.id, serverCount, {
       ...this.config.engine,
-      ...(broken && !executorVariants.includes(broken) && !segmentVariants.includes(broken) && broken !== 'snapshot-rename-not-durable' ? { brokenVariant: broken as BrokenVariant } : {}),
+      ...(broken && !executorVariants.includes(broken) && !isPlantedDisk(broken) ? { brokenVariant: broken as BrokenVariant } : {}),
     });
-    const assembly = new ChatAssembly({ fs: server.disk, dir: server.dataDir, ...simHistory, ...(broken && segmentVariants.includes(broken) ? { brokenVariant: broken as BrokenSegments } : {}) });
+    const assembly = new ChatAssembly({ fs: disk, dir: server.dataDir, ...simHistory });
     try {
       server.node = Node.recover({
         options: {

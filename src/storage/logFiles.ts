@@ -44,13 +44,6 @@ export interface LogFilesOptions {
   readonly serverCount: number;
   /** The wall clock, in ms: a run number is never below it (see beginIncarnation). */
   readonly wallClockMs: number;
-  /**
-   * TEST ONLY: a deliberately broken variant the simulator must catch: a
-   * new journal's name and the snapshot's rename are not made durable
-   * before records are written to it and the old journal is deleted, so a
-   * crash can lose them.
-   */
-  readonly brokenVariant?: 'snapshot-rename-not-durable';
 }
 
 export class LogFiles {
@@ -298,7 +291,7 @@ export class LogFiles {
     const { fs, dir } = this.options;
     const generation = this.generation + 1;
     const newFd = fs.open(join(dir, journalName(generation)), 'append');
-    if (this.options.brokenVariant !== 'snapshot-rename-not-durable') fs.syncDir(dir);
+    fs.syncDir(dir);
     fs.close(this.fd);
     this.fd = newFd;
     this.generation = generation;
@@ -320,7 +313,7 @@ export class LogFiles {
     const { fs, dir } = this.options;
     fs.rename(writer.tempFile, join(dir, snapshotName));
     this.snapshotBytes = writer.bytes;
-    if (this.options.brokenVariant !== 'snapshot-rename-not-durable') fs.syncDir(dir);
+    fs.syncDir(dir);
     for (const g of listJournals(fs, dir)) if (g < generation) fs.unlink(join(dir, journalName(g)));
   }
 

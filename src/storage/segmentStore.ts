@@ -33,13 +33,6 @@ const maxCachedRecords = 16_384;
 const defaultFlushRecords = 4096;
 const segmentPattern = /^(\d{10})\.jsonl$/;
 
-/**
- * TEST ONLY: deliberately broken variants the simulator must catch: sync()
- * writes but does not make the segments durable, or an open keeps what the
- * files hold past the snapshot's counts (a torn line among it).
- */
-export type BrokenSegments = 'history-not-synced' | 'history-tail-kept';
-
 export interface RecordCodec<T> {
   encode(record: T): string;
   /** The record a line holds; undefined if it holds none. */
@@ -58,7 +51,6 @@ export interface SegmentStoreOptions<T> {
   readonly segmentRecords?: number;
   /** Buffered records written to the files (without a sync) once there are this many. */
   readonly flushRecords?: number;
-  readonly brokenVariant?: BrokenSegments;
 }
 
 interface Stream<T> {
@@ -174,7 +166,6 @@ export class SegmentStore<T> {
     if (this.options.readOnly) return;
     this.storage(() => {
       this.flush();
-      if (this.options.brokenVariant === 'history-not-synced') return;
       for (const path of this.unsyncedFiles) {
         const file = this.fs.open(path, 'append');
         try {
@@ -381,7 +372,7 @@ export class SegmentStore<T> {
       if (next < 0) throw new ChorusError('LOG_CORRUPT', `${path}: holds ${line} whole records, but the snapshot counts ${needed} in it`);
       end = next + 1;
     }
-    if (end === bytes.length || readOnly || this.options.brokenVariant === 'history-tail-kept') return;
+    if (end === bytes.length || readOnly) return;
     const file = this.fs.open(path, 'append');
     try {
       this.fs.truncate(file, end);

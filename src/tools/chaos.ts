@@ -10,15 +10,16 @@
 import { configDefaultText, configOfDataRoot, dataRootDefaultText, defaultDataRoot, exitCode, exitWith, usageFailure } from '../commandLine.js';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { ChorusConnection, RpcCallError } from '../client/connection.js';
+import { openWebSocketChannel } from '../client/connection.js';
+import { ClientSession, SessionError } from '../client/session.js';
 import { loadClusterConfig } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
-import { RpcErrors, type GroupView } from '../rpc/protocol.js';
+import { recentMessages, type Confirmation } from '../rpc/protocol.js';
 import { Random } from '../sim/random.js';
-import { LocalCluster, type ServerStatus } from './clusterOps.js';
+import { LocalCluster, type ClusterServerStatus } from './localCluster.js';
 import { historyViolations, type AckedAppend, type ClientRecord, type LikeOp } from './chaosChecks.js';
 import { inspect } from './inspection.js';
-import { serverDir } from './localCluster.js';
+import { serverDir } from './clusterProcesses.js';
 
 interface Tally {
   attempted: number;
@@ -30,24 +31,18 @@ interface Tally {
   reconnects: number;
 }
 
-/** The errors of the like rules (rules.ts) and of a target this server does not know. */
-const likeRuleErrors: number[] = [RpcErrors.unknownMessage, RpcErrors.ownMessage, RpcErrors.alreadyLiked, RpcErrors.notLiked];
-
-type Unanswered = { kind: 'append'; text: string } | { kind: 'like'; like: Omit<LikeOp, 'id'> };
-
 /** One scripted user, on one server at a time; moves to another when its server dies. */
 class ChaosClient implements ClientRecord {
-  connection: ChorusConnection | undefined;
-  private screen: GroupView | undefined;
+  private readonly session: ClientSession;
   private counter = 0;
   readonly appends: AckedAppend[] = [];
   readonly likes: LikeOp[] = [];
   /** (user, target) pairs with a like or unlike whose outcome is unknown (the connection died mid-call). */
   readonly doubtful = new Set<string>();
-  /** Requests whose connection died before the answer: sent again, same request id, after the next connect. */
-  private unanswered: Unanswered[] = [];
   /** Texts of appends resent and acknowledged: each must be in the history exactly once, whichever copy took effect. */
   readonly resent: string[] = [];
+  /** Likes sent, by request id: what a resend of one was. */
+  private readonly likesSent = new Map<string, Omit<LikeOp, 'id'>>();
 
   constructor(
     readonly user: string,
@@ -56,101 +51,78 @@ class ChaosClient implements ClientRecord {
     private readonly random: Random,
     private readonly tally: Tally,
     private home: number,
-  ) {}
+  ) {
+    // The session joins the group as this user on every server it connects to.
+    const identity = { user, group };
+    this.session = new ClientSession((address, handlers) => openWebSocketChannel(address, handlers, 1000), {
+      resent: (mutation, answer) => {
+        this.tally.resent++;
+        if (mutation.method === 'append') this.resent.push(mutation.params.text);
+        else this.likes.push({ ...this.likesSent.get(mutation.params.requestId!)!, id: answer.id, resent: true });
+      },
+      // A like or unlike the rules refuse where it is resent (its target not there yet, say): in doubt.
+      resendRefused: (mutation) => {
+        if (mutation.method !== 'append') this.doubt(this.likesSent.get(mutation.params.requestId!)!);
+      },
+    }, identity);
+  }
 
   async run(until: () => boolean, pauseMs: number): Promise<void> {
     while (!until()) {
       try {
-        if (!this.connection?.connected) await this.connect();
-        else if (this.unanswered.length > 0) await this.resend();
+        if (!this.session.connected) await this.connect();
+        else if (this.session.unansweredCount > 0) await this.session.resendUnanswered();
         else await this.operate();
       } catch (err) {
-        if (!(err instanceof RpcCallError)) throw err;
+        if (!(err instanceof SessionError)) throw err;
       }
       await sleep(pauseMs);
     }
-    this.connection?.close();
+    this.session.close();
     // Never answered: whether a lost server took them is unknown.
-    for (const request of this.unanswered) if (request.kind === 'like') this.doubtful.add(`${request.like.user} ${request.like.target}`);
+    for (const like of this.session.waiting) if (like.method !== 'append') this.doubt(this.likesSent.get(like.params.requestId!)!);
   }
 
+  private doubt(like: Omit<LikeOp, 'id'>): void {
+    this.doubtful.add(`${like.user} ${like.target}`);
+  }
+
+  /** Home first, then random servers, until one takes the session over. */
   private async connect(): Promise<void> {
     const ids = this.cluster.ids;
-    for (let attempt = 0; attempt < ids.length; attempt++) {
-      const id = attempt === 0 ? this.home : this.random.pick(ids);
-      const server = this.cluster.config.servers[id - 1];
-      try {
-        const connection = await ChorusConnection.connect(`${server.host}:${server.clientPort}`, 1000);
-        connection.on('group', (view) => (this.screen = view));
-        await connection.call('user', { name: this.user });
-        this.screen = await connection.call('join', { group: this.group });
-        this.connection = connection;
-        this.home = id;
-        this.tally.reconnects++;
-        return;
-      } catch {
-        // That server is down or cut off; try another.
-      }
-    }
+    const candidates = [this.home, ...Array.from({ length: ids.length - 1 }, () => this.random.pick(ids))];
+    const address = (id: number) => `${this.cluster.config.servers[id - 1].host}:${this.cluster.config.servers[id - 1].clientPort}`;
+    const connected = await this.session.connectToFirst(candidates.map(address));
+    if (connected === undefined) return;
+    this.home = candidates[candidates.map(address).indexOf(connected)];
+    this.tally.reconnects++;
   }
 
   private async operate(): Promise<void> {
-    const connection = this.connection!;
-    const others = (this.screen?.messages ?? []).filter((m) => m.user !== this.user);
+    const others = this.session.mirror.last(recentMessages).filter((m) => m.user !== this.user);
     this.tally.attempted++;
     if (others.length === 0 || this.random.chance(0.6)) {
       const text = `${this.user}-${++this.counter}`;
-      // The text doubles as the request id: unique per user.
-      const result = await this.call(connection, 'append', { text, requestId: text });
+      const result = await this.call(() => this.session.append(text));
       if (result) this.appends.push({ id: result.id, text });
-      else if (!connection.connected) this.unanswered.push({ kind: 'append', text });
       return;
     }
     const target = this.random.pick(others);
-    const like: Omit<LikeOp, 'id'> = { user: this.user, target: target.id, targetText: target.text, like: !target.likedBy.includes(this.user), rid: `${this.user}-L${++this.counter}` };
-    const result = await this.call(connection, like.like ? 'like' : 'unlike', { id: target.id, requestId: like.rid });
+    const like: Omit<LikeOp, 'id'> = { user: this.user, target: target.id, targetText: target.text, like: !target.likedBy.includes(this.user), rid: this.session.nextRequestId() };
+    this.likesSent.set(like.rid, like);
+    const result = await this.call(() => this.session.like(target.id, like.like, { requestId: like.rid }));
     if (result) this.likes.push({ ...like, id: result.id });
-    else if (!connection.connected) this.unanswered.push({ kind: 'like', like });
   }
 
-  /**
-   * Send the oldest unanswered request again, with the same request id:
-   * applied once whether or not the lost server took it. A like or unlike
-   * the rules refuse here (its target not here yet, say) stays in doubt.
-   */
-  private async resend(): Promise<void> {
-    const connection = this.connection!;
-    const request = this.unanswered[0];
+  /** Call; undefined when refused (counted) or lost with the connection (in doubt, kept by the session for the next server). */
+  private async call(send: () => Promise<Confirmation>): Promise<Confirmation | undefined> {
     try {
-      if (request.kind === 'append') {
-        await connection.call('append', { text: request.text, requestId: request.text });
-        this.resent.push(request.text);
-      } else {
-        const { like } = request;
-        const result = await connection.call(like.like ? 'like' : 'unlike', { id: like.target, requestId: like.rid });
-        this.likes.push({ ...like, id: result.id, resent: true });
-      }
-      this.unanswered.shift();
-      this.tally.resent++;
-    } catch (err) {
-      if (!(err instanceof RpcCallError)) throw err;
-      // Lost again: tried after the next connect; refused for now (busy, a limit): tried again later; a like the rules refuse here: in doubt.
-      if (request.kind === 'like' && connection.connected && likeRuleErrors.includes(err.code)) {
-        this.unanswered.shift();
-        this.doubtful.add(`${request.like.user} ${request.like.target}`);
-      }
-    }
-  }
-
-  /** Call; undefined when refused (counted) or lost with the connection (in doubt). */
-  private async call(connection: ChorusConnection, ...[method, params]: ['append', { text: string; requestId: string }] | ['like' | 'unlike', { id: string; requestId: string }]): Promise<{ id: string } | undefined> {
-    try {
-      const result = await connection.call(method, params);
+      const result = await send();
       this.tally.confirmed++;
       return result;
     } catch (err) {
-      if (!(err instanceof RpcCallError)) throw err;
-      if (connection.connected) this.tally.refused++;
+      if (!(err instanceof SessionError)) throw err;
+      if (this.session.connected) this.tally.refused++;
       else this.tally.inDoubt++;
       return undefined;
     }
@@ -211,7 +183,7 @@ async function injectFaults(cluster: LocalCluster, random: Random, until: () => 
 }
 
 /** Converged: all up, same seq vector and digest everywhere, nothing tentative or retained. */
-function converged(statuses: (ServerStatus | undefined)[]): boolean {
+function converged(statuses: (ClusterServerStatus | undefined)[]): boolean {
   const first = statuses[0];
   if (!first) return false;
   return statuses.every(
@@ -225,7 +197,7 @@ function converged(statuses: (ServerStatus | undefined)[]): boolean {
   );
 }
 
-function checkInvariants(cluster: LocalCluster, statuses: ServerStatus[], clients: ChaosClient[], group: string): string[] {
+function checkInvariants(cluster: LocalCluster, statuses: ClusterServerStatus[], clients: ChaosClient[], group: string): string[] {
   const violations: string[] = [];
   const n = cluster.ids.length;
   for (const status of statuses) {
@@ -281,10 +253,10 @@ export async function runChaos(cluster: LocalCluster, options: { seed: number; d
   } else {
     // The daemons record their ack matrices lazily (at most once per status interval), so the files may trail what they show by a moment.
     const deadline = Date.now() + 5000;
-    let found = checkInvariants(cluster, statuses as ServerStatus[], clients, group);
+    let found = checkInvariants(cluster, statuses as ClusterServerStatus[], clients, group);
     while (found.length > 0 && Date.now() < deadline) {
       await sleep(200);
-      found = checkInvariants(cluster, statuses as ServerStatus[], clients, group);
+      found = checkInvariants(cluster, statuses as ClusterServerStatus[], clients, group);
     }
     violations.push(...found);
   }

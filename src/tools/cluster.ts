@@ -12,8 +12,8 @@ import { ChorusError } from '../errors.js';
 import { ensureClusterKey } from '../config/clusterKey.js';
 import { badDatagramCount, dropReasons, expectedDropReasons } from '../transport/udpTransport.js';
 import { describeFaults, noFaultSettings } from '../transport/faults.js';
-import { LocalCluster, type ServerStatus } from './clusterOps.js';
-import { clusterKeyFile, consoleLogFile, consolePid, daemonLogFile, defaultConsolePort, diskBytes, launchConsole, serverDir, stopConsole } from './localCluster.js';
+import { LocalCluster, type ClusterServerStatus } from './localCluster.js';
+import { clusterKeyFile, consoleLogFile, consolePid, daemonLogFile, defaultConsolePort, diskBytes, launchConsole, serverDir, stopConsole } from './clusterProcesses.js';
 
 interface Common {
   config: string;
@@ -195,10 +195,10 @@ async function statusText(cluster: LocalCluster, args: StatusArgs): Promise<stri
   return notes.length > 0 ? `${table}\n\n${notes.join('\n')}` : table;
 }
 
-type Row = (s: ServerAddress, st: ServerStatus | undefined, logBytes: number, pid: number | undefined) => string[];
+type Row = (s: ServerAddress, st: ClusterServerStatus | undefined, logBytes: number, pid: number | undefined) => string[];
 
 /** Fits 100 columns for a few hundred thousand messages: what changes under faults. Faults and dropped datagrams go below it. */
-function narrowTable(servers: readonly ServerAddress[], statuses: readonly (ServerStatus | undefined)[], logBytes: readonly number[], cluster: LocalCluster): string {
+function narrowTable(servers: readonly ServerAddress[], statuses: readonly (ClusterServerStatus | undefined)[], logBytes: readonly number[], cluster: LocalCluster): string {
   const row: Row = (s, st, bytes, pid) => {
     if (!st) return [String(s.id), 'down', String(pid ?? '-'), '', '', '', '', formatBytes(bytes), ''];
     return [String(s.id), stateOf(st), String(st.pid), `{${st.view.join(',')}}`, `[${st.seqVector.join(',')}]`, String(st.stableTs), String(st.unstable), formatBytes(bytes), st.digest];
@@ -206,7 +206,7 @@ function narrowTable(servers: readonly ServerAddress[], statuses: readonly (Serv
   return table(['id', 'state', 'pid', 'view', 'seq vector', 'stable ts', 'tentative', 'log', 'digest'], servers, statuses, logBytes, cluster, row);
 }
 
-function wideTable(servers: readonly ServerAddress[], statuses: readonly (ServerStatus | undefined)[], logBytes: readonly number[], cluster: LocalCluster): string {
+function wideTable(servers: readonly ServerAddress[], statuses: readonly (ClusterServerStatus | undefined)[], logBytes: readonly number[], cluster: LocalCluster): string {
   const row: Row = (s, st, bytes, pid) => {
     if (!st) return [String(s.id), 'down', String(pid ?? '-'), '', '', '', '', '', '', formatBytes(bytes), '', '', '', '', ''];
     return [
@@ -231,14 +231,14 @@ function wideTable(servers: readonly ServerAddress[], statuses: readonly (Server
   return table(header, servers, statuses, logBytes, cluster, row);
 }
 
-function table(header: string[], servers: readonly ServerAddress[], statuses: readonly (ServerStatus | undefined)[], logBytes: readonly number[], cluster: LocalCluster, row: Row): string {
+function table(header: string[], servers: readonly ServerAddress[], statuses: readonly (ClusterServerStatus | undefined)[], logBytes: readonly number[], cluster: LocalCluster, row: Row): string {
   const rows = servers.map((s, i) => row(s, statuses[i], logBytes[i], cluster.pid(s.id)));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
   return [line(header), ...rows.map(line)].join('\n');
 }
 
-function stateOf(st: ServerStatus): string {
+function stateOf(st: ClusterServerStatus): string {
   return st.storageError === undefined ? 'up' : 'FAILED';
 }
 
@@ -250,7 +250,7 @@ function formatBytes(bytes: number): string {
 }
 
 /** What a person should know beyond the table: faults (narrow table), datagrams dropped as suspicious, a storage failure. */
-function serverNotes(st: ServerStatus, withFaults: boolean): string[] {
+function serverNotes(st: ClusterServerStatus, withFaults: boolean): string[] {
   const notes: string[] = [];
   if (withFaults && describeFaults(st.faults) !== '') notes.push(`server ${st.id} injected faults: ${describeFaults(st.faults)}`);
   const bad = dropReasons.filter((r) => !expectedDropReasons.includes(r) && st.transport.dropped[r] > 0).map((r) => `${r} ${st.transport.dropped[r]}`);
@@ -260,7 +260,7 @@ function serverNotes(st: ServerStatus, withFaults: boolean): string[] {
 }
 
 /** A namespaced cluster: each server's address and namespace, and the nftables rules in force in it. */
-function kernelNotes(plan: NetnsPlan, statuses: readonly (ServerStatus | undefined)[]): string[] {
+function kernelNotes(plan: NetnsPlan, statuses: readonly (ClusterServerStatus | undefined)[]): string[] {
   const notes = ['namespaced cluster: faults are nftables rules in each server\'s namespace (the daemons\' own fault filter is not used)'];
   for (const s of plan.servers) {
     // A running server's status carries its rules already; a server down still has its namespace and rules.

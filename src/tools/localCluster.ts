@@ -1,184 +1,200 @@
 /**
- * The local cluster that `make run` starts: one background daemon process
- * per clusterconfig line, each with its pid file and daemon log under data/.
+ * Operations on the local cluster (the one `make run` starts, or a test
+ * cluster): start, stop, crash, relaunch, status, and fault injection.
+ * tools/cluster prints what these return; tools/chaos drives them.
  */
-import { spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { ChorusConnection, RpcCallError } from '../client/connection.js';
-import type { ServerAddress } from '../config/clusterConfig.js';
-import { clusterKeyFileName, loadClusterKey } from '../config/clusterKey.js';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { ChorusConnection } from '../client/connection.js';
+import { serverById, type ClusterConfig, type ServerAddress } from '../config/clusterConfig.js';
+import type { ServerStatus as DaemonServerStatus } from '../daemon/controlServer.js';
 import { ChorusError } from '../errors.js';
-import { processAlive } from '../storage/fileSystem.js';
-import { controlFileName, controlToken, controlTokenHeader, type ControlInfo, type ControlMethods } from '../daemon/controlServer.js';
+import { noFaultSettings, type FaultSettings } from '../transport/faults.js';
+import { loadFaults, saveFaults } from '../transport/faultsFile.js';
+import { ensureClusterKey } from '../config/clusterKey.js';
+import { inNamespace, kernelRules, loadNetnsPlan, saveNetnsPlan, setKernelFaults, type NetnsPlan } from './netns.js';
+import { clusterKeyFile, controlCall, daemonLogFile, launchDaemon, runningPid, serverDir, stopDaemon, type LocalClusterPaths } from './clusterProcesses.js';
 
-const daemonMain = resolve(dirname(fileURLToPath(import.meta.url)), '../daemon/main.js');
 
-export interface LocalClusterPaths {
-  readonly dataRoot: string;
-  readonly configFile: string;
-}
+/** A server's status; in a namespaced cluster its faults are the kernel's, with the nftables rules in force. */
+export type ClusterServerStatus = DaemonServerStatus & { readonly kernelRules?: readonly string[] };
 
-export function serverDir(paths: LocalClusterPaths, id: number): string {
-  return join(paths.dataRoot, `server${id}`);
-}
+export class LocalCluster {
+  constructor(
+    readonly config: ClusterConfig,
+    readonly paths: LocalClusterPaths,
+    /** Extra daemon arguments for start and relaunch (tests use faster timers). */
+    private readonly daemonArgs: readonly string[] = [],
+  ) {}
 
-/** The cluster key of a local cluster: next to the server directories, where chorusd looks by default. */
-export function clusterKeyFile(paths: LocalClusterPaths): string {
-  return join(paths.dataRoot, clusterKeyFileName);
-}
-
-export function pidFile(paths: LocalClusterPaths, id: number): string {
-  return join(paths.dataRoot, `server${id}.pid`);
-}
-
-export function daemonLogFile(paths: LocalClusterPaths, id: number): string {
-  return join(paths.dataRoot, `server${id}.log`);
-}
-
-/** Bytes in the files under dir (0 if it does not exist): a server's log files. */
-export function diskBytes(dir: string): number {
-  if (!existsSync(dir)) return 0;
-  let total = 0;
-  for (const name of readdirSync(dir)) {
-    const path = join(dir, name);
-    const st = statSync(path);
-    total += st.isDirectory() ? diskBytes(path) : st.size;
+  /**
+   * Set when the data root holds a namespaced cluster (tools/cluster start
+   * --netns): daemons run in namespaces, faults are nftables rules. Read from
+   * its file each time: another tool (or the console) may have changed the faults.
+   */
+  get netns(): NetnsPlan | undefined {
+    return loadNetnsPlan(this.paths.dataRoot);
   }
-  return total;
+
+  get ids(): number[] {
+    return this.config.servers.map((s) => s.id);
+  }
+
+  pid(id: number): number | undefined {
+    return runningPid(this.paths, id);
+  }
+
+  /** Start every daemon that is not running and wait until each answers. Returns the ids started. */
+  async start(): Promise<number[]> {
+    ensureClusterKey(clusterKeyFile(this.paths));
+    const started: number[] = [];
+    for (const server of this.config.servers) {
+      if (this.pid(server.id) !== undefined) continue;
+      await this.launch(server);
+      started.push(server.id);
+    }
+    return started;
+  }
+
+  /** Stop every daemon cleanly; returns how many were running. */
+  async stop(): Promise<number> {
+    let stopped = 0;
+    for (const id of this.ids) if (await stopDaemon(this.paths, id, 'SIGTERM')) stopped++;
+    return stopped;
+  }
+
+  /** SIGTERM: a clean stop of one server. False if it was not running. */
+  stopOne(id: number): Promise<boolean> {
+    serverById(this.config, id);
+    return stopDaemon(this.paths, id, 'SIGTERM');
+  }
+
+  /** SIGKILL: a crash. False if it was not running. */
+  kill(id: number): Promise<boolean> {
+    serverById(this.config, id);
+    return stopDaemon(this.paths, id, 'SIGKILL');
+  }
+
+  /** Start a stopped server again from its log files. False if it was running. */
+  async relaunch(id: number): Promise<boolean> {
+    const server = serverById(this.config, id);
+    if (this.pid(id) !== undefined) return false;
+    await this.launch(server);
+    return true;
+  }
+
+  /** Server id's status; `digest: false` skips hashing its chat state (slow with a long history). */
+  async status(id: number, digest = true): Promise<ClusterServerStatus | undefined> {
+    const st = await controlCall(this.paths, id, 'status', { digest });
+    const plan = this.netns;
+    if (!st || !plan) return st;
+    return { ...st, faults: plan.faults[id] ?? noFaultSettings, kernelRules: kernelRules(plan, id) };
+  }
+
+  /** In a namespaced cluster (its record read once by the caller), statuses with the kernel's faults in place of the daemons' own (which are not used). */
+  static withKernelFaults(plan: NetnsPlan | undefined, statuses: readonly (ClusterServerStatus | undefined)[]): (ClusterServerStatus | undefined)[] {
+    if (!plan) return [...statuses];
+    return statuses.map((st) => st && { ...st, faults: plan.faults[st.id] ?? noFaultSettings });
+  }
+
+  statuses(digest = true): Promise<(ClusterServerStatus | undefined)[]> {
+    return Promise.all(this.ids.map((id) => this.status(id, digest)));
+  }
+
+  /** Only servers in the same group hear each other; servers not named are isolated. Returns, per server, whether it was down. */
+  async partition(groups: number[][]): Promise<{ id: number; hears: number[]; down: boolean }[]> {
+    const named = groups.flat();
+    for (const id of named) serverById(this.config, id);
+    const twice = named.find((id, i) => named.indexOf(id) !== i);
+    if (twice !== undefined) throw new ChorusError('INVALID_ARGUMENT', `server ${twice} is in two groups`);
+    const result: { id: number; hears: number[]; down: boolean }[] = [];
+    for (const id of this.ids) {
+      const hears = groups.find((g) => g.includes(id)) ?? [id];
+      const blocked = this.ids.filter((other) => !hears.includes(other));
+      const current = await this.currentFaults(id);
+      result.push({ id, hears, down: (await this.applyFaults(id, { ...current, blocked })) === 'saved' });
+    }
+    return result;
+  }
+
+  /** Drop `probability` of datagrams from i to j (and j to i unless oneway). */
+  async loss(i: number, j: number, probability: number, oneway: boolean): Promise<{ from: number; to: number; down: boolean }[]> {
+    serverById(this.config, i);
+    serverById(this.config, j);
+    if (i === j) throw new ChorusError('INVALID_ARGUMENT', 'loss needs two different servers');
+    const links: [number, number][] = oneway ? [[i, j]] : [[i, j], [j, i]];
+    const result: { from: number; to: number; down: boolean }[] = [];
+    for (const [from, to] of links) {
+      const current = await this.currentFaults(from);
+      const lossTo: Record<string, number> = { ...current.lossTo, [to]: probability };
+      if (probability === 0) delete lossTo[to];
+      result.push({ from, to, down: (await this.applyFaults(from, { ...current, lossTo })) === 'saved' });
+    }
+    return result;
+  }
+
+  /** Every server at once: healed one by one, the first ones would be busy catching up while the last still drop. */
+  async heal(): Promise<void> {
+    await Promise.all(this.ids.map((id) => this.applyFaults(id, noFaultSettings)));
+  }
+
+  /** Through the control endpoint if the server runs, else into its faults file for its next start; nftables rules in a namespaced cluster. */
+  private async applyFaults(id: number, settings: FaultSettings): Promise<'live' | 'saved'> {
+    const plan = this.netns;
+    if (plan) {
+      setKernelFaults(plan, id, settings);
+      saveNetnsPlan(this.paths.dataRoot, { ...plan, faults: { ...plan.faults, [id]: settings } });
+      return 'live';
+    }
+    const answer = await controlCall(this.paths, id, 'setFaults', settings);
+    if (answer !== undefined) return 'live';
+    mkdirSync(serverDir(this.paths, id), { recursive: true });
+    saveFaults(serverDir(this.paths, id), settings);
+    return 'saved';
+  }
+
+  private async currentFaults(id: number): Promise<FaultSettings> {
+    const plan = this.netns;
+    if (plan) return plan.faults[id] ?? noFaultSettings;
+    const st = await this.status(id, false);
+    return st ? st.faults : loadFaults(serverDir(this.paths, id), this.config.servers.length);
+  }
+
+  private async launch(server: ServerAddress): Promise<void> {
+    const file = daemonLogFile(this.paths, server.id);
+    const offset = existsSync(file) ? statSync(file).size : 0;
+    const plan = this.netns;
+    if (plan) launchDaemon(this.paths, server, [...this.daemonArgs, '--control-host', server.host], inNamespace(plan, server.id));
+    else launchDaemon(this.paths, server, this.daemonArgs);
+    await this.waitStarted(server, offset);
+  }
+
+  /** Wait until a freshly launched daemon answers on its client port, or fail with its last log lines. */
+  private async waitStarted(server: ServerAddress, logOffset: number, timeoutMs = 15_000): Promise<void> {
+    const file = daemonLogFile(this.paths, server.id);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (await answers(server)) return;
+      if (this.pid(server.id) === undefined || Date.now() > deadline) {
+        const text = existsSync(file) ? readFileSync(file, 'utf8').slice(logOffset) : '';
+        const tail = text.trim().split('\n').slice(-5).join('\n');
+        throw new ChorusError('INVALID_ARGUMENT', `server ${server.id} did not start (see ${file}):\n${tail}`);
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
 }
 
-/** The pid of server id's daemon if it is running, else undefined. */
-export function runningPid(paths: LocalClusterPaths, id: number): number | undefined {
-  return pidIn(pidFile(paths, id));
-}
-
-/** The pid written in a pid file if that process runs, else undefined. */
-function pidIn(file: string): number | undefined {
-  if (!existsSync(file)) return undefined;
-  const pid = Number(readFileSync(file, 'utf8').trim());
-  return Number.isInteger(pid) && pid > 0 && processAlive(pid) ? pid : undefined;
-}
-
-/** CHORUS_NODE_ARGS passes options to node itself, e.g. "--cpu-prof --cpu-prof-dir=prof" to profile the daemons. */
-export function nodeArgs(): string[] {
-  return (process.env.CHORUS_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
-}
-
-/**
- * Start server's daemon in the background; returns its pid. `wrapper` runs
- * it inside another command that then runs node in its own place (`ip
- * netns exec <ns>`: the pid stays the daemon's).
- */
-export function launchDaemon(paths: LocalClusterPaths, server: ServerAddress, extraArgs: readonly string[] = [], wrapper: readonly string[] = []): number {
-  const args = [daemonMain, '--id', String(server.id), '--config', paths.configFile, '--data-dir', serverDir(paths, server.id), ...extraArgs];
-  return launchInBackground(pidFile(paths, server.id), daemonLogFile(paths, server.id), args, `the daemon of server ${server.id}`, wrapper);
-}
-
-/** Run node with args, detached, its output appended to logFile, its pid written to pidPath. */
-function launchInBackground(pidPath: string, logFile: string, args: readonly string[], name: string, wrapper: readonly string[] = []): number {
-  mkdirSync(dirname(pidPath), { recursive: true });
-  const log = openSync(logFile, 'a');
+/** Whether the server answers on its client port. */
+async function answers(server: ServerAddress): Promise<boolean> {
   try {
-    const command = [...wrapper, process.execPath, ...nodeArgs(), ...args];
-    const child = spawn(command[0], command.slice(1), { detached: true, stdio: ['ignore', log, log] });
-    child.unref();
-    if (child.pid === undefined) throw new Error(`could not start ${name}`);
-    writeFileSync(pidPath, `${child.pid}\n`);
-    return child.pid;
-  } finally {
-    closeSync(log);
-  }
-}
-
-/** Stop server id's daemon: SIGTERM (clean shutdown), or SIGKILL (a crash). Waits until it is gone. */
-export function stopDaemon(paths: LocalClusterPaths, id: number, signal: 'SIGTERM' | 'SIGKILL', timeoutMs = 10_000): Promise<boolean> {
-  return stopProcess(pidFile(paths, id), `server ${id}`, signal, timeoutMs);
-}
-
-/** Stop the process of a pid file and remove the file; false if it was not running. SIGTERM turns into SIGKILL after timeoutMs. */
-async function stopProcess(file: string, name: string, signal: 'SIGTERM' | 'SIGKILL', timeoutMs: number): Promise<boolean> {
-  const pid = pidIn(file);
-  if (pid === undefined) return false;
-  process.kill(pid, signal);
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!processAlive(pid)) {
-      rmSync(file, { force: true });
+    const connection = await ChorusConnection.connect(`${server.host}:${server.clientPort}`, 1000);
+    try {
+      await connection.call('view');
       return true;
+    } finally {
+      connection.close();
     }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  if (signal === 'SIGTERM') return stopProcess(file, name, 'SIGKILL', timeoutMs);
-  throw new Error(`${name} (pid ${pid}) did not stop`);
-}
-
-/** The web console's port when tools/cluster start runs it (tools/console --port chooses another). */
-export const defaultConsolePort = 7300;
-
-const consoleMain = resolve(dirname(fileURLToPath(import.meta.url)), '../console/main.js');
-
-export function consolePidFile(paths: LocalClusterPaths): string {
-  return join(paths.dataRoot, 'console.pid');
-}
-
-export function consoleLogFile(paths: LocalClusterPaths): string {
-  return join(paths.dataRoot, 'console.log');
-}
-
-/** The pid of the cluster's background console if it runs. */
-export function consolePid(paths: LocalClusterPaths): number | undefined {
-  return pidIn(consolePidFile(paths));
-}
-
-/** Start the web console in the background (its output goes to console.log); returns its pid. */
-export function launchConsole(paths: LocalClusterPaths, port: number): number {
-  return launchInBackground(consolePidFile(paths), consoleLogFile(paths), [consoleMain, '--port', String(port), '--config', paths.configFile, '--data-root', paths.dataRoot], 'the console');
-}
-
-export function stopConsole(paths: LocalClusterPaths): Promise<boolean> {
-  return stopProcess(consolePidFile(paths), 'the console', 'SIGTERM', 5000);
-}
-
-/**
- * Open a connection to server id's control endpoint, presenting the token of
- * the cluster key; undefined when the server is not running.
- */
-export async function connectControl(paths: LocalClusterPaths, id: number, timeoutMs = 2000): Promise<ChorusConnection<ControlMethods> | undefined> {
-  const file = join(serverDir(paths, id), controlFileName);
-  if (!existsSync(file)) return undefined;
-  let info: ControlInfo;
-  try {
-    info = JSON.parse(readFileSync(file, 'utf8')) as ControlInfo;
   } catch {
-    return undefined;
-  }
-  if (!processAlive(info.pid)) return undefined;
-  const keyFile = clusterKeyFile(paths);
-  const headers = { [controlTokenHeader]: controlToken(loadClusterKey(keyFile)) };
-  try {
-    return await ChorusConnection.connect<ControlMethods>(`${info.host ?? '127.0.0.1'}:${info.port}`, timeoutMs, headers);
-  } catch (err) {
-    if (err instanceof RpcCallError && err.code === 401) {
-      throw new ChorusError('KEY_INVALID', `server ${id} does not accept the cluster key in ${keyFile} (${err.message}); was the key replaced while it ran?`);
-    }
-    return undefined;
-  }
-}
-
-/** Call a method on server id's control endpoint; undefined when the server is not running. */
-export async function controlCall<M extends keyof ControlMethods>(
-  paths: LocalClusterPaths,
-  id: number,
-  method: M,
-  params?: ControlMethods[M]['params'],
-): Promise<ControlMethods[M]['result'] | undefined> {
-  const connection = await connectControl(paths, id);
-  if (!connection) return undefined;
-  try {
-    return await connection.call(method, params ?? {});
-  } finally {
-    connection.close();
+    return false;
   }
 }

@@ -14,7 +14,7 @@ import { ChorusConnection } from '../../src/client/connection.js';
 import { loadClusterConfig, type ClusterConfig } from '../../src/config/clusterConfig.js';
 import { ensureClusterKey } from '../../src/config/clusterKey.js';
 import { processAlive } from '../../src/storage/fileSystem.js';
-import { clusterKeyFile, consolePid, daemonLogFile, launchDaemon, pidFile, type LocalClusterPaths } from '../../src/tools/localCluster.js';
+import { clusterKeyFile, consolePid, daemonLogFile, launchDaemon, pidFile, type LocalClusterPaths } from '../../src/tools/clusterProcesses.js';
 import { freePorts } from '../../src/tools/freePorts.js';
 
 const distRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../..');

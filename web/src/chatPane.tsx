@@ -6,7 +6,7 @@
  */
 import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import type { ClusterPicture } from '../../src/console/api.js';
-import type { MessageView } from '../../src/rpc/protocol.js';
+import type { MessageEntry } from '../../src/rpc/protocol.js';
 import { ChatSession } from './chatSession.js';
 
 /** How long the pane waits before it moves to another server: the user sees what happened first. */
@@ -57,7 +57,7 @@ export function ChatPane({ picture }: { picture: ClusterPicture | undefined }) {
   const ids = picture?.servers.map((s) => s.id) ?? [];
   const stateOf = (id: number) => picture?.servers.find((s) => s.id === id)?.state ?? 'down';
   const act = (command: () => Promise<void>) => void session.run(command);
-  const likeButton = (m: MessageView) => {
+  const likeButton = (m: MessageEntry) => {
     const liked = session.user !== undefined && m.likedBy.includes(session.user);
     return (
       <button class="like" onClick={() => act(() => session.like(m, !liked))} data-action={`${liked ? 'unlike' : 'like'}-${m.n}`}>

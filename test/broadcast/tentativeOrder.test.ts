@@ -1,14 +1,14 @@
 /**
- * OrderedLog against a model: the sorted list of everything inserted and not
+ * TentativeOrder against a model: the sorted list of everything inserted and not
  * yet stable. A reader that replaces its suffix from each reported change
  * holds exactly that list (what the chat replica relies on).
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { OrderedLog } from '../../src/broadcast/orderedLog.js';
+import { TentativeOrder } from '../../src/broadcast/tentativeOrder.js';
 import { compareOrder, type Message } from '../../src/broadcast/types.js';
 
-describe('broadcast/orderedLog', () => {
+describe('broadcast/tentativeOrder', () => {
   it('any insertion order, any stabilisation: the log is the total order, and its reported changes keep a mirror equal to it (1,000 runs)', () => {
     // Distinct (ts, sender) pairs, inserted in a random order, with stabilisation points in between.
     const scenario = fc
@@ -16,7 +16,7 @@ describe('broadcast/orderedLog', () => {
       .chain((keys) => fc.tuple(fc.shuffledSubarray(keys, { minLength: keys.length, maxLength: keys.length }), fc.array(fc.integer({ min: 0, max: 6 }), { minLength: keys.length, maxLength: keys.length })));
     fc.assert(
       fc.property(scenario, ([keys, actions]) => {
-        const log = new OrderedLog();
+        const log = new TentativeOrder();
         let model: Message[] = [];
         let mirror: Message[] = [];
         let stableTs = 0;
@@ -46,7 +46,7 @@ describe('broadcast/orderedLog', () => {
   });
 
   it('reports nothing when nothing was inserted, and an append at the end as a change at the end', () => {
-    const log = new OrderedLog();
+    const log = new TentativeOrder();
     expect(log.takeChange()).to.equal(undefined);
     const a: Message = { sender: 1, seq: 1, ts: 5, payload: 'a' };
     const b: Message = { sender: 2, seq: 1, ts: 7, payload: 'b' };

@@ -20,7 +20,7 @@ export interface OrderChange {
   readonly messages: readonly Message[];
 }
 
-export class OrderedLog {
+export class TentativeOrder {
   private items: Message[] = [];
   /** Index of the first message still held; the front is compacted lazily. */
   private head = 0;
