@@ -77,7 +77,7 @@ class Appender {
         const now = performance.now();
         for (const m of push.messages) if (!this.seenAt.has(m.id)) this.seenAt.set(m.id, now);
       },
-    }, { user, group, requestIds: false });
+    }, { user, group, bare: true });
   }
 
   static async open(address: string, user: string, group: string): Promise<Appender> {

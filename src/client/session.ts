@@ -81,8 +81,12 @@ export interface SessionOptions {
   readonly group?: string;
   /** Messages the mirror keeps, the last ones of the group (the join's 10 by default; a page reads up to 500). */
   readonly mirrorMessages?: number;
-  /** False: mutations carry no request id and are not resent (the bench's bare path). */
-  readonly requestIds?: boolean;
+  /**
+   * The bare write path, as the bench measures it (and as a program that
+   * needs neither sends it): mutations carry no request id (nor are they
+   * resent) and no causal token.
+   */
+  readonly bare?: boolean;
 }
 
 /** How to send a mutation: wait for its stable outcome; its request id (the session's own by default). */
@@ -111,14 +115,14 @@ export class ClientSession {
   group: string | undefined;
   /** The server this session is connected to, as it was named. */
   server: string | undefined;
-  readonly mirror = new GroupMirror();
+  readonly mirror: GroupMirror;
   /** The highest message timestamp this session has seen. */
   seenTs = 0;
   private channel: RpcChannel | undefined;
   /** Mutations whose connection was lost before their answer: resent after the next connect. */
   private unanswered: Mutation[] = [];
   private readonly mirrorMessages: number;
-  private readonly requestIds: boolean;
+  private readonly bare: boolean;
   /** This session's request stream: its ids are "<stream>:<n>", n = 1, 2, ... */
   private readonly stream = randomStreamName();
   private nextRequest = 1;
@@ -134,7 +138,8 @@ export class ClientSession {
     this.user = options.user;
     this.group = options.group;
     this.mirrorMessages = options.mirrorMessages ?? 10;
-    this.requestIds = options.requestIds ?? true;
+    this.mirror = new GroupMirror(this.mirrorMessages);
+    this.bare = options.bare ?? false;
   }
 
   get connected(): boolean {
@@ -198,7 +203,7 @@ export class ClientSession {
     if (this.user === undefined) throw new SessionError(0, 'set a user name first (u <name>)');
     const view = (await this.call('join', { group, ...this.causal() })) as GroupSnapshot;
     this.group = view.group;
-    this.mirror.reset(view);
+    this.mirror.reset(view, this.mirrorMessages);
     this.sawAll(view.messages);
     if (this.mirrorMessages > view.messages.length && view.total > view.messages.length) await this.readFrom(Math.max(1, view.total - this.mirrorMessages + 1));
     this.events.changed?.();
@@ -270,9 +275,9 @@ export class ClientSession {
    */
   private async mutate(unsent: Mutation, wait?: 'stable'): Promise<Confirmation> {
     const channel = this.requireChannel();
-    const mutation = unsent.params.requestId !== undefined || !this.requestIds ? unsent : ({ ...unsent, params: { ...unsent.params, requestId: this.nextRequestId() } } as Mutation);
+    const mutation = unsent.params.requestId !== undefined || this.bare ? unsent : ({ ...unsent, params: { ...unsent.params, requestId: this.nextRequestId() } } as Mutation);
     try {
-      const answer = (await channel.call(mutation.method, { ...mutation.params, ...this.causal(), ...this.done(mutation), ...(wait ? { wait } : {}) })) as Confirmation;
+      const answer = (await channel.call(mutation.method, { ...mutation.params, ...(this.bare ? {} : this.causal()), ...this.done(mutation), ...(wait ? { wait } : {}) })) as Confirmation;
       this.answered(mutation);
       this.saw(answer.id);
       return answer;
@@ -372,12 +377,16 @@ export class GroupMirror {
   total = 0;
   messages: MessageEntry[] = [];
 
+  /** At most `limit` messages are held, the last ones (a client that reads earlier pages raises it). */
+  constructor(public limit = 10) {}
+
   /** The place of the first message held (total + 1 when none). */
   get first(): number {
     return this.messages[0]?.n ?? this.total + 1;
   }
 
-  reset(view: GroupSnapshot | undefined): void {
+  reset(view: GroupSnapshot | undefined, limit = this.limit): void {
+    this.limit = limit;
     this.group = view?.group;
     this.participants = view?.participants ?? [];
     this.total = view?.total ?? 0;
@@ -389,12 +398,23 @@ export class GroupMirror {
     this.participants = push.participants;
     this.total = push.total;
     const { from, messages, likes } = push.changes;
+    // A change too large to carry: a window no larger than the push's last messages is those.
+    if (!messages && this.limit <= push.messages.length) {
+      this.messages = push.messages.slice(-this.limit);
+      return true;
+    }
     const likedBy = new Map(likes.map((l) => [l.n, l.likedBy]));
     const kept = this.messages.filter((m) => m.n < from).map((m) => (likedBy.has(m.n) ? { ...m, likedBy: likedBy.get(m.n)!, likes: likedBy.get(m.n)!.length } : m));
     const first = this.messages[0]?.n ?? from;
     this.messages = [...kept, ...(messages ?? []).filter((m) => m.n >= first)];
     this.messages = this.messages.map((m) => (m.stable || timestampOf(m.id) > push.stableTs ? m : { ...m, stable: true }));
+    this.trim();
     return messages !== undefined;
+  }
+
+  /** Keep the last `limit` messages: a long session's mirror costs what it shows, not what it saw. */
+  private trim(): void {
+    if (this.messages.length > this.limit) this.messages = this.messages.slice(-this.limit);
   }
 
   /** A page read from place `from` replaces what the window held from there. */
@@ -402,12 +422,15 @@ export class GroupMirror {
     this.total = page.total;
     this.participants = page.participants;
     this.messages = [...this.messages.filter((m) => m.n < from), ...page.messages.filter((m) => m.n >= from)];
+    this.trim();
   }
 
   /** Earlier messages, read by history, in front of the window. */
   prepend(messages: readonly MessageEntry[]): void {
     const first = this.first;
-    this.messages = [...messages.filter((m) => m.n < first), ...this.messages];
+    const earlier = messages.filter((m) => m.n < first);
+    this.limit += earlier.length;
+    this.messages = [...earlier, ...this.messages];
   }
 
   /** The last `count` messages held. */

@@ -118,7 +118,8 @@ export class RpcServer {
   ) {
     this.addMethods();
     wss.on('connection', (socket) => this.onConnection(socket));
-    this.unsubscribe = service.port.onChange(() => this.schedulePush());
+    // Stable marks alone wait for the marks interval: under load the stable point moves on every step.
+    this.unsubscribe = service.port.onChange((change) => (change === 'stable' ? this.pushLater(markPushIntervalMs) : this.schedulePush()));
   }
 
   static async start(address: ServerAddress, service: ChatService, limits: RpcLimits = defaultRpcLimits, now: () => number = () => performance.now()): Promise<RpcServer> {

@@ -26,11 +26,14 @@ import { ChorusError } from '../errors.js';
 import { OrderDigest, type Application } from '../node/application.js';
 import { HistoryStore, type HistoryFiles } from './historyStore.js';
 
+/** What changed for clients: the order (messages added or moved), only the stable point (stable marks), or the view (participants). */
+export type ChatChange = 'order' | 'stable' | 'view';
+
 export class ChatApplication implements Application {
   readonly replica: ChatReplica;
   readonly store: HistoryStore;
   private readonly order: OrderDigest;
-  private readonly listeners = new Set<() => void>();
+  private readonly listeners = new Set<(change: ChatChange) => void>();
   /** Who waits for each watched operation's outcome, by "<sender>:<seq>". */
   private readonly watchers = new Map<string, (refusal: OperationRefusal | undefined) => void>();
   /** Likes whose stored target was looked up already. */
@@ -60,7 +63,8 @@ export class ChatApplication implements Application {
     this.order.apply(undefined, stable);
     this.cachedDigest = undefined;
     // The replica applies lazily; listeners (pushes) read the shown state when they run. A stable point that moved changes what clients see too (stable marks).
-    if (ordered || stable.length > 0) this.changed();
+    if (ordered) this.changed('order');
+    else if (stable.length > 0) this.changed('stable');
   }
 
   /** The state clients are shown: stable, then tentative, in the total order. */
@@ -83,11 +87,11 @@ export class ChatApplication implements Application {
 
   /** Participants are the members joined through servers in the view: a view change changes them. */
   viewChanged(): void {
-    this.changed();
+    this.changed('view');
   }
 
-  /** Called after every change of the shown state or the view. */
-  onChange(listener: () => void): () => void {
+  /** Called after every change of the shown state (its order, or only which messages are stable) or of the view. */
+  onChange(listener: (change: ChatChange) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
@@ -127,7 +131,7 @@ export class ChatApplication implements Application {
     if (found) targets.set(targetKey(group, id), { index: found.index, user: found.message.user });
   }
 
-  private changed(): void {
-    for (const listener of this.listeners) listener();
+  private changed(change: ChatChange): void {
+    for (const listener of this.listeners) listener(change);
   }
 }

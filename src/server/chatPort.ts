@@ -9,7 +9,7 @@ import { orphanedSessions } from '../chat/model.js';
 import { encodeOp, type ChatOp } from '../chat/operations.js';
 import type { Judgement, OperationRefusal } from '../chat/rules.js';
 import type { Node, SubmitOutcome } from '../node/node.js';
-import type { ChatApplication } from './chatApplication.js';
+import type { ChatApplication, ChatChange } from './chatApplication.js';
 import type { StoredHistory } from './historyStore.js';
 
 export interface ChatPort {
@@ -33,8 +33,8 @@ export interface ChatPort {
   holdsAllUpTo(): number;
   /** Once message m (an operation submitted here) is stable: undefined if it took effect, else the rule it broke. */
   whenStable(m: Message, done: (refusal: OperationRefusal | undefined) => void): void;
-  /** Called after every change of the shown state or the view; returns the unsubscribe. */
-  onChange(listener: () => void): () => void;
+  /** Called after every change of the shown state or the view, saying which; returns the unsubscribe. */
+  onChange(listener: (change: ChatChange) => void): () => void;
 }
 
 export function chatPort(node: Node, app: ChatApplication): ChatPort {
