@@ -406,9 +406,11 @@ export class GroupMirror {
     const likedBy = new Map(likes.map((l) => [l.n, l.likedBy]));
     const kept = this.messages.filter((m) => m.n < from).map((m) => (likedBy.has(m.n) ? { ...m, likedBy: likedBy.get(m.n)!, likes: likedBy.get(m.n)!.length } : m));
     const first = this.messages[0]?.n ?? from;
-    this.messages = [...kept, ...(messages ?? []).filter((m) => m.n >= first)];
-    this.messages = this.messages.map((m) => (m.stable || timestampOf(m.id) > push.stableTs ? m : { ...m, stable: true }));
+    // Only the last `limit` of what the push carries can stay: a push of hundreds costs a window's worth.
+    const added = (messages ?? []).slice(-this.limit).filter((m) => m.n >= first);
+    this.messages = [...kept, ...added];
     this.trim();
+    this.messages = this.messages.map((m) => (m.stable || timestampOf(m.id) > push.stableTs ? m : { ...m, stable: true }));
     return messages !== undefined;
   }
 
