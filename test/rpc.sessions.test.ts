@@ -226,6 +226,7 @@ describe('session order across servers (causal token)', function () {
     const again = await client.answer('append', { text: 'm5 again', requestId: 'b:5' });
     expect(again.error).to.deep.include({ code: RpcErrors.requestDone });
     expect((await client.answer('append', { text: 'x', requestId: 'plain-id', doneBelow: 3 })).error).to.deep.include({ code: RpcErrors.invalidParams });
+    expect((await client.answer('append', { text: 'x', doneBelow: 3 })).error).to.deep.include({ code: RpcErrors.invalidParams });
     await cluster.waitFor(() => cluster.converged(), 20_000, 'stable everywhere');
     expect((await client.call('history', {})).messages.map((m) => m.text)).to.deep.equal(Array.from({ length: 21 }, (_, i) => `m${i + 1}`));
   });

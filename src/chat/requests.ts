@@ -75,16 +75,21 @@ export function isDone(requests: Readonly<Record<string, UserRequests>>, { user,
   return id !== undefined && id.n < (requests[user]?.streams?.[id.stream]?.doneBelow ?? 1);
 }
 
-/** Stream requests a user has open (remembered until the client says it holds their answers), once `request`'s doneBelow is applied. */
-export function openRequests(requests: Readonly<Record<string, UserRequests>>, request: Request): number {
-  const streams = requests[request.user]?.streams ?? {};
+/** Stream requests a user has open: remembered until the client says it holds their answers. */
+export function openRequests(requests: Readonly<Record<string, UserRequests>>, user: string): number {
   let open = 0;
-  for (const stream of Object.values(streams)) open += stream.open;
-  const id = parseStreamId(request.rid);
-  const stream = id && streams[id.stream];
-  if (!stream || request.doneBelow === undefined) return open;
-  for (const bucket of Object.values(stream.buckets)) for (const n of Object.keys(bucket.ids)) if (Number(n) < request.doneBelow) open--;
+  for (const stream of Object.values(requests[user]?.streams ?? {})) open += stream.open;
   return open;
+}
+
+/** Of those, how many `request`'s doneBelow acknowledges (forgotten once it is applied). */
+export function acknowledgedBy(requests: Readonly<Record<string, UserRequests>>, request: Request): number {
+  const id = parseStreamId(request.rid);
+  const stream = id && requests[request.user]?.streams?.[id.stream];
+  if (!stream || request.doneBelow === undefined) return 0;
+  let acknowledged = 0;
+  for (const bucket of Object.values(stream.buckets)) for (const n of Object.keys(bucket.ids)) if (Number(n) < request.doneBelow) acknowledged++;
+  return acknowledged;
 }
 
 /** The first operation that carried this request, if the state remembers it. */

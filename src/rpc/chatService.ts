@@ -6,7 +6,7 @@
  */
 import { formatMessageId, parseMessageId, type Message, type MessageId } from '../broadcast/types.js';
 import type { ChatOp, LikeOp } from '../chat/operations.js';
-import { isDone, openRequests, originalRequest, parseStreamId, requestOf, type OriginalRequest, type Request } from '../chat/requests.js';
+import { acknowledgedBy, isDone, openRequests, originalRequest, parseStreamId, requestOf, type OriginalRequest, type Request } from '../chat/requests.js';
 import type { OperationRefusal } from '../chat/rules.js';
 import type { ChatPort } from '../server/chatPort.js';
 import type { ClusterConfig } from '../config/clusterConfig.js';
@@ -24,6 +24,7 @@ export interface HowToAnswer {
 
 /** The request fields an operation carries. */
 function rid(how: HowToAnswer): { rid?: string; done?: number } {
+  if (how.requestId === undefined && how.doneBelow !== undefined) throw rpcError(RpcErrors.invalidParams, 'invalid doneBelow: it goes with a request id "<stream>:<n>"');
   if (how.requestId === undefined) return {};
   return how.doneBelow === undefined ? { rid: how.requestId } : { rid: how.requestId, done: how.doneBelow };
 }
@@ -153,7 +154,10 @@ export class ChatService {
     if (!stream) return;
     const { requests } = this.port.shown();
     if (isDone(requests, request)) throw rpcError(RpcErrors.requestDone, `request ${request.rid}: the client said it holds its answer (doneBelow); it is not applied again`);
-    if (originalRequest(requests, request) || openRequests(requests, request) < this.maxOpenRequests) return;
+    if (originalRequest(requests, request)) return;
+    // Counting what this request acknowledges costs a walk of the stream: only when the bound is reached.
+    const open = openRequests(requests, request.user);
+    if (open < this.maxOpenRequests || open - acknowledgedBy(requests, request) < this.maxOpenRequests) return;
     throw rpcError(RpcErrors.tooManyOpenRequests, `too many open requests: ${request.user} has ${this.maxOpenRequests} requests whose answers were not acknowledged; send doneBelow with the next request once answers arrive`);
   }
 
