@@ -9,7 +9,7 @@ import { canonicalJson, emptyChatState, type ChatState, type Group } from '../sr
 import { encodeOp, type ChatOp } from '../src/chat/operations.js';
 import { applyBatch } from '../src/chat/reducer.js';
 import { ChatReplica } from '../src/chat/replica.js';
-import { maxRequestsPerUser, originalRequest } from '../src/chat/requests.js';
+import { maxRequestsPerUser, maxStreamsPerUser, originalRequest } from '../src/chat/requests.js';
 import { readChatSnapshot } from '../src/chat/snapshot.js';
 import { ChatApplication } from '../src/server/chatApplication.js';
 import { type StoredHistory } from '../src/server/historyStore.js';
@@ -153,6 +153,20 @@ describe('chat state machine: the rules', () => {
     expect(texts(late.state)).to.not.include('first, late copy');
     // Through a snapshot too.
     expect(restoreChatState(JSON.parse(JSON.stringify(state))).requests.alice.streams!.st).to.deep.include({ doneBelow: 3001, open: 1 });
+  });
+
+  it('a user\'s streams are bounded: past maxStreamsPerUser the stream used longest ago goes', () => {
+    const request = (stream: string, n: number) => msg(1, { op: 'append', session: 's1', user: 'alice', group: 'g', text: `${stream}:${n}`, rid: `${stream}:${n}` });
+    let state = applyMessages(emptyChatState, [join('s1', 'alice', 'g'), request('first', 1)]);
+    for (let i = 0; i < maxStreamsPerUser - 1; i++) state = applyMessages(state, [request(`s${i}`, 1)]);
+    // The first stream is used again: s0 is now the one used longest ago.
+    state = applyMessages(state, [request('first', 2)]);
+    expect(Object.keys(state.requests.alice.streams!).length).to.equal(maxStreamsPerUser);
+    state = applyMessages(state, [request('new', 1)]);
+    const streams = Object.keys(state.requests.alice.streams!);
+    expect(streams.length).to.equal(maxStreamsPerUser);
+    expect(streams).to.include.members(['first', 'new', 's1']);
+    expect(streams).to.not.include('s0');
   });
 
   it('a snapshot\'s request log from before the buckets is read: its ids are still remembered, with their outcome', () => {

@@ -27,6 +27,8 @@ export interface UserRequests {
  */
 export interface RequestStream {
   readonly doneBelow: number;
+  /** The id of the message that carried the stream's latest request: how recently it was used. */
+  readonly last?: string;
   /** Requests remembered (at or above doneBelow). */
   readonly open: number;
   readonly buckets: Readonly<Record<string, RequestBucket>>;

@@ -19,7 +19,8 @@
  * time).
  */
 import type { Draft } from 'immer';
-import { dict, type RequestBucket, type UserRequests } from './model.js';
+import { parseMessageId } from '../broadcast/types.js';
+import { dict, type RequestBucket, type RequestStream, type UserRequests } from './model.js';
 import type { ChatOp } from './operations.js';
 
 /** A user's plain request ids remembered: at least this many of the latest (at most a bucket more); a retry after more newer requests may be applied again. */
@@ -54,6 +55,9 @@ export function parseStreamId(rid: string): StreamId | undefined {
   const match = streamIdPattern.exec(rid);
   return match ? { stream: match[1], n: Number(match[2]) } : undefined;
 }
+
+/** Streams remembered per user (requests.ts makeRoomForStream). */
+export const maxStreamsPerUser = 256;
 
 /** Requests of one stream per bucket. */
 const streamBucketSize = 100;
@@ -119,13 +123,29 @@ function streamBucketOf(n: number): string {
 export function remember(log: Draft<UserRequests>, rid: string, id: string, refused: string | undefined): void {
   const streamId = parseStreamId(rid);
   if (!streamId) return rememberRequest(log.buckets, rid, id, refused);
-  const stream = ((log.streams ??= dict())[streamId.stream] ??= { doneBelow: 1, open: 0, buckets: dict() });
+  const streams = (log.streams ??= dict());
+  if (streams[streamId.stream] === undefined) makeRoomForStream(streams);
+  const stream = (streams[streamId.stream] ??= { doneBelow: 1, open: 0, buckets: dict() });
+  stream.last = id;
   const bucket = (stream.buckets[streamBucketOf(streamId.n)] ??= { size: 0, ids: dict() });
   const key = String(streamId.n);
   bucket.ids[key] = id;
   if (refused !== undefined) (bucket.refused ??= dict())[key] = refused;
   bucket.size++;
   stream.open++;
+}
+
+/**
+ * A user's streams are bounded (each ended session leaves its mark and its
+ * last request, which no later one acknowledged): at the bound, the stream
+ * used longest ago in the order goes. Only a copy of a request of a session
+ * older than the user's maxStreamsPerUser latest could then apply again.
+ */
+function makeRoomForStream(streams: Draft<Record<string, RequestStream>>): void {
+  const names = Object.keys(streams);
+  if (names.length < maxStreamsPerUser) return;
+  const age = (name: string) => parseMessageId(streams[name].last ?? '')?.ts ?? 0;
+  delete streams[names.reduce((a, b) => (age(b) < age(a) ? b : a))];
 }
 
 /** The client holds the answers of its stream's requests below `doneBelow`: forget them (a copy of one is refused all the same). */
