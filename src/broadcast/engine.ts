@@ -23,12 +23,13 @@
  * are durable too; Readys complete in the order they were taken.
  */
 import { invariant } from '../errors.js';
-import { AckMatrix } from './ackMatrix.js';
+import type { AckMatrix } from './ackMatrix.js';
 import { DurabilityRecorder } from './durability.js';
 import { FlowControl } from './flowControl.js';
 import { LamportClock } from './lamportClock.js';
-import { NackScheduler } from './nackScheduler.js';
+import type { NackScheduler } from './nackScheduler.js';
 import { isUnicode, payloadFits, type EngineOptions } from './options.js';
+import { protocolParts } from './parts.js';
 import { TentativeOrder, type OrderChange } from './tentativeOrder.js';
 import { ReceiveWindow } from './receiveWindow.js';
 import { replayJournal, type EngineState } from './recovery.js';
@@ -126,14 +127,15 @@ export class Engine {
     this.n = n;
     this.now = now;
     const zeros = () => new Array<number>(n).fill(0);
-    this.log = new TentativeOrder(options.brokenVariant === 'order-without-sender-tiebreak' ? (a, b) => a.ts - b.ts : undefined);
+    const parts = { ...protocolParts, ...options.parts };
+    this.log = new TentativeOrder(parts.compare);
     this.lastSeq = saved?.lastSeq ?? 0;
     this.lamportClock = new LamportClock(saved?.tsVector[options.me - 1] ?? 0);
     this.window = new ReceiveWindow(saved?.contiguous ?? zeros(), options.receiveWindowMessages);
     this.store = new RetransmitStore(n, saved?.collectedUpTo ?? zeros());
-    this.acks = new AckMatrix(options.me, n, saved);
+    this.acks = parts.ackMatrix(options.me, n, saved);
     this.views = new Views(options.me, n, options.viewTimeoutMs);
-    this.nacks = new NackScheduler(options.me, n, options.nackRetryMs, options.maxNackMessages);
+    this.nacks = parts.nackScheduler(options.me, n, options.nackRetryMs, options.maxNackMessages);
     this.flow = new FlowControl(options.sendWindowMessages, options.maxQueuedBroadcasts);
     this.durability = new DurabilityRecorder(options.statusIntervalMs, this.lamportClock.value, this.acks.seqMatrix, this.acks.tsMatrix);
     this.appliedStableTs = saved?.stableTs ?? 0;
@@ -384,9 +386,8 @@ export class Engine {
 
   /** A message leaves the store once it is stable and every server holds it durably. */
   private collectGarbage(): void {
-    const ignoreAcks = this.options.brokenVariant === 'gc-without-seq-matrix';
     for (let s = 1; s <= this.n; s++) {
-      const upTo = ignoreAcks ? this.stableSeq[s - 1] : Math.min(this.stableSeq[s - 1], this.acks.heldByAll(s));
+      const upTo = Math.min(this.stableSeq[s - 1], this.acks.heldByAll(s));
       this.counters.collected += this.store.collectUpTo(s, upTo);
     }
   }
@@ -415,7 +416,7 @@ export class Engine {
       const holders = (hint: ServerId | undefined) =>
         this.views.view.filter((k) => k !== this.me && (k === s || k === hint || this.acks.seqMatrix[k - 1][s - 1] >= gap.fromSeq));
       const nack = this.nacks.plan(this.now, s, gap, this.window.contiguous[s - 1], this.window.hasBuffered(s), holders);
-      if (!nack || this.options.brokenVariant === 'no-nack') continue;
+      if (!nack) continue;
       this.outgoing.push({ to: nack.to, packet: nack.packet });
       this.counters.nacksSent++;
       if (nack.resent) this.counters.nacksResent++;

@@ -2,6 +2,7 @@
  * The engine's settings, their defaults, and the one place a server's
  * options are put together (daemon, simulator and inspector alike).
  */
+import type { EngineParts } from './parts.js';
 import type { ServerId } from './types.js';
 
 export interface EngineOptions {
@@ -29,15 +30,9 @@ export interface EngineOptions {
   readonly maxQueuedBroadcasts: number;
   /** Out-of-order messages buffered per sender ahead of a gap; further ones are dropped and fetched later. */
   readonly receiveWindowMessages: number;
-  /**
-   * TEST ONLY: a deliberately broken variant, to show that the simulator
-   * catches each kind of bug. Never set outside the simulator's checks.
-   */
-  readonly brokenVariant?: BrokenVariant;
+  /** The engine's parts (parts.ts): the protocol's own unless a test plants a bug in one. */
+  readonly parts?: Partial<EngineParts>;
 }
-
-/** Deliberate engine bugs the simulator must catch (see test/simulator.test.ts). */
-export type BrokenVariant = 'order-without-sender-tiebreak' | 'gc-without-seq-matrix' | 'no-nack';
 
 export const defaultEngineTimers = {
   statusIntervalMs: 100,

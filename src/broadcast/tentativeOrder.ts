@@ -31,7 +31,7 @@ export class TentativeOrder {
   /** The earliest message (in the order) inserted since the last takeChange(). */
   private earliestNew: Message | undefined;
 
-  /** `compare` is the total order; only the simulator's deliberately broken variants pass another. */
+  /** `compare` is the total order (parts.ts: a planted bug may pass another). */
   constructor(private readonly compare: (a: Message, b: Message) => number = compareOrder) {}
 
   get size(): number {

@@ -14,7 +14,6 @@
  * crash its clock is still past it, so no new message of its own can be
  * ordered before it. A violation throws with a trace of recent events.
  */
-import type { BrokenVariant } from '../broadcast/options.js';
 import { engineOptions, type EngineOptions } from '../broadcast/options.js';
 import type { Message, Packet, ServerId } from '../broadcast/types.js';
 import type { ChatOp } from '../chat/operations.js';
@@ -28,6 +27,7 @@ import { decodePacket, encodeDatagrams, networkDatagramBytes } from '../wire/cod
 import { SimNetwork, type NetworkFaults, noFaults } from './network.js';
 import { Random } from './random.js';
 import { plantedDisk, plantedDisks, type PlantedDisk } from './plantedDisk.js';
+import { plantedEngineParts, plantedEngines, type PlantedEngine } from './plantedEngine.js';
 import { SimFileSystem } from './simFileSystem.js';
 
 export class SimulationFailure extends Error {
@@ -90,8 +90,9 @@ export interface SimClusterOptions {
 }
 
 /** The deliberately broken variants the simulator can run (TEST ONLY). */
-export type SimBroken = BrokenVariant | BrokenExecutor | PlantedDisk;
+export type SimBroken = PlantedEngine | BrokenExecutor | PlantedDisk;
 const isPlantedDisk = (broken: SimBroken): broken is PlantedDisk => (plantedDisks as readonly string[]).includes(broken);
+const isPlantedEngine = (broken: SimBroken): broken is PlantedEngine => (plantedEngines as readonly string[]).includes(broken);
 
 /** Messages per history segment file, and buffered before an unsynced write: few, so that histories cross many segments and crashes tear their writes. */
 const simHistory = { segmentMessages: 8, bufferMessages: 3 };
@@ -209,7 +210,7 @@ export class SimCluster {
     server.stable = server.stable.filter((m) => m.ts <= snapshotStableTs);
     const engine = engineOptions(server.id, serverCount, {
       ...this.config.engine,
-      ...(broken && !executorVariants.includes(broken) && !isPlantedDisk(broken) ? { brokenVariant: broken as BrokenVariant } : {}),
+      ...(broken && isPlantedEngine(broken) ? { parts: plantedEngineParts(broken) } : {}),
     });
     const assembly = new ChatAssembly({ fs: disk, dir: server.dataDir, ...simHistory });
     try {
