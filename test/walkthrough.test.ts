@@ -64,7 +64,10 @@ describe('walkthrough: run it, break it, inspect it', function () {
     expect((await status())[0].status!.refusedRequests).to.be.at.least(1000);
 
     // Scripted clients: a command that fails makes the exit code 1, a clean script 0.
-    expect(await c.clientScript(1, ['u carol', 'j scripts', 'a from a script'])).to.include({ code: 0 });
+    const script = await c.clientScript(1, ['u carol', 'j scripts', 'a from a script']);
+    expect(script).to.include({ code: 0 });
+    // The output ends with the group as it is after the script: the push showing the new message came before the exit.
+    expect(script.stdout.trimEnd().split('\n').at(-1)).to.match(/^\s+1\. carol: from a script/);
     const failed = await c.clientScript(1, ['a no user yet']);
     expect(failed.stdout).to.match(/error: set a user name first/);
     expect(failed.code).to.equal(1);

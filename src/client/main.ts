@@ -56,7 +56,7 @@ async function main(): Promise<void> {
     });
   });
   // A script whose commands failed exits 1; typing at the prompt, errors are part of the conversation.
-  rl.on('close', () => void queue.then(() => exitAfter(client, !interactive && client.failedCommands > 0 ? exitCode.checkFailed : exitCode.ok)));
+  rl.on('close', () => void queue.then(() => client.settle()).then(() => exitAfter(client, !interactive && client.failedCommands > 0 ? exitCode.checkFailed : exitCode.ok)));
   if (interactive) rl.prompt();
 }
 

@@ -36,6 +36,8 @@ export class ChatClient {
   quitRequested = false;
   /** Commands that failed (printed as errors): a script's exit status. */
   failedCommands = 0;
+  /** The id of the last message this client appended. */
+  private lastAppended: string | undefined;
 
   constructor(
     private readonly config: ClusterConfig | undefined,
@@ -83,7 +85,7 @@ export class ChatClient {
         await this.session.join(requireArg(arg, 'j <group>'));
         return;
       case 'a':
-        await this.session.append(requireArg(arg, 'a <text>'));
+        this.lastAppended = (await this.session.append(requireArg(arg, 'a <text>'))).id;
         return;
       case 'l':
       case 'r':
@@ -181,6 +183,16 @@ export class ChatClient {
   private error(message: string): void {
     this.failedCommands++;
     this.out.print(`error: ${message}`);
+  }
+
+  /**
+   * Wait, up to timeoutMs, until the group shown holds the last message this
+   * client appended: the answer comes before the push that shows it, and a
+   * script's output should end with the group as it is after its commands.
+   */
+  async settle(timeoutMs = 2000): Promise<void> {
+    const shown = () => this.lastAppended === undefined || this.session.mirror.messages.some((m) => m.id === this.lastAppended);
+    for (const deadline = performance.now() + timeoutMs; !shown() && this.session.connected && performance.now() < deadline; ) await new Promise((r) => setTimeout(r, 10));
   }
 
   close(): void {
