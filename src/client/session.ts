@@ -97,6 +97,11 @@ export interface HowToSend {
 
 export type Mutation = { readonly method: 'append'; readonly params: { readonly text: string; readonly requestId?: string } } | { readonly method: 'like' | 'unlike'; readonly params: { readonly id: string; readonly requestId?: string } };
 
+/** A mutation as people read it: `"text"` for an append, `like of <id>` for a like. */
+export function describeMutation(mutation: Mutation): string {
+  return mutation.method === 'append' ? `"${mutation.params.text}"` : `${mutation.method} of ${mutation.params.id}`;
+}
+
 /** The timestamp of a message id "<ts>.<sender>" (0 if it is not one). */
 export function timestampOf(id: string): number {
   return parseMessageId(id)?.ts ?? 0;
@@ -146,12 +151,7 @@ export class ClientSession {
     return this.channel?.connected ?? false;
   }
 
-  /** Mutations whose connection was lost before their answer, waiting for the next server. */
-  get unansweredCount(): number {
-    return this.unanswered.length;
-  }
-
-  /** The mutations waiting for the next server, oldest first. */
+  /** The mutations whose connection was lost before their answer, waiting for the next server, oldest first. */
   get waiting(): readonly Mutation[] {
     return this.unanswered;
   }

@@ -5,7 +5,7 @@
 import type { ClusterConfig } from '../config/clusterConfig.js';
 import type { GroupSnapshot, MessageEntry } from '../rpc/protocol.js';
 import { openWebSocketChannel } from './connection.js';
-import { ClientSession, SessionError, type Mutation } from './session.js';
+import { ClientSession, describeMutation, SessionError } from './session.js';
 
 export const helpText = [
   'commands:',
@@ -52,8 +52,8 @@ export class ChatClient {
       lost: (address, reason) => {
         if (!this.quitRequested) this.out.print(`connection to ${address} lost${reason ? ` (${reason})` : ''}; connect to another server with c <id>`);
       },
-      resent: (mutation) => this.out.print(`resent ${describe(mutation)} (request ${mutation.params.requestId})`),
-      resendRefused: (mutation, error) => this.error(`resent ${describe(mutation)}: ${error.message}`),
+      resent: (mutation) => this.out.print(`resent ${describeMutation(mutation)} (request ${mutation.params.requestId})`),
+      resendRefused: (mutation, error) => this.error(`resent ${describeMutation(mutation)}: ${error.message}`),
     });
   }
 
@@ -199,10 +199,6 @@ export class ChatClient {
     this.quitRequested = true;
     this.session.close();
   }
-}
-
-function describe(mutation: Mutation): string {
-  return mutation.method === 'append' ? `"${mutation.params.text}"` : `${mutation.method} of ${mutation.params.id}`;
 }
 
 /** A message line; a tentative one (its place may still change after a heal) says so. */

@@ -36,8 +36,8 @@ export class ChatApplication implements Application {
   private readonly listeners = new Set<(change: ChatChange) => void>();
   /** Who waits for each watched operation's outcome, by "<sender>:<seq>". */
   private readonly watchers = new Map<string, (refusal: OperationRefusal | undefined) => void>();
-  /** Likes whose stored target was looked up already. */
-  private readonly resolved = new WeakSet<Message>();
+  /** Messages of the order looked at already (a change hands on the whole suffix after the first changed place). */
+  private readonly seen = new WeakSet<Message>();
   private cachedDigest: string | undefined;
 
   /** The state of the last snapshot (undefined: none), its history in `files`. */
@@ -117,11 +117,10 @@ export class ChatApplication implements Application {
   private storedTargets(messages: readonly Message[]): Map<string, StoredTarget> {
     const targets = new Map<string, StoredTarget>();
     for (const m of messages) {
-      if (this.resolved.has(m)) continue;
+      if (this.seen.has(m)) continue;
+      this.seen.add(m);
       const op = operationOf(m);
-      if (op?.op !== 'like' && op?.op !== 'unlike') continue;
-      this.resolved.add(m);
-      this.lookUp(op.group, op.message, targets);
+      if (op?.op === 'like' || op?.op === 'unlike') this.lookUp(op.group, op.message, targets);
     }
     return targets;
   }

@@ -71,7 +71,7 @@ class ChaosClient implements ClientRecord {
     while (!until()) {
       try {
         if (!this.session.connected) await this.connect();
-        else if (this.session.unansweredCount > 0) await this.session.resendUnanswered();
+        else if (this.session.waiting.length > 0) await this.session.resendUnanswered();
         else await this.operate();
       } catch (err) {
         if (!(err instanceof SessionError)) throw err;

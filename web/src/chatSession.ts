@@ -5,8 +5,7 @@
  * from pushes) over a browser WebSocket, plus what a page needs: the state
  * to draw and a short log of what happened.
  */
-import { ClientSession, type RpcChannel } from '../../src/client/session.js';
-import { SessionError } from '../../src/client/session.js';
+import { ClientSession, describeMutation, SessionError, type RpcChannel } from '../../src/client/session.js';
 import type { GroupSummary, MessageEntry } from '../../src/rpc/protocol.js';
 import { chatPathPrefix } from '../../src/console/api.js';
 import { RpcError, RpcSocket } from './rpcSocket.js';
@@ -44,8 +43,8 @@ export class ChatSession {
           this.say(`lost server ${server}: ${reason || 'the connection closed'}`, true);
           this.lost(Number(server), reason ?? '');
         },
-        resent: (m) => this.say(`resent ${m.method === 'append' ? `"${m.params.text}"` : `${m.method} of ${m.params.id}`}`),
-        resendRefused: (m, error) => this.say(`resent ${m.method === 'append' ? `"${m.params.text}"` : `${m.method} of ${m.params.id}`}: ${error.message}`, true),
+        resent: (m) => this.say(`resent ${describeMutation(m)}`),
+        resendRefused: (m, error) => this.say(`resent ${describeMutation(m)}: ${error.message}`, true),
       },
       { mirrorMessages: pageSize },
     );
