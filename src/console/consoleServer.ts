@@ -17,7 +17,7 @@ import WebSocket, { WebSocketServer, type AddressInfo } from 'ws';
 import { z } from 'zod';
 import { ChorusError } from '../errors.js';
 import { RpcErrors } from '../rpc/protocol.js';
-import { warnUnexpected } from '../rpc/server.js';
+import { warnUnexpected } from '../rpc/endpoint.js';
 import { LocalCluster } from '../tools/localCluster.js';
 import { apiPath, chatCloseCodes, chatPathPrefix, type ClusterPicture, type ConsoleMethod, type ConsoleMethods } from './api.js';
 import { ControlLinks } from './controlLinks.js';

@@ -14,7 +14,7 @@ import { JSONRPCErrorException, JSONRPCServer } from 'json-rpc-2.0';
 import { WebSocketServer, type AddressInfo } from 'ws';
 import type { EngineCounters } from '../broadcast/engine.js';
 import { RpcErrors } from '../rpc/protocol.js';
-import { warnUnexpected } from '../rpc/server.js';
+import { warnUnexpected } from '../rpc/endpoint.js';
 import type { FaultSettings } from '../transport/faults.js';
 import { parseFaultSettings, saveFaults } from '../transport/faultsFile.js';
 import type { Daemon, DaemonStatus } from './daemon.js';
