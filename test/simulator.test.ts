@@ -12,12 +12,12 @@ const seedsInTest = 200;
 describe('simulator', function () {
   this.timeout(300_000);
 
-  it(`${seedsInTest} random fault schedules: prefixes agree, nothing reused, all converge, every confirmed operation exactly once, what was applied as stable stays final across crashes, stores empty`, () => {
+  it(`${seedsInTest} random fault schedules: prefixes agree, nothing reused, all converge, every confirmed operation exactly once, what was applied as stable stays final across crashes, stores empty`, async () => {
     const failures: string[] = [];
     let faults = 0;
     let crashes = 0;
     for (let seed = 1; seed <= seedsInTest; seed++) {
-      const result = runSimulation({ seed });
+      const result = await runSimulation({ seed });
       faults += result.stats.faults;
       crashes += result.stats.crashes;
       expect(result.stats.confirmed, `seed ${seed} confirmed operations`).to.be.greaterThan(0);
@@ -28,22 +28,22 @@ describe('simulator', function () {
     expect(crashes / seedsInTest).to.be.greaterThan(5);
   });
 
-  it('the smallest and largest clusters (3 and 9 servers): 15 seeds each pass every invariant', () => {
+  it('the smallest and largest clusters (3 and 9 servers): 15 seeds each pass every invariant', async () => {
     const failures: string[] = [];
     for (const serverCount of [3, 9]) {
       for (let seed = 1; seed <= 15; seed++) {
-        const result = runSimulation({ seed, serverCount });
+        const result = await runSimulation({ seed, serverCount });
         if (!result.ok) failures.push(`seed ${seed} with ${serverCount} servers: ${result.failure}`);
       }
     }
     expect(failures, failures.join('\n\n')).to.deep.equal([]);
   });
 
-  it('one seed reproduces one run exactly', () => {
-    const a = runSimulation({ seed: 4242 });
-    const b = runSimulation({ seed: 4242 });
+  it('one seed reproduces one run exactly', async () => {
+    const a = await runSimulation({ seed: 4242 });
+    const b = await runSimulation({ seed: 4242 });
     expect(a).to.deep.equal(b);
-    expect(runSimulation({ seed: 4243 }).stats).to.not.deep.equal(a.stats);
+    expect((await runSimulation({ seed: 4243 })).stats).to.not.deep.equal(a.stats);
   });
 
   const variants = [
@@ -66,9 +66,9 @@ describe('simulator', function () {
   for (const variant of variants) {
     const { broken, catches } = variant;
     const seeds = 'seeds' in variant ? variant.seeds : 40;
-    it(`catches the broken variant "${broken}" within ${seeds} seeds, printing the seed's trace`, () => {
+    it(`catches the broken variant "${broken}" within ${seeds} seeds, printing the seed's trace`, async () => {
       for (let seed = 1; seed <= seeds; seed++) {
-        const result = runSimulation({ seed, broken });
+        const result = await runSimulation({ seed, broken });
         if (result.ok) continue;
         expect(result.failure).to.match(catches);
         expect(result.failure).to.match(/last events:\n\[\d+\.\d ms\] /);

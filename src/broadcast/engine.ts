@@ -52,6 +52,8 @@ export interface Ready {
   readonly ordered?: OrderChange;
   /** Newly stable messages, in total order, a prefix of the tentative order: final, identical at every server. */
   readonly stable: Message[];
+  /** The stable point after this step: every message at or below it is in `stable` of this Ready or an earlier one. */
+  readonly stableTs: number;
   /** The new view, when it changed. */
   readonly view?: readonly ServerId[];
 }
@@ -223,6 +225,7 @@ export class Engine {
       sequenced: this.sequenced,
       ...(ordered ? { ordered } : {}),
       stable,
+      stableTs: this.appliedStableTs,
       ...(view ? { view } : {}),
     };
     this.records = [];

@@ -4,7 +4,7 @@
  * (rpc/protocol.ts ChatMethods) by default, the control endpoint's for tools.
  */
 import { EventEmitter } from 'node:events';
-import { JSONRPCClient, JSONRPCErrorException } from 'json-rpc-2.0';
+import { JSONRPCClient, JSONRPCErrorException, type JSONRPCResponse } from 'json-rpc-2.0';
 import WebSocket from 'ws';
 import type { ChatMethods, GroupPush, MethodShape } from '../rpc/protocol.js';
 import { SessionError, type ChannelHandlers, type RpcChannel } from './session.js';
@@ -31,6 +31,33 @@ interface Answer {
   params?: unknown;
   id?: unknown;
   error?: { message?: unknown };
+}
+
+/** Where the parts of a frame from the server go. */
+export interface FrameRoutes {
+  /** A notification (a "group" push). */
+  push(method: string, params: unknown): void;
+  /** An error outside any call (id null), e.g. "too many connections". */
+  notice(message: string): void;
+  /** An answer to a call. */
+  answer(answer: JSONRPCResponse): void;
+}
+
+/** Route a frame from the server (one message, or an array for a batch's answers); what is not JSON is dropped. */
+export function routeFrame(text: string, routes: FrameRoutes): void {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return;
+  }
+  for (const message of Array.isArray(parsed) ? parsed : [parsed]) {
+    if (typeof message !== 'object' || message === null) continue;
+    const m = message as Answer;
+    if (typeof m.method === 'string') routes.push(m.method, m.params);
+    else if (m.id === null && m.error) routes.notice(String(m.error.message));
+    else routes.answer(message as JSONRPCResponse);
+  }
 }
 
 /** A batch stays well under the server's frame limit (64 KiB by default). */
@@ -127,27 +154,13 @@ export class ChorusConnection<Methods extends { [K in keyof Methods]: MethodShap
   }
 
   private onMessage(text: string): void {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      return;
-    }
-    // A batch's answers come back as one array.
-    for (const message of Array.isArray(parsed) ? parsed : [parsed]) this.onAnswer(message as Answer);
-  }
-
-  private onAnswer(message: Answer): void {
-    if (typeof message !== 'object' || message === null) return;
-    if (message.method === 'group') {
-      this.emit('group', message.params as GroupPush);
-      return;
-    }
-    if (message.id === null && message.error) {
-      this.notice = String(message.error.message);
-      return;
-    }
-    this.client.receive(message as Parameters<JSONRPCClient['receive']>[0]);
+    routeFrame(text, {
+      push: (method, params) => {
+        if (method === 'group') this.emit('group', params as GroupPush);
+      },
+      notice: (message) => (this.notice = message),
+      answer: (answer) => this.client.receive(answer),
+    });
   }
 
   private onClose(closeReason: string | undefined): void {

@@ -87,6 +87,8 @@ export interface SessionOptions {
    * resent) and no causal token.
    */
   readonly bare?: boolean;
+  /** The session's request stream name (a random one by default; the simulator names its own, to stay deterministic). */
+  readonly stream?: string;
 }
 
 /** How to send a mutation: wait for its stable outcome; its request id (the session's own by default). */
@@ -129,7 +131,7 @@ export class ClientSession {
   private readonly mirrorMessages: number;
   private readonly bare: boolean;
   /** This session's request stream: its ids are "<stream>:<n>", n = 1, 2, ... */
-  private readonly stream = randomStreamName();
+  private readonly stream: string;
   private nextRequest = 1;
   /** Every request of the stream below this has its answer here; those answered above it. */
   private doneBelow = 1;
@@ -145,6 +147,7 @@ export class ClientSession {
     this.mirrorMessages = options.mirrorMessages ?? 10;
     this.mirror = new GroupMirror(this.mirrorMessages);
     this.bare = options.bare ?? false;
+    this.stream = options.stream ?? randomStreamName();
   }
 
   get connected(): boolean {
@@ -332,9 +335,12 @@ export class ClientSession {
     this.events.changed?.();
   }
 
+  /** Read the mirrored group from place `from` on; a page that comes back after the session moved to another server or group is dropped (its places are that server's, then). */
   private async readFrom(from: number): Promise<void> {
+    const { channel, group } = this;
     for (let next = from; ; ) {
       const page = await this.history({ from: next, count: pageMessages });
+      if (this.channel !== channel || this.group !== group) return;
       this.mirror.replaceFrom(next, page);
       next += page.messages.length;
       if (page.messages.length === 0 || next > page.total) break;

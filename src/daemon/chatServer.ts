@@ -8,6 +8,7 @@ import { serverById } from '../config/clusterConfig.js';
 import { ChatService } from '../rpc/chatService.js';
 import type { RpcLimits } from '../rpc/protocol.js';
 import { RpcServer } from '../rpc/server.js';
+import { eventLoopTimers } from '../rpc/timers.js';
 import { ChatAssembly } from '../server/assembly.js';
 import type { ChatApplication } from '../server/chatApplication.js';
 import { leaveOrphanedSessions, type ChatPort } from '../server/chatPort.js';
@@ -38,11 +39,12 @@ export class ChatServer {
     const daemon = await Daemon.start({ ...options, application: assembly.application, faults: loadFaults(options.dataDir, options.config.servers.length) });
     const core = assembly.attach(daemon.node);
     const { app: chat, port } = core;
-    const service = new ChatService(port, options.config, options.rpcLimits?.maxOpenRequestsPerUser);
+    const timers = eventLoopTimers(options.rpcClock);
+    const service = new ChatService(port, options.config, timers, options.rpcLimits?.maxOpenRequestsPerUser);
     let rpc: RpcServer | undefined;
     let control: ControlServer;
     try {
-      rpc = await RpcServer.start(serverById(options.config, options.id), service, options.rpcLimits, options.rpcClock);
+      rpc = await RpcServer.start(serverById(options.config, options.id), service, options.rpcLimits, timers);
       const sessions = rpc;
       control = await ControlServer.start(daemon, options.dataDir, options.clusterKey, () => ({ sessions: sessions.sessionCount, reappliedMessages: chat.replica.reapplied, refusedRequests: sessions.refusedRequests }), options.controlHost);
     } catch (err) {

@@ -149,6 +149,13 @@ export class Node {
   private snapshotAfter: EngineState | undefined;
   private failure: string | undefined;
   private lastJournaledAt: number;
+  /**
+   * The stable point the application has been brought to: the engine's, as
+   * of the last Ready applied. Until a Ready is durable its messages are not
+   * applied, so the engine's own stable point may be ahead of what the
+   * application holds; clients are shown this one.
+   */
+  private appliedStable: number;
 
   private constructor(
     private readonly setup: NodeSetup,
@@ -160,6 +167,7 @@ export class Node {
     this.clock = setup.clock;
     this.events = setup.events ?? {};
     this.lastJournaledAt = this.clock.now();
+    this.appliedStable = setup.loaded.snapshot?.engine.stableTs ?? 0;
   }
 
   /**
@@ -188,6 +196,11 @@ export class Node {
 
   get view(): readonly ServerId[] {
     return this.engine.view;
+  }
+
+  /** The stable point of what the application holds (the engine's may be ahead until a Ready is durable). */
+  get appliedStableTs(): number {
+    return this.appliedStable;
   }
 
   /** Why the log files could not be written; once set, the node sends, confirms and applies nothing more. */
@@ -309,6 +322,7 @@ export class Node {
   }
 
   private apply(ready: Ready): void {
+    this.appliedStable = ready.stableTs;
     if (!ready.ordered && ready.stable.length === 0) return;
     this.app.apply(ready.ordered, ready.stable);
     this.events.applied?.(ready.ordered, ready.stable);

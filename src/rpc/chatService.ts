@@ -13,6 +13,7 @@ import type { ClusterConfig } from '../config/clusterConfig.js';
 import { SubmitRefused } from '../node/node.js';
 import { defaultMaxOpenRequestsPerUser, RpcErrors, recentMessages, type Confirmation, type GroupSnapshot } from './protocol.js';
 import { rpcError } from './errors.js';
+import type { RpcTimers } from './timers.js';
 import { GroupReader, type HistoryParams } from './groupReader.js';
 
 /** How a client wants a mutating request answered: waiting for its stable outcome; its request id for retries, and which of its stream's answers it holds. */
@@ -58,10 +59,11 @@ export class ChatService {
   constructor(
     readonly port: ChatPort,
     config: ClusterConfig,
+    timers: RpcTimers,
     /** Stream requests one user may have open (RpcLimits.maxOpenRequestsPerUser). */
     private readonly maxOpenRequests = defaultMaxOpenRequestsPerUser,
   ) {
-    this.reader = new GroupReader(port, config);
+    this.reader = new GroupReader(port, config, timers);
   }
 
   setUser(session: Session, name: string): { user: string } {

@@ -15,6 +15,7 @@ import type { Group } from '../chat/model.js';
 import type { ChatService, Session } from './chatService.js';
 import { describeMethods } from './discovery.js';
 import { parseParams, type ParamsOf } from './params.js';
+import type { RpcTimers } from './timers.js';
 import { closeGoingAway, closeTryAgainLater, errorRules, recentMessages, RpcErrors, type ChatMethod, type ChatMethods, type RpcLimits } from './protocol.js';
 
 /**
@@ -45,14 +46,6 @@ export interface ClientSocket {
   readonly open: boolean;
   send(text: string): void;
   close(code: number, reason: string): void;
-}
-
-/** Time for the rate limiter and the push timers: the event loop's in the daemon, simulated time in the simulator. */
-export interface RpcTimers {
-  /** Milliseconds. */
-  now(): number;
-  /** Run `fn` in `ms`; returns its cancel. */
-  after(ms: number, fn: () => void): () => void;
 }
 
 /** What a push is built from; the simulator plants a broken one here (TEST ONLY), the daemon uses the service's. */

@@ -11,6 +11,7 @@ import type { ChatPort } from '../server/chatPort.js';
 import { findMessage, firstDifference, lastMessages, messageRange, type PlacedMessage } from '../server/groupQueries.js';
 import type { ClusterConfig } from '../config/clusterConfig.js';
 import { rpcError } from './errors.js';
+import { sleep, type RpcTimers } from './timers.js';
 import { maxHistoryPage, RpcErrors, type GroupChanges, type GroupSummary, type GroupSnapshot, type MessageEntry, type ViewResult } from './protocol.js';
 
 /** Which page of a history to read (params.ts checks them). */
@@ -30,6 +31,7 @@ export class GroupReader {
   constructor(
     private readonly port: ChatPort,
     private readonly config: ClusterConfig,
+    private readonly timers: RpcTimers,
   ) {}
 
   /**
@@ -48,10 +50,10 @@ export class GroupReader {
   }
 
   private async holdAllUpTo(after: number): Promise<boolean> {
-    const deadline = performance.now() + readWaitMs;
+    const deadline = this.timers.now() + readWaitMs;
     while (this.port.holdsAllUpTo() < after) {
-      if (performance.now() >= deadline) return false;
-      await new Promise((r) => setTimeout(r, 10));
+      if (this.timers.now() >= deadline) return false;
+      await sleep(this.timers, 10);
     }
     return true;
   }

@@ -11,6 +11,7 @@ import type { ServerAddress } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
 import type { ChatService } from './chatService.js';
 import { RpcEndpoint, type ClientSocket } from './endpoint.js';
+import { eventLoopTimers, type RpcTimers } from './timers.js';
 import { closeGoingAway, defaultRpcLimits, type RpcLimits } from './protocol.js';
 
 /** Frames this many times the limit are not read at all: the WebSocket closes with 1009 (message too big). */
@@ -23,17 +24,6 @@ const hardFrameFactor = 16;
  * close frame is out).
  */
 const closeGraceMs = 100;
-
-/** The event loop's timers. */
-function loopTimers(now: () => number) {
-  return {
-    now,
-    after: (ms: number, fn: () => void) => {
-      const timer = setTimeout(fn, ms);
-      return () => clearTimeout(timer);
-    },
-  };
-}
 
 function clientSocket(socket: WebSocket): ClientSocket {
   return {
@@ -54,15 +44,14 @@ export class RpcServer {
     private readonly wss: WebSocketServer,
     service: ChatService,
     limits: RpcLimits,
-    /** Milliseconds, for the request-rate limiter (tests pass their own). */
-    private readonly now: () => number,
+    private readonly timers: RpcTimers,
   ) {
     // The boot id tells this daemon run's sessions from those of earlier runs.
-    this.endpoint = new RpcEndpoint(service, limits, loopTimers(now), `${service.port.server}.${randomBytes(4).toString('hex')}`);
+    this.endpoint = new RpcEndpoint(service, limits, timers, `${service.port.server}.${randomBytes(4).toString('hex')}`);
     wss.on('connection', (socket) => this.onConnection(socket));
   }
 
-  static async start(address: ServerAddress, service: ChatService, limits: RpcLimits = defaultRpcLimits, now: () => number = () => performance.now()): Promise<RpcServer> {
+  static async start(address: ServerAddress, service: ChatService, limits: RpcLimits = defaultRpcLimits, timers: RpcTimers = eventLoopTimers()): Promise<RpcServer> {
     const allowed = new Set(limits.allowedOrigins ?? []);
     const wss = new WebSocketServer({
       host: address.host,
@@ -78,7 +67,7 @@ export class RpcServer {
         reject(new ChorusError(err.code === 'EADDRINUSE' ? 'PORT_IN_USE' : 'NETWORK_FAILED', `client port ${address.host}:${address.clientPort} ${why}`));
       });
     });
-    return new RpcServer(wss, service, limits, now);
+    return new RpcServer(wss, service, limits, timers);
   }
 
   get sessionCount(): number {
@@ -131,7 +120,7 @@ export class RpcServer {
   }
 
   private async answerPending(timeoutMs: number): Promise<void> {
-    const deadline = this.now() + timeoutMs;
-    while (this.endpoint.pendingRequests > 0 && this.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    const deadline = this.timers.now() + timeoutMs;
+    while (this.endpoint.pendingRequests > 0 && this.timers.now() < deadline) await new Promise((r) => setTimeout(r, 5));
   }
 }

@@ -25,7 +25,7 @@ export interface ChatPort {
   readonly history: StoredHistory;
   /** The servers this one hears from now. */
   view(): readonly ServerId[];
-  /** The stable point: every message with a timestamp at or below it is final. */
+  /** The stable point of the shown state: every message in it with a timestamp at or below it is final. */
   stableTs(): number;
   /** This server's Lamport clock. */
   clock(): number;
@@ -45,7 +45,7 @@ export function chatPort(node: Node, app: ChatApplication): ChatPort {
     shown: () => app.shown(),
     history: app.store,
     view: () => node.view,
-    stableTs: () => node.protocol.stableTs,
+    stableTs: () => node.appliedStableTs,
     clock: () => node.protocol.clock,
     holdsAllUpTo: () => Math.min(...node.protocol.tsVector),
     whenStable: (m, done) => app.whenStable(m, done),

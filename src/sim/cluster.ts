@@ -17,13 +17,21 @@
 import { engineOptions, type EngineOptions } from '../broadcast/options.js';
 import type { Message, Packet, ServerId } from '../broadcast/types.js';
 import type { ChatOp } from '../chat/operations.js';
-import { Node, type BrokenExecutor, type NodeEvents } from '../node/node.js';
+import { Node, type BrokenExecutor, type NodeEvents, type SubmitOutcome } from '../node/node.js';
 import type { Clock, Transport } from '../node/ports.js';
 import { LogFiles } from '../storage/logFiles.js';
 import { ChatAssembly } from '../server/assembly.js';
 import type { ChatApplication } from '../server/chatApplication.js';
 import { leaveOrphanedSessions, type ChatPort } from '../server/chatPort.js';
 import { decodePacket, encodeDatagrams, networkDatagramBytes } from '../wire/codec.js';
+import type { ChannelHandlers, RpcChannel } from '../client/session.js';
+import type { ClusterConfig } from '../config/clusterConfig.js';
+import { ChatService } from '../rpc/chatService.js';
+import { RpcEndpoint } from '../rpc/endpoint.js';
+import { defaultRpcLimits } from '../rpc/protocol.js';
+import { ClientLink } from './clientLink.js';
+import { plantedPort, plantedPushParts, plantedRpcs, type PlantedRpc } from './plantedRpc.js';
+import { SimTimers } from './simTimers.js';
 import { SimNetwork, type NetworkFaults, noFaults } from './network.js';
 import { Random } from './random.js';
 import { plantedDisk, plantedDisks, type PlantedDisk } from './plantedDisk.js';
@@ -42,6 +50,10 @@ export class SimServer {
   node: Node | undefined;
   app: ChatApplication | undefined;
   port: ChatPort | undefined;
+  /** The client port: the daemon's RPC service and endpoint, reached over client links. */
+  service: ChatService | undefined;
+  endpoint: RpcEndpoint | undefined;
+  readonly links = new Set<ClientLink>();
   readonly disk: SimFileSystem;
   /** The node asked for a step (after an input). */
   stepDue = false;
@@ -90,9 +102,10 @@ export interface SimClusterOptions {
 }
 
 /** The deliberately broken variants the simulator can run (TEST ONLY). */
-export type SimBroken = PlantedEngine | BrokenExecutor | PlantedDisk;
+export type SimBroken = PlantedEngine | BrokenExecutor | PlantedDisk | PlantedRpc;
 const isPlantedDisk = (broken: SimBroken): broken is PlantedDisk => (plantedDisks as readonly string[]).includes(broken);
 const isPlantedEngine = (broken: SimBroken): broken is PlantedEngine => (plantedEngines as readonly string[]).includes(broken);
+const isPlantedRpc = (broken: SimBroken | undefined): broken is PlantedRpc => broken !== undefined && (plantedRpcs as readonly string[]).includes(broken);
 
 /** Messages per history segment file, and buffered before an unsynced write: few, so that histories cross many segments and crashes tear their writes. */
 const simHistory = { segmentMessages: 8, bufferMessages: 3 };
@@ -106,6 +119,11 @@ export class SimCluster {
   /** The longest stable prefix seen at any server: every server's stable list must be a prefix of it. */
   readonly globalStable: Message[] = [];
   readonly trace: string[] = [];
+  /** The client port's timers and the client links' deliveries. */
+  readonly timers = new SimTimers(() => this.now);
+  /** Set once a client opened a link: from then on, each step lets the promises it settled run before the next. */
+  private clientsActive = false;
+  private readonly rpcConfig: ClusterConfig;
   private stepsAtSameTime = 0;
   /** A packet sent to several servers is encoded once, as the daemon's datagram gate does. */
   private readonly encoded = new WeakMap<Packet, Buffer[]>();
@@ -113,6 +131,7 @@ export class SimCluster {
   constructor(readonly config: SimClusterOptions) {
     this.random = new Random(config.seed);
     this.network = new SimNetwork(this.random, config.faults ?? noFaults);
+    this.rpcConfig = { file: 'simulated', servers: Array.from({ length: config.serverCount }, (_, i) => ({ id: i + 1, host: `server${i + 1}`, udpPort: 0, clientPort: 0 })) };
     const [minSyncMs, maxSyncMs] = config.syncDelayMs ?? [0, 0];
     this.servers = Array.from({ length: config.serverCount }, (_, i) => {
       const disk = new SimFileSystem(
@@ -147,11 +166,12 @@ export class SimCluster {
     return !refused;
   }
 
-  private outcome(server: SimServer, onConfirmed: ((m: Message) => void) | undefined, onRefused: () => void) {
+  private outcome(server: SimServer, onConfirmed: ((m: Message) => void) | undefined, onRefused: SubmitOutcome['refused'], andThen?: (m: Message) => void) {
     return {
       confirmed: (m: Message) => {
         server.confirmed.push(m);
         onConfirmed?.(m);
+        andThen?.(m);
       },
       refused: onRefused,
     };
@@ -162,8 +182,10 @@ export class SimCluster {
     const server = this.server(id);
     if (!server.node) return;
     server.node.crash();
+    server.endpoint?.stop(true);
+    for (const link of server.links) link.serverGone();
     const lost = server.disk.crash(this.random);
-    server.node = server.app = server.port = undefined;
+    server.node = server.app = server.port = server.service = server.endpoint = undefined;
     server.crashWhileWriting = false;
     server.stepDue = false;
     server.wakeAt = Infinity;
@@ -239,7 +261,38 @@ export class SimCluster {
     const core = assembly.attach(server.node);
     server.app = core.app;
     server.port = core.port;
+    this.startClientPort(server);
     leaveOrphanedSessions(core);
+  }
+
+  /** The server's RPC service and endpoint, as the daemon's chat server has them; session ids tell its runs apart by its crash count. */
+  private startClientPort(server: SimServer): void {
+    const broken = this.config.broken;
+    const port = isPlantedRpc(broken) ? plantedPort(this.recordingPort(server), broken) : this.recordingPort(server);
+    server.service = new ChatService(port, this.rpcConfig, this.timers);
+    const pushParts = isPlantedRpc(broken) ? plantedPushParts(broken) : undefined;
+    server.endpoint = new RpcEndpoint(server.service, defaultRpcLimits, this.timers, `${server.id}.${server.crashes}`, pushParts);
+  }
+
+  /** The port with every operation confirmed to a client remembered, for the final check. */
+  private recordingPort(server: SimServer): ChatPort {
+    const port = server.port!;
+    return {
+      ...port,
+      history: port.history,
+      submit: (op, outcome, after) =>
+        port.submit(op, this.outcome(server, undefined, outcome.refused, outcome.confirmed), after),
+    };
+  }
+
+  /** A client connects to server `id` (fails if it is down): the channel its session talks through. */
+  openChannel(id: ServerId, handlers: ChannelHandlers): Promise<RpcChannel> {
+    const server = this.server(id);
+    if (!server.endpoint) return Promise.reject(new Error(`server ${id} is down`));
+    this.clientsActive = true;
+    const link = new ClientLink(server.endpoint, this.timers, this.random, () => this.now, handlers, (closed) => server.links.delete(closed));
+    server.links.add(link);
+    return Promise.resolve(link.channel);
   }
 
   private transport(server: SimServer): Transport {
@@ -289,20 +342,33 @@ export class SimCluster {
   }
 
   /** Run until simulated time `until` (ms). */
-  runUntil(until: number): void {
-    while (this.step(until));
+  async runUntil(until: number): Promise<void> {
+    while (await this.stepAndSettle(until));
     this.now = Math.max(this.now, until);
   }
 
   /** Run until predicate holds, or fail after maxMs of simulated time. */
-  runUntilTrue(predicate: () => boolean, maxMs: number, what: string): void {
+  async runUntilTrue(predicate: () => boolean, maxMs: number, what: string): Promise<void> {
     const deadline = this.now + maxMs;
     while (!predicate()) {
-      if (!this.step(deadline)) {
+      if (!(await this.stepAndSettle(deadline))) {
         if (predicate()) return;
         throw this.failure(`not reached within ${maxMs} ms of simulated time: ${what}`);
       }
     }
+  }
+
+  /**
+   * One step, then (once clients are about) every promise it settled runs
+   * to its next wait, as the event loop would run them before its next
+   * event: the RPC service's answers and the sessions' continuations happen
+   * at the simulated time of the step that caused them. Nothing else runs
+   * in this process meanwhile, so the run stays one function of the seed.
+   */
+  private async stepAndSettle(limit: number): Promise<boolean> {
+    const stepped = this.step(limit);
+    if (stepped && this.clientsActive) await new Promise((resolve) => setImmediate(resolve));
+    return stepped;
   }
 
   /** Process the next event due at or before `limit`. Returns false if there is none. */
@@ -317,6 +383,11 @@ export class SimCluster {
     }
     let next = this.network.nextDeliveryAt();
     let action: (() => void) | undefined;
+    const timerAt = this.timers.nextAt();
+    if (timerAt < next) {
+      next = timerAt;
+      action = () => this.timers.runNext();
+    }
     for (const server of this.servers) {
       const node = server.node;
       if (!node) continue;

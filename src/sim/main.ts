@@ -38,13 +38,13 @@ function reproduce(seed: number): string {
 }
 
 const seeds = argv.seed !== undefined ? [argv.seed] : Array.from({ length: argv.seeds }, (_, i) => argv.first + i);
-const totals: SimulationStats = { faults: 0, crashes: 0, restarts: 0, snapshots: 0, operations: 0, confirmed: 0, stableMessages: 0, storedMessages: 0, simulatedMs: 0, convergeMs: 0 };
+const totals: SimulationStats = { faults: 0, crashes: 0, restarts: 0, snapshots: 0, operations: 0, confirmed: 0, stableMessages: 0, storedMessages: 0, simulatedMs: 0, convergeMs: 0, answers: 0, finalAnswers: 0 };
 const started = performance.now();
 let failed = 0;
 for (const seed of seeds) {
   const t0 = performance.now();
   const serverCount = argv.servers ?? serversForSeed(seed);
-  const result = runSimulation({ seed, serverCount, faultPhaseMs: argv['fault-phase-ms'] });
+  const result = await runSimulation({ seed, serverCount, faultPhaseMs: argv['fault-phase-ms'] });
   const ms = performance.now() - t0;
   for (const k of Object.keys(totals) as (keyof SimulationStats)[]) totals[k] += result.stats[k];
   if (!result.ok) {
@@ -56,7 +56,7 @@ for (const seed of seeds) {
     const s = result.stats;
     console.log(
       `seed ${seed} (${serverCount} servers): ok in ${ms.toFixed(0)} ms: ${s.faults} faults (${s.crashes} crashes, ${s.restarts} restarts, ${s.snapshots} snapshots), ` +
-        `${s.operations} operations (${s.confirmed} confirmed), ${s.stableMessages} messages in the final order, ` +
+        `${s.operations} client requests (${s.answers} answered, ${s.finalAnswers} with their final outcome), ${s.confirmed} operations durable, ${s.stableMessages} messages in the final order, ` +
         `converged ${s.convergeMs.toFixed(0)} ms after the final heal (${s.simulatedMs.toFixed(0)} ms simulated)`,
     );
   } else if ((seed - argv.first + 1) % 50 === 0) {
@@ -71,7 +71,7 @@ const k = seeds.length;
 if (k > 1) {
   console.log(
     `${k} seeds in ${wall.toFixed(1)} s (${((wall * 1000) / k).toFixed(0)} ms per seed): per seed ${(totals.faults / k).toFixed(1)} faults ` +
-      `(${(totals.crashes / k).toFixed(1)} crashes), ${(totals.operations / k).toFixed(0)} operations, ${(totals.stableMessages / k).toFixed(0)} messages ordered ` +
+      `(${(totals.crashes / k).toFixed(1)} crashes), ${(totals.operations / k).toFixed(0)} client requests (${(totals.finalAnswers / k).toFixed(0)} answered final), ${(totals.stableMessages / k).toFixed(0)} messages ordered ` +
       `(${(totals.storedMessages / k).toFixed(0)} read back from history segments), ` +
       `convergence ${(totals.convergeMs / k).toFixed(0)} ms after the heal (simulated)`,
   );

@@ -10,16 +10,20 @@
  * Safety is checked during the run (SimCluster: stable prefixes agree; no
  * seq or timestamp reused, across restarts). Then everything heals and the
  * run must converge: same messages, same order, same chat state everywhere,
- * every confirmed operation present exactly once, stores collected to empty.
+ * every confirmed operation present exactly once, stores collected to empty;
+ * every answer a client got names a copy of its request in the final order
+ * (a final answer the first copy, with its outcome there), every message
+ * shown as stable is at its place, and each client's mirror, kept from
+ * pushes, is the final history.
  */
 import type { Message } from '../broadcast/types.js';
-import type { ChatOp } from '../chat/operations.js';
-import { likeRefusal, noStoredTargets } from '../chat/likes.js';
+import { noStoredTargets } from '../chat/likes.js';
 import { canonicalJson, emptyChatState } from '../chat/model.js';
 import { applyBatch } from '../chat/reducer.js';
 import type { StoredHistory } from '../server/historyStore.js';
-import { lastMessages, plainChatState } from '../server/groupQueries.js';
+import { messageRange, plainChatState } from '../server/groupQueries.js';
 import { SimCluster, SimulationFailure, type SimBroken } from './cluster.js';
+import { ClientRecords, SimClient } from './simClients.js';
 import { Random } from './random.js';
 
 export interface SimulationOptions {
@@ -45,6 +49,9 @@ export interface SimulationStats {
   storedMessages: number;
   simulatedMs: number;
   convergeMs: number;
+  /** Answers the clients got, and how many of them final (wait "stable"). */
+  answers: number;
+  finalAnswers: number;
 }
 
 export interface SimulationResult {
@@ -54,13 +61,9 @@ export interface SimulationResult {
   readonly stats: SimulationStats;
 }
 
-interface SimUser {
-  readonly name: string;
-  session?: { id: string; server: number };
-  group?: string;
-}
-
-const groups = ['lobby', 'dev', 'ops'];
+const clientCount = 6;
+/** After the last push of a change, pushes that only mark messages stable wait up to 100 ms (rpc/endpoint.ts). */
+const lastPushesMs = 300;
 /** After the final heal, the cluster must converge within this much simulated time. */
 const convergeLimitMs = 60_000;
 
@@ -69,7 +72,7 @@ export function serversForSeed(seed: number): number {
   return 3 + ((((seed - 1) % 7) + 7) % 7);
 }
 
-export function runSimulation(options: SimulationOptions): SimulationResult {
+export async function runSimulation(options: SimulationOptions): Promise<SimulationResult> {
   const n = options.serverCount ?? 5;
   const seedRandom = new Random(options.seed ^ 0x5eed);
   // Each seed has a disk of its own speed: fdatasync from tens of microseconds to a few milliseconds.
@@ -82,14 +85,17 @@ export function runSimulation(options: SimulationOptions): SimulationResult {
     engine: { statusIntervalMs: 50, viewTimeoutMs: 300, nackRetryMs: 20 },
     ...(options.broken ? { broken: options.broken } : {}),
   });
-  const stats: SimulationStats = { faults: 0, crashes: 0, restarts: 0, snapshots: 0, operations: 0, confirmed: 0, stableMessages: 0, storedMessages: 0, simulatedMs: 0, convergeMs: 0 };
+  const stats: SimulationStats = { faults: 0, crashes: 0, restarts: 0, snapshots: 0, operations: 0, confirmed: 0, stableMessages: 0, storedMessages: 0, simulatedMs: 0, convergeMs: 0, answers: 0, finalAnswers: 0 };
+  const records = new ClientRecords();
+  const clients = Array.from({ length: clientCount }, (_, i) => new SimClient(`u${i + 1}`, cluster, records));
   try {
-    faultPhase(cluster, options, stats);
+    await faultPhase(cluster, clients, records, options, stats);
     const healedAt = cluster.now;
     healAll(cluster, stats);
-    cluster.runUntilTrue(() => cluster.quiescent(), convergeLimitMs, 'convergence after the final heal');
+    await converge(cluster, clients, records);
     stats.convergeMs = cluster.now - healedAt;
-    checkConverged(cluster, stats);
+    checkConverged(cluster, stats, records);
+    checkMirrors(cluster, clients);
     stats.simulatedMs = cluster.now;
     return { seed: options.seed, ok: true, stats };
   } catch (err) {
@@ -99,18 +105,17 @@ export function runSimulation(options: SimulationOptions): SimulationResult {
   }
 }
 
-function faultPhase(cluster: SimCluster, options: SimulationOptions, stats: SimulationStats): void {
+async function faultPhase(cluster: SimCluster, clients: readonly SimClient[], records: ClientRecords, options: SimulationOptions, stats: SimulationStats): Promise<void> {
   const random = cluster.random;
   const n = cluster.config.serverCount;
-  const users: SimUser[] = Array.from({ length: 6 }, (_, i) => ({ name: `u${i + 1}` }));
   const end = options.faultPhaseMs ?? 3000;
   const gap = options.eventGapMs ?? 4;
-  let sessionCounter = 0;
   while (cluster.now < end) {
-    cluster.runUntil(cluster.now + random.next() * 2 * gap);
+    await cluster.runUntil(cluster.now + random.next() * 2 * gap);
+    if (records.failure) throw cluster.failure(records.failure);
     const roll = random.next();
     if (roll < 0.75) {
-      clientOperation(cluster, users, stats, () => `s${++sessionCounter}`);
+      random.pick(clients).act();
       continue;
     }
     stats.faults++;
@@ -160,60 +165,6 @@ function splitServers(cluster: SimCluster, n: number): number[][] {
   return [left, right].filter((g) => g.length > 0);
 }
 
-/** One operation by a random user, checked against the server's shown state by the chat's rules, as ChatService does. */
-function clientOperation(cluster: SimCluster, users: SimUser[], stats: SimulationStats, newSession: () => string): void {
-  const random = cluster.random;
-  const user = random.pick(users);
-  if (user.session && !cluster.server(user.session.server).up) {
-    user.session = undefined; // The client saw its connection drop.
-    user.group = undefined;
-  }
-  const submit = (server: number, op: ChatOp) => {
-    stats.operations++;
-    if (!cluster.submit(server, op, () => stats.confirmed++)) return;
-    cluster.log(`client ${user.name} at ${server}: ${op.op}${'group' in op ? ` ${op.group}` : ''}`);
-  };
-  // Sometimes the client also sends the request again, same request id, through another server (as after losing the answer): applied once.
-  const submitWithRetry = (server: number, op: ChatOp & { rid: string }) => {
-    submit(server, op);
-    const others = cluster.servers.filter((x) => x.up && x.id !== server).map((x) => x.id);
-    if (others.length === 0 || !random.chance(0.1)) return;
-    const retryAt = random.pick(others);
-    submit(retryAt, op);
-    cluster.log(`client ${user.name} retried ${op.rid} at ${retryAt}`);
-  };
-  if (!user.session) {
-    const up = cluster.servers.filter((x) => x.up).map((x) => x.id);
-    if (up.length === 0) return;
-    user.session = { id: newSession(), server: random.pick(up) };
-    user.group = random.pick(groups);
-    submit(user.session.server, { op: 'join', session: user.session.id, user: user.name, group: user.group });
-    return;
-  }
-  const { id: session, server } = user.session;
-  const roll = random.next();
-  if (roll < 0.5 && user.group) {
-    submitWithRetry(server, { op: 'append', session, user: user.name, group: user.group, text: `t${stats.operations}`, rid: `r${stats.operations}` });
-  } else if (roll < 0.8 && user.group) {
-    const port = cluster.server(server).port!;
-    // A message the user may like, or may unlike: never their own. Read from the store as much as from the tail.
-    const candidates = lastMessages(port.shown().groups[user.group], 20, port.history).filter(
-      ({ message, likes }) => likeRefusal({ user: message.user, likes }, user.name, !likes.includes(user.name)) === undefined,
-    );
-    if (candidates.length === 0) return;
-    const { message: target, likes } = random.pick(candidates);
-    const like = !likes.includes(user.name);
-    submitWithRetry(server, { op: like ? 'like' : 'unlike', user: user.name, group: user.group, message: { ts: target.ts, sender: target.sender }, rid: `r${stats.operations}` });
-  } else if (roll < 0.9) {
-    user.group = random.pick(groups);
-    submit(server, { op: 'join', session, user: user.name, group: user.group });
-  } else {
-    submit(server, { op: 'leave', session });
-    user.session = undefined; // Disconnected.
-    user.group = undefined;
-  }
-}
-
 function healAll(cluster: SimCluster, stats: SimulationStats): void {
   cluster.network.heal();
   cluster.network.faults = { loss: 0, duplicate: 0, minDelayMs: 0.05, jitterMs: 0.5 };
@@ -227,7 +178,39 @@ function healAll(cluster: SimCluster, stats: SimulationStats): void {
   cluster.log('final heal: all servers up, no faults');
 }
 
-function checkConverged(cluster: SimCluster, stats: SimulationStats): void {
+/**
+ * Run until everything is stable and collected everywhere and every client
+ * is connected with nothing in flight or waiting (a client that lost its
+ * server connects to another and resends), then long enough for the last
+ * pushes to reach the clients.
+ */
+async function converge(cluster: SimCluster, clients: readonly SimClient[], records: ClientRecords): Promise<void> {
+  const deadline = cluster.now + convergeLimitMs;
+  const settled = () => cluster.quiescent() && clients.every((c) => c.idle);
+  while (!settled()) {
+    if (records.failure) throw cluster.failure(records.failure);
+    if (cluster.now >= deadline) throw cluster.failure(`not reached within ${convergeLimitMs} ms of simulated time: convergence after the final heal${clients.every((c) => c.idle) ? '' : ' (clients still busy)'}`);
+    for (const client of clients) client.settle();
+    await cluster.runUntilTrue(settled, 50, 'settling').catch(() => undefined);
+  }
+  await cluster.runUntil(cluster.now + lastPushesMs);
+  if (records.failure) throw cluster.failure(records.failure);
+}
+
+/** Each client's mirror, kept from pushes (and the pages a too-large push asks for), is the end of its group's final history, all stable. */
+function checkMirrors(cluster: SimCluster, clients: readonly SimClient[]): void {
+  for (const client of clients) {
+    const { mirror, server } = client.session;
+    if (mirror.group === undefined) continue;
+    const reader = cluster.server(Number(server)).service!.reader;
+    const expected = reader.groupSnapshot(mirror.group, mirror.limit);
+    const held = JSON.stringify({ total: mirror.total, participants: mirror.participants, messages: mirror.messages });
+    const final = JSON.stringify({ total: expected.total, participants: expected.participants, messages: expected.messages });
+    if (held !== final) throw cluster.failure(`client ${client.name}'s mirror of ${mirror.group} is not its final history: ${firstDifferenceOf(held, final)}`);
+  }
+}
+
+function checkConverged(cluster: SimCluster, stats: SimulationStats, records: ClientRecords): void {
   const reference = cluster.globalStable;
   const key = (m: Pick<Message, 'sender' | 'seq'>) => `${m.sender}:${m.seq}`;
   const digests = new Set<string>();
@@ -242,7 +225,8 @@ function checkConverged(cluster: SimCluster, stats: SimulationStats): void {
   const states = new Set(cluster.servers.map((server) => canonicalJson(plainChatState(server.app!.shown(), server.app!.store))));
   if (states.size !== 1) throw cluster.failure(`chat states differ after convergence, with the same order (digest ${[...digests][0]})`);
   // And they must be the state of the final order applied at once in memory, with no history store, checkpoint or snapshot in between.
-  const expected = canonicalJson(plainChatState(applyBatch(emptyChatState, reference, noStoredTargets).state, inMemory));
+  const final = applyBatch(emptyChatState, reference, noStoredTargets);
+  const expected = canonicalJson(plainChatState(final.state, inMemory));
   const [shown] = states;
   if (shown !== expected) throw cluster.failure(`the chat state every server shows is not the final order's (digest ${[...digests][0]}): ${firstDifferenceOf(shown, expected)}`);
   const count = new Map<string, number>();
@@ -259,8 +243,27 @@ function checkConverged(cluster: SimCluster, stats: SimulationStats): void {
       }
     }
   }
+  const wrongAnswer = records.checkAnswers(reference, final.refusals);
+  if (wrongAnswer) throw cluster.failure(wrongAnswer);
+  checkShownStable(cluster, records);
+  stats.operations = records.operations;
+  stats.confirmed = cluster.servers.reduce((total, server) => total + server.confirmed.length, 0);
+  stats.answers = records.answers.length;
+  stats.finalAnswers = records.answers.filter((a) => !a.answer.tentative).length;
   stats.stableMessages = reference.length;
   stats.storedMessages = Object.values(cluster.servers[0].app!.shown().groups).reduce((total, group) => total + group.stored, 0);
+}
+
+/** Every message a client was shown as stable is at the place it was shown at, in the final history. */
+function checkShownStable(cluster: SimCluster, records: ClientRecords): void {
+  const app = cluster.servers[0].app!;
+  const groups = app.shown().groups;
+  for (const [key, { id }] of records.shownStable) {
+    const [group, n] = key.split('#');
+    const [placed] = messageRange(groups[group], Number(n) - 1, Number(n), app.store);
+    const finalId = placed && `${placed.message.ts}.${placed.message.sender}`;
+    if (finalId !== id) throw cluster.failure(`message ${id} was shown as stable at place ${n} of ${group}, but the final history has ${finalId ?? 'nothing'} there`);
+  }
 }
 
 /** A state that never compacts reads nothing from a store. */
