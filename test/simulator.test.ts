@@ -2,7 +2,7 @@
  * The deterministic simulator: hundreds of random fault schedules pass every
  * invariant, the same seed reproduces the same run, and the checker catches
  * each deliberately broken variant of the engine, of the node's executor
- * (the one the daemon runs) and of the log files.
+ * (the one the daemon runs), of the log files and of the client port.
  */
 import { expect } from 'chai';
 import { runSimulation } from '../src/sim/simulator.js';
@@ -60,7 +60,10 @@ describe('simulator', function () {
     { broken: 'snapshot-rename-not-durable', catches: /restarts with clock|already left in a status|reused|confirmed to a client|cannot open its log files/ },
     // The history segments: not made durable before a snapshot counts them; a torn tail kept past the counts.
     { broken: 'history-not-synced', catches: /cannot recover: .*history.*(missing|holds \d+ whole records)/ },
-    { broken: 'history-tail-kept', catches: /history.*jsonl:\d+: not a history record|chat states differ after convergence/ },
+    { broken: 'history-tail-kept', catches: /history.*jsonl:\d+: not a history record|chat states differ after convergence|shown to .* as stable at place/ },
+    // The client port: a push that leaves out changed likes; a service that forgets the requests it answered.
+    { broken: 'push-without-likes', catches: /mirror of \w+ is not its final history/ },
+    { broken: 'replay-without-memory', catches: /was answered as final with [\d.]+, but its first copy in the final order is/ },
   ] as const;
 
   for (const variant of variants) {

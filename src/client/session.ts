@@ -136,6 +136,8 @@ export class ClientSession {
   /** Every request of the stream below this has its answer here; those answered above it. */
   private doneBelow = 1;
   private readonly answeredAbove = new Set<number>();
+  /** Counts the mirror's resets (joins, leaves): a page read for an earlier mirror is dropped. */
+  private mirrorResets = 0;
 
   constructor(
     private readonly open: ChannelOpener,
@@ -206,6 +208,7 @@ export class ClientSession {
     if (this.user === undefined) throw new SessionError(0, 'set a user name first (u <name>)');
     const view = (await this.call('join', { group, ...this.causal() })) as GroupSnapshot;
     this.group = view.group;
+    this.mirrorResets++;
     this.mirror.reset(view, this.mirrorMessages);
     this.sawAll(view.messages);
     if (this.mirrorMessages > view.messages.length && view.total > view.messages.length) await this.readFrom(Math.max(1, view.total - this.mirrorMessages + 1));
@@ -217,6 +220,7 @@ export class ClientSession {
     if (this.group === undefined) throw new SessionError(0, 'join a group first (j <group>)');
     const answer = (await this.call('leave', this.causal())) as Confirmation;
     this.group = undefined;
+    this.mirrorResets++;
     this.mirror.reset(undefined);
     this.events.changed?.();
     return answer;
@@ -335,12 +339,18 @@ export class ClientSession {
     this.events.changed?.();
   }
 
-  /** Read the mirrored group from place `from` on; a page that comes back after the session moved to another server or group is dropped (its places are that server's, then). */
+  /**
+   * Read the mirrored group from place `from` on, naming the group (the
+   * session may have sent another join meanwhile). A page that comes back
+   * after the mirror was reset (another join, a leave, another server) is
+   * dropped: it belongs to an earlier mirror.
+   */
   private async readFrom(from: number): Promise<void> {
-    const { channel, group } = this;
+    const { group, mirrorResets } = this;
+    if (group === undefined) return;
     for (let next = from; ; ) {
-      const page = await this.history({ from: next, count: pageMessages });
-      if (this.channel !== channel || this.group !== group) return;
+      const page = await this.history({ group, from: next, count: pageMessages });
+      if (this.mirrorResets !== mirrorResets) return;
       this.mirror.replaceFrom(next, page);
       next += page.messages.length;
       if (page.messages.length === 0 || next > page.total) break;

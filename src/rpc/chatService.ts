@@ -83,9 +83,9 @@ export class ChatService {
 
   async leave(session: Session): Promise<Confirmation> {
     if (session.group === undefined) throw rpcError(RpcErrors.noGroup, 'not in a group');
-    const m = await this.submit({ op: 'leave', session: session.id }, session);
+    const answer = await this.answerWhenDurable({ op: 'leave', session: session.id }, session);
     session.group = undefined;
-    return this.confirmation(m);
+    return answer;
   }
 
   async append(session: Session, text: string, how: HowToAnswer = {}): Promise<Confirmation> {
@@ -221,7 +221,7 @@ export class ChatService {
    * of a message that another server's like reached first, say).
    */
   private async confirm(op: ChatOp, session: Session, wait: 'stable' | undefined): Promise<Confirmation> {
-    if (wait === undefined) return this.confirmation(await this.submit(op, session));
+    if (wait === undefined) return this.answerWhenDurable(op, session);
     let outcome: Promise<OperationRefusal | undefined> | undefined;
     const m = await this.submit(op, session, (sequenced) => (outcome = this.stableOutcome(sequenced)));
     const refusal = await outcome!;
@@ -232,8 +232,17 @@ export class ChatService {
     return { id: formatMessageId(m), tentative: false, ...(refusal === undefined ? { outcome: 'applied' } : { outcome: 'refused', rule: refusal }) };
   }
 
-  private confirmation(m: Message): Confirmation {
-    return { id: formatMessageId(m), tentative: m.ts > this.port.stableTs() };
+  /**
+   * Submit and answer once durable here, tentative as the shown state had
+   * it then. Not later: by the time the answer is sent, the step that made
+   * the operation durable may have made it final too, and final as a
+   * refused copy of a request another server took first, which an answer
+   * without an outcome must never claim to be.
+   */
+  private async answerWhenDurable(op: ChatOp, session: Session): Promise<Confirmation> {
+    let tentative = true;
+    const m = await this.submit(op, session, (durable) => (tentative = durable.ts > this.port.stableTs()));
+    return { id: formatMessageId(m), tentative };
   }
 
   /** Registered as soon as the operation is sequenced, before anything can make it stable. */

@@ -16,7 +16,7 @@ import type { ChatService, Session } from './chatService.js';
 import { describeMethods } from './discovery.js';
 import { parseParams, type ParamsOf } from './params.js';
 import type { RpcTimers } from './timers.js';
-import { closeGoingAway, closeTryAgainLater, errorRules, recentMessages, RpcErrors, type ChatMethod, type ChatMethods, type RpcLimits } from './protocol.js';
+import { closeGoingAway, closeTryAgainLater, errorRules, recentMessages, RpcErrors, type ChatMethod, type ChatMethods, type GroupChanges, type RpcLimits } from './protocol.js';
 
 /**
  * A push that would only mark messages stable (or change the participants),
@@ -51,7 +51,7 @@ export interface ClientSocket {
 /** What a push is built from; the simulator plants a broken one here (TEST ONLY), the daemon uses the service's. */
 export interface PushParts {
   /** What changed in `group` since the client was shown `base` (GroupReader.changesSince). */
-  changesSince(service: ChatService, group: string, base: Group | undefined): unknown;
+  changesSince(service: ChatService, group: string, base: Group | undefined): GroupChanges;
 }
 
 const servicePushParts: PushParts = { changesSince: (service, group, base) => service.reader.changesSince(group, base) };
@@ -61,6 +61,12 @@ export interface RpcConnection {
   readonly session: Session;
   /** The group as this session was last shown it (join or push): the next push says what changed since. */
   base?: Group;
+  /**
+   * The group as it was at each page of its history the session read since
+   * (newer than `base`): the next push says what changed since any of them,
+   * since a like shown on a page may be gone again by the push.
+   */
+  pages: Group[];
   /** Pushes sent to this session since its join. */
   version: number;
   /** When the last push was sent (the timers' clock). */
@@ -94,6 +100,18 @@ function errorAnswers(requests: readonly unknown[], code: number, message: strin
 export function warnUnexpected(message: string, error: unknown): void {
   if (error instanceof JSONRPCErrorException) return;
   console.warn(message, error);
+}
+
+/**
+ * What changed since either of two states the client may hold parts of: the
+ * history from the earlier of the two places on (the same messages, read
+ * from the current state), and every like change before it.
+ */
+function mergeChanges(a: GroupChanges, b: GroupChanges): GroupChanges {
+  const [first, second] = a.from <= b.from ? [a, b] : [b, a];
+  const likes = new Map(first.likes.map((l) => [l.n, l]));
+  for (const l of second.likes) if (l.n < first.from) likes.set(l.n, l);
+  return { ...first, likes: [...likes.values()].sort((x, y) => x.n - y.n) };
 }
 
 export class RpcEndpoint {
@@ -155,6 +173,7 @@ export class RpcEndpoint {
       const view = await s.join(c.session, group);
       c.lastPushed = JSON.stringify(view);
       c.base = s.reader.groupState(group);
+      c.pages = [];
       c.version = 0;
       return view;
     });
@@ -162,7 +181,12 @@ export class RpcEndpoint {
     method('append', ({ text, wait, requestId, doneBelow }, c) => s.append(c.session, text, { wait, requestId, doneBelow }));
     method('like', ({ id, wait, requestId, doneBelow }, c) => s.like(c.session, id, true, { wait, requestId, doneBelow }));
     method('unlike', ({ id, wait, requestId, doneBelow }, c) => s.like(c.session, id, false, { wait, requestId, doneBelow }));
-    method('history', (params, c) => s.history(c.session, params ?? {}));
+    method('history', async (params, c) => {
+      const page = await s.history(c.session, params ?? {});
+      const state = page.group === c.session.group ? s.reader.groupState(page.group) : undefined;
+      if (state && state !== c.base && !c.pages.includes(state)) c.pages.push(state);
+      return page;
+    });
     method('groups', () => s.reader.groups());
     const methods = describeMethods();
     method('rpc.discover', () => ({ methods }));
@@ -190,6 +214,7 @@ export class RpcEndpoint {
       pending: 0,
       version: 0,
       pushedAt: -Infinity,
+      pages: [],
     };
     this.connections.add(connection);
     return connection;
@@ -270,7 +295,7 @@ export class RpcEndpoint {
    */
   private push(): void {
     const views = new Map<string, { text: string; state: Group | undefined }>();
-    const changes = new Map<string, Map<Group | undefined, string>>();
+    const changes = new Map<string, Map<Group | undefined, GroupChanges>>();
     const stableTs = this.service.port.stableTs();
     const now = this.timers.now();
     for (const c of this.connections) {
@@ -289,15 +314,20 @@ export class RpcEndpoint {
           continue;
         }
       }
-      const byBase = changes.get(group) ?? new Map<Group | undefined, string>();
+      const byBase = changes.get(group) ?? new Map<Group | undefined, GroupChanges>();
       changes.set(group, byBase);
-      let changed = byBase.get(c.base);
-      if (changed === undefined) {
-        changed = JSON.stringify(this.pushParts.changesSince(this.service, group, c.base));
-        byBase.set(c.base, changed);
-      }
+      const since = (base: Group | undefined) => {
+        let changed = byBase.get(base);
+        if (changed === undefined) {
+          changed = this.pushParts.changesSince(this.service, group, base);
+          byBase.set(base, changed);
+        }
+        return changed;
+      };
+      const changed = JSON.stringify(c.pages.reduce((merged, page) => mergeChanges(merged, since(page)), since(c.base)));
       c.lastPushed = view.text;
       c.base = view.state;
+      c.pages = [];
       c.pushedAt = now;
       c.version++;
       c.socket.send(`{"jsonrpc":"2.0","method":"group","params":${view.text.slice(0, -1)},"version":${c.version},"stableTs":${stableTs},"changes":${changed}}}`);

@@ -111,7 +111,7 @@ export type GroupSnapshot = z.infer<typeof groupSnapshotSchema>;
 
 /** What changed since the session's previous push (or its join): enough to keep an exact copy of the history without re-reading it. */
 export const groupChangesSchema = z.object({
-  from: z.number().int().describe('the first place (1-based) where the history differs from what the previous push (or the join) showed; total + 1 when no message moved or was added'),
+  from: z.number().int().describe('the first place (1-based) where the history differs from what the previous push (or the join, or a page of history read since) showed; total + 1 when no message moved or was added'),
   messages: z.array(messageEntrySchema).optional().describe(`the history from "from" to its end, when that is at most ${500} messages; absent: read it with history`),
   likes: z.array(z.object({ n: z.number().int(), id: z.string(), likedBy: z.array(z.string()) })).describe('messages before "from" whose likes changed'),
 });

@@ -183,6 +183,8 @@ export class SimClient {
 
   private answered(rid: string, answer: Confirmation): void {
     this.records.answers.push({ user: this.name, rid, answer });
+    const outcome = answer.outcome === undefined ? '' : ` (${answer.outcome}${answer.rule ? `: ${answer.rule}` : ''})`;
+    this.cluster.log(`client ${this.name} at ${this.session.server}: ${rid} answered ${answer.id}${answer.tentative ? ' tentative' : ' final'}${outcome}${answer.repeated ? ', repeated' : ''}`);
   }
 
   private track<T>(what: string, call: Promise<T>, then?: (result: T) => void): void {

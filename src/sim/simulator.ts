@@ -197,16 +197,22 @@ async function converge(cluster: SimCluster, clients: readonly SimClient[], reco
   if (records.failure) throw cluster.failure(records.failure);
 }
 
-/** Each client's mirror, kept from pushes (and the pages a too-large push asks for), is the end of its group's final history, all stable. */
+/**
+ * Each client's mirror, kept from pushes (and the pages a too-large push
+ * asks for), is the end of its group's final history, all stable. It may
+ * hold fewer than it could: a tentative copy of a request that a heal
+ * refuses leaves the history, and the window does not grow back by itself.
+ */
 function checkMirrors(cluster: SimCluster, clients: readonly SimClient[]): void {
   for (const client of clients) {
     const { mirror, server } = client.session;
     if (mirror.group === undefined) continue;
     const reader = cluster.server(Number(server)).service!.reader;
-    const expected = reader.groupSnapshot(mirror.group, mirror.limit);
+    const expected = reader.groupSnapshot(mirror.group, mirror.messages.length);
     const held = JSON.stringify({ total: mirror.total, participants: mirror.participants, messages: mirror.messages });
     const final = JSON.stringify({ total: expected.total, participants: expected.participants, messages: expected.messages });
     if (held !== final) throw cluster.failure(`client ${client.name}'s mirror of ${mirror.group} is not its final history: ${firstDifferenceOf(held, final)}`);
+    if (mirror.total > 0 && mirror.messages.length === 0) throw cluster.failure(`client ${client.name}'s mirror of ${mirror.group} holds none of its ${mirror.total} messages`);
   }
 }
 
