@@ -1,6 +1,6 @@
 /**
  * The engine's replaceable parts. The defaults are the protocol; a test
- * replaces one to plant a bug the simulator must catch (src/sim/planted.ts),
+ * replaces one to plant a bug the simulator must catch (src/sim/plantedEngine.ts),
  * so that no engine module holds a branch for a planted bug. Nothing else
  * sets them.
  */

@@ -27,6 +27,7 @@ import type { EngineState } from '../broadcast/recovery.js';
 import type { OrderChange } from '../broadcast/tentativeOrder.js';
 import type { Message, Packet, ServerId } from '../broadcast/types.js';
 import { ChorusError } from '../errors.js';
+import { durableFirst, type ExecutorParts, type ReadyEffects } from './executorParts.js';
 import { recordPlace, type LoadedLog } from '../storage/logReader.js';
 import type { Application, ApplicationFactory } from './application.js';
 import type { Clock, Journal, Transport } from './ports.js';
@@ -72,16 +73,14 @@ export interface NodeEvents {
   storageFailed?(error: ChorusError): void;
 }
 
-/** Deliberate executor bugs the simulator must catch (TEST ONLY; see test/simulator.test.ts). */
-export type BrokenExecutor = 'send-before-durable' | 'confirm-before-durable' | 'apply-before-durable';
-
 export interface NodeOptions {
   readonly engine: EngineOptions;
   /** Write a snapshot (and start a new journal) once the journal reaches this size, or the last snapshot's if larger. */
   readonly snapshotJournalBytes: number;
   /** Also snapshot once nothing was journaled for this long, so an idle server's files shrink (a busy one snapshots by size). */
   readonly snapshotIntervalMs: number;
-  readonly brokenExecutor?: BrokenExecutor;
+  /** When a Ready's effects go out: the contract's (durableFirst) unless a test plants a bug (TEST ONLY). */
+  readonly executor?: ExecutorParts;
 }
 
 export const defaultSnapshotJournalBytes = 16 * 1024 * 1024;
@@ -119,15 +118,12 @@ export type ProtocolView = Pick<
   | 'exportState'
 >;
 
-/** A Ready waiting to complete, and which of its effects a broken variant already let out. */
+/** A Ready waiting to complete. */
 interface Batch {
   readonly ready: Ready;
   /** Run once this batch has completed. */
   readonly after: (() => void)[];
   durable: boolean;
-  sent: boolean;
-  confirmed: boolean;
-  applied: boolean;
 }
 
 export class Node {
@@ -149,6 +145,12 @@ export class Node {
   private snapshotAfter: EngineState | undefined;
   private failure: string | undefined;
   private lastJournaledAt: number;
+  private readonly executor: ExecutorParts;
+  private readonly effects: ReadyEffects = {
+    send: (ready) => this.send(ready),
+    confirm: (ready) => this.confirm(ready.sequenced),
+    apply: (ready) => this.apply(ready),
+  };
   /**
    * The stable point the application has been brought to: the engine's, as
    * of the last Ready applied. Until a Ready is durable its messages are not
@@ -167,6 +169,7 @@ export class Node {
     this.clock = setup.clock;
     this.events = setup.events ?? {};
     this.lastJournaledAt = this.clock.now();
+    this.executor = setup.options.executor ?? durableFirst;
     this.appliedStable = setup.loaded.snapshot?.engine.stableTs ?? 0;
   }
 
@@ -255,9 +258,9 @@ export class Node {
 
   private begin(ready: Ready): void {
     for (const { message } of ready.sequenced) this.events.sequenced?.(message);
-    const batch: Batch = { ready, after: [], durable: ready.records.length === 0, sent: false, confirmed: false, applied: false };
+    const batch: Batch = { ready, after: [], durable: ready.records.length === 0 };
     this.batches.push(batch);
-    this.letOutEarly(batch);
+    this.executor.beforeDurable(ready, this.effects);
     if (batch.durable) return this.completeDurable();
     this.journal.append(ready.records);
     this.lastJournaledAt = this.clock.now();
@@ -290,9 +293,7 @@ export class Node {
 
   private complete(batch: Batch): void {
     const { ready } = batch;
-    if (!batch.sent) this.send(ready);
-    if (!batch.confirmed) this.confirm(ready.sequenced);
-    if (!batch.applied) this.apply(ready);
+    this.executor.afterDurable(ready, this.effects);
     if (ready.view) {
       this.app.viewChanged(ready.view);
       this.events.view?.(ready.view);
@@ -326,24 +327,6 @@ export class Node {
     if (!ready.ordered && ready.stable.length === 0) return;
     this.app.apply(ready.ordered, ready.stable);
     this.events.applied?.(ready.ordered, ready.stable);
-  }
-
-  /** The deliberately broken variants act before the records are durable. */
-  private letOutEarly(batch: Batch): void {
-    switch (this.setup.options.brokenExecutor) {
-      case 'send-before-durable':
-        this.send(batch.ready);
-        batch.sent = true;
-        return;
-      case 'confirm-before-durable':
-        this.confirm(batch.ready.sequenced);
-        batch.confirmed = true;
-        return;
-      case 'apply-before-durable':
-        this.apply(batch.ready);
-        batch.applied = true;
-        return;
-    }
   }
 
   // ---- snapshots ------------------------------------------------------------------

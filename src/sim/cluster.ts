@@ -17,7 +17,7 @@
 import { engineOptions, type EngineOptions } from '../broadcast/options.js';
 import type { Message, Packet, ServerId } from '../broadcast/types.js';
 import type { ChatOp } from '../chat/operations.js';
-import { Node, type BrokenExecutor, type NodeEvents, type SubmitOutcome } from '../node/node.js';
+import { Node, type NodeEvents, type SubmitOutcome } from '../node/node.js';
 import type { Clock, Transport } from '../node/ports.js';
 import { LogFiles } from '../storage/logFiles.js';
 import { ChatAssembly } from '../server/assembly.js';
@@ -36,6 +36,7 @@ import { SimNetwork, type NetworkFaults, noFaults } from './network.js';
 import { Random } from './random.js';
 import { plantedDisk, plantedDisks, type PlantedDisk } from './plantedDisk.js';
 import { plantedEngineParts, plantedEngines, type PlantedEngine } from './plantedEngine.js';
+import { plantedExecutorParts, plantedExecutors, type PlantedExecutor } from './plantedExecutor.js';
 import { SimFileSystem } from './simFileSystem.js';
 
 export class SimulationFailure extends Error {
@@ -102,14 +103,14 @@ export interface SimClusterOptions {
 }
 
 /** The deliberately broken variants the simulator can run (TEST ONLY). */
-export type SimBroken = PlantedEngine | BrokenExecutor | PlantedDisk | PlantedRpc;
-const isPlantedDisk = (broken: SimBroken): broken is PlantedDisk => (plantedDisks as readonly string[]).includes(broken);
-const isPlantedEngine = (broken: SimBroken): broken is PlantedEngine => (plantedEngines as readonly string[]).includes(broken);
-const isPlantedRpc = (broken: SimBroken | undefined): broken is PlantedRpc => broken !== undefined && (plantedRpcs as readonly string[]).includes(broken);
+export type SimBroken = PlantedEngine | PlantedExecutor | PlantedDisk | PlantedRpc;
+/** Whether the planted bug is one of `kind` (one of the lists of plantedDisk.ts, plantedEngine.ts, plantedExecutor.ts, plantedRpc.ts). */
+function isPlanted<T extends SimBroken>(kind: readonly T[], broken: SimBroken | undefined): broken is T {
+  return broken !== undefined && (kind as readonly SimBroken[]).includes(broken);
+}
 
 /** Messages per history segment file, and buffered before an unsynced write: few, so that histories cross many segments and crashes tear their writes. */
 const simHistory = { segmentMessages: 8, bufferMessages: 3 };
-const executorVariants: readonly string[] = ['send-before-durable', 'confirm-before-durable', 'apply-before-durable'] satisfies BrokenExecutor[];
 
 export class SimCluster {
   readonly random: Random;
@@ -209,7 +210,7 @@ export class SimCluster {
   private start(server: SimServer): void {
     const { serverCount, broken } = this.config;
     // A planted storage bug is a disk that behaves as the bug would (plantedDisk.ts).
-    const disk = broken && isPlantedDisk(broken) ? plantedDisk(server.disk, server.dataDir, broken) : server.disk;
+    const disk = isPlanted(plantedDisks, broken) ? plantedDisk(server.disk, server.dataDir, broken) : server.disk;
     let opened;
     try {
       opened = LogFiles.open({
@@ -232,7 +233,7 @@ export class SimCluster {
     server.stable = server.stable.filter((m) => m.ts <= snapshotStableTs);
     const engine = engineOptions(server.id, serverCount, {
       ...this.config.engine,
-      ...(broken && isPlantedEngine(broken) ? { parts: plantedEngineParts(broken) } : {}),
+      ...(isPlanted(plantedEngines, broken) ? { parts: plantedEngineParts(broken) } : {}),
     });
     const assembly = new ChatAssembly({ fs: disk, dir: server.dataDir, ...simHistory });
     try {
@@ -241,7 +242,7 @@ export class SimCluster {
           engine,
           snapshotJournalBytes: 64 * 1024,
           snapshotIntervalMs: Infinity,
-          ...(broken && executorVariants.includes(broken) ? { brokenExecutor: broken as BrokenExecutor } : {}),
+          ...(isPlanted(plantedExecutors, broken) ? { executor: plantedExecutorParts(broken) } : {}),
         },
         loaded,
         journal: files,
@@ -268,9 +269,9 @@ export class SimCluster {
   /** The server's RPC service and endpoint, as the daemon's chat server has them; session ids tell its runs apart by its crash count. */
   private startClientPort(server: SimServer): void {
     const broken = this.config.broken;
-    const port = isPlantedRpc(broken) ? plantedPort(this.recordingPort(server), broken) : this.recordingPort(server);
+    const port = isPlanted(plantedRpcs, broken) ? plantedPort(this.recordingPort(server), broken) : this.recordingPort(server);
     server.service = new ChatService(port, this.rpcConfig, this.timers);
-    const pushParts = isPlantedRpc(broken) ? plantedPushParts(broken) : undefined;
+    const pushParts = isPlanted(plantedRpcs, broken) ? plantedPushParts(broken) : undefined;
     server.endpoint = new RpcEndpoint(server.service, defaultRpcLimits, this.timers, `${server.id}.${server.crashes}`, pushParts);
   }
 
