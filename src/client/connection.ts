@@ -4,9 +4,10 @@
  * (rpc/protocol.ts ChatMethods) by default, the control endpoint's for tools.
  */
 import { EventEmitter } from 'node:events';
-import { JSONRPCClient, JSONRPCErrorException, type JSONRPCResponse } from 'json-rpc-2.0';
+import { JSONRPCClient, JSONRPCErrorException } from 'json-rpc-2.0';
 import WebSocket from 'ws';
 import type { ChatMethods, GroupPush, MethodShape } from '../rpc/protocol.js';
+import { routeFrame } from './frames.js';
 import { SessionError, type ChannelHandlers, type RpcChannel } from './session.js';
 
 export class RpcCallError extends Error {
@@ -23,41 +24,6 @@ export interface ConnectionEvents {
   group: [GroupPush];
   /** The reason the server gave, if any (a limit, a shutdown). */
   close: [reason: string | undefined];
-}
-
-/** What a server sends: an answer to a call, a pushed notification, or an error outside any call. */
-interface Answer {
-  method?: string;
-  params?: unknown;
-  id?: unknown;
-  error?: { message?: unknown };
-}
-
-/** Where the parts of a frame from the server go. */
-export interface FrameRoutes {
-  /** A notification (a "group" push). */
-  push(method: string, params: unknown): void;
-  /** An error outside any call (id null), e.g. "too many connections". */
-  notice(message: string): void;
-  /** An answer to a call. */
-  answer(answer: JSONRPCResponse): void;
-}
-
-/** Route a frame from the server (one message, or an array for a batch's answers); what is not JSON is dropped. */
-export function routeFrame(text: string, routes: FrameRoutes): void {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return;
-  }
-  for (const message of Array.isArray(parsed) ? parsed : [parsed]) {
-    if (typeof message !== 'object' || message === null) continue;
-    const m = message as Answer;
-    if (typeof m.method === 'string') routes.push(m.method, m.params);
-    else if (m.id === null && m.error) routes.notice(String(m.error.message));
-    else routes.answer(message as JSONRPCResponse);
-  }
 }
 
 /** A batch stays well under the server's frame limit (64 KiB by default). */

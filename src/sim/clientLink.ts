@@ -7,7 +7,7 @@
  * it one delay later, with every call still unanswered lost.
  */
 import { JSONRPCClient, JSONRPCErrorException } from 'json-rpc-2.0';
-import { routeFrame } from '../client/connection.js';
+import { routeFrame } from '../client/frames.js';
 import { SessionError, type ChannelHandlers, type RpcChannel } from '../client/session.js';
 import type { ClientSocket, RpcConnection, RpcEndpoint } from '../rpc/endpoint.js';
 import type { Random } from './random.js';

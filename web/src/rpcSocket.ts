@@ -4,6 +4,7 @@
  * Used for the console's /api and for the chat pane's relayed connection.
  */
 import { JSONRPCClient, JSONRPCErrorException } from 'json-rpc-2.0';
+import { routeFrame } from '../../src/client/frames.js';
 
 export class RpcError extends Error {
   constructor(
@@ -73,17 +74,10 @@ export class RpcSocket {
   }
 
   private receive(text: string, handlers: SocketHandlers): void {
-    let message: unknown;
-    try {
-      message = JSON.parse(text);
-    } catch {
-      return;
-    }
-    for (const one of Array.isArray(message) ? message : [message]) {
-      if (typeof one !== 'object' || one === null) continue;
-      const m = one as { method?: unknown; params?: unknown; id?: unknown };
-      if (typeof m.method === 'string' && m.id === undefined) handlers.notification(m.method, m.params);
-      else if (m.id !== undefined && m.id !== null) this.client.receive(one as Parameters<JSONRPCClient['receive']>[0]);
-    }
+    routeFrame(text, {
+      push: (method, params) => handlers.notification(method, params),
+      notice: () => undefined,
+      answer: (answer) => this.client.receive(answer),
+    });
   }
 }
