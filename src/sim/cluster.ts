@@ -158,15 +158,6 @@ export class SimCluster {
     return !refused;
   }
 
-  /** Submit a chat operation through a server's chat port, as its RPC service does. */
-  submit(id: ServerId, op: ChatOp, onConfirmed?: (m: Message) => void): boolean {
-    const server = this.server(id);
-    if (!server.port) return false;
-    let refused = false;
-    server.port.submit(op, this.outcome(server, onConfirmed, () => (refused = true)));
-    return !refused;
-  }
-
   private outcome(server: SimServer, onConfirmed: ((m: Message) => void) | undefined, onRefused: SubmitOutcome['refused'], andThen?: (m: Message) => void) {
     return {
       confirmed: (m: Message) => {
