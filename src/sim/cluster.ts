@@ -16,7 +16,6 @@
  */
 import { engineOptions, type EngineOptions } from '../broadcast/options.js';
 import type { Message, Packet, ServerId } from '../broadcast/types.js';
-import type { ChatOp } from '../chat/operations.js';
 import { Node, type NodeEvents, type SubmitOutcome } from '../node/node.js';
 import type { Clock, Transport } from '../node/ports.js';
 import { LogFiles } from '../storage/logFiles.js';
