@@ -97,7 +97,8 @@ export interface HowToSend {
   readonly requestId?: string;
 }
 
-export type Mutation = { readonly method: 'append'; readonly params: { readonly text: string; readonly requestId?: string } } | { readonly method: 'like' | 'unlike'; readonly params: { readonly id: string; readonly requestId?: string } };
+/** A mutation as sent, kept to be resent as it was (its request id, and whether it waits for its stable outcome). */
+export type Mutation = ({ readonly method: 'append'; readonly params: { readonly text: string; readonly requestId?: string } } | { readonly method: 'like' | 'unlike'; readonly params: { readonly id: string; readonly requestId?: string } }) & { readonly wait?: 'stable' };
 
 /** A mutation as people read it: `"text"` for an append, `like of <id>` for a like. */
 export function describeMutation(mutation: Mutation): string {
@@ -230,13 +231,13 @@ export class ClientSession {
   async append(text: string, how: HowToSend = {}): Promise<Confirmation> {
     if (this.user === undefined) throw new SessionError(0, 'set a user name first (u <name>)');
     if (this.group === undefined) throw new SessionError(0, 'join a group first (j <group>)');
-    return this.mutate({ method: 'append', params: { text, ...(how.requestId ? { requestId: how.requestId } : {}) } }, how.wait);
+    return this.mutate({ method: 'append', params: { text, ...(how.requestId ? { requestId: how.requestId } : {}) }, ...(how.wait ? { wait: how.wait } : {}) });
   }
 
   /** Like (or, with like = false, unlike) the message with this id. */
   async like(id: string, like: boolean, how: HowToSend = {}): Promise<Confirmation> {
     if (this.group === undefined) throw new SessionError(0, 'join a group first (j <group>)');
-    return this.mutate({ method: like ? 'like' : 'unlike', params: { id, ...(how.requestId ? { requestId: how.requestId } : {}) } }, how.wait);
+    return this.mutate({ method: like ? 'like' : 'unlike', params: { id, ...(how.requestId ? { requestId: how.requestId } : {}) }, ...(how.wait ? { wait: how.wait } : {}) });
   }
 
   /** A page of a group's history (the session's group by default), read after everything this session saw. */
@@ -277,10 +278,11 @@ export class ClientSession {
 
   /**
    * Send a mutation (with a new request id of the stream unless it has one);
-   * if the connection is lost before the answer, it is kept and resent after
-   * the next connect.
+   * if the connection is lost before the answer, it is kept and resent as it
+   * was (waiting for its stable outcome if it did) after the next connect.
    */
-  private async mutate(unsent: Mutation, wait?: 'stable'): Promise<Confirmation> {
+  private async mutate(unsent: Mutation): Promise<Confirmation> {
+    const { wait } = unsent;
     const channel = this.requireChannel();
     const mutation = unsent.params.requestId !== undefined || this.bare ? unsent : ({ ...unsent, params: { ...unsent.params, requestId: this.nextRequestId() } } as Mutation);
     try {
