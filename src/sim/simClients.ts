@@ -123,7 +123,18 @@ export class SimClient {
 
   /** Connected, nothing in flight, nothing waiting to be resent. */
   get idle(): boolean {
-    return !this.connecting && this.inFlight === 0 && this.session.connected && this.session.waiting.length === 0;
+    return this.busyWith() === undefined;
+  }
+
+  /** What the client still waits for ("connecting, 2 requests unanswered"), or undefined. */
+  busyWith(): string | undefined {
+    const busy = [
+      this.connecting ? 'connecting (resending what its last server never answered)' : '',
+      this.inFlight > 0 ? `${this.inFlight} requests unanswered` : '',
+      this.session.connected || this.connecting ? '' : 'not connected',
+      this.session.waiting.length > 0 ? `${this.session.waiting.length} to resend` : '',
+    ].filter((what) => what !== '');
+    return busy.length === 0 ? undefined : busy.join(', ');
   }
 
   /** One random action, as a user at a terminal might take it. */

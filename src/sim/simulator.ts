@@ -189,12 +189,18 @@ async function converge(cluster: SimCluster, clients: readonly SimClient[], reco
   const settled = () => cluster.quiescent() && clients.every((c) => c.idle);
   while (!settled()) {
     if (records.failure) throw cluster.failure(records.failure);
-    if (cluster.now >= deadline) throw cluster.failure(`not reached within ${convergeLimitMs} ms of simulated time: convergence after the final heal${clients.every((c) => c.idle) ? '' : ' (clients still busy)'}`);
+    if (cluster.now >= deadline) throw cluster.failure(`not reached within ${convergeLimitMs} ms of simulated time: convergence after the final heal${busyClients(clients)}`);
     for (const client of clients) client.settle();
     await cluster.runUntilTrue(settled, 50, 'settling').catch(() => undefined);
   }
   await cluster.runUntil(cluster.now + lastPushesMs);
   if (records.failure) throw cluster.failure(records.failure);
+}
+
+/** Which clients still wait for something, if any: " (clients still busy: u3: 2 requests unanswered; ...)". */
+function busyClients(clients: readonly SimClient[]): string {
+  const busy = clients.filter((c) => !c.idle).map((c) => `${c.name}: ${c.busyWith()}`);
+  return busy.length === 0 ? '' : ` (clients still busy: ${busy.join('; ')})`;
 }
 
 /**
