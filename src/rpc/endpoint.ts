@@ -295,7 +295,7 @@ export class RpcEndpoint {
    */
   private push(): void {
     const views = new Map<string, { text: string; state: Group | undefined }>();
-    const changes = new Map<string, Map<Group | undefined, GroupChanges>>();
+    const changes = new Map<string, Map<Group | undefined, { changes: GroupChanges; text: string }>>();
     const stableTs = this.service.port.stableTs();
     const now = this.timers.now();
     for (const c of this.connections) {
@@ -314,17 +314,19 @@ export class RpcEndpoint {
           continue;
         }
       }
-      const byBase = changes.get(group) ?? new Map<Group | undefined, GroupChanges>();
+      const byBase = changes.get(group) ?? new Map<Group | undefined, { changes: GroupChanges; text: string }>();
       changes.set(group, byBase);
       const since = (base: Group | undefined) => {
         let changed = byBase.get(base);
         if (changed === undefined) {
-          changed = this.pushParts.changesSince(this.service, group, base);
+          const computed = this.pushParts.changesSince(this.service, group, base);
+          changed = { changes: computed, text: JSON.stringify(computed) };
           byBase.set(base, changed);
         }
         return changed;
       };
-      const changed = JSON.stringify(c.pages.reduce((merged, page) => mergeChanges(merged, since(page)), since(c.base)));
+      // Sessions last shown the same version share one computation and one serialisation; one that read pages since gets its own merge.
+      const changed = c.pages.length === 0 ? since(c.base).text : JSON.stringify(c.pages.reduce((merged, page) => mergeChanges(merged, since(page).changes), since(c.base).changes));
       c.lastPushed = view.text;
       c.base = view.state;
       c.pages = [];
