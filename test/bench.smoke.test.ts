@@ -24,9 +24,17 @@ describe('benchmark suite (QUICK=1 smoke test)', function () {
       const { stdout } = await promisify(execFile)(process.execPath, [bench, '--quick', '--out', out]);
       expect(stdout).to.match(/throughput: stable at all five/);
       const r = JSON.parse(readFileSync(out, 'utf8')) as Record<string, Record<string, unknown>>;
-      for (const section of ['disk', 'throughput', 'baseline', 'protocol', 'latency', 'heal', 'catchUp', 'footprint', 'restart', 'scale']) expect(r, section).to.have.property(section);
+      for (const section of ['disk', 'throughput', 'baseline', 'protocol', 'floor', 'latency', 'heal', 'catchUp', 'footprint', 'restart', 'scale']) expect(r, section).to.have.property(section);
       expect(r.throughput.confirmedPerS).to.be.a('number').greaterThan(0);
       expect(r.throughput.datagramsLostToOverflow).to.be.a('number');
+      // What the flood cost in CPU, the daemons' and the load client's apart.
+      expect(r.throughput.daemonsCpuPerAppendUs).to.be.a('number').greaterThan(0);
+      expect(r.throughput.loadClientCpuPerAppendUs).to.be.a('number').greaterThan(0);
+      // The floor: five processes that only persist, send and acknowledge made their messages stable, and the latency rows are set beside it.
+      const floor = r.floor as { stableHere: { p50: number; p99: number } };
+      expect(floor.stableHere.p50).to.be.a('number').greaterThan(0);
+      expect(floor.stableHere.p99).to.be.at.least(floor.stableHere.p50);
+      expect(stdout).to.match(/stable here \(worst server\) .*x the floor's p50, .*x its p99/);
       expect((r.disk.fdatasync as { count: number }).count).to.equal(500);
       // The daemons time themselves: their event loops and group commits were measured during the phase.
       expect(r.throughput.eventLoopDelayMaxMs).to.be.a('number').greaterThan(0);

@@ -2,9 +2,12 @@
 /**
  * tools/bench (make bench): start a five-daemon cluster on free ports with a
  * temporary data directory and measure, in one run: the raw UDP baseline,
- * throughput, latency at a fixed load, heal time, catch-up and restart
- * time, footprint, and at scale: a history of --history messages (RSS,
- * disk, restart). Prints one table; --out writes the same as JSON.
+ * throughput (and the CPU it costs per append), the protocol alone, the
+ * latency floor of the machine (five processes that only persist, send and
+ * acknowledge), latency at a fixed load set beside that floor, heal time,
+ * catch-up and restart time, footprint, and at scale: a history of
+ * --history messages (RSS, disk, restart). Prints one table; --out writes
+ * the same as JSON.
  * QUICK=1 (or --quick) runs a short version for CI smoke tests.
  */
 import { usageFailure } from '../commandLine.js';
@@ -26,6 +29,7 @@ import type { Percentiles, Timings } from '../daemon/timings.js';
 import { LocalCluster, type ClusterServerStatus } from '../tools/localCluster.js';
 import { freePorts } from '../tools/freePorts.js';
 import { connectControl, diskBytes, nodeArgs, serverDir } from '../tools/clusterProcesses.js';
+import type { FloorNodeResult } from './floorNode.js';
 import type { ProtocolNodeResult } from './protocolNode.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -285,6 +289,8 @@ class Bench {
     const before = await this.cluster.statuses(false);
     await this.timings();
     const overflowBefore = udpRcvbufErrors();
+    const cpuBefore = await this.retransmissionMark();
+    const clientCpuBefore = process.cpuUsage();
     const start = performance.now();
     const end = start + this.sizes.throughputS * 1000;
     await Promise.all(this.appenders.map((a) => a.flood(() => performance.now() >= end, 32)));
@@ -297,6 +303,8 @@ class Bench {
       await sleep(5);
     }
     const stableElapsed = (performance.now() - start) / 1000;
+    const clientCpu = process.cpuUsage(clientCpuBefore);
+    const { daemonsCpuMs } = cpuSince(cpuBefore.cpuMs, (await this.retransmissionMark()).cpuMs);
     const timings = await this.timings();
     const after = await this.cluster.statuses(false);
     const datagrams = growth(before, after, (s) => s.transport.datagramsOut);
@@ -315,6 +323,10 @@ class Bench {
       messagesPerDataDatagram: (acked.length * 4) / Math.max(1, dataPackets),
       fsyncsPerS: syncs / elapsed,
       reappliedPerMessage: reapplied / Math.max(1, acked.length * 5),
+      daemonsCpuMs,
+      daemonsCpuPerAppendUs: (daemonsCpuMs * 1000) / Math.max(1, acked.length),
+      loadClientCpuMs: (clientCpu.user + clientCpu.system) / 1000,
+      loadClientCpuPerAppendUs: (clientCpu.user + clientCpu.system) / Math.max(1, acked.length),
       ...worst(timings),
     };
     this.closeAppenders();
@@ -386,6 +398,51 @@ class Bench {
             [...nodeArgs(), join(here, 'protocolNode.js'), String(id), configFile, keyFile, join(root, `server${id}`), String(startAt), String(warmupMs), String(measureMs), '200', fsync, ...perNode],
             startAt - Date.now() + warmupMs + measureMs + 30_000,
           ).then((stdout) => JSON.parse(stdout) as ProtocolNodeResult),
+        ),
+      );
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * The latency floor on this machine (floorNode.ts): five processes that
+   * only persist, send and acknowledge, at the latency phase's rate. Its
+   * p99 varies from run to run, so it runs three times (once when quick)
+   * and the medians are kept. The cluster idles.
+   */
+  async floor(): Promise<void> {
+    const runs = this.sizes.latencyS >= 10 ? 3 : 1;
+    this.say(`floor: 5 processes that only persist, send and acknowledge, ${latencyRate} messages/s for ${this.sizes.latencyS} s, ${runs} run${runs === 1 ? '' : 's'}`);
+    const results: FloorNodeResult[][] = [];
+    for (let run = 0; run < runs; run++) results.push(await this.runFloorNodes(run));
+    // Each run's figure is its worst process's, as for the daemons.
+    const worstOf = (nodes: FloorNodeResult[], f: (n: FloorNodeResult) => number) => Math.max(...nodes.map(f));
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    const p50s = results.map((nodes) => worstOf(nodes, (n) => n.stableHere.p50));
+    const p99s = results.map((nodes) => worstOf(nodes, (n) => n.stableHere.p99));
+    this.results.floor = {
+      rate: latencyRate,
+      runs,
+      stableHere: { p50: median(p50s), p99: median(p99s) },
+      runsStableHere: p50s.map((p50, i) => ({ p50, p99: p99s[i] })),
+      groupCommitP50Ms: median(results.map((nodes) => worstOf(nodes, (n) => n.groupCommitP50Ms))),
+    };
+  }
+
+  private async runFloorNodes(run: number): Promise<FloorNodeResult[]> {
+    const root = join(this.cluster.paths.dataRoot, `floor-${run}`);
+    const ports = await freePorts(5);
+    const startAt = Date.now() + 500;
+    const warmupMs = 1000;
+    const measureMs = this.sizes.latencyS * 1000;
+    try {
+      return await Promise.all(
+        ports.map((_, i) =>
+          this.runHelper(
+            [join(here, 'floorNode.js'), String(i + 1), ports.join(','), root, String(startAt), String(warmupMs), String(measureMs), String(latencyRate / 5), '200'],
+            startAt - Date.now() + warmupMs + measureMs + 30_000,
+          ).then((stdout) => JSON.parse(stdout) as FloorNodeResult),
         ),
       );
     } finally {
@@ -615,7 +672,6 @@ function worst(timings: Timings[]): Record<'eventLoopDelayMaxMs' | 'eventLoopDel
   };
 }
 
-/** The phases, in the order they run (baseline sizes its datagrams from throughput's). */
 /** Counters summed over the cluster, CPU time per daemon, the kernel's UDP overflow count. */
 interface RetransmissionMark {
   readonly engine: Partial<EngineCounters>;
@@ -628,7 +684,8 @@ function cpuSince(before: readonly number[], after: readonly number[]): { daemon
   return { daemonsCpuMs: used.reduce((a, b) => a + b, 0), busiestDaemonCpuMs: Math.max(...used) };
 }
 
-const phaseNames = ['disk', 'throughput', 'baseline', 'protocol', 'latency', 'heal', 'catchUp', 'footprint', 'restart', 'scale'] as const;
+/** The phases, in the order they run (baseline sizes its datagrams from throughput's). */
+const phaseNames = ['disk', 'throughput', 'baseline', 'protocol', 'floor', 'latency', 'heal', 'catchUp', 'footprint', 'restart', 'scale'] as const;
 
 function table(r: Record<string, unknown>): string {
   const f = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
@@ -650,6 +707,7 @@ function table(r: Record<string, unknown>): string {
       ['throughput: stable at all five', `${k(t.stableAtAllFivePerS)} messages/s${share}`],
       ['throughput: datagrams', `${k(t.datagramsPerS)}/s, ${k(t.avgDatagramBytes)} B average, ${f(t.messagesPerDataDatagram)} messages per data datagram, ${k(t.fsyncsPerS)} fsyncs/s, ${f(t.reappliedPerMessage, 2)} chat operations re-applied per message`],
       ['throughput: lost to buffer overflow', `${t.datagramsLostToOverflow} datagrams`],
+      ['throughput: CPU per append', `daemons ${f(t.daemonsCpuPerAppendUs)} µs in all (${k(t.daemonsCpuMs)} ms over the phase); the load client ${f(t.loadClientCpuPerAppendUs)} µs (${k(t.loadClientCpuMs)} ms), on the same cores`],
       ['throughput: daemons', loop(t)],
     );
   }
@@ -667,13 +725,16 @@ function table(r: Record<string, unknown>): string {
       );
     }
   }
+  const fl = r.floor as { rate: number; runs: number; stableHere: { p50: number; p99: number }; groupCommitP50Ms: number } | undefined;
+  if (fl) rows.push([`floor at ${k(fl.rate)}/s: -> stable here`, `p50 ${f(fl.stableHere.p50, 2)} ms, p99 ${f(fl.stableHere.p99, 2)} ms (worst process, median of ${fl.runs} run${fl.runs === 1 ? '' : 's'}; group commit p50 ${f(fl.groupCommitP50Ms, 2)} ms)`]);
   const l = r.latency as Record<string, Record<string, number>> | undefined;
+  const againstFloor = (x: Record<string, number>) => (fl ? `; ${f(x.p50 / fl.stableHere.p50, 2)}x the floor's p50, ${f(x.p99 / fl.stableHere.p99, 2)}x its p99` : '');
   if (l) {
     rows.push(
-      ['latency at 1,000/s: append -> ack', lat(l.ack)],
+      ['latency at 1,000/s: append -> ack', `${lat(l.ack)}${fl ? `; p99 ${f(l.ack.p99 / fl.stableHere.p99, 2)}x the floor's p99` : ''}`],
       ['latency: append -> seen on another server', lat(l.seenElsewhere)],
       ['latency: submitted -> confirmed (worst server)', lat(l.confirmedAtServer)],
-      ['latency: submitted -> stable here (worst server)', lat(l.stableHere)],
+      ['latency: submitted -> stable here (worst server)', `${lat(l.stableHere)}${againstFloor(l.stableHere)}`],
       ['latency: submitted -> stable at all five (worst)', lat(l.stableAtAllFive)],
       ['latency: daemons', `${loop(l)}; ${f(l.reappliedPerMessage as unknown as number, 2)} chat operations re-applied per message`],
       ['latency: the load client', `event loop delay p99 ${f(l.clientEventLoopDelay.p99)} ms, max ${f(l.clientEventLoopDelay.max)} ms (in its append -> ack and -> seen figures)`],
