@@ -72,6 +72,8 @@ export class SimServer {
   readonly confirmed: Message[] = [];
   /** Crash right after the next step that leaves records being written. */
   crashWhileWriting = false;
+  /** A slow disk: every fdatasync takes this much longer (0: the disk's own speed). */
+  slowSyncMs = 0;
   crashes = 0;
 
   constructor(
@@ -136,7 +138,7 @@ export class SimCluster {
     this.servers = Array.from({ length: config.serverCount }, (_, i) => {
       const disk = new SimFileSystem(
         () => this.now,
-        () => minSyncMs + this.random.next() * (maxSyncMs - minSyncMs),
+        () => minSyncMs + this.random.next() * (maxSyncMs - minSyncMs) + this.servers[i].slowSyncMs,
       );
       disk.makeDir('/data');
       return new SimServer(i + 1, disk);
@@ -182,6 +184,18 @@ export class SimCluster {
     server.wakeAt = Infinity;
     server.crashes++;
     this.log(`crash ${id}: ${lost} unsynced journal bytes lost`);
+  }
+
+  /** Make the server's disk slow (each fdatasync `extraMs` longer) for `forMs` of simulated time: the server is slow, not gone. */
+  slowDisk(id: ServerId, extraMs: number, forMs: number): void {
+    const server = this.server(id);
+    server.slowSyncMs = extraMs;
+    this.log(`disk of ${id} slow: fdatasync ${extraMs.toFixed(0)} ms longer for ${forMs.toFixed(0)} ms`);
+    this.timers.after(forMs, () => {
+      if (server.slowSyncMs !== extraMs) return;
+      server.slowSyncMs = 0;
+      this.log(`disk of ${id} back to its speed`);
+    });
   }
 
   /** Crash the server at its next step that leaves a journal sync in flight: a crash in the middle of a write. */

@@ -3,7 +3,7 @@
  * node core, chat application and log-file code on a simulated network,
  * disk and clock, under a random schedule of loss, duplication, reordering,
  * symmetric and one-way partitions, crashes (losing unsynced writes, tearing
- * the journal, undoing names not yet durable) and restarts, while simulated
+ * the journal, undoing names not yet durable), restarts and slow disks, while simulated
  * clients issue every kind of chat operation through the chat port of
  * different servers.
  *
@@ -147,6 +147,9 @@ async function faultPhase(cluster: SimCluster, clients: readonly SimClient[], re
       if (down.length === 0) continue;
       cluster.restart(random.pick(down));
       stats.restarts++;
+    } else if (roll < 0.965) {
+      // Now and then a disk that takes up to 400 ms more per fdatasync, for up to 600 ms.
+      cluster.slowDisk(random.int(1, n), 50 + random.next() * 350, 100 + random.next() * 500);
     } else if (up.length > 0) {
       const id = random.pick(up);
       if (cluster.snapshot(id)) {
@@ -170,6 +173,7 @@ function healAll(cluster: SimCluster, stats: SimulationStats): void {
   cluster.network.faults = { loss: 0, duplicate: 0, minDelayMs: 0.05, jitterMs: 0.5 };
   for (const server of cluster.servers) {
     server.crashWhileWriting = false;
+    server.slowSyncMs = 0;
     if (!server.up) {
       cluster.restart(server.id);
       stats.restarts++;
