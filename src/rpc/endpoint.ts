@@ -102,6 +102,9 @@ export function warnUnexpected(message: string, error: unknown): void {
   console.warn(message, error);
 }
 
+/** One push's changes of a group, by the version of it a session was last shown. */
+type ChangesByBase = Map<Group | undefined, { changes: GroupChanges; text: string }>;
+
 /**
  * What changed since either of two states the client may hold parts of: the
  * history from the earlier of the two places on (the same messages, read
@@ -295,7 +298,7 @@ export class RpcEndpoint {
    */
   private push(): void {
     const views = new Map<string, { text: string; state: Group | undefined }>();
-    const changes = new Map<string, Map<Group | undefined, { changes: GroupChanges; text: string }>>();
+    const changes = new Map<string, ChangesByBase>();
     const stableTs = this.service.port.stableTs();
     const now = this.timers.now();
     for (const c of this.connections) {
@@ -314,19 +317,9 @@ export class RpcEndpoint {
           continue;
         }
       }
-      const byBase = changes.get(group) ?? new Map<Group | undefined, { changes: GroupChanges; text: string }>();
+      const byBase = changes.get(group) ?? new Map();
       changes.set(group, byBase);
-      const since = (base: Group | undefined) => {
-        let changed = byBase.get(base);
-        if (changed === undefined) {
-          const computed = this.pushParts.changesSince(this.service, group, base);
-          changed = { changes: computed, text: JSON.stringify(computed) };
-          byBase.set(base, changed);
-        }
-        return changed;
-      };
-      // Sessions last shown the same version share one computation and one serialisation; one that read pages since gets its own merge.
-      const changed = c.pages.length === 0 ? since(c.base).text : JSON.stringify(c.pages.reduce((merged, page) => mergeChanges(merged, since(page).changes), since(c.base).changes));
+      const changed = this.changesText(c, group, byBase);
       c.lastPushed = view.text;
       c.base = view.state;
       c.pages = [];
@@ -334,6 +327,25 @@ export class RpcEndpoint {
       c.version++;
       c.socket.send(`{"jsonrpc":"2.0","method":"group","params":${view.text.slice(0, -1)},"version":${c.version},"stableTs":${stableTs},"changes":${changed}}}`);
     }
+  }
+
+  /**
+   * What changed for session `c` since it was last shown its group, as JSON.
+   * Sessions last shown the same version share one computation and one
+   * serialisation (`byBase`); one that read pages since gets its own merge.
+   */
+  private changesText(c: RpcConnection, group: string, byBase: ChangesByBase): string {
+    const since = (base: Group | undefined) => {
+      let changed = byBase.get(base);
+      if (changed === undefined) {
+        const computed = this.pushParts.changesSince(this.service, group, base);
+        changed = { changes: computed, text: JSON.stringify(computed) };
+        byBase.set(base, changed);
+      }
+      return changed;
+    };
+    if (c.pages.length === 0) return since(c.base).text;
+    return JSON.stringify(c.pages.reduce((merged, page) => mergeChanges(merged, since(page).changes), since(c.base).changes));
   }
 
   /** Push again in `ms` (what was held back then goes out). */
