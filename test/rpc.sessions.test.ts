@@ -276,6 +276,23 @@ describe('session order across servers (causal token)', function () {
     expect((await lagging.call('history', { group: 'ryw' })).complete).to.equal(undefined);
   });
 
+  it('a leave and a join sent together, without waiting for the first answer, leave the session in the group joined: its appends land there and it gets that group\'s pushes', async () => {
+    const cluster = await chat.create(3, { timers: fastTimers });
+    const ann = await raw(1);
+    await ann.call('user', { name: 'ann' });
+    await ann.call('join', { group: 'first' });
+    await Promise.all([ann.call('leave'), ann.call('join', { group: 'second' })]);
+    const bob = await raw(2);
+    await bob.call('user', { name: 'bob' });
+    await bob.call('join', { group: 'second' });
+    await bob.call('append', { text: 'hello ann' });
+    await waitUntil(() => ann.pushes.some((p) => JSON.stringify(p.params).includes('hello ann')), 10_000, 'a push of the group joined, with bob\'s message');
+    await ann.call('append', { text: 'ann is here' });
+    await cluster.waitFor(() => cluster.converged(), 20_000, 'the appends everywhere');
+    const texts = (await bob.call('history', { from: 1 })).messages.map((m) => m.text);
+    expect(texts).to.deep.equal(['hello ann', 'ann is here']);
+  });
+
   it('refuses a token further ahead than any clock could be', async () => {
     await chat.create(3, { timers: fastTimers });
     const c = await raw(1);

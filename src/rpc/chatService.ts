@@ -76,16 +76,31 @@ export class ChatService {
 
   async join(session: Session, name: string): Promise<GroupSnapshot> {
     const user = requireUser(session);
-    await this.submit({ op: 'join', session: session.id, user, group: name }, session);
-    session.group = name;
+    await this.changeGroup(session, name, () => this.submit({ op: 'join', session: session.id, user, group: name }, session));
     return this.reader.groupSnapshot(name, recentMessages);
   }
 
   async leave(session: Session): Promise<Confirmation> {
     if (session.group === undefined) throw rpcError(RpcErrors.noGroup, 'not in a group');
-    const answer = await this.answerWhenDurable({ op: 'leave', session: session.id }, session);
-    session.group = undefined;
-    return answer;
+    return this.changeGroup(session, undefined, () => this.answerWhenDurable({ op: 'leave', session: session.id }, session));
+  }
+
+  /**
+   * A join or a leave changes the session's group in the order the requests
+   * came, not in the order their operations became durable: a request sent
+   * after it (an append, another join or leave) sees the group it set,
+   * whichever answer is ready first. If its operation is refused, the group
+   * goes back to what it was, unless a later request changed it again.
+   */
+  private async changeGroup<T>(session: Session, group: string | undefined, submit: () => Promise<T>): Promise<T> {
+    const previous = session.group;
+    session.group = group;
+    try {
+      return await submit();
+    } catch (err) {
+      if (session.group === group) session.group = previous;
+      throw err;
+    }
   }
 
   async append(session: Session, text: string, how: HowToAnswer = {}): Promise<Confirmation> {
