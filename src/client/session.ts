@@ -100,6 +100,10 @@ export interface HowToSend {
 /** A mutation as sent, kept to be resent as it was (its request id, and whether it waits for its stable outcome). */
 export type Mutation = ({ readonly method: 'append'; readonly params: { readonly text: string; readonly requestId?: string } } | { readonly method: 'like' | 'unlike'; readonly params: { readonly id: string; readonly requestId?: string } }) & { readonly wait?: 'stable' };
 
+/** The fields of a mutation that `how` sets. */
+const requestIdOf = (how: HowToSend) => (how.requestId ? { requestId: how.requestId } : {});
+const waitOf = (how: HowToSend) => (how.wait ? { wait: how.wait } : {});
+
 /** A mutation as people read it: `"text"` for an append, `like of <id>` for a like. */
 export function describeMutation(mutation: Mutation): string {
   return mutation.method === 'append' ? `"${mutation.params.text}"` : `${mutation.method} of ${mutation.params.id}`;
@@ -231,13 +235,13 @@ export class ClientSession {
   async append(text: string, how: HowToSend = {}): Promise<Confirmation> {
     if (this.user === undefined) throw new SessionError(0, 'set a user name first (u <name>)');
     if (this.group === undefined) throw new SessionError(0, 'join a group first (j <group>)');
-    return this.mutate({ method: 'append', params: { text, ...(how.requestId ? { requestId: how.requestId } : {}) }, ...(how.wait ? { wait: how.wait } : {}) });
+    return this.mutate({ method: 'append', params: { text, ...requestIdOf(how) }, ...waitOf(how) });
   }
 
   /** Like (or, with like = false, unlike) the message with this id. */
   async like(id: string, like: boolean, how: HowToSend = {}): Promise<Confirmation> {
     if (this.group === undefined) throw new SessionError(0, 'join a group first (j <group>)');
-    return this.mutate({ method: like ? 'like' : 'unlike', params: { id, ...(how.requestId ? { requestId: how.requestId } : {}) }, ...(how.wait ? { wait: how.wait } : {}) });
+    return this.mutate({ method: like ? 'like' : 'unlike', params: { id, ...requestIdOf(how) }, ...waitOf(how) });
   }
 
   /** A page of a group's history (the session's group by default), read after everything this session saw. */

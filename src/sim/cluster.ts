@@ -159,12 +159,11 @@ export class SimCluster {
     return !refused;
   }
 
-  private outcome(server: SimServer, onConfirmed: ((m: Message) => void) | undefined, onRefused: SubmitOutcome['refused'], andThen?: (m: Message) => void) {
+  private outcome(server: SimServer, onConfirmed: ((m: Message) => void) | undefined, onRefused: SubmitOutcome['refused']) {
     return {
       confirmed: (m: Message) => {
         server.confirmed.push(m);
         onConfirmed?.(m);
-        andThen?.(m);
       },
       refused: onRefused,
     };
@@ -282,12 +281,7 @@ export class SimCluster {
   /** The port with every operation confirmed to a client remembered, for the final check. */
   private recordingPort(server: SimServer): ChatPort {
     const port = server.port!;
-    return {
-      ...port,
-      history: port.history,
-      submit: (op, outcome, after) =>
-        port.submit(op, this.outcome(server, undefined, outcome.refused, outcome.confirmed), after),
-    };
+    return { ...port, submit: (op, outcome, after) => port.submit(op, this.outcome(server, outcome.confirmed, outcome.refused), after) };
   }
 
   /** A client connects to server `id` (fails if it is down): the channel its session talks through. */

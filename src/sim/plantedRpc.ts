@@ -25,5 +25,5 @@ export function plantedPushParts(plant: PlantedRpc): PushParts | undefined {
 /** The port the service is given, with the planted bug if it is one of its. */
 export function plantedPort(port: ChatPort, plant: PlantedRpc): ChatPort {
   if (plant !== 'replay-without-memory') return port;
-  return { ...port, shown: () => ({ ...port.shown(), requests: {} }), history: port.history };
+  return { ...port, shown: () => ({ ...port.shown(), requests: {} }) };
 }

@@ -15,7 +15,7 @@ import { parseMessageId, type Message } from '../broadcast/types.js';
 import type { OperationRefusal } from '../chat/rules.js';
 import { operationOf } from '../chat/operations.js';
 import { requestOf } from '../chat/requests.js';
-import { ClientSession, SessionError, type Mutation } from '../client/session.js';
+import { ClientSession, describeMutation, SessionError } from '../client/session.js';
 import type { Confirmation } from '../rpc/protocol.js';
 import type { SimCluster } from './cluster.js';
 
@@ -115,7 +115,7 @@ export class SimClient {
         },
         lost: (server, reason) => cluster.log(`client ${name} lost server ${server}: ${reason ?? 'closed'}`),
         resent: (mutation, answer) => this.answered(mutation.params.requestId!, answer),
-        resendRefused: (mutation, error) => this.refused(`resend of ${describe(mutation)}`, error),
+        resendRefused: (mutation, error) => this.refused(`resend of ${describeMutation(mutation)} (${mutation.params.requestId})`, error),
       },
       { user: name, group, mirrorMessages, stream: `${name}s` },
     );
@@ -211,8 +211,4 @@ export class SimClient {
     const error = err as Error;
     this.records.fail(`client ${this.name}: ${what} failed with ${err instanceof SessionError ? `error ${err.code}` : error.name}: ${error.message}`);
   }
-}
-
-function describe(mutation: Mutation): string {
-  return `${mutation.method} ${mutation.params.requestId ?? ''}`;
 }
