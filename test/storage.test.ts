@@ -21,6 +21,7 @@ import { readLogFiles as readFiles } from '../src/storage/logReader.js';
 import { journalLine, jsonParts } from '../src/storage/records.js';
 import { freePorts } from '../src/tools/freePorts.js';
 import { inspect, render } from '../src/tools/inspection.js';
+import { waitUntil } from './support/processCluster.js';
 
 const records: JournalRecord[] = [
   { t: 'msg', m: { sender: 1, seq: 1, ts: 1, payload: 'first "one"' } },
@@ -282,6 +283,8 @@ describe('a step that makes 200,000 messages stable at once', function () {
       const { app } = assembly.attach(daemon.node);
       expect(daemon.node.protocol.stableTs).to.be.at.least(count);
       expect(daemon.node.protocol.unstableCount).to.equal(0);
+      // The application is fed once the step's records are durable (an fdatasync on the thread pool).
+      await waitUntil(() => daemon.node.appliedStableTs >= count, 20_000, 'the first step applied');
       expect(messageCount(app.replica.stableState().groups.g)).to.equal(count - 1);
       expect(messageCount(app.shown().groups.g)).to.equal(count - 1);
       // All of them stored in the history segments, and read back from there.

@@ -400,7 +400,7 @@ function journalPort(files: LogFiles, timings: DaemonTimings, protect: (action: 
     get idle() {
       return files.idle;
     },
-    beginSnapshot: (engine, app, done) => files.beginSnapshot(engine, app, (error) => protect(() => done(error))),
+    beginSnapshot: (engine, app, done, appDurable) => files.beginSnapshot(engine, app, (error) => protect(() => done(error)), (ready) => appDurable((error) => protect(() => ready(error)))),
     continueSnapshot: () => files.continueSnapshot(),
     get snapshotInProgress() {
       return files.snapshotInProgress;

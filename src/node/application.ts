@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { OrderChange } from '../broadcast/tentativeOrder.js';
 import type { Message, ServerId } from '../broadcast/types.js';
+import type { DurableWhen } from './ports.js';
 
 export interface Application {
   /**
@@ -16,8 +17,10 @@ export interface Application {
   apply(ordered: OrderChange | undefined, stable: readonly Message[]): void;
   /** The current view changed. */
   viewChanged(view: readonly ServerId[]): void;
-  /** JSON-serialisable state after every stable message: saved in snapshots. */
+  /** JSON-serialisable state after every stable message: saved in snapshots. What it counts on that the application stored itself is durable when this returns. */
   snapshot(): unknown;
+  /** The same state, at once, for an application that stores files of its own: what the state counts on is made durable off the event loop, and `durable` says when (the snapshot is installed only then). */
+  snapshotInBackground?(): { readonly state: unknown; readonly durable: DurableWhen };
   /** A short digest of the state; equal digests mean equal states. */
   digest(): string;
 }

@@ -376,7 +376,10 @@ export class Node {
    */
   private beginSnapshot(engine: EngineState): void {
     const done = (error?: ChorusError) => (error ? this.storageFailed(error) : this.clock.stepSoon());
-    this.storing(() => this.journal.beginSnapshot(engine, this.app.snapshot(), done));
+    this.storing(() => {
+      const app = this.app.snapshotInBackground?.() ?? { state: this.app.snapshot(), durable: (ready: () => void) => ready() };
+      this.journal.beginSnapshot(engine, app.state, done, app.durable);
+    });
     this.clock.stepSoon();
   }
 

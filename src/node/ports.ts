@@ -8,6 +8,9 @@ import type { EngineState } from '../broadcast/recovery.js';
 import type { JournalRecord, Packet, ServerId } from '../broadcast/types.js';
 import type { ChorusError } from '../errors.js';
 
+/** Runs `ready` once something is durable (at once, or later), or with the error. */
+export type DurableWhen = (ready: (error?: Error) => void) => void;
+
 /** The log files (storage/logFiles.ts implements this). */
 export interface Journal {
   /** Queue records; nothing is durable until a sync says so. */
@@ -24,10 +27,11 @@ export interface Journal {
    * Begin replacing the journal by a snapshot of this state (only when idle,
    * and no other is in progress): later records go to a new journal at once,
    * the snapshot is written by continueSnapshot() a slice at a time, and
-   * `done` runs once it is durable, or with the error. Throws a
-   * STORAGE_FAILED ChorusError.
+   * `done` runs once it is durable and installed (never before `appDurable`
+   * reports what the application stored durable), or with the error.
+   * Throws a STORAGE_FAILED ChorusError.
    */
-  beginSnapshot(engine: EngineState, app: unknown, done: (error?: ChorusError) => void): void;
+  beginSnapshot(engine: EngineState, app: unknown, done: (error?: ChorusError) => void, appDurable: DurableWhen): void;
   /** Write the next slice of the snapshot in progress; true while more remains. Throws a STORAGE_FAILED ChorusError. */
   continueSnapshot(): boolean;
   /** A snapshot begun is not yet durable. */

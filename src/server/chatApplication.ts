@@ -24,6 +24,7 @@ import { judge, type Judgement, type OperationRefusal } from '../chat/rules.js';
 import { chatSnapshotVersion, readChatSnapshot, type ChatSnapshot } from '../chat/snapshot.js';
 import { ChorusError } from '../errors.js';
 import { OrderDigest, type Application } from '../node/application.js';
+import type { DurableWhen } from '../node/ports.js';
 import { HistoryStore, type HistoryFiles } from './historyStore.js';
 
 /** What changed for clients: the order (messages added or moved), only the stable point (stable marks), or the view (participants). */
@@ -100,7 +101,18 @@ export class ChatApplication implements Application {
   snapshot(): ChatSnapshot {
     this.write(this.replica.compact());
     this.store.sync();
+    return this.stableSnapshot();
+  }
+
+  private stableSnapshot(): ChatSnapshot {
     return { version: chatSnapshotVersion, chat: this.replica.stableState(), order: this.order.snapshot() };
+  }
+
+  /** The stable state at once; what it stored is made durable off the event loop (the snapshot waits for it). */
+  snapshotInBackground(): { state: ChatSnapshot; durable: DurableWhen } {
+    this.write(this.replica.compact());
+    this.store.flush();
+    return { state: this.stableSnapshot(), durable: (ready) => this.store.syncInBackground(ready) };
   }
 
   /** "<messages in the order>:<chain>", over the stable order and the tentative suffix; cached until the order changes. */

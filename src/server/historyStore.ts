@@ -81,4 +81,14 @@ export class HistoryStore implements StoredHistory {
   sync(): void {
     this.segments.sync();
   }
+
+  /** Write what is buffered to the files (not durable yet). Throws a STORAGE_FAILED ChorusError. */
+  flush(): void {
+    this.segments.flushNow();
+  }
+
+  /** Make every message flushed so far durable off the event loop; `ready` runs once it is, or with the error. */
+  syncInBackground(ready: (error?: Error) => void): void {
+    this.segments.syncInBackground(ready);
+  }
 }

@@ -40,6 +40,7 @@ export function plantedDisk(disk: FileSystem, dataDir: string, plant: PlantedDis
     rename: (from, to) => disk.rename(from, to),
     unlink: (path) => disk.unlink(path),
     syncDir: (dir) => disk.syncDir(dir),
+    syncDirInBackground: (dir, done) => disk.syncDirInBackground(dir, done),
     lock: (dir) => disk.lock(dir),
     unlock: (dir) => disk.unlock(dir),
   };
@@ -56,10 +57,13 @@ export function plantedDisk(disk: FileSystem, dataDir: string, plant: PlantedDis
   switch (plant) {
     case 'snapshot-rename-not-durable':
       planted.syncDir = (dir) => (dir === dataDir ? undefined : disk.syncDir(dir));
+      planted.syncDirInBackground = (dir, done) => (dir === dataDir ? done() : disk.syncDirInBackground(dir, done));
       break;
     case 'history-not-synced':
       planted.fsync = (file) => (historyFile(file) ? undefined : disk.fsync(file));
       planted.syncDir = (dir) => (inHistory(dir) ? undefined : disk.syncDir(dir));
+      planted.syncInBackground = (file, done) => (historyFile(file) ? done() : disk.syncInBackground(file, done));
+      planted.syncDirInBackground = (dir, done) => (inHistory(dir) ? done() : disk.syncDirInBackground(dir, done));
       break;
     case 'history-tail-kept':
       planted.truncate = (file, length) => (historyFile(file) ? undefined : disk.truncate(file, length));

@@ -5,7 +5,8 @@
  * - A file's bytes are durable up to what an fsync, or a finished fdatasync,
  *   covered. A crash keeps the durable bytes and a random prefix of the rest
  *   (a torn write).
- * - fdatasync finishes `delayMs()` later in simulated time, in call order.
+ * - fdatasync and the other syncs in the background finish `delayMs()`
+ *   later in simulated time, in call order.
  * - A name (a creation, a rename, an unlink) is durable once its directory is
  *   synced. A crash keeps the durable names and a random prefix of the later
  *   changes, in order (as a journaling file system commits metadata).
@@ -26,8 +27,8 @@ interface Inode {
 type NameChange = { readonly kind: 'link'; readonly path: string; readonly inode: Inode } | { readonly kind: 'unlink'; readonly path: string } | { readonly kind: 'rename'; readonly from: string; readonly to: string };
 
 interface PendingSync {
-  readonly inode: Inode;
-  readonly upTo: number;
+  /** Makes what the sync covers durable. */
+  readonly finish: () => void;
   readonly at: number;
   readonly done: (error?: Error) => void;
 }
@@ -112,9 +113,14 @@ export class SimFileSystem implements FileSystem {
 
   fdatasync(file: FileHandle, done: (error?: Error) => void): void {
     const inode = this.handle(file);
+    const upTo = inode.length;
+    this.later(() => (inode.durableLength = Math.max(inode.durableLength, Math.min(upTo, inode.length))), done);
+  }
+
+  private later(finish: () => void, done: (error?: Error) => void): void {
     const last = this.syncs[this.syncs.length - 1];
     const at = Math.max(this.now(), last?.at ?? 0) + this.delayMs();
-    this.syncs.push({ inode, upTo: inode.length, at, done });
+    this.syncs.push({ finish, at, done });
   }
 
   syncInBackground(file: FileHandle, done: (error?: Error) => void): void {
@@ -146,9 +152,19 @@ export class SimFileSystem implements FileSystem {
   }
 
   syncDir(dir: string): void {
+    this.makeNamesDurable(dir, new Set(this.changes));
+  }
+
+  /** The changes made before the call are durable once it finishes (not those made meanwhile). */
+  syncDirInBackground(dir: string, done: (error?: Error) => void): void {
+    const before = new Set(this.changes);
+    this.later(() => this.makeNamesDurable(dir, before), done);
+  }
+
+  private makeNamesDurable(dir: string, among: ReadonlySet<NameChange>): void {
     const later: NameChange[] = [];
     for (const change of this.changes) {
-      if (dirname(change.kind === 'rename' ? change.to : change.path) === dir) applyChange(this.durableNames, change);
+      if (among.has(change) && dirname(change.kind === 'rename' ? change.to : change.path) === dir) applyChange(this.durableNames, change);
       else later.push(change);
     }
     this.changes = later;
@@ -172,7 +188,7 @@ export class SimFileSystem implements FileSystem {
   finishSyncs(now: number): void {
     while (this.syncs.length > 0 && this.syncs[0].at <= now) {
       const sync = this.syncs.shift()!;
-      sync.inode.durableLength = Math.max(sync.inode.durableLength, Math.min(sync.upTo, sync.inode.length));
+      sync.finish();
       sync.done();
     }
   }

@@ -7,11 +7,13 @@
  *
  * Durability, as POSIX gives it: bytes written reach the disk only when their
  * file is synced; a new name, a rename or an unlink only when the directory
- * is synced. `fdatasync` is the one operation that may finish later (group
- * commit): `done` runs once everything written to the file before the call
- * is durable, and calls finish in the order they were made.
+ * is synced. The operations that wait for the disk have forms that finish
+ * later (`fdatasync`, `syncInBackground`, `syncDirInBackground`): `done`
+ * runs once what they cover is durable. On the real disk they run on the
+ * thread pool, so that a slow disk never stops the event loop: heartbeats,
+ * status, control and reads go on while a sync waits.
  */
-import { closeSync, existsSync, fdatasyncSync, fsync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { close, closeSync, existsSync, fdatasync, fsync, fsyncSync, ftruncateSync, mkdirSync, openSync, open, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ChorusError } from '../errors.js';
 
@@ -34,7 +36,7 @@ export interface FileSystem {
   write(file: FileHandle, data: Uint8Array): number;
   /** Make the file's content durable now. */
   fsync(file: FileHandle): void;
-  /** Make what was written so far durable, then call done (at once, or later); an error means it is not. */
+  /** Make what was written so far durable, then call done (later); an error means it is not. The journal keeps one at a time, so they finish in the order asked for. */
   fdatasync(file: FileHandle, done: (error?: Error) => void): void;
   /** As fdatasync, but never on the caller's thread (a snapshot's tens of MiB); the file stays open until done runs. */
   syncInBackground(file: FileHandle, done: (error?: Error) => void): void;
@@ -44,6 +46,8 @@ export interface FileSystem {
   unlink(path: string): void;
   /** Make the directory's names (creations, renames, unlinks) durable. */
   syncDir(dir: string): void;
+  /** As syncDir, but never on the caller's thread: done runs once the names made before the call are durable. */
+  syncDirInBackground(dir: string, done: (error?: Error) => void): void;
   /** Take the directory for this process; a ChorusError says who holds it. */
   lock(dir: string): void;
   unlock(dir: string): void;
@@ -51,7 +55,7 @@ export interface FileSystem {
 
 const lockedDirs = new Set<string>();
 
-/** The real disk, through node:fs. Every call but syncInBackground is synchronous; fdatasync calls `done` before it returns. */
+/** The real disk, through node:fs: the syncs that finish later on the thread pool, everything else synchronous. */
 export const nodeFileSystem: FileSystem = {
   exists: (path) => existsSync(path),
   readText: (path) => readFileSync(path, 'utf8'),
@@ -70,26 +74,12 @@ export const nodeFileSystem: FileSystem = {
   open: (path, mode) => openSync(path, mode === 'append' ? 'a' : 'w'),
   write: (file, data) => writeSync(file, data),
   fsync: (file) => fsyncSync(file),
-  // Synchronous for now. On the thread pool (fs.fdatasync) the daemon steps more
-  // often with smaller batches, and its own messages are shown before the
-  // others' that land before them; the chat replica then re-applied 6-8
-  // operations per message instead of ~3, and throughput fell from ~6,200 to
-  // 4,400-5,800 messages/s (tools/bench --only throughput, alternated), also
-  // when steps were held while a sync ran, and with a checkpoint at the point
-  // no server in the view can still send before. Measured again with the
-  // binary wire and the NACK rules: at 1,000 appends/s group commit p50 went
-  // from ~3 to 20-30 ms and append -> confirmed p50 from 13-16 to ~50 ms (five
-  // daemons' overlapping fdatasyncs on one disk). The log files and the node
-  // already handle an fdatasync that finishes later (the simulator's does).
-  fdatasync: (file, done) => {
-    let error: Error | undefined;
-    try {
-      fdatasyncSync(file);
-    } catch (err) {
-      error = err as Error;
-    }
-    done(error);
-  },
+  // On the thread pool: a slow disk must not stop the event loop (a server
+  // whose fdatasync takes seconds answers heartbeats, status and reads
+  // meanwhile). It costs a hop to the pool and back per sync (the bench's
+  // floor, which syncs on the event loop, measured group commit p50 0.53 ->
+  // 0.71-0.76 ms with it); records appended meanwhile go into the next sync.
+  fdatasync: (file, done) => fdatasync(file, (err) => done(err ?? undefined)),
   syncInBackground: (file, done) => fsync(file, (err) => done(err ?? undefined)),
   truncate: (file, length) => ftruncateSync(file, length),
   close: (file) => closeSync(file),
@@ -103,6 +93,11 @@ export const nodeFileSystem: FileSystem = {
       closeSync(file);
     }
   },
+  syncDirInBackground: (dir, done) =>
+    open(dir, 'r', (openError, file) => {
+      if (openError) return done(openError);
+      fsync(file, (syncError) => close(file, (closeError) => done(syncError ?? closeError ?? undefined)));
+    }),
   lock: lockDir,
   unlock: unlockDir,
 };

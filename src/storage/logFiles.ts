@@ -37,6 +37,19 @@ function snapshotTempName(generation: number): string {
   return `${snapshotName}.${generation}.tmp`;
 }
 
+/** Runs `ready` once something is durable (at once, or later), or with the error. */
+export type DurableWhen = (ready: (error?: Error) => void) => void;
+
+interface SnapshotInProgress {
+  readonly writer: SnapshotWriter;
+  readonly generation: number;
+  readonly done: (error?: ChorusError) => void;
+  /** The file is written and its sync runs. */
+  syncing: boolean;
+  /** Parts not yet durable: the file, and what the application stored. */
+  waitingFor: number;
+}
+
 export interface LogFilesOptions {
   readonly fs: FileSystem;
   readonly dir: string;
@@ -54,9 +67,11 @@ export class LogFiles {
   /** The current journal's generation: the snapshot being written, if any, or the last one written. */
   private generation: number;
   /** A snapshot being written in slices (beginSnapshot), and whom to tell when it is durable. */
-  private snapshotting: { readonly writer: SnapshotWriter; readonly generation: number; readonly done: (error?: ChorusError) => void; syncing: boolean } | undefined;
+  private snapshotting: SnapshotInProgress | undefined;
   /** An fdatasync is running; at most one at a time, so they finish in the order asked for. */
   private syncing = false;
+  /** The current journal's name is durable (a new generation's is made so with its first sync). */
+  private journalNameDurable = true;
   /** Callers of sync() whose records go into the next write and fdatasync. */
   private waiting: ((error?: ChorusError) => void)[] = [];
   /** This run of the daemon: see beginIncarnation. */
@@ -180,21 +195,31 @@ export class LogFiles {
     this.writtenBytes += data.length;
     const upTo = this.writtenBytes;
     const generation = this.generation;
+    // A new journal's name is made durable with its first records, off the event loop too.
+    const nameToo = !this.journalNameDurable;
     this.syncing = true;
     this.fs.fdatasync(this.fd, (fault) => {
-      this.syncing = false;
-      if (this.fd < 0) return; // closed as a crash would, meanwhile
-      let error: ChorusError | undefined;
-      if (fault) {
-        this.cutBackTo(this.durableBytes);
-        error = storageFailed(`${this.journalFile}: cannot write the journal`, fault);
-      } else {
-        if (generation === this.generation) this.durableBytes = Math.max(this.durableBytes, upTo);
-        this.syncs++;
-      }
-      for (const done of dones) done(error);
-      if (this.waiting.length > 0 && !this.syncing && this.fd >= 0) this.writeAndSync();
+      if (fault || !nameToo || this.fd < 0) return this.synced(dones, upTo, generation, fault);
+      this.fs.syncDirInBackground(this.dir, (dirFault) => {
+        if (!dirFault && generation === this.generation) this.journalNameDurable = true;
+        this.synced(dones, upTo, generation, dirFault);
+      });
     });
+  }
+
+  private synced(dones: readonly ((error?: ChorusError) => void)[], upTo: number, generation: number, fault: Error | undefined): void {
+    this.syncing = false;
+    if (this.fd < 0) return; // closed as a crash would, meanwhile
+    let error: ChorusError | undefined;
+    if (fault) {
+      this.cutBackTo(this.durableBytes);
+      error = storageFailed(`${this.journalFile}: cannot write the journal`, fault);
+    } else {
+      if (generation === this.generation) this.durableBytes = Math.max(this.durableBytes, upTo);
+      this.syncs++;
+    }
+    for (const done of dones) done(error);
+    if (this.waiting.length > 0 && !this.syncing && this.fd >= 0) this.writeAndSync();
   }
 
   private get journalFile(): string {
@@ -220,18 +245,23 @@ export class LogFiles {
    * Begin a snapshot of this state (everything appended so far; only when
    * idle): the journal continues in a new generation at once, and the
    * snapshot is written by continueSnapshot() a slice at a time, then made
-   * durable off the event loop. `done` runs once it has replaced the older
-   * snapshot and journals, or with the error. Throws a STORAGE_FAILED
+   * durable off the event loop, as is what the application stored that the
+   * state counts on (`appDurable`). Once both are, the snapshot replaces the
+   * older one (its rename made durable off the event loop too) and the older
+   * journals go; then `done` runs, or with the error. Throws a STORAGE_FAILED
    * ChorusError if the new journal cannot be started.
    */
-  beginSnapshot(engine: EngineState, app: unknown, done: (error?: ChorusError) => void): void {
+  beginSnapshot(engine: EngineState, app: unknown, done: (error?: ChorusError) => void, appDurable: DurableWhen = (ready) => ready()): void {
     invariant(this.idle && !this.snapshotting, 'a snapshot is begun only when every journal record is durable and no other snapshot is being written');
+    let snapshot: SnapshotInProgress;
     try {
-      const generation = this.startGeneration();
-      this.snapshotting = { writer: this.snapshotWriter(generation, engine, app), generation, done, syncing: false };
+      const generation = this.startGeneration('with its first records');
+      snapshot = { writer: this.snapshotWriter(generation, engine, app), generation, done, syncing: false, waitingFor: 2 };
     } catch (err) {
       throw storageFailed(`${this.dir}: cannot write a snapshot`, err);
     }
+    this.snapshotting = snapshot;
+    appDurable((error) => this.partDurable(snapshot, error));
   }
 
   /** Write the next slice of the snapshot begun; true while more remains to write. Throws a STORAGE_FAILED ChorusError. */
@@ -245,20 +275,40 @@ export class LogFiles {
       throw storageFailed(`${this.dir}: cannot write a snapshot`, err);
     }
     snapshot.syncing = true;
-    snapshot.writer.syncInBackground((error) => this.snapshotDurable(snapshot, error));
+    snapshot.writer.syncInBackground((error) => this.partDurable(snapshot, error));
     return false;
   }
 
-  private snapshotDurable(snapshot: NonNullable<LogFiles['snapshotting']>, error: Error | undefined): void {
-    if (this.snapshotting !== snapshot) return; // given up meanwhile: closed, crashed, or replaced by a snapshot written at once
-    this.snapshotting = undefined;
+  /** The snapshot file, or what the application stored, is durable (or failed); once both are, the snapshot is installed. */
+  private partDurable(snapshot: SnapshotInProgress, error: Error | undefined): void {
+    if (this.snapshotting !== snapshot) return; // given up meanwhile: closed, crashed, failed, or replaced by a snapshot written at once
+    if (error) return this.snapshotFailed(snapshot, error);
+    if (--snapshot.waitingFor > 0) return;
     try {
-      if (error) throw error;
-      this.install(snapshot.writer, snapshot.generation);
+      this.fs.rename(snapshot.writer.tempFile, join(this.dir, snapshotName));
+    } catch (err) {
+      return this.snapshotFailed(snapshot, err as Error);
+    }
+    this.fs.syncDirInBackground(this.dir, (fault) => this.installed(snapshot, fault));
+  }
+
+  /** The snapshot's rename is durable: the journals before it can go. */
+  private installed(snapshot: SnapshotInProgress, fault: Error | undefined): void {
+    if (this.snapshotting !== snapshot) return;
+    if (fault) return this.snapshotFailed(snapshot, fault);
+    this.snapshotting = undefined;
+    this.snapshotBytes = snapshot.writer.bytes;
+    try {
+      this.removeJournalsBefore(snapshot.generation);
     } catch (err) {
       return snapshot.done(storageFailed(`${this.dir}: cannot write a snapshot`, err));
     }
     snapshot.done();
+  }
+
+  private snapshotFailed(snapshot: SnapshotInProgress, error: Error): void {
+    this.cancelSnapshot();
+    snapshot.done(storageFailed(`${this.dir}: cannot write a snapshot`, error));
   }
 
   /**
@@ -272,7 +322,7 @@ export class LogFiles {
     invariant(this.idle, 'a snapshot is written only when every journal record is durable');
     this.cancelSnapshot();
     try {
-      const generation = this.startGeneration();
+      const generation = this.startGeneration('now');
       const writer = this.snapshotWriter(generation, engine, app);
       try {
         writer.write(Infinity);
@@ -286,15 +336,16 @@ export class LogFiles {
     }
   }
 
-  /** Continue in journal generation+1, its name durable before anything is written to it. */
-  private startGeneration(): number {
+  /** Continue in journal generation+1, its name durable before anything written to it is: now, or with its first records' sync. */
+  private startGeneration(nameDurable: 'now' | 'with its first records'): number {
     const { fs, dir } = this.options;
     const generation = this.generation + 1;
     const newFd = fs.open(join(dir, journalName(generation)), 'append');
-    fs.syncDir(dir);
+    if (nameDurable === 'now') fs.syncDir(dir);
     fs.close(this.fd);
     this.fd = newFd;
     this.generation = generation;
+    this.journalNameDurable = nameDurable === 'now';
     this.journalBytes = 0;
     this.durableBytes = 0;
     this.writtenBytes = 0;
@@ -314,6 +365,11 @@ export class LogFiles {
     fs.rename(writer.tempFile, join(dir, snapshotName));
     this.snapshotBytes = writer.bytes;
     fs.syncDir(dir);
+    this.removeJournalsBefore(generation);
+  }
+
+  private removeJournalsBefore(generation: number): void {
+    const { fs, dir } = this.options;
     for (const g of listJournals(fs, dir)) if (g < generation) fs.unlink(join(dir, journalName(g)));
   }
 

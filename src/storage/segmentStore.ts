@@ -180,6 +180,51 @@ export class SegmentStore<T> {
     });
   }
 
+  /** Write the buffered records to their files now (not synced). Throws a STORAGE_FAILED ChorusError. */
+  flushNow(): void {
+    if (this.options.readOnly) return;
+    this.storage(() => this.flush());
+  }
+
+  /**
+   * Make every record flushed so far durable off the event loop: the files
+   * written since the last sync and the new files' names. `done` runs once
+   * all of them are, or with the first error.
+   */
+  syncInBackground(done: (error?: Error) => void): void {
+    if (this.options.readOnly) return done();
+    const files = [...this.unsyncedFiles];
+    const dirs = [...this.unsyncedDirs];
+    this.unsyncedFiles.clear();
+    this.unsyncedDirs.clear();
+    let left = files.length + dirs.length + 1;
+    let failed: Error | undefined;
+    const finished = (error?: Error) => {
+      failed ??= error;
+      if (--left === 0) done(failed);
+    };
+    for (const path of files) this.syncFileInBackground(path, finished);
+    for (const dir of dirs) this.fs.syncDirInBackground(dir, finished);
+    finished();
+  }
+
+  private syncFileInBackground(path: string, done: (error?: Error) => void): void {
+    let file: FileHandle;
+    try {
+      file = this.fs.open(path, 'append');
+    } catch (err) {
+      return done(err as Error);
+    }
+    this.fs.syncInBackground(file, (error) => {
+      try {
+        this.fs.close(file);
+      } catch {
+        // Already gone (a simulated crash closed every file).
+      }
+      done(error);
+    });
+  }
+
   /** Write the buffered records now if the disk takes them; if not, they wait for the sync before the next snapshot, which reports the error. */
   private flushSoon(): void {
     try {
