@@ -17,7 +17,9 @@
  *      those records), then report a view change.
  *
  * So clients are shown only what this server holds durably, and nothing a
- * crash can take back has left the process. An input (a packet, a tick, a
+ * crash can take back has left the process. While a slow disk holds a Ready
+ * back, the status last sent goes out again every status interval: it says
+ * nothing new, so peers keep the server in their view (slow, not dead). An input (a packet, a tick, a
  * submission) changes the engine at once; the world runs step() soon after,
  * once per burst of inputs, so a burst costs one sync.
  */
@@ -25,7 +27,7 @@ import { Engine, type Ready, type Sequenced } from '../broadcast/engine.js';
 import type { EngineOptions } from '../broadcast/options.js';
 import type { EngineState } from '../broadcast/recovery.js';
 import type { OrderChange } from '../broadcast/tentativeOrder.js';
-import type { Message, Packet, ServerId } from '../broadcast/types.js';
+import type { Message, Packet, ServerId, StatusVectors } from '../broadcast/types.js';
 import { ChorusError } from '../errors.js';
 import { durableFirst, type ExecutorParts, type ReadyEffects } from './executorParts.js';
 import { recordPlace, type LoadedLog } from '../storage/logReader.js';
@@ -124,6 +126,7 @@ interface Batch {
   /** Run once this batch has completed. */
   readonly after: (() => void)[];
   durable: boolean;
+  readonly takenAt: number;
 }
 
 export class Node {
@@ -158,6 +161,9 @@ export class Node {
    * application holds; clients are shown this one.
    */
   private appliedStable: number;
+  /** The status vectors last sent (alone or on data): durable here, so safe to send again. */
+  private lastStatusSent: StatusVectors | undefined;
+  private lastResentAt = -Infinity;
 
   private constructor(
     private readonly setup: NodeSetup,
@@ -246,7 +252,10 @@ export class Node {
 
   /** Take the engine's Ready and act on it as the contract above says; then snapshot if due. */
   step(): void {
-    if (this.state !== 'running' || this.snapshotAfter) return;
+    if (this.state !== 'running') return;
+    this.resendStatusWhileWaiting(this.clock.now());
+    // Waiting to snapshot a full journal takes no Ready; ticks go on, so that the status is sent again while the disk is slow.
+    if (this.snapshotAfter) return this.clock.wakeAt(this.clock.now() + this.engine.options.statusIntervalMs);
     const ready = this.engine.ready();
     if (!isEmpty(ready)) this.begin(ready);
     if (this.state !== 'running') return;
@@ -258,7 +267,7 @@ export class Node {
 
   private begin(ready: Ready): void {
     for (const { message } of ready.sequenced) this.events.sequenced?.(message);
-    const batch: Batch = { ready, after: [], durable: ready.records.length === 0 };
+    const batch: Batch = { ready, after: [], durable: ready.records.length === 0, takenAt: this.clock.now() };
     this.batches.push(batch);
     this.executor.beforeDurable(ready, this.effects);
     if (batch.durable) return this.completeDurable();
@@ -309,7 +318,27 @@ export class Node {
   }
 
   private send(ready: Ready): void {
-    for (const { to, packet } of ready.packets) this.transport.send(to, packet);
+    for (const { to, packet } of ready.packets) {
+      this.transport.send(to, packet);
+      if (packet.type === 'status') this.lastStatusSent = packet;
+      else if (packet.type === 'data' && packet.status) this.lastStatusSent = packet.status;
+    }
+  }
+
+  /**
+   * The disk has held the oldest Ready back for a status interval: send the
+   * last status again (what it says was durable when it was first sent), so
+   * that peers still hear from this server. Any status may arrive late or
+   * twice over UDP, so an old one is safe.
+   */
+  private resendStatusWhileWaiting(now: number): void {
+    const oldest = this.batches[0];
+    const status = this.lastStatusSent;
+    const { me, serverCount, statusIntervalMs } = this.engine.options;
+    if (!oldest || oldest.durable || !status || now - oldest.takenAt < statusIntervalMs || now - this.lastResentAt < statusIntervalMs) return;
+    this.lastResentAt = now;
+    const packet: Packet = { type: 'status', from: me, seqVector: status.seqVector, tsVector: status.tsVector };
+    for (let to = 1; to <= serverCount; to++) if (to !== me) this.transport.send(to, packet);
   }
 
   private confirm(sequenced: readonly Sequenced[]): void {

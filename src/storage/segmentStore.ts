@@ -71,6 +71,8 @@ export class SegmentStore<T> {
   private buffered = 0;
   /** A write failed: records stay buffered, and only sync() (before a snapshot, which reports it) tries again. */
   private flushDeferred = false;
+  /** A sync in the background runs: nothing is written meanwhile (a write to a file being synced may wait for the sync). */
+  private syncingInBackground = false;
   /** A failed write could not be undone: the files are not trusted until a restart cuts them back. */
   private failure: ChorusError | undefined;
   /** Files written since the last sync, and directories whose names changed. */
@@ -111,7 +113,7 @@ export class SegmentStore<T> {
       this.cacheSegment(key, [record]);
     } else this.cache.get(key)?.push(record);
     this.dirty.add(stream);
-    if (++this.buffered >= (this.options.flushRecords ?? defaultFlushRecords) && !this.flushDeferred) this.flushSoon();
+    if (++this.buffered >= (this.options.flushRecords ?? defaultFlushRecords) && !this.flushDeferred && !this.syncingInBackground) this.flushSoon();
   }
 
   /** Records from .. to-1 of a stream (fewer if it holds fewer). */
@@ -199,9 +201,13 @@ export class SegmentStore<T> {
     this.unsyncedDirs.clear();
     let left = files.length + dirs.length + 1;
     let failed: Error | undefined;
+    this.syncingInBackground = true;
     const finished = (error?: Error) => {
       failed ??= error;
-      if (--left === 0) done(failed);
+      if (--left > 0) return;
+      this.syncingInBackground = false;
+      if (this.buffered >= (this.options.flushRecords ?? defaultFlushRecords) && !this.flushDeferred) this.flushSoon();
+      done(failed);
     };
     for (const path of files) this.syncFileInBackground(path, finished);
     for (const dir of dirs) this.fs.syncDirInBackground(dir, finished);
@@ -269,12 +275,7 @@ export class SegmentStore<T> {
     }
   }
 
-  /**
-   * Append to a file and start making it durable off the event loop at once,
-   * so that the sync before the next snapshot (on the event loop) finds
-   * little left to write. That sync is what counts; a failure of this early
-   * one shows there.
-   */
+  /** Append to a file (not synced: sync() and syncInBackground() do that for every file written since the last). */
   private writeFile(path: string, text: string): void {
     const before = this.fs.size(path);
     const data = Buffer.from(text);
@@ -286,13 +287,7 @@ export class SegmentStore<T> {
       this.undoWrite(file, path, before, err as Error);
       throw err;
     }
-    this.fs.syncInBackground(file, () => {
-      try {
-        this.fs.close(file);
-      } catch {
-        // Already gone (a simulated crash closed every file).
-      }
-    });
+    this.fs.close(file);
   }
 
   /** Cut a failed write off the file; if even that fails, no further write is trusted until a restart cuts the file back to the snapshot's counts. */
