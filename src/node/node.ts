@@ -227,14 +227,14 @@ export class Node {
     const result = this.engine.broadcast(payload, tag, this.clock.now(), after);
     if (result !== 'accepted') return outcome.refused(new SubmitRefused(result));
     this.waiting.set(tag, { outcome, at: this.clock.now() });
-    this.clock.stepSoon();
+    this.stepSoon();
   }
 
   /** A packet from a peer, decoded and checked by the transport. */
   receive(packet: Packet): void {
     if (this.state !== 'running') return;
     this.engine.receive(packet, this.clock.now());
-    this.clock.stepSoon();
+    this.stepSoon();
   }
 
   /**
@@ -250,12 +250,25 @@ export class Node {
 
   // ---- the executor -------------------------------------------------------------
 
+  /**
+   * While the disk holds a Ready back (or a full journal waits for its
+   * snapshot), no Ready is taken: the inputs meanwhile go into one Ready once
+   * it is durable, as group commit would batch them anyway, and an input costs
+   * no step. Ticks go on, so that the status is sent again while the disk is slow.
+   */
+  private holding(): boolean {
+    return this.snapshotAfter !== undefined || this.batches.length > 0;
+  }
+
+  private stepSoon(): void {
+    if (!this.holding()) this.clock.stepSoon();
+  }
+
   /** Take the engine's Ready and act on it as the contract above says; then snapshot if due. */
   step(): void {
     if (this.state !== 'running') return;
     this.resendStatusWhileWaiting(this.clock.now());
-    // Waiting to snapshot a full journal takes no Ready; ticks go on, so that the status is sent again while the disk is slow.
-    if (this.snapshotAfter) return this.clock.wakeAt(this.clock.now() + this.engine.options.statusIntervalMs);
+    if (this.holding()) return this.clock.wakeAt(this.clock.now() + this.engine.options.statusIntervalMs);
     const ready = this.engine.ready();
     if (!isEmpty(ready)) this.begin(ready);
     if (this.state !== 'running') return;
@@ -283,6 +296,7 @@ export class Node {
       if (b === batch) break;
     }
     this.completeDurable();
+    this.clock.stepSoon();
   }
 
   private completeDurable(): void {
