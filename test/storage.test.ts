@@ -1,7 +1,7 @@
 /** Log files: group commit, snapshots, torn tails, and corruption reported by file and line. */
 import { randomBytes } from 'node:crypto';
 import { expect } from 'chai';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import fc from 'fast-check';
@@ -17,6 +17,7 @@ import { silentLogger } from '../src/daemon/logger.js';
 import { ChorusError } from '../src/errors.js';
 import { nodeFileSystem, type FileSystem } from '../src/storage/fileSystem.js';
 import { LogFiles } from '../src/storage/logFiles.js';
+import { SyncThread } from '../src/storage/syncThread.js';
 import { readLogFiles as readFiles } from '../src/storage/logReader.js';
 import { journalLine, jsonParts } from '../src/storage/records.js';
 import { freePorts } from '../src/tools/freePorts.js';
@@ -92,6 +93,25 @@ describe('log files', () => {
     expect(files.idle).to.equal(true);
     files.close();
     expect(readLogFiles(dir, 3, 3).records).to.deep.equal(records);
+  });
+
+  it("the journal's fdatasync on its own thread: within the wait it finishes before the call returns, past it later, in the order asked for; a failure names its errno", async () => {
+    const file = openSync(join(dir, 'synced'), 'a');
+    try {
+      // A generous wait: a sound disk's sync finishes within it, so done runs before fdatasync returns.
+      const waiting = new SyncThread(1000);
+      let finishedInside = false;
+      waiting.fdatasync(file, (error) => (finishedInside = error === undefined));
+      expect(finishedInside).to.equal(true);
+      // No wait at all: the event loop goes on, and each sync finishes later, in order.
+      const noWait = new SyncThread(0);
+      const finished: (string | undefined)[] = [];
+      const all = Array.from({ length: 20 }, (_, i) => new Promise<void>((resolve) => noWait.fdatasync(i === 7 ? 1_000_000 : file, (error) => resolve(void finished.push((error as NodeJS.ErrnoException | undefined)?.code ?? String(i))))));
+      await Promise.all(all);
+      expect(finished).to.deep.equal(Array.from({ length: 20 }, (_, i) => (i === 7 ? 'EBADF' : String(i))));
+    } finally {
+      closeSync(file);
+    }
   });
 
   it('a snapshot replaces the journal atomically with the next generation', async () => {

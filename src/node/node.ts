@@ -164,6 +164,8 @@ export class Node {
   /** The status vectors last sent (alone or on data): durable here, so safe to send again. */
   private lastStatusSent: StatusVectors | undefined;
   private lastResentAt = -Infinity;
+  /** Inputs came while holding: they get their step once the disk lets go. */
+  private inputsHeld = false;
 
   private constructor(
     private readonly setup: NodeSetup,
@@ -261,7 +263,8 @@ export class Node {
   }
 
   private stepSoon(): void {
-    if (!this.holding()) this.clock.stepSoon();
+    if (this.holding()) this.inputsHeld = true;
+    else this.clock.stepSoon();
   }
 
   /** Take the engine's Ready and act on it as the contract above says; then snapshot if due. */
@@ -296,6 +299,8 @@ export class Node {
       if (b === batch) break;
     }
     this.completeDurable();
+    if (!this.inputsHeld || this.holding()) return;
+    this.inputsHeld = false;
     this.clock.stepSoon();
   }
 

@@ -7,15 +7,16 @@
  *
  * Durability, as POSIX gives it: bytes written reach the disk only when their
  * file is synced; a new name, a rename or an unlink only when the directory
- * is synced. The operations that wait for the disk have forms that finish
- * later (`fdatasync`, `syncInBackground`, `syncDirInBackground`): `done`
- * runs once what they cover is durable. On the real disk they run on the
- * thread pool, so that a slow disk never stops the event loop: heartbeats,
- * status, control and reads go on while a sync waits.
+ * is synced. The operations that wait for the disk while the server runs
+ * have forms that may finish later (`fdatasync`, `syncInBackground`,
+ * `syncDirInBackground`): `done` runs once what they cover is durable. On the
+ * real disk they run off the event loop, so that a slow disk never stops it:
+ * heartbeats, status, control and reads go on while a sync waits.
  */
-import { close, closeSync, existsSync, fdatasync, fsync, fsyncSync, ftruncateSync, mkdirSync, openSync, open, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { close, closeSync, existsSync, fsync, fsyncSync, ftruncateSync, mkdirSync, openSync, open, readdirSync, readFileSync, readSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { ChorusError } from '../errors.js';
+import { SyncThread } from './syncThread.js';
 
 export type FileHandle = number;
 
@@ -36,7 +37,7 @@ export interface FileSystem {
   write(file: FileHandle, data: Uint8Array): number;
   /** Make the file's content durable now. */
   fsync(file: FileHandle): void;
-  /** Make what was written so far durable, then call done (later); an error means it is not. The journal keeps one at a time, so they finish in the order asked for. */
+  /** Make what was written so far durable, then call done (before this returns, or later); an error means it is not. Calls finish in the order made. */
   fdatasync(file: FileHandle, done: (error?: Error) => void): void;
   /** As fdatasync, but never on the caller's thread (a snapshot's tens of MiB); the file stays open until done runs. */
   syncInBackground(file: FileHandle, done: (error?: Error) => void): void;
@@ -55,7 +56,11 @@ export interface FileSystem {
 
 const lockedDirs = new Set<string>();
 
-/** The real disk, through node:fs: the syncs that finish later on the thread pool, everything else synchronous. */
+/** How long the event loop waits for the journal's fdatasync before it goes on without it. */
+export const journalSyncBlockMs = 10;
+const journalSyncs = new SyncThread(journalSyncBlockMs);
+
+/** The real disk, through node:fs: the syncs off the event loop (the journal's on a thread of its own, the others on the thread pool), everything else synchronous. */
 export const nodeFileSystem: FileSystem = {
   exists: (path) => existsSync(path),
   readText: (path) => readFileSync(path, 'utf8'),
@@ -74,12 +79,10 @@ export const nodeFileSystem: FileSystem = {
   open: (path, mode) => openSync(path, mode === 'append' ? 'a' : 'w'),
   write: (file, data) => writeSync(file, data),
   fsync: (file) => fsyncSync(file),
-  // On the thread pool: a slow disk must not stop the event loop (a server
-  // whose fdatasync takes seconds answers heartbeats, status and reads
-  // meanwhile). It costs a hop to the pool and back per sync (the bench's
-  // floor, which syncs on the event loop, measured group commit p50 0.53 ->
-  // 0.71-0.76 ms with it); records appended meanwhile go into the next sync.
-  fdatasync: (file, done) => fdatasync(file, (err) => done(err ?? undefined)),
+  // On a thread of its own, the event loop waiting for it at most journalSyncBlockMs
+  // (syncThread.ts): a sound disk's sync finishes within the wait, a slow
+  // disk's later, while the server answers heartbeats, control and reads.
+  fdatasync: (file, done) => journalSyncs.fdatasync(file, done),
   syncInBackground: (file, done) => fsync(file, (err) => done(err ?? undefined)),
   truncate: (file, length) => ftruncateSync(file, length),
   close: (file) => closeSync(file),
