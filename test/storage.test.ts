@@ -95,16 +95,34 @@ describe('log files', () => {
     expect(readLogFiles(dir, 3, 3).records).to.deep.equal(records);
   });
 
-  it("the journal's fdatasync on its own thread: within the wait it finishes before the call returns, past it later, in the order asked for; a failure names its errno", async () => {
+  it("the journal's fdatasync: on its own thread until the disk proves sound, then on the event loop until a sync is slow; on the thread it finishes within the wait before the call returns, or later, in the order asked for; a failure names its errno", async () => {
     const file = openSync(join(dir, 'synced'), 'a');
     try {
-      // A generous wait: a sound disk's sync finishes within it, so done runs before fdatasync returns.
-      const waiting = new SyncThread(1000);
-      let finishedInside = false;
-      waiting.fdatasync(file, (error) => (finishedInside = error === undefined));
-      expect(finishedInside).to.equal(true);
-      // No wait at all: the event loop goes on, and each sync finishes later, in order.
-      const noWait = new SyncThread(0);
+      // A sound disk (any sync under 10 s; two in a row are enough): syncs start on the thread, the
+      // event loop waiting (5 s here, so each finishes before the call returns), then move to the event loop.
+      const syncs = new SyncThread({ slowMs: 10_000, blockMs: 5000, fastMs: 10_000, fastRun: 2 });
+      const finishedInside: boolean[] = [];
+      const syncOnce = (thread: SyncThread) => {
+        let finished = false;
+        thread.fdatasync(file, (error) => (finished = error === undefined));
+        finishedInside.push(finished);
+      };
+      expect(syncs.slowDisk).to.equal(true);
+      syncOnce(syncs);
+      expect(syncs.slowDisk).to.equal(true);
+      syncOnce(syncs);
+      expect(syncs.slowDisk).to.equal(false);
+      syncOnce(syncs);
+      expect(finishedInside).to.deep.equal([true, true, true]);
+      // A slow disk (every sync counts as slow): once on the event loop, one sync sends them back to the thread.
+      const slow = new SyncThread({ slowMs: 0, blockMs: 5000, fastMs: 10_000, fastRun: 1 });
+      syncOnce(slow);
+      expect(slow.slowDisk).to.equal(false);
+      syncOnce(slow);
+      expect(slow.slowDisk).to.equal(true);
+      // On the thread with no wait at all: the event loop goes on, and each sync finishes later, in order.
+      const noWait = new SyncThread({ slowMs: 0, blockMs: 0, fastMs: 0, fastRun: 1000 });
+      noWait.fdatasync(file, () => undefined);
       const finished: (string | undefined)[] = [];
       const all = Array.from({ length: 20 }, (_, i) => new Promise<void>((resolve) => noWait.fdatasync(i === 7 ? 1_000_000 : file, (error) => resolve(void finished.push((error as NodeJS.ErrnoException | undefined)?.code ?? String(i))))));
       await Promise.all(all);

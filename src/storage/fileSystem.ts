@@ -56,9 +56,12 @@ export interface FileSystem {
 
 const lockedDirs = new Set<string>();
 
-/** How long the event loop waits for the journal's fdatasync before it goes on without it. */
-export const journalSyncBlockMs = 10;
-const journalSyncs = new SyncThread(journalSyncBlockMs);
+/**
+ * The journal's fdatasync (syncThread.ts): on its own thread, the event loop
+ * waiting for each at most 10 ms, until 50 in a row took under 5 ms; then on
+ * the event loop until one takes 100 ms (a heartbeat is due every 100 ms).
+ */
+export const journalSyncs = new SyncThread({ slowMs: 100, blockMs: 10, fastMs: 5, fastRun: 50 });
 
 /** The real disk, through node:fs: the syncs off the event loop (the journal's on a thread of its own, the others on the thread pool), everything else synchronous. */
 export const nodeFileSystem: FileSystem = {
@@ -79,9 +82,6 @@ export const nodeFileSystem: FileSystem = {
   open: (path, mode) => openSync(path, mode === 'append' ? 'a' : 'w'),
   write: (file, data) => writeSync(file, data),
   fsync: (file) => fsyncSync(file),
-  // On a thread of its own, the event loop waiting for it at most journalSyncBlockMs
-  // (syncThread.ts): a sound disk's sync finishes within the wait, a slow
-  // disk's later, while the server answers heartbeats, control and reads.
   fdatasync: (file, done) => journalSyncs.fdatasync(file, done),
   syncInBackground: (file, done) => fsync(file, (err) => done(err ?? undefined)),
   truncate: (file, length) => ftruncateSync(file, length),
