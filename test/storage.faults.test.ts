@@ -231,6 +231,7 @@ describe('storage faults on a real daemon', function () {
     // Everything that does not need the disk went on: bounds far below one fsync (2 s), for a loaded machine.
     expect(Math.max(...controlMs), `control status answered in ${controlMs.join(', ')} ms`).to.be.below(1000);
     expect(Math.max(...readMs), `history and groups answered in ${readMs.join(', ')} ms`).to.be.below(1000);
+    expect(readFileSync(join(paths.dataRoot, 'server3.log'), 'utf8')).to.match(/the disk is slow \(an fdatasync took \d+ ms\)/);
     expect(viewChanges(), `view changes logged by servers 1-5; server 1's log ends:\n${cluster.logTail(1, 12)}`).to.deep.equal(changesBefore);
     // And the five converge on one history.
     await waitUntil(

@@ -114,12 +114,20 @@ describe('log files', () => {
       expect(syncs.slowDisk).to.equal(false);
       syncOnce(syncs);
       expect(finishedInside).to.deep.equal([true, true, true]);
-      // A slow disk (every sync counts as slow): once on the event loop, one sync sends them back to the thread.
-      const slow = new SyncThread({ slowMs: 0, blockMs: 5000, fastMs: 10_000, fastRun: 1 });
+      // A disk slow from the start (every sync counts as slow, none as fast): syncs stay on the thread; the log hears of it once.
+      const slow = new SyncThread({ slowMs: 0, blockMs: 5000, fastMs: 0, fastRun: 1 });
+      const news: string[] = [];
+      slow.onNews((heard) => news.push(heard.disk));
       syncOnce(slow);
-      expect(slow.slowDisk).to.equal(false);
       syncOnce(slow);
       expect(slow.slowDisk).to.equal(true);
+      expect(news).to.deep.equal(['slow']);
+      // Once on the event loop, one slow sync sends them back to the thread (here every sync is both fast and slow).
+      const flipping = new SyncThread({ slowMs: 0, blockMs: 5000, fastMs: 10_000, fastRun: 1 });
+      syncOnce(flipping);
+      expect(flipping.slowDisk).to.equal(false);
+      syncOnce(flipping);
+      expect(flipping.slowDisk).to.equal(true);
       // On the thread with no wait at all: the event loop goes on, and each sync finishes later, in order.
       const noWait = new SyncThread({ slowMs: 0, blockMs: 0, fastMs: 0, fastRun: 1000 });
       noWait.fdatasync(file, () => undefined);

@@ -17,7 +17,7 @@ import { ChorusError } from '../errors.js';
 import { OrderDigest, type ApplicationFactory } from '../node/application.js';
 import { defaultSnapshotIntervalMs, defaultSnapshotJournalBytes, Node, type NodeEvents } from '../node/node.js';
 import type { Clock, Journal, Transport } from '../node/ports.js';
-import { nodeFileSystem, type FileSystem } from '../storage/fileSystem.js';
+import { journalSyncs, nodeFileSystem, type FileSystem } from '../storage/fileSystem.js';
 import { LogFiles } from '../storage/logFiles.js';
 import { describeFaults, type FaultFilter, type FaultSettings } from '../transport/faults.js';
 import { UdpTransport, type DropReason, type TransportCounters } from '../transport/udpTransport.js';
@@ -91,6 +91,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   readonly timings = new DaemonTimings();
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  /** Stops telling the log when the disk is found slow (the journal's syncs then run off the event loop), or fast again. */
+  private readonly unwatchDisk = journalSyncs.onNews((news) =>
+    news.disk === 'slow'
+      ? this.logger.warn(`the disk is slow (an fdatasync took ${Math.round(news.tookMs)} ms): the journal's syncs run off the event loop until it is fast again; appends wait for it, everything else goes on`)
+      : this.logger.info("the disk is fast again: the journal's syncs run on the event loop"),
+  );
   private readonly lastDropWarningAt = new Map<DropReason, number>();
   private lastInconsistentWarningAt = -Infinity;
   private transport!: UdpTransport;
@@ -292,6 +298,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (this.stopped) return;
     const failed = this.core.storageError !== undefined;
     this.stopped = true;
+    this.unwatchDisk();
     clearTimeout(this.timer);
     this.timings.stop();
     try {

@@ -47,6 +47,9 @@ interface Request {
   readonly done: (error?: Error) => void;
 }
 
+/** What the syncs found out about the disk, for the daemon's log: a sync took slowMs (it was not known slow), or the disk is fast again. */
+export type DiskNews = { readonly disk: 'slow'; readonly tookMs: number } | { readonly disk: 'fast again' };
+
 export interface SyncThreadOptions {
   /** A sync on the event loop this long means the disk is slow: later ones go to the thread. */
   readonly slowMs: number;
@@ -68,12 +71,21 @@ export class SyncThread {
   private onThread = true;
   /** Syncs in a row on the thread under fastMs. */
   private fastInARow = 0;
+  /** The last verdict on the disk was slow. */
+  private slowKnown = false;
+  private readonly listeners = new Set<(news: DiskNews) => void>();
 
   constructor(private readonly options: SyncThreadOptions) {}
 
   /** Syncs run on the thread now (the disk is slow, or not yet known to be sound). */
   get slowDisk(): boolean {
     return this.onThread;
+  }
+
+  /** Hear when the disk is found slow, or fast again; returns a function that stops listening. */
+  onNews(listener: (news: DiskNews) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** Make what was written to `file` durable; `done` runs before this returns (on a sound disk), or later. */
@@ -98,19 +110,34 @@ export class SyncThread {
     } catch (err) {
       error = err as Error;
     }
-    if (performance.now() - start >= this.options.slowMs) this.moveToThread();
+    const tookMs = performance.now() - start;
+    if (tookMs >= this.options.slowMs) {
+      this.onThread = true;
+      this.fastInARow = 0;
+      this.foundSlow(tookMs);
+    }
     request.done(error);
-  }
-
-  private moveToThread(): void {
-    this.onThread = true;
-    this.fastInARow = 0;
   }
 
   /** A sync on the thread took `ms` from asked to finished: enough fast ones in a row bring syncs back. */
   private timed(ms: number): void {
+    if (ms >= this.options.slowMs) this.foundSlow(ms);
     this.fastInARow = ms < this.options.fastMs ? this.fastInARow + 1 : 0;
-    if (this.fastInARow >= this.options.fastRun) this.onThread = false;
+    if (this.fastInARow < this.options.fastRun) return;
+    this.onThread = false;
+    if (!this.slowKnown) return;
+    this.slowKnown = false;
+    this.tell({ disk: 'fast again' });
+  }
+
+  private foundSlow(tookMs: number): void {
+    if (this.slowKnown) return;
+    this.slowKnown = true;
+    this.tell({ disk: 'slow', tookMs });
+  }
+
+  private tell(news: DiskNews): void {
+    for (const listener of this.listeners) listener(news);
   }
 
   /** Ask the thread, wait up to blockMs; true if it finished meanwhile (done has run). */
