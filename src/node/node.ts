@@ -17,11 +17,12 @@
  *      those records), then report a view change.
  *
  * So clients are shown only what this server holds durably, and nothing a
- * crash can take back has left the process. While a slow disk holds a Ready
- * back, the status last sent goes out again every status interval: it says
- * nothing new, so peers keep the server in their view (slow, not dead). An input (a packet, a tick, a
+ * crash can take back has left the process. An input (a packet, a tick, a
  * submission) changes the engine at once; the world runs step() soon after,
- * once per burst of inputs, so a burst costs one sync.
+ * once per burst of inputs, so a burst costs one sync. While a slow disk
+ * holds a Ready back, no other is taken (holding) and the status last sent
+ * goes out again every status interval: it says nothing new, so peers keep
+ * the server in their view (slow, not dead).
  */
 import { Engine, type Ready, type Sequenced } from '../broadcast/engine.js';
 import type { EngineOptions } from '../broadcast/options.js';
