@@ -131,6 +131,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       // Faults that survive relaunches hold from the first packet the node sends (and are logged once it has started).
       if (options.faults) daemon.transport.faults.set(options.faults);
     } catch (err) {
+      daemon.unwatchDisk();
       files.abandon();
       throw err;
     }
@@ -152,6 +153,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       });
     } catch (err) {
       daemon.stopped = true;
+      daemon.unwatchDisk();
       clearTimeout(daemon.timer);
       daemon.timings.stop();
       await daemon.transport.close();

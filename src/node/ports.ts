@@ -7,9 +7,9 @@
 import type { EngineState } from '../broadcast/recovery.js';
 import type { JournalRecord, Packet, ServerId } from '../broadcast/types.js';
 import type { ChorusError } from '../errors.js';
+import type { DurableWhen } from '../storage/fileSystem.js';
 
-/** Runs `ready` once something is durable (at once, or later), or with the error. */
-export type DurableWhen = (ready: (error?: Error) => void) => void;
+export type { DurableWhen };
 
 /** The log files (storage/logFiles.ts implements this). */
 export interface Journal {

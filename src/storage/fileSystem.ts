@@ -20,6 +20,9 @@ import { SyncThread } from './syncThread.js';
 
 export type FileHandle = number;
 
+/** Runs `ready` once something is durable (at once, or later), or with the error. */
+export type DurableWhen = (ready: (error?: Error) => void) => void;
+
 export interface FileSystem {
   exists(path: string): boolean;
   readText(path: string): string;

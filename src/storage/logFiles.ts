@@ -25,7 +25,7 @@ import { join } from 'node:path';
 import type { EngineState } from '../broadcast/recovery.js';
 import type { JournalRecord } from '../broadcast/types.js';
 import { ChorusError, invariant } from '../errors.js';
-import type { FileHandle, FileSystem } from './fileSystem.js';
+import type { DurableWhen, FileHandle, FileSystem } from './fileSystem.js';
 import { journalName, listJournals, readLogFiles, readText, snapshotName, type LoadedLog } from './logReader.js';
 import { journalLine, snapshotFormat, snapshotVersion, type SnapshotFile } from './records.js';
 import { snapshotSliceChars, SnapshotWriter } from './snapshotWriter.js';
@@ -36,9 +36,6 @@ const snapshotTempPattern = /^snapshot\.json\.(\d+\.)?tmp$/;
 function snapshotTempName(generation: number): string {
   return `${snapshotName}.${generation}.tmp`;
 }
-
-/** Runs `ready` once something is durable (at once, or later), or with the error. */
-export type DurableWhen = (ready: (error?: Error) => void) => void;
 
 interface SnapshotInProgress {
   readonly writer: SnapshotWriter;

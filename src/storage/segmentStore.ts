@@ -113,7 +113,7 @@ export class SegmentStore<T> {
       this.cacheSegment(key, [record]);
     } else this.cache.get(key)?.push(record);
     this.dirty.add(stream);
-    if (++this.buffered >= (this.options.flushRecords ?? defaultFlushRecords) && !this.flushDeferred && !this.syncingInBackground) this.flushSoon();
+    if (++this.buffered >= this.flushRecords && !this.flushDeferred && !this.syncingInBackground) this.flushSoon();
   }
 
   /** Records from .. to-1 of a stream (fewer if it holds fewer). */
@@ -184,8 +184,11 @@ export class SegmentStore<T> {
 
   /** Write the buffered records to their files now (not synced). Throws a STORAGE_FAILED ChorusError. */
   flushNow(): void {
-    if (this.options.readOnly) return;
     this.storage(() => this.flush());
+  }
+
+  private get flushRecords(): number {
+    return this.options.flushRecords ?? defaultFlushRecords;
   }
 
   /**
@@ -206,7 +209,7 @@ export class SegmentStore<T> {
       failed ??= error;
       if (--left > 0) return;
       this.syncingInBackground = false;
-      if (this.buffered >= (this.options.flushRecords ?? defaultFlushRecords) && !this.flushDeferred) this.flushSoon();
+      if (this.buffered >= this.flushRecords && !this.flushDeferred) this.flushSoon();
       done(failed);
     };
     for (const path of files) this.syncFileInBackground(path, finished);
