@@ -1,6 +1,6 @@
 /** What a daemon measures of itself for the benchmark and `tools/cluster status`. */
 import { expect } from 'chai';
-import { DaemonTimings } from '../src/daemon/timings.js';
+import { DaemonTimings, stepCpuSampling } from '../src/daemon/timings.js';
 
 describe('daemon timings', () => {
   it('times own operations to confirmed, stable here and stable everywhere, each once', () => {
@@ -22,20 +22,38 @@ describe('daemon timings', () => {
     }
   });
 
-  it('times steps in wall and CPU time: waiting (as for fdatasync) shows in the first only', () => {
+  it('times steps in wall time, and one in stepCpuSampling in CPU time: waiting (as for fdatasync) shows in the first only', () => {
     const timings = new DaemonTimings();
     try {
       timings.step(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 30));
+      for (let i = 1; i < stepCpuSampling; i++) timings.step(() => undefined);
       const busyUntil = performance.now() + 30;
       timings.step(() => {
         while (performance.now() < busyUntil);
       });
       const t = timings.read(false);
-      expect(t.step.count).to.equal(2);
+      expect(t.step.count).to.equal(stepCpuSampling + 1);
       expect(t.step.maxMs).to.be.at.least(29);
-      expect(t.stepCpu.count).to.equal(2);
+      expect(t.stepCpu.count, 'the first and the last step').to.equal(2);
       expect(t.stepCpu.p50Ms, 'the waiting step').to.be.below(15);
       expect(t.stepCpu.maxMs, 'the busy step').to.be.above(5);
+    } finally {
+      timings.stop();
+    }
+  });
+
+  it("measures the event loop's delay beyond its sampling interval: idle shows none, a blocked loop its block", async () => {
+    const timings = new DaemonTimings();
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const idle = timings.read(true).eventLoopDelay;
+      expect(idle.count).to.be.greaterThan(3);
+      expect(idle.p50Ms, 'an idle loop').to.be.below(8);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const blockedUntil = performance.now() + 60;
+      while (performance.now() < blockedUntil);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+      expect(timings.read(false).eventLoopDelay.maxMs, 'a 60 ms block').to.be.at.least(45);
     } finally {
       timings.stop();
     }

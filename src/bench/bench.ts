@@ -25,7 +25,7 @@ import { ClientSession, timestampOf } from '../client/session.js';
 import { loadClusterConfig } from '../config/clusterConfig.js';
 import { ensureClusterKey } from '../config/clusterKey.js';
 import type { ControlMethods, Progress } from '../daemon/controlServer.js';
-import type { Percentiles, Timings } from '../daemon/timings.js';
+import { loopDelay, type Percentiles, type Timings } from '../daemon/timings.js';
 import { LocalCluster, type ClusterServerStatus } from '../tools/localCluster.js';
 import { freePorts } from '../tools/freePorts.js';
 import { connectControl, diskBytes, nodeArgs, serverDir } from '../tools/clusterProcesses.js';
@@ -372,12 +372,14 @@ class Bench {
         groupCommitsPerS: perS((r) => r.groupCommits).reduce((a, b) => a + b, 0),
         eventLoopDelayMaxMs: Math.max(...runs.map((r) => r.eventLoopDelayMaxMs)),
         journalSyncP50Ms: Math.max(...runs.map((r) => r.journalSyncP50Ms)),
+        cpuPerMessageUs: cpuPerMessageUs(runs),
       };
     };
     const fsyncOn = await flood('on');
     const fsyncOff = await flood('off');
-    const timings = (await this.runProtocolNodes('on', warmupMs, measureMs, latencyRate)).map((r) => r.timings!);
-    const atRate = { rate: latencyRate, stableHere: fromServers(timings, (t) => t.stableHere), stableAtAllFive: fromServers(timings, (t) => t.stableEverywhere), ...worst(timings) };
+    const atRateRuns = await this.runProtocolNodes('on', warmupMs, measureMs, latencyRate);
+    const timings = atRateRuns.map((r) => r.timings!);
+    const atRate = { rate: latencyRate, stableHere: fromServers(timings, (t) => t.stableHere), stableAtAllFive: fromServers(timings, (t) => t.stableEverywhere), cpuPerMessageUs: cpuPerMessageUs(atRateRuns), ...worst(timings) };
     this.results.protocol = { fsyncOn, fsyncOff, atRate };
   }
 
@@ -456,6 +458,7 @@ class Bench {
     await this.openAppenders(1, 'latency');
     const before = await this.cluster.statuses(false);
     await this.timings();
+    const cpuBefore = await this.retransmissionMark();
     const sends: Promise<void>[] = [];
     // The load client's own delays are in what it measures (append -> ack, -> seen elsewhere): shown beside them.
     const clientLoop = monitorEventLoopDelay({ resolution: 10 });
@@ -469,6 +472,7 @@ class Bench {
       sends.push(this.appenders[i % this.appenders.length].appendOne());
     }
     await Promise.all(sends);
+    const { daemonsCpuMs } = cpuSince(cpuBefore.cpuMs, (await this.retransmissionMark()).cpuMs);
     clientLoop.disable();
     // Until every operation is stable at all five and the servers have seen it so; nobody polls meanwhile.
     const lastTs = this.appenders.flatMap((a) => a.acked).reduce((max, a) => Math.max(max, timestampOf(a.id)), 0);
@@ -492,7 +496,8 @@ class Bench {
       stableHere: fromServers(timings, (t) => t.stableHere),
       stableAtAllFive: fromServers(timings, (t) => t.stableEverywhere),
       reappliedPerMessage: reapplied / Math.max(1, acked.length * 5),
-      clientEventLoopDelay: { p99: clientLoop.percentile(99) / 1e6, max: clientLoop.max / 1e6 },
+      daemonsCpuPerAppendUs: (daemonsCpuMs * 1000) / Math.max(1, acked.length),
+      clientEventLoopDelay: (({ p99Ms, maxMs }) => ({ p99: p99Ms, max: maxMs }))(loopDelay(clientLoop)),
       ...worst(timings),
     };
     this.closeAppenders();
@@ -679,6 +684,12 @@ interface RetransmissionMark {
   readonly overflow: number;
 }
 
+/** The nodes' CPU time per message they originated, in all, over the measured time (µs). */
+function cpuPerMessageUs(runs: readonly ProtocolNodeResult[]): number {
+  const cpuMs = runs.reduce((total, r) => total + r.cpuMs, 0);
+  return (cpuMs * 1000) / Math.max(1, runs.reduce((total, r) => total + r.originated, 0));
+}
+
 function cpuSince(before: readonly number[], after: readonly number[]): { daemonsCpuMs: number; busiestDaemonCpuMs: number } {
   const used = after.map((ms, i) => (ms >= before[i] ? ms - before[i] : ms));
   return { daemonsCpuMs: used.reduce((a, b) => a + b, 0), busiestDaemonCpuMs: Math.max(...used) };
@@ -714,14 +725,14 @@ function table(r: Record<string, unknown>): string {
   const p = r.protocol as Record<string, Record<string, number>> | undefined;
   if (p) {
     const protocolRow = (x: Record<string, number>) =>
-      `${k(x.deliveredAtAllFivePerS)} messages/s delivered at all five (${k(x.groupCommitsPerS)} group commits/s; event loop delay max ${f(x.eventLoopDelayMaxMs)} ms)`;
+      `${k(x.deliveredAtAllFivePerS)} messages/s delivered at all five (${k(x.groupCommitsPerS)} group commits/s; CPU ${f(x.cpuPerMessageUs)} µs per message in all; event loop delay max ${f(x.eventLoopDelayMaxMs)} ms)`;
     rows.push(['protocol only, fsync on', protocolRow(p.fsyncOn)], ['protocol only, fsync off', protocolRow(p.fsyncOff)]);
     const a = p.atRate as unknown as Record<string, Record<string, number>> | undefined;
     if (a) {
       rows.push(
         [`protocol only at ${k(a.rate as unknown as number)}/s: -> stable here`, lat(a.stableHere)],
         ['protocol only: -> stable at all five', lat(a.stableAtAllFive)],
-        ['protocol only: daemons', loop(a)],
+        ['protocol only: daemons', `${loop(a)}; CPU ${f(a.cpuPerMessageUs as unknown as number)} µs per message in all`],
       );
     }
   }
@@ -736,7 +747,7 @@ function table(r: Record<string, unknown>): string {
       ['latency: submitted -> confirmed (worst server)', lat(l.confirmedAtServer)],
       ['latency: submitted -> stable here (worst server)', `${lat(l.stableHere)}${againstFloor(l.stableHere)}`],
       ['latency: submitted -> stable at all five (worst)', lat(l.stableAtAllFive)],
-      ['latency: daemons', `${loop(l)}; ${f(l.reappliedPerMessage as unknown as number, 2)} chat operations re-applied per message`],
+      ['latency: daemons', `${loop(l)}; ${f(l.reappliedPerMessage as unknown as number, 2)} chat operations re-applied per message; CPU ${f(l.daemonsCpuPerAppendUs as unknown as number)} µs per append in all`],
       ['latency: the load client', `event loop delay p99 ${f(l.clientEventLoopDelay.p99)} ms, max ${f(l.clientEventLoopDelay.max)} ms (in its append -> ack and -> seen figures)`],
     );
   }

@@ -30,6 +30,8 @@ export interface ProtocolNodeResult {
   /** Own broadcasts confirmed during the measured time. */
   originated: number;
   measuredMs: number;
+  /** CPU time (user and system) this process used during the measured time. */
+  cpuMs: number;
   /** Journal writes with their fdatasync (a no-op with fsync off). */
   groupCommits: number;
   eventLoopDelayMaxMs: number;
@@ -111,14 +113,16 @@ async function main(): Promise<void> {
   if (rate === undefined) for (let i = 0; i < inFlight; i++) submit();
   else void submitAtRate(rate, () => flooding, () => daemon.node.submit(payload, { confirmed: () => originated++, refused: () => undefined }));
   await sleepUntil(startAt + Number(warmupText));
-  const before = { delivered: counter.delivered, originated, groupCommits: daemon.status(false).journal.syncs, at: performance.now() };
+  const before = { delivered: counter.delivered, originated, groupCommits: daemon.status(false).journal.syncs, at: performance.now(), cpu: process.cpuUsage() };
   daemon.timings.read(true);
   await sleepUntil(startAt + Number(warmupText) + Number(measureText));
   const status = daemon.status(false);
+  const cpu = process.cpuUsage(before.cpu);
   const result: ProtocolNodeResult = {
     delivered: counter.delivered - before.delivered,
     originated: originated - before.originated,
     measuredMs: performance.now() - before.at,
+    cpuMs: (cpu.user + cpu.system) / 1000,
     groupCommits: status.journal.syncs - before.groupCommits,
     eventLoopDelayMaxMs: status.timings.eventLoopDelay.maxMs,
     journalSyncP50Ms: status.timings.journalSync.p50Ms,
