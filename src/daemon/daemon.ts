@@ -186,7 +186,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private readonly world: { transport: Transport; clock: Clock } = {
     transport: {
       send: (to, packet) => {
-        if (this.logger.isDebugEnabled()) this.logger.debug(`send to ${to}: ${describePacket(packet)}`);
+        if (this.logger.isDebugEnabled()) this.logger.debug(`send to ${to.join(',')}: ${describePacket(packet)}`);
         this.transport.send(to, packet);
       },
     },

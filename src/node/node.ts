@@ -337,8 +337,13 @@ export class Node {
     else action();
   }
 
+  /** The Ready's packets, each to all its receivers at once (the engine lists a packet for several servers one after another). */
   private send(ready: Ready): void {
-    for (const { to, packet } of ready.packets) {
+    const { packets } = ready;
+    for (let i = 0; i < packets.length; ) {
+      const { packet } = packets[i];
+      const to: ServerId[] = [];
+      for (; i < packets.length && packets[i].packet === packet; i++) to.push(packets[i].to);
       this.transport.send(to, packet);
       if (packet.type === 'status') this.lastStatusSent = packet;
       else if (packet.type === 'data' && packet.status) this.lastStatusSent = packet.status;
@@ -358,7 +363,9 @@ export class Node {
     if (!oldest || oldest.durable || !status || now - oldest.takenAt < statusIntervalMs || now - this.lastResentAt < statusIntervalMs) return;
     this.lastResentAt = now;
     const packet: Packet = { type: 'status', from: me, seqVector: status.seqVector, tsVector: status.tsVector };
-    for (let to = 1; to <= serverCount; to++) if (to !== me) this.transport.send(to, packet);
+    const others: ServerId[] = [];
+    for (let to = 1; to <= serverCount; to++) if (to !== me) others.push(to);
+    this.transport.send(others, packet);
   }
 
   private confirm(sequenced: readonly Sequenced[]): void {

@@ -52,7 +52,8 @@ export interface Journal {
 
 /** Sends packets to peers (the wire layer splits data packets into datagrams). Never throws; a lost packet is the protocol's business. */
 export interface Transport {
-  send(to: ServerId, packet: Packet): void;
+  /** Send the same packet to each of `to` (several at once: the daemon seals it once for all). */
+  send(to: readonly ServerId[], packet: Packet): void;
 }
 
 /** Time, and the two things a node asks of time. */

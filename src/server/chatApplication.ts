@@ -37,8 +37,8 @@ export class ChatApplication implements Application {
   private readonly listeners = new Set<(change: ChatChange) => void>();
   /** Who waits for each watched operation's outcome, by "<sender>:<seq>". */
   private readonly watchers = new Map<string, (refusal: OperationRefusal | undefined) => void>();
-  /** Messages of the order looked at already (a change hands on the whole suffix after the first changed place). */
-  private readonly seen = new WeakSet<Message>();
+  /** Likes and unlikes of the order whose targets were looked up already (a change hands on the whole suffix after the first changed place). */
+  private readonly lookedUp = new WeakSet<Message>();
   private cachedDigest: string | undefined;
 
   /** The state of the last snapshot (undefined: none), its history in `files`. */
@@ -125,14 +125,14 @@ export class ChatApplication implements Application {
     for (const { group, messages } of store) for (const m of messages) this.store.append(group, m);
   }
 
-  /** The stored messages that the likes among `messages` (not looked at before) name. */
+  /** The stored messages that the likes among `messages` (not looked up before) name. */
   private storedTargets(messages: readonly Message[]): Map<string, StoredTarget> {
     const targets = new Map<string, StoredTarget>();
     for (const m of messages) {
-      if (this.seen.has(m)) continue;
-      this.seen.add(m);
       const op = operationOf(m);
-      if (op?.op === 'like' || op?.op === 'unlike') this.lookUp(op.group, op.message, targets);
+      if ((op?.op !== 'like' && op?.op !== 'unlike') || this.lookedUp.has(m)) continue;
+      this.lookedUp.add(m);
+      this.lookUp(op.group, op.message, targets);
     }
     return targets;
   }

@@ -296,7 +296,7 @@ export class SimCluster {
 
   private transport(server: SimServer): Transport {
     return {
-      send: (to: ServerId, packet: Packet) => {
+      send: (to: readonly ServerId[], packet: Packet) => {
         if (packet.type === 'data') this.checkOwnMessages(server, packet.messages);
         if (packet.type === 'status') server.advertisedClock = Math.max(server.advertisedClock, packet.tsVector[server.id - 1]);
         let datagrams = this.encoded.get(packet);
@@ -304,7 +304,7 @@ export class SimCluster {
           datagrams = encodeDatagrams(packet, networkDatagramBytes);
           this.encoded.set(packet, datagrams);
         }
-        for (const datagram of datagrams) this.network.send(server.id, to, datagram, this.now);
+        for (const receiver of to) for (const datagram of datagrams) this.network.send(server.id, receiver, datagram, this.now);
       },
     };
   }

@@ -6,7 +6,7 @@
  */
 import type { Packet, ServerId } from '../broadcast/types.js';
 import { decodePacket, encodeDatagrams } from '../wire/codec.js';
-import { maxCounter, open, seal } from '../wire/envelope.js';
+import { maxCounter, open, seal, sealForAll, type ReceiverEntry } from '../wire/envelope.js';
 import { ReplayGuard } from '../wire/replayGuard.js';
 
 /** Why an incoming datagram was dropped; each has a counter in `tools/cluster status`. */
@@ -50,26 +50,34 @@ export class DatagramGate {
   private readonly guard: ReplayGuard;
   /** Next envelope counter per receiver. */
   private readonly counterTo: number[];
-  private readonly encoded = new WeakMap<Packet, Buffer[]>();
 
   constructor(private readonly identity: GateIdentity) {
     this.guard = new ReplayGuard(identity.incarnation, identity.serverCount);
     this.counterTo = new Array<number>(identity.serverCount + 1).fill(1);
   }
 
-  /** The datagrams carrying `packet` to server `to` (the packet is encoded once for all receivers). */
-  seal(to: ServerId, packet: Packet): Buffer[] {
-    let encoded = this.encoded.get(packet);
-    if (!encoded) {
-      encoded = encodeDatagrams(packet, this.identity.maxDatagramBytes);
-      this.encoded.set(packet, encoded);
+  /** The datagrams carrying `packet` to the servers `to`: encoded once and, for several, sealed once for all of them. */
+  seal(to: readonly ServerId[], packet: Packet): Buffer[] {
+    const { me, incarnation, key, maxDatagramBytes } = this.identity;
+    const bodies = encodeDatagrams(packet, maxDatagramBytes);
+    if (to.length === 1) {
+      const [receiver] = to;
+      return bodies.map((body) => seal(key, { from: me, to: receiver, fromIncarnation: incarnation, ...this.entryFor(receiver) }, body));
     }
-    const { me, incarnation, key } = this.identity;
-    return encoded.map((body) => {
-      const counter = this.counterTo[to]++;
-      if (counter > maxCounter) throw new Error(`envelope counter to server ${to} exhausted`);
-      return seal(key, { from: me, to, fromIncarnation: incarnation, toIncarnation: this.guard.incarnationOf(to), counter }, body);
-    });
+    return bodies.map((body) => sealForAll(key, me, incarnation, this.entries(to), body));
+  }
+
+  /** An entry per server of the cluster, by id: the receivers' runs and counters; the others' name no run, so they refuse it (as stale). */
+  private entries(to: readonly ServerId[]): ReceiverEntry[] {
+    const entries: ReceiverEntry[] = [];
+    for (let s = 1; s <= this.identity.serverCount; s++) entries.push(to.includes(s) ? this.entryFor(s) : { toIncarnation: 0, counter: 0 });
+    return entries;
+  }
+
+  private entryFor(to: ServerId): ReceiverEntry {
+    const counter = this.counterTo[to]++;
+    if (counter > maxCounter) throw new Error(`envelope counter to server ${to} exhausted`);
+    return { toIncarnation: this.guard.incarnationOf(to), counter };
   }
 
   /**

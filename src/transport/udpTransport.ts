@@ -79,16 +79,19 @@ export class UdpTransport {
     return transport;
   }
 
-  send(to: ServerId, packet: Packet): void {
-    const server = this.servers[to - 1];
-    for (const buf of this.gate.seal(to, packet)) {
-      if (this.faults.dropOutgoing(to)) continue;
-      this.counters.datagramsOut++;
-      if (packet.type === 'data') this.counters.dataDatagramsOut++;
-      this.counters.bytesOut += buf.length;
-      this.socket.send(buf, server.udpPort, server.host, (err) => {
-        if (err) this.counters.sendErrors++;
-      });
+  send(to: readonly ServerId[], packet: Packet): void {
+    const datagrams = this.gate.seal(to, packet);
+    for (const id of to) {
+      const server = this.servers[id - 1];
+      for (const buf of datagrams) {
+        if (this.faults.dropOutgoing(id)) continue;
+        this.counters.datagramsOut++;
+        if (packet.type === 'data') this.counters.dataDatagramsOut++;
+        this.counters.bytesOut += buf.length;
+        this.socket.send(buf, server.udpPort, server.host, (err) => {
+          if (err) this.counters.sendErrors++;
+        });
+      }
     }
   }
 

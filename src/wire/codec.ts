@@ -17,7 +17,7 @@
  */
 import { maxPayloadBytes } from '../broadcast/options.js';
 import type { DataPacket, Message, NackPacket, Packet, StatusPacket, StatusVectors } from '../broadcast/types.js';
-import { envelopeBytes, maxUdpPayloadBytes } from './envelope.js';
+import { maxEnvelopeBytes, maxUdpPayloadBytes } from './envelope.js';
 
 /** Datagram budget on a real network: fits a 1500-byte MTU with IP/UDP headers to spare. */
 export const networkDatagramBytes = 1400;
@@ -27,8 +27,8 @@ export const loopbackDatagramBytes = 32 * 1024;
 const numBytes = 8;
 /** Bytes of a message before its payload: sender, seq, ts, payload length. */
 const messageHeadBytes = 1 + 2 * numBytes + 4;
-/** Bytes around the messages of a data datagram: envelope, tag, from, status flag, count. */
-const dataEnvelopeBytes = envelopeBytes + 3 + 2;
+/** Bytes around the messages of a data datagram: envelope (to every server, at most), tag, from, status flag, count. */
+const dataEnvelopeBytes = maxEnvelopeBytes + 3 + 2;
 /** The most messages one datagram can name. */
 const maxMessagesPerDatagram = 0xffff;
 /** The largest datagram a message alone can make: a payload's UTF-8 is at most maxPayloadBytes (payloadFits bounds its JSON form, never shorter), plus the rest. */
