@@ -34,6 +34,7 @@ describe('benchmark suite (QUICK=1 smoke test)', function () {
       const floor = r.floor as { stableHere: { p50: number; p99: number } };
       expect(floor.stableHere.p50).to.be.a('number').greaterThan(0);
       expect(floor.stableHere.p99).to.be.at.least(floor.stableHere.p50);
+      expect((r.floor as { cpuPerMessageUs: number }).cpuPerMessageUs).to.be.a('number').greaterThan(0);
       expect(stdout).to.match(/stable here \(worst server\) .*x the floor's p50, .*x its p99/);
       expect((r.disk.fdatasync as { count: number }).count).to.equal(500);
       // The daemons time themselves: their event loops and group commits were measured during the phase.

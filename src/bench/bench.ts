@@ -429,6 +429,7 @@ class Bench {
       stableHere: { p50: median(p50s), p99: median(p99s) },
       runsStableHere: p50s.map((p50, i) => ({ p50, p99: p99s[i] })),
       groupCommitP50Ms: median(results.map((nodes) => worstOf(nodes, (n) => n.groupCommitP50Ms))),
+      cpuPerMessageUs: median(results.map((nodes) => (nodes.reduce((t, n) => t + n.cpuMs, 0) * 1000) / Math.max(1, nodes.reduce((t, n) => t + n.created, 0)))),
     };
   }
 
@@ -736,8 +737,8 @@ function table(r: Record<string, unknown>): string {
       );
     }
   }
-  const fl = r.floor as { rate: number; runs: number; stableHere: { p50: number; p99: number }; groupCommitP50Ms: number } | undefined;
-  if (fl) rows.push([`floor at ${k(fl.rate)}/s: -> stable here`, `p50 ${f(fl.stableHere.p50, 2)} ms, p99 ${f(fl.stableHere.p99, 2)} ms (worst process, median of ${fl.runs} run${fl.runs === 1 ? '' : 's'}; group commit p50 ${f(fl.groupCommitP50Ms, 2)} ms)`]);
+  const fl = r.floor as { rate: number; runs: number; stableHere: { p50: number; p99: number }; groupCommitP50Ms: number; cpuPerMessageUs: number } | undefined;
+  if (fl) rows.push([`floor at ${k(fl.rate)}/s: -> stable here`, `p50 ${f(fl.stableHere.p50, 2)} ms, p99 ${f(fl.stableHere.p99, 2)} ms (worst process, median of ${fl.runs} run${fl.runs === 1 ? '' : 's'}; group commit p50 ${f(fl.groupCommitP50Ms, 2)} ms; CPU ${f(fl.cpuPerMessageUs)} µs per message in all)`]);
   const l = r.latency as Record<string, Record<string, number>> | undefined;
   const againstFloor = (x: Record<string, number>) => (fl ? `; ${f(x.p50 / fl.stableHere.p50, 2)}x the floor's p50, ${f(x.p99 / fl.stableHere.p99, 2)}x its p99` : '');
   if (l) {

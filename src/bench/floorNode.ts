@@ -20,6 +20,10 @@ export interface FloorNodeResult {
   /** Origin -> stable here, ms, of the messages created in the measured time. */
   readonly stableHere: { readonly p50: number; readonly p99: number; readonly max: number; readonly count: number };
   readonly groupCommitP50Ms: number;
+  /** CPU time (user and system) this process used during the measured time. */
+  readonly cpuMs: number;
+  /** Messages this process created during the measured time. */
+  readonly created: number;
 }
 
 const [idText, portsText, dir, startAtText, warmupText, measureText, rateText, bytesText] = process.argv.slice(2);
@@ -165,6 +169,15 @@ socket.bind(ports[me - 1], '127.0.0.1', () => {
     const timer = setInterval(originate, 1);
     setTimeout(() => clearInterval(timer), measureUntil - Date.now());
   }, Math.max(0, startAt - Date.now()));
+  let measured = { cpuMs: 0, created: 0 };
+  setTimeout(() => {
+    const cpuStart = process.cpuUsage();
+    const createdStart = created;
+    setTimeout(() => {
+      const cpu = process.cpuUsage(cpuStart);
+      measured = { cpuMs: (cpu.user + cpu.system) / 1000, created: created - createdStart };
+    }, measureUntil - measureFrom);
+  }, measureFrom - Date.now());
   // Messages created near the end have a little longer to become stable.
   setTimeout(() => {
     const sorted = [...samples].sort((a, b) => a - b);
@@ -172,6 +185,7 @@ socket.bind(ports[me - 1], '127.0.0.1', () => {
     const result: FloorNodeResult = {
       stableHere: { p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted[sorted.length - 1] ?? NaN, count: sorted.length },
       groupCommitP50Ms: percentile(commits, 0.5),
+      ...measured,
     };
     process.stdout.write(`${JSON.stringify(result)}\n`);
     socket.close();
