@@ -88,12 +88,15 @@ export class UdpTransport {
         this.counters.datagramsOut++;
         if (packet.type === 'data') this.counters.dataDatagramsOut++;
         this.counters.bytesOut += buf.length;
-        this.socket.send(buf, server.udpPort, server.host, (err) => {
-          if (err) this.counters.sendErrors++;
-        });
+        this.socket.send(buf, server.udpPort, server.host, this.sent);
       }
     }
   }
+
+  /** One callback for every send (a closure each was an allocation per datagram). */
+  private readonly sent = (err: Error | null): void => {
+    if (err) this.counters.sendErrors++;
+  };
 
   close(): Promise<void> {
     return new Promise((resolve) => this.socket.close(() => resolve()));
