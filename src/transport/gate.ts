@@ -1,6 +1,6 @@
 /**
  * The gate every datagram passes, out and in, without any socket: sealing
- * in the authenticated envelope for one receiver, and on the way in the
+ * in the authenticated envelope for its receivers (one MAC for all), and on the way in the
  * checks in order of cost (size, version, addressing, MAC, replay, then the
  * packet's body). Pure apart from the HMAC, so the fuzz tests drive it directly.
  */
