@@ -429,7 +429,7 @@ class Bench {
       stableHere: { p50: median(p50s), p99: median(p99s) },
       runsStableHere: p50s.map((p50, i) => ({ p50, p99: p99s[i] })),
       groupCommitP50Ms: median(results.map((nodes) => worstOf(nodes, (n) => n.groupCommitP50Ms))),
-      cpuPerMessageUs: median(results.map((nodes) => (nodes.reduce((t, n) => t + n.cpuMs, 0) * 1000) / Math.max(1, nodes.reduce((t, n) => t + n.created, 0)))),
+      cpuPerMessageUs: median(results.map(cpuPerMessageUs)),
     };
   }
 
@@ -475,6 +475,7 @@ class Bench {
     await Promise.all(sends);
     const { daemonsCpuMs } = cpuSince(cpuBefore.cpuMs, (await this.retransmissionMark()).cpuMs);
     clientLoop.disable();
+    const clientDelay = loopDelay(clientLoop);
     // Until every operation is stable at all five and the servers have seen it so; nobody polls meanwhile.
     const lastTs = this.appenders.flatMap((a) => a.acked).reduce((max, a) => Math.max(max, timestampOf(a.id)), 0);
     await this.waitUntil((p) => p.stableEverywhereTs >= lastTs, 10_000);
@@ -498,7 +499,7 @@ class Bench {
       stableAtAllFive: fromServers(timings, (t) => t.stableEverywhere),
       reappliedPerMessage: reapplied / Math.max(1, acked.length * 5),
       daemonsCpuPerAppendUs: (daemonsCpuMs * 1000) / Math.max(1, acked.length),
-      clientEventLoopDelay: (({ p99Ms, maxMs }) => ({ p99: p99Ms, max: maxMs }))(loopDelay(clientLoop)),
+      clientEventLoopDelay: { p99: clientDelay.p99Ms, max: clientDelay.maxMs },
       ...worst(timings),
     };
     this.closeAppenders();
@@ -685,8 +686,8 @@ interface RetransmissionMark {
   readonly overflow: number;
 }
 
-/** The nodes' CPU time per message they originated, in all, over the measured time (µs). */
-function cpuPerMessageUs(runs: readonly ProtocolNodeResult[]): number {
+/** The processes' CPU time per message they originated, in all, over the measured time (µs). */
+function cpuPerMessageUs(runs: readonly { readonly cpuMs: number; readonly originated: number }[]): number {
   const cpuMs = runs.reduce((total, r) => total + r.cpuMs, 0);
   return (cpuMs * 1000) / Math.max(1, runs.reduce((total, r) => total + r.originated, 0));
 }

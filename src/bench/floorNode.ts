@@ -22,8 +22,8 @@ export interface FloorNodeResult {
   readonly groupCommitP50Ms: number;
   /** CPU time (user and system) this process used during the measured time. */
   readonly cpuMs: number;
-  /** Messages this process created during the measured time. */
-  readonly created: number;
+  /** Messages this process originated during the measured time. */
+  readonly originated: number;
 }
 
 const [idText, portsText, dir, startAtText, warmupText, measureText, rateText, bytesText] = process.argv.slice(2);
@@ -169,13 +169,13 @@ socket.bind(ports[me - 1], '127.0.0.1', () => {
     const timer = setInterval(originate, 1);
     setTimeout(() => clearInterval(timer), measureUntil - Date.now());
   }, Math.max(0, startAt - Date.now()));
-  let measured = { cpuMs: 0, created: 0 };
+  let measured = { cpuMs: 0, originated: 0 };
   setTimeout(() => {
     const cpuStart = process.cpuUsage();
     const createdStart = created;
     setTimeout(() => {
       const cpu = process.cpuUsage(cpuStart);
-      measured = { cpuMs: (cpu.user + cpu.system) / 1000, created: created - createdStart };
+      measured = { cpuMs: (cpu.user + cpu.system) / 1000, originated: created - createdStart };
     }, measureUntil - measureFrom);
   }, measureFrom - Date.now());
   // Messages created near the end have a little longer to become stable.

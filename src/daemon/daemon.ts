@@ -90,9 +90,6 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private stepScheduled = false;
   readonly timings = new DaemonTimings();
   private timer: NodeJS.Timeout | undefined;
-  /** When the timer fires, and when the node asked to be woken (no later). */
-  private timerAt = Infinity;
-  private deadline = Infinity;
   private stopped = false;
   /** Stops telling the log when the disk is found slow (the journal's syncs then run off the event loop), or fast again. */
   private readonly unwatchDisk = journalSyncs.onNews((news) =>
@@ -157,7 +154,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     } catch (err) {
       daemon.stopped = true;
       daemon.unwatchDisk();
-      daemon.stopTimer();
+      clearTimeout(daemon.timer);
       daemon.timings.stop();
       await daemon.transport.close();
       files.abandon();
@@ -204,32 +201,16 @@ export class Daemon extends EventEmitter<DaemonEvents> {
           this.observeStability();
         });
       },
-      // Every step asks for its next deadline: the timer is set again only when it must fire sooner (a timer costs as much as a small step's work).
       wakeAt: (at) => {
-        this.deadline = Math.min(at, now() + this.statusIntervalMs);
-        if (this.timer === undefined || this.deadline < this.timerAt) this.setTimer(this.deadline);
+        clearTimeout(this.timer);
+        const delay = Math.min(Math.max(at - now(), 0), this.statusIntervalMs);
+        this.timer = setTimeout(() => {
+          this.timings.step(() => this.guarded(() => this.core.tick()));
+          this.observeStability();
+        }, delay);
       },
     },
   };
-
-  private setTimer(at: number): void {
-    this.stopTimer();
-    this.timerAt = at;
-    this.timer = setTimeout(() => this.onTimer(), Math.max(at - now(), 0));
-  }
-
-  private stopTimer(): void {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-  }
-
-  /** The timer fired: the node's tick if its deadline has come, else the timer again for the deadline it moved to. */
-  private onTimer(): void {
-    this.timer = undefined;
-    if (this.deadline - now() >= 1) return this.setTimer(this.deadline);
-    this.timings.step(() => this.guarded(() => this.core.tick()));
-    this.observeStability();
-  }
 
   /** Own operations whose stability points passed: timed (see timings.ts). */
   private observeStability(): void {
@@ -320,7 +301,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const failed = this.core.storageError !== undefined;
     this.stopped = true;
     this.unwatchDisk();
-    this.stopTimer();
+    clearTimeout(this.timer);
     this.timings.stop();
     try {
       await new Promise<void>((resolve, reject) => this.core.stop((error) => (error ? reject(error) : resolve())));
@@ -335,7 +316,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   async crash(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.stopTimer();
+    clearTimeout(this.timer);
     this.timings.stop();
     this.core.crash();
     await this.transport.close().catch(() => undefined);
@@ -390,7 +371,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   private storageFailed(error: ChorusError): void {
     this.logger.error(`${error.message}; accepting no operations until restarted (fix the disk, then tools/cluster kill ${this.id} and relaunch ${this.id})`);
-    this.stopTimer();
+    clearTimeout(this.timer);
     void this.transport.close().catch(() => undefined);
   }
 
@@ -398,7 +379,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private fail(err: Error): void {
     this.logger.error(`stopping: ${err.message}`);
     this.stopped = true;
-    this.stopTimer();
+    clearTimeout(this.timer);
     this.timings.stop();
     void this.transport.close().catch(() => undefined);
     try {
