@@ -159,14 +159,17 @@ class Bench {
     return Promise.all(this.cluster.ids.map((id) => this.progress(id, digest)));
   }
 
-  /** Poll (every 20 ms) until every server's progress satisfies `ok`. */
-  async waitUntil(ok: (p: Progress) => boolean, timeoutMs: number): Promise<void> {
+  /** Poll (every `pollMs`) until every server's progress satisfies `ok`; after `timeoutMs`, an error naming the servers that do not (or do not answer). */
+  async waitUntil(ok: (p: Progress) => boolean, timeoutMs: number, pollMs = 20): Promise<void> {
     const start = performance.now();
     for (;;) {
       const all = await this.allProgress(false);
       if (all.every((p) => p && ok(p))) return;
-      if (performance.now() - start > timeoutMs) throw new Error(`not reached within ${timeoutMs} ms`);
-      await sleep(20);
+      if (performance.now() - start > timeoutMs) {
+        const behind = this.cluster.ids.flatMap((id, i) => (!all[i] ? [`server ${id} (not answering: see its log)`] : ok(all[i]!) ? [] : [`server ${id}`]));
+        throw new Error(`not reached within ${timeoutMs} ms by ${behind.join(', ')}`);
+      }
+      await sleep(pollMs);
     }
   }
 
@@ -297,11 +300,7 @@ class Bench {
     const elapsed = (performance.now() - start) / 1000;
     const acked = this.appenders.flatMap((a) => a.acked);
     const maxTs = acked.reduce((max, a) => Math.max(max, timestampOf(a.id)), 0);
-    for (;;) {
-      const all = await this.allProgress(false);
-      if (all.every((p) => p && p.stableTs >= maxTs)) break;
-      await sleep(5);
-    }
+    await this.waitUntil((p) => p.stableTs >= maxTs, 120_000, 5);
     const stableElapsed = (performance.now() - start) / 1000;
     const clientCpu = process.cpuUsage(clientCpuBefore);
     const { daemonsCpuMs } = cpuSince(cpuBefore.cpuMs, (await this.retransmissionMark()).cpuMs);

@@ -96,9 +96,10 @@ export class OrderDigest implements Application {
 }
 
 function hashOf(chain: Buffer, block: readonly Message[]): Buffer {
-  const hash = createHash('sha256').update(chain);
-  for (const m of block) hash.update(`${m.sender}:${m.seq}:${m.ts}:${m.payload.length}:`).update(m.payload);
-  return hash.digest();
+  // The block as one text, hashed by one call: a call per message cost more than the hashing.
+  let text = '';
+  for (const m of block) text += `${m.sender}:${m.seq}:${m.ts}:${m.payload.length}:${m.payload}`;
+  return createHash('sha256').update(chain).update(text).digest();
 }
 
 function isOrderDigestState(value: unknown): value is OrderDigestState {

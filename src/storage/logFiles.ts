@@ -27,6 +27,7 @@ import type { JournalRecord } from '../broadcast/types.js';
 import { ChorusError, invariant } from '../errors.js';
 import type { DurableWhen, FileHandle, FileSystem } from './fileSystem.js';
 import { journalName, listJournals, readLogFiles, readText, snapshotName, type LoadedLog } from './logReader.js';
+import { LineBuffer } from './lineBuffer.js';
 import { journalLine, snapshotFormat, snapshotVersion, type SnapshotFile } from './records.js';
 import { snapshotSliceChars, SnapshotWriter } from './snapshotWriter.js';
 
@@ -58,9 +59,8 @@ export interface LogFilesOptions {
 
 export class LogFiles {
   private fd: FileHandle;
-  private pending: string[] = [];
-  /** UTF-8 bytes of the pending lines. */
-  private pendingBytes = 0;
+  /** The lines appended since the last write. */
+  private readonly pending = new LineBuffer();
   /** The current journal's generation: the snapshot being written, if any, or the last one written. */
   private generation: number;
   /** A snapshot being written in slices (beginSnapshot), and whom to tell when it is durable. */
@@ -142,18 +142,14 @@ export class LogFiles {
   /** Queue records; they are durable once a later sync() reports so. */
   append(records: readonly JournalRecord[]): void {
     for (const record of records) {
-      const line = journalLine(record);
-      const bytes = Buffer.byteLength(line);
-      this.pending.push(line);
-      this.pendingBytes += bytes;
-      this.journalBytes += bytes;
+      this.journalBytes += this.pending.add(journalLine(record));
     }
     this.journalRecords += records.length;
   }
 
   /** Nothing queued, and every sync finished: everything appended is durable. */
   get idle(): boolean {
-    return this.pending.length === 0 && !this.syncing && this.waiting.length === 0;
+    return this.pending.bytes === 0 && !this.syncing && this.waiting.length === 0;
   }
 
   /**
@@ -174,22 +170,19 @@ export class LogFiles {
   private writeAndSync(): void {
     const dones = this.waiting;
     this.waiting = [];
-    // Each line written into one buffer: no joined copy of the whole batch as a string.
-    const data = Buffer.allocUnsafe(this.pendingBytes);
-    let at = 0;
-    for (const line of this.pending) at += data.write(line, at);
-    this.pending = [];
-    this.pendingBytes = 0;
+    const data = this.pending.view();
     try {
       let written = 0;
       while (written < data.length) written += this.fs.write(this.fd, data.subarray(written));
     } catch (err) {
+      this.pending.clear();
       this.cutBackTo(this.durableBytes);
       const error = storageFailed(`${this.journalFile}: cannot write the journal`, err);
       for (const done of dones) done(error);
       return;
     }
     this.writtenBytes += data.length;
+    this.pending.clear();
     const upTo = this.writtenBytes;
     const generation = this.generation;
     // A new journal's name is made durable with its first records, off the event loop too.
@@ -385,8 +378,7 @@ export class LogFiles {
 
   /** Close without making what is queued durable: what a crash does (after a storage failure, and in tests). */
   abandon(): void {
-    this.pending = [];
-    this.pendingBytes = 0;
+    this.pending.clear();
     this.waiting = [];
     this.release();
   }

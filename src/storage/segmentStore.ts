@@ -23,6 +23,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { ChorusError } from '../errors.js';
 import type { FileHandle, FileSystem } from './fileSystem.js';
+import { LineBuffer } from './lineBuffer.js';
 
 const historyDirName = 'history';
 /** Records per segment file: bounds what one read parses. */
@@ -78,6 +79,8 @@ export class SegmentStore<T> {
   /** Files written since the last sync, and directories whose names changed. */
   private readonly unsyncedFiles = new Set<string>();
   private readonly unsyncedDirs = new Set<string>();
+  /** Where a write's lines are encoded. */
+  private readonly lines = new LineBuffer();
   private readonly segmentRecords: number;
   private readonly root: string;
 
@@ -267,9 +270,10 @@ export class SegmentStore<T> {
       const end = Math.min(stream.count, start + this.segmentRecords);
       const path = this.segmentPath(stream, start);
       if (i === start) this.unsyncedDirs.add(stream.dir);
-      let text = '';
-      for (let k = i; k < end; k++) text += `${codec.encode(stream.buffer[k - stream.written])}\n`;
-      this.writeFile(path, text);
+      const lines = this.lines;
+      lines.clear();
+      for (let k = i; k < end; k++) lines.add(`${codec.encode(stream.buffer[k - stream.written])}\n`);
+      this.writeFile(path, lines.view());
       this.unsyncedFiles.add(path);
       // Written: out of the buffer, so that a later failure never writes them twice.
       stream.buffer.splice(0, end - stream.written);
@@ -279,9 +283,8 @@ export class SegmentStore<T> {
   }
 
   /** Append to a file (not synced: sync() and syncInBackground() do that for every file written since the last). */
-  private writeFile(path: string, text: string): void {
+  private writeFile(path: string, data: Buffer): void {
     const before = this.fs.size(path);
-    const data = Buffer.from(text);
     const file = this.fs.open(path, 'append');
     try {
       const wrote = this.fs.write(file, data);

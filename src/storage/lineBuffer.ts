@@ -1,0 +1,48 @@
+/**
+ * Lines of text gathered as UTF-8 into one growing buffer, for one write.
+ * Encoding each line as it comes costs a third of building the batch as a
+ * string first (a string of thousands of concatenated lines must be
+ * flattened, then measured, then encoded: measured 0.7 against 2.0-2.5 µs
+ * per 250-byte line).
+ */
+/** What a buffer starts with, and shrinks back to after a batch larger than `keepBytes`. */
+const initialBytes = 64 * 1024;
+const keepBytes = 1024 * 1024;
+/** A UTF-16 code unit takes at most 3 bytes in UTF-8. */
+const maxBytesPerUnit = 3;
+
+export class LineBuffer {
+  private buffer = Buffer.allocUnsafe(initialBytes);
+  private used = 0;
+
+  /** Bytes gathered since the last clear(). */
+  get bytes(): number {
+    return this.used;
+  }
+
+  /** Add `text`'s UTF-8 bytes; returns how many. */
+  add(text: string): number {
+    const room = text.length * maxBytesPerUnit;
+    if (this.used + room > this.buffer.length) this.grow(this.used + room);
+    const written = this.buffer.write(text, this.used);
+    this.used += written;
+    return written;
+  }
+
+  /** The bytes gathered: valid until the next add() or clear(). */
+  view(): Buffer {
+    return this.buffer.subarray(0, this.used);
+  }
+
+  clear(): void {
+    this.used = 0;
+    // A catch-up's batch may have grown it to megabytes: not kept for the small batches that follow.
+    if (this.buffer.length > keepBytes) this.buffer = Buffer.allocUnsafe(initialBytes);
+  }
+
+  private grow(needed: number): void {
+    const larger = Buffer.allocUnsafe(Math.max(needed, this.buffer.length * 2));
+    this.buffer.copy(larger, 0, 0, this.used);
+    this.buffer = larger;
+  }
+}
