@@ -22,7 +22,7 @@
  * Nothing from a Ready may be acted on before every earlier Ready's records
  * are durable too; Readys complete in the order they were taken.
  */
-import { invariant } from '../errors.js';
+import { invariant, InvariantError } from '../errors.js';
 import type { AckMatrix } from './ackMatrix.js';
 import { DurabilityRecorder } from './durability.js';
 import { FlowControl } from './flowControl.js';
@@ -346,7 +346,8 @@ export class Engine {
 
   /** A message is accepted in sender order: it joins the store, the total order and the journal. */
   private accept(m: Message): void {
-    invariant(m.ts > this.appliedStableTs, `message ${m.sender}:${m.seq} (ts ${m.ts}) arrived behind the stable point ${this.appliedStableTs}`);
+    // Per message: the text is built only if it fails.
+    if (m.ts <= this.appliedStableTs) throw new InvariantError(`message ${m.sender}:${m.seq} (ts ${m.ts}) arrived behind the stable point ${this.appliedStableTs}`);
     if (m.sender !== this.me) this.lamportClock.witness(m.ts);
     this.acks.raiseBound(m.sender, m.ts);
     this.store.add(m);

@@ -4,7 +4,7 @@
  * contiguous (messages are accepted in sender order and collected from the
  * front), so each sender's messages live in an array with a base seq.
  */
-import { invariant } from '../errors.js';
+import { InvariantError } from '../errors.js';
 import type { Message, ServerId } from './types.js';
 
 export class RetransmitStore {
@@ -23,7 +23,8 @@ export class RetransmitStore {
 
   add(m: Message): void {
     const list = this.bySender[m.sender - 1];
-    invariant(m.seq === this.baseSeq[m.sender - 1] + list.length, `store gap: ${m.sender}:${m.seq} after ${list.length} held`);
+    // Per message: the text is built only if it fails.
+    if (m.seq !== this.baseSeq[m.sender - 1] + list.length) throw new InvariantError(`store gap: ${m.sender}:${m.seq} after ${list.length} held`);
     list.push(m);
   }
 

@@ -11,7 +11,7 @@
  * reported `from` is unchanged, so a reader that mirrors the log (the chat
  * replica) stays identical to it by replacing its suffix from there.
  */
-import { invariant } from '../errors.js';
+import { invariant, InvariantError } from '../errors.js';
 import { compareOrder, type Message } from './types.js';
 
 /** The tentative order changed: from position `from` (counted from its front after the last stable messages left) it is now `messages`. */
@@ -98,8 +98,9 @@ export class TentativeOrder {
     const fresh = this.items.slice(added).sort(this.compare);
     const from = this.insertionPoint(fresh[0], added);
     const merged = merge(this.items.slice(from, added), fresh, this.compare);
+    // Per message: the text is built only if it fails.
     for (let i = 1; i < merged.length; i++) {
-      invariant(compareOrder(merged[i - 1], merged[i]) !== 0, `two messages share order key (${merged[i].ts}, ${merged[i].sender})`);
+      if (compareOrder(merged[i - 1], merged[i]) === 0) throw new InvariantError(`two messages share order key (${merged[i].ts}, ${merged[i].sender})`);
     }
     if (from > this.head) invariant(compareOrder(this.items[from - 1], merged[0]) !== 0, `two messages share order key (${merged[0].ts}, ${merged[0].sender})`);
     this.items.length = from;

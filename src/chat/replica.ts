@@ -30,7 +30,7 @@
  */
 import type { OrderChange } from '../broadcast/tentativeOrder.js';
 import type { Message, MessageId } from '../broadcast/types.js';
-import { invariant } from '../errors.js';
+import { invariant, InvariantError } from '../errors.js';
 import { targetKey, type StoredTarget } from './likes.js';
 import { compactState, messageCount, type ChatState } from './model.js';
 import { operationOf } from './operations.js';
@@ -209,7 +209,8 @@ export class ChatReplica {
     const offset = this.stableCount - this.base;
     for (let i = 0; i < stable.length; i++) {
       const m = this.order[offset + i];
-      invariant(m !== undefined && m.sender === stable[i].sender && m.seq === stable[i].seq, `stable message ${stable[i].sender}:${stable[i].seq} is not next in order`);
+      // Per message: the text is built only if it fails.
+      if (m === undefined || m.sender !== stable[i].sender || m.seq !== stable[i].seq) throw new InvariantError(`stable message ${stable[i].sender}:${stable[i].seq} is not next in order`);
     }
     if (this.watched.size > 0) this.reportOutcomes(stable, effects.outcomes);
     this.noteUnstored(stable, this.stableCount);
