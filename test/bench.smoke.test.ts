@@ -24,12 +24,15 @@ describe('benchmark suite (QUICK=1 smoke test)', function () {
       const { stdout } = await promisify(execFile)(process.execPath, [bench, '--quick', '--out', out]);
       expect(stdout).to.match(/throughput: stable at all five/);
       const r = JSON.parse(readFileSync(out, 'utf8')) as Record<string, Record<string, unknown>>;
-      for (const section of ['disk', 'throughput', 'baseline', 'protocol', 'floor', 'latency', 'heal', 'catchUp', 'footprint', 'restart', 'scale']) expect(r, section).to.have.property(section);
+      for (const section of ['disk', 'throughput', 'baseline', 'protocol', 'chatState', 'floor', 'latency', 'heal', 'catchUp', 'footprint', 'restart', 'scale']) expect(r, section).to.have.property(section);
       expect(r.throughput.confirmedPerS).to.be.a('number').greaterThan(0);
       expect(r.throughput.datagramsLostToOverflow).to.be.a('number');
       // What the flood cost in CPU, the daemons' and the load client's apart.
       expect(r.throughput.daemonsCpuPerAppendUs).to.be.a('number').greaterThan(0);
       expect(r.throughput.loadClientCpuPerAppendUs).to.be.a('number').greaterThan(0);
+      // The chat state machine alone: one daemon's CPU per message, in the table too.
+      expect((r.chatState as { cpuPerMessageUs: number }).cpuPerMessageUs).to.be.a('number').greaterThan(0);
+      expect(stdout).to.match(/chat state alone \(one daemon\) +[\d.]+ µs of CPU per message/);
       // The floor: five processes that only persist, send and acknowledge made their messages stable, and the latency rows are set beside it.
       const floor = r.floor as { stableHere: { p50: number; p99: number } };
       expect(floor.stableHere.p50).to.be.a('number').greaterThan(0);

@@ -3,7 +3,8 @@
  * tools/bench (make bench): start a five-daemon cluster on free ports with a
  * temporary data directory and measure, in one run: the raw UDP baseline,
  * throughput (and the CPU it costs per append), the protocol alone, the
- * latency floor of the machine (five processes that only persist, send and
+ * chat state machine alone (one daemon's CPU per message), the latency
+ * floor of the machine (five processes that only persist, send and
  * acknowledge), latency at a fixed load set beside that floor, heal time,
  * catch-up and restart time, footprint, and at scale: a history of
  * --history messages (RSS, disk, restart). Prints one table; --out writes
@@ -29,6 +30,7 @@ import { loopDelay, type Percentiles, type Timings } from '../daemon/timings.js'
 import { LocalCluster, type ClusterServerStatus } from '../tools/localCluster.js';
 import { freePorts } from '../tools/freePorts.js';
 import { connectControl, diskBytes, nodeArgs, serverDir } from '../tools/clusterProcesses.js';
+import type { ChatStateNodeResult } from './chatStateNode.js';
 import type { FloorNodeResult } from './floorNode.js';
 import type { ProtocolNodeResult } from './protocolNode.js';
 
@@ -44,10 +46,12 @@ interface Scale {
   footprint: number;
   /** Messages the scale phase loads the cluster with. */
   history: number;
+  /** Appends the chat state phase applies, per run. */
+  chatState: number;
 }
 
-const fullScale: Scale = { throughputS: 10, latencyS: 10, healPerSide: 20_000, catchUp: 50_000, footprint: 100_000, history: 1_000_000 };
-const quickScale: Scale = { throughputS: 2, latencyS: 2, healPerSide: 1_000, catchUp: 3_000, footprint: 10_000, history: 20_000 };
+const fullScale: Scale = { throughputS: 10, latencyS: 10, healPerSide: 20_000, catchUp: 50_000, footprint: 100_000, history: 1_000_000, chatState: 200_000 };
+const quickScale: Scale = { throughputS: 2, latencyS: 2, healPerSide: 1_000, catchUp: 3_000, footprint: 10_000, history: 20_000, chatState: 20_000 };
 /** Operations per second in the latency phase and the protocol-only phase's fixed-rate run. */
 const latencyRate = 1000;
 const text200 = 'x'.repeat(200);
@@ -407,6 +411,30 @@ class Bench {
   }
 
   /**
+   * The chat state machine alone (chatStateNode.ts): one daemon's CPU per
+   * message for the chat's own work, without the network, the journal or
+   * the RPC, which every daemon spends on every message. In-process and on
+   * an idle cluster, so it varies far less than the cluster's figures: the
+   * median of three runs (one when quick).
+   */
+  async chatState(): Promise<void> {
+    const runs = this.sizes.throughputS >= 10 ? 3 : 1;
+    const count = this.sizes.chatState;
+    this.say(`chat state alone: ${count.toLocaleString('en-US')} appends applied as one daemon applies them, ${runs} run${runs === 1 ? '' : 's'}`);
+    const results: ChatStateNodeResult[] = [];
+    for (let run = 0; run < runs; run++) {
+      const dir = join(this.cluster.paths.dataRoot, `chat-state-${run}`);
+      try {
+        results.push(JSON.parse(await this.runHelper([...nodeArgs(), join(here, 'chatStateNode.js'), dir, String(count)], 120_000)) as ChatStateNodeResult);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }
+    const perMessage = results.map((r) => (r.cpuMs * 1000) / r.messages).sort((a, b) => a - b);
+    this.results.chatState = { messages: count, runs, cpuPerMessageUs: perMessage[Math.floor(runs / 2)], runsCpuPerMessageUs: perMessage };
+  }
+
+  /**
    * The latency floor on this machine (floorNode.ts): five processes that
    * only persist, send and acknowledge, at the latency phase's rate. Its
    * p99 varies from run to run, so it runs three times (once when quick)
@@ -697,7 +725,7 @@ function cpuSince(before: readonly number[], after: readonly number[]): { daemon
 }
 
 /** The phases, in the order they run (baseline sizes its datagrams from throughput's). */
-const phaseNames = ['disk', 'throughput', 'baseline', 'protocol', 'floor', 'latency', 'heal', 'catchUp', 'footprint', 'restart', 'scale'] as const;
+const phaseNames = ['disk', 'throughput', 'baseline', 'protocol', 'chatState', 'floor', 'latency', 'heal', 'catchUp', 'footprint', 'restart', 'scale'] as const;
 
 function table(r: Record<string, unknown>): string {
   const f = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
@@ -737,6 +765,8 @@ function table(r: Record<string, unknown>): string {
       );
     }
   }
+  const cs = r.chatState as { messages: number; runs: number; cpuPerMessageUs: number } | undefined;
+  if (cs) rows.push(['chat state alone (one daemon)', `${f(cs.cpuPerMessageUs, 2)} µs of CPU per message (${k(cs.messages)} appends in batches of 50, history files on disk, no network, journal or RPC; median of ${cs.runs} run${cs.runs === 1 ? '' : 's'}); every daemon spends it on every message`]);
   const fl = r.floor as { rate: number; runs: number; stableHere: { p50: number; p99: number }; groupCommitP50Ms: number; cpuPerMessageUs: number } | undefined;
   if (fl) rows.push([`floor at ${k(fl.rate)}/s: -> stable here`, `p50 ${f(fl.stableHere.p50, 2)} ms, p99 ${f(fl.stableHere.p99, 2)} ms (worst process, median of ${fl.runs} run${fl.runs === 1 ? '' : 's'}; group commit p50 ${f(fl.groupCommitP50Ms, 2)} ms; CPU ${f(fl.cpuPerMessageUs)} µs per message in all)`]);
   const l = r.latency as Record<string, Record<string, number>> | undefined;

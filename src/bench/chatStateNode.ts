@@ -1,0 +1,64 @@
+/**
+ * The benchmark's chat state machine alone: one daemon's chat application
+ * (the replica, the reducer, the history files on the real disk, the order
+ * digest) fed the total order as a node feeds it under load, with no
+ * network, no journal and no RPC. Ten sessions join one group, then append
+ * 200-character texts; each step hands over a batch of 50 newly ordered
+ * messages and makes the previous batch stable, and the shown state is read
+ * after it (as pushes read it). What it reports is one daemon's CPU per
+ * message: every daemon does this for every message. Run by tools/bench;
+ * prints one JSON line.
+ *
+ *   chatStateNode.js <data dir> <messages>
+ */
+import type { Message } from '../broadcast/types.js';
+import { encodeOp, type ChatOp } from '../chat/operations.js';
+import { ChatApplication } from '../server/chatApplication.js';
+import { nodeFileSystem } from '../storage/fileSystem.js';
+
+export interface ChatStateNodeResult {
+  messages: number;
+  cpuMs: number;
+  wallMs: number;
+}
+
+const batchMessages = 50;
+const sessions = 10;
+const text = 'x'.repeat(200);
+
+function run(dir: string, count: number): ChatStateNodeResult {
+  const app = new ChatApplication(undefined, { fs: nodeFileSystem, dir });
+  const seqs = new Array<number>(6).fill(0);
+  let ts = 0;
+  const message = (k: number, op: ChatOp): Message => {
+    const sender = 1 + (k % 5);
+    return { sender, seq: ++seqs[sender], ts: ++ts, payload: encodeOp(op) };
+  };
+  const joins = Array.from({ length: sessions }, (_, k) => message(k, { op: 'join', session: `s${k}`, user: `user${k}`, group: 'bench' }));
+  app.apply({ from: 0, messages: joins }, joins);
+  // Made before the clock starts: the payloads arrive decoded from the wire in a daemon.
+  const batches: Message[][] = [];
+  for (let i = 0; i < count; i += batchMessages) {
+    batches.push(Array.from({ length: Math.min(batchMessages, count - i) }, (_, b) => message(i + b, { op: 'append', session: `s${(i + b) % sessions}`, user: `user${(i + b) % sessions}`, group: 'bench', text })));
+  }
+  const cpu = process.cpuUsage();
+  const start = performance.now();
+  let tentative: Message[] = [];
+  for (const batch of batches) {
+    app.apply({ from: tentative.length, messages: batch }, tentative);
+    app.shown();
+    tentative = batch;
+  }
+  // eslint-disable-next-line prefer-spread -- the application's apply (no order change), not Function.prototype.apply
+  app.apply(undefined, tentative);
+  const used = process.cpuUsage(cpu);
+  return { messages: count, cpuMs: (used.user + used.system) / 1000, wallMs: performance.now() - start };
+}
+
+const [dir, messages] = process.argv.slice(2);
+const count = Number(messages);
+if (!dir || !Number.isSafeInteger(count) || count < batchMessages) {
+  process.stderr.write(`usage: chatStateNode.js <data dir> <messages, at least ${batchMessages}>\n`);
+  process.exit(2);
+}
+process.stdout.write(`${JSON.stringify(run(dir, count))}\n`);
