@@ -5,14 +5,15 @@
  * network, no journal and no RPC. Ten sessions join one group, then append
  * 200-character texts; each step hands over a batch of 50 newly ordered
  * messages and makes the previous batch stable, and the shown state is read
- * after it (as pushes read it). What it reports is one daemon's CPU per
- * message: every daemon does this for every message. Run by tools/bench;
- * prints one JSON line.
+ * after it (as pushes read it). Each message's payload is decoded from its
+ * bytes as it comes, as the wire decodes it. What it reports is one
+ * daemon's CPU per message: every daemon does this for every message. Run
+ * by tools/bench; prints one JSON line.
  *
  *   chatStateNode.js <data dir> <messages>
  */
 import type { Message } from '../broadcast/types.js';
-import { encodeOp, type ChatOp } from '../chat/operations.js';
+import { encodeOp } from '../chat/operations.js';
 import { ChatApplication } from '../server/chatApplication.js';
 import { nodeFileSystem } from '../storage/fileSystem.js';
 
@@ -30,21 +31,19 @@ function run(dir: string, count: number): ChatStateNodeResult {
   const app = new ChatApplication(undefined, { fs: nodeFileSystem, dir });
   const seqs = new Array<number>(6).fill(0);
   let ts = 0;
-  const message = (k: number, op: ChatOp): Message => {
+  const message = (k: number, payload: string): Message => {
     const sender = 1 + (k % 5);
-    return { sender, seq: ++seqs[sender], ts: ++ts, payload: encodeOp(op) };
+    return { sender, seq: ++seqs[sender], ts: ++ts, payload };
   };
-  const joins = Array.from({ length: sessions }, (_, k) => message(k, { op: 'join', session: `s${k}`, user: `user${k}`, group: 'bench' }));
+  const joins = Array.from({ length: sessions }, (_, k) => message(k, encodeOp({ op: 'join', session: `s${k}`, user: `user${k}`, group: 'bench' })));
   app.apply({ from: 0, messages: joins }, joins);
-  // Made before the clock starts: the payloads arrive decoded from the wire in a daemon.
-  const batches: Message[][] = [];
-  for (let i = 0; i < count; i += batchMessages) {
-    batches.push(Array.from({ length: Math.min(batchMessages, count - i) }, (_, b) => message(i + b, { op: 'append', session: `s${(i + b) % sessions}`, user: `user${(i + b) % sessions}`, group: 'bench', text })));
-  }
+  const appends = Array.from({ length: sessions }, (_, k) => Buffer.from(encodeOp({ op: 'append', session: `s${k}`, user: `user${k}`, group: 'bench', text })));
   const cpu = process.cpuUsage();
   const start = performance.now();
   let tentative: Message[] = [];
-  for (const batch of batches) {
+  for (let i = 0; i < count; i += batchMessages) {
+    const batch: Message[] = [];
+    for (let k = i; k < Math.min(i + batchMessages, count); k++) batch.push(message(k, appends[k % sessions].toString('utf8')));
     app.apply({ from: tentative.length, messages: batch }, tentative);
     app.shown();
     tentative = batch;
