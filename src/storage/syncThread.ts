@@ -1,7 +1,6 @@
 /**
- * The journal's fdatasync: on the event loop while the disk keeps up, on a
- * thread of its own once a sync holds the event loop too long (a slow disk,
- * or a sound one busy under a flood).
+ * The journal's fdatasync: on the event loop while the disk is sound, on a
+ * thread of its own once it is slow.
  *
  * On a sound disk an fdatasync takes well under a millisecond, and the
  * cheapest place for it is the event loop itself: the datagrams and requests
@@ -16,12 +15,9 @@
  * `blockMs`, then going on, so that heartbeats, control and reads are
  * answered while the sync finishes there (`done` then runs from the event
  * loop). After `fastRun` syncs in a row under `fastMs` the disk is sound and
- * they move to the event loop; once one takes `holdMs` there, back to the
- * thread: the event loop is held by a sync at most about that long, so a
- * flood's syncs of 20-100 ms no longer stall everything else. (A disk slow
- * from the start never holds the event loop; one that turns slow holds it
- * for one sync.) A sync of `slowMs` or more means the disk is slow: the
- * daemon's log hears of it once, and again when it is fast.
+ * they move to the event loop; once one takes `slowMs` there, back to the
+ * thread. (A disk slow from the start never holds the event loop; one that
+ * turns slow holds it for one sync.)
  *
  * One sync at a time; more are queued and run in the order asked for. The
  * thread (syncWorker.ts) and this side share a few integers (Atomics): the
@@ -55,9 +51,7 @@ interface Request {
 export type DiskNews = { readonly disk: 'slow'; readonly tookMs: number } | { readonly disk: 'fast again' };
 
 export interface SyncThreadOptions {
-  /** A sync on the event loop this long held it too long: later ones go to the thread. */
-  readonly holdMs: number;
-  /** A sync this long means the disk is slow (news for the log; at least holdMs). */
+  /** A sync on the event loop this long means the disk is slow: later ones go to the thread. */
   readonly slowMs: number;
   /** How long the event loop waits for a sync on the thread before it goes on. */
   readonly blockMs: number;
@@ -83,8 +77,8 @@ export class SyncThread {
 
   constructor(private readonly options: SyncThreadOptions) {}
 
-  /** Syncs run on the thread now (the disk is slow or busy, or not yet known to keep up). */
-  get onThreadNow(): boolean {
+  /** Syncs run on the thread now (the disk is slow, or not yet known to be sound). */
+  get slowDisk(): boolean {
     return this.onThread;
   }
 
@@ -117,11 +111,11 @@ export class SyncThread {
       error = err as Error;
     }
     const tookMs = performance.now() - start;
-    if (tookMs >= this.options.holdMs) {
+    if (tookMs >= this.options.slowMs) {
       this.onThread = true;
       this.fastInARow = 0;
+      this.foundSlow(tookMs);
     }
-    if (tookMs >= this.options.slowMs) this.foundSlow(tookMs);
     request.done(error);
   }
 
