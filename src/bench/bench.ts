@@ -51,7 +51,8 @@ interface Scale {
 }
 
 const fullScale: Scale = { throughputS: 10, latencyS: 10, healPerSide: 20_000, catchUp: 50_000, footprint: 100_000, history: 1_000_000, chatState: 200_000 };
-const quickScale: Scale = { throughputS: 2, latencyS: 2, healPerSide: 1_000, catchUp: 3_000, footprint: 10_000, history: 20_000, chatState: 20_000 };
+/** Quick: the scale phase's history well above what the phases before it load (16,000-25,000 messages), so that its points differ. */
+const quickScale: Scale = { throughputS: 2, latencyS: 2, healPerSide: 1_000, catchUp: 3_000, footprint: 10_000, history: 50_000, chatState: 20_000 };
 /** Operations per second in the latency phase and the protocol-only phase's fixed-rate run. */
 const latencyRate = 1000;
 const text200 = 'x'.repeat(200);
@@ -669,12 +670,14 @@ class Bench {
       });
       if (i !== 1) restarts.push(await this.restartOne(2, 'scale'));
     }
-    const [, half, all] = points;
+    const all = points[2];
+    // Growth from half; from the last point with fewer messages if the earlier phases loaded more than half already.
+    const from = [...points].reverse().find((p) => p.messages < all.messages) ?? points[0];
     const maxOf = (xs: number[]) => Math.max(...xs);
     this.results.scale = {
       points,
       restarts,
-      rssGrowthBytesPerMessage: ((maxOf(all.rssMiB) - maxOf(half.rssMiB)) * 2 ** 20) / (all.messages - half.messages),
+      rssGrowthBytesPerMessage: ((maxOf(all.rssMiB) - maxOf(from.rssMiB)) * 2 ** 20) / (all.messages - from.messages),
       diskBytesPerMessage: maxOf(all.diskBytes) / all.messages,
       historyBytesPerMessage: maxOf(all.historyBytes) / all.messages,
     };
