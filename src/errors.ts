@@ -32,6 +32,7 @@ export class InvariantError extends Error {
   }
 }
 
+/** Its message is built on every call: on a path run for every message, check inline and throw InvariantError only when it fails. */
 export function invariant(condition: unknown, message: string): asserts condition {
   if (!condition) throw new InvariantError(message);
 }

@@ -411,6 +411,11 @@ class Bench {
     }
   }
 
+  /** Runs of a phase whose figure varies from run to run, of which the median is kept: three, one when quick. */
+  private get repeats(): number {
+    return this.sizes.latencyS >= 10 ? 3 : 1;
+  }
+
   /**
    * The chat state machine alone (chatStateNode.ts): one daemon's CPU per
    * message for the chat's own work, without the network, the journal or
@@ -419,7 +424,7 @@ class Bench {
    * median of three runs (one when quick).
    */
   async chatState(): Promise<void> {
-    const runs = this.sizes.throughputS >= 10 ? 3 : 1;
+    const runs = this.repeats;
     const count = this.sizes.chatState;
     this.say(`chat state alone: ${count.toLocaleString('en-US')} appends applied as one daemon applies them, ${runs} run${runs === 1 ? '' : 's'}`);
     const results: ChatStateNodeResult[] = [];
@@ -431,8 +436,8 @@ class Bench {
         rmSync(dir, { recursive: true, force: true });
       }
     }
-    const perMessage = results.map((r) => (r.cpuMs * 1000) / r.messages).sort((a, b) => a - b);
-    this.results.chatState = { messages: count, runs, cpuPerMessageUs: perMessage[Math.floor(runs / 2)], runsCpuPerMessageUs: perMessage };
+    const perMessage = results.map((r) => (r.cpuMs * 1000) / r.messages);
+    this.results.chatState = { messages: count, runs, cpuPerMessageUs: median(perMessage), runsCpuPerMessageUs: perMessage };
   }
 
   /**
@@ -442,13 +447,12 @@ class Bench {
    * and the medians are kept. The cluster idles.
    */
   async floor(): Promise<void> {
-    const runs = this.sizes.latencyS >= 10 ? 3 : 1;
+    const runs = this.repeats;
     this.say(`floor: 5 processes that only persist, send and acknowledge, ${latencyRate} messages/s for ${this.sizes.latencyS} s, ${runs} run${runs === 1 ? '' : 's'}`);
     const results: FloorNodeResult[][] = [];
     for (let run = 0; run < runs; run++) results.push(await this.runFloorNodes(run));
     // Each run's figure is its worst process's, as for the daemons.
     const worstOf = (nodes: FloorNodeResult[], f: (n: FloorNodeResult) => number) => Math.max(...nodes.map(f));
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
     const p50s = results.map((nodes) => worstOf(nodes, (n) => n.stableHere.p50));
     const p99s = results.map((nodes) => worstOf(nodes, (n) => n.stableHere.p99));
     this.results.floor = {
@@ -714,6 +718,11 @@ interface RetransmissionMark {
   readonly engine: Partial<EngineCounters>;
   readonly cpuMs: readonly number[];
   readonly overflow: number;
+}
+
+/** The middle value (the upper of the two middle ones for an even count). */
+function median(xs: readonly number[]): number {
+  return [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 }
 
 /** The processes' CPU time per message they originated, in all, over the measured time (µs). */
