@@ -24,12 +24,15 @@ describe('benchmark suite (QUICK=1 smoke test)', function () {
       const { stdout } = await promisify(execFile)(process.execPath, [bench, '--quick', '--out', out]);
       expect(stdout).to.match(/throughput: stable at all five/);
       const r = JSON.parse(readFileSync(out, 'utf8')) as Record<string, Record<string, unknown>>;
-      for (const section of ['disk', 'throughput', 'baseline', 'protocol', 'chatState', 'floor', 'latency', 'heal', 'catchUp', 'footprint', 'restart', 'scale']) expect(r, section).to.have.property(section);
+      for (const section of ['disk', 'throughput', 'baseline', 'protocol', 'rpcFloor', 'chatState', 'floor', 'latency', 'heal', 'catchUp', 'footprint', 'restart', 'scale']) expect(r, section).to.have.property(section);
       expect(r.throughput.confirmedPerS).to.be.a('number').greaterThan(0);
       expect(r.throughput.datagramsLostToOverflow).to.be.a('number');
       // What the flood cost in CPU, the daemons' and the load client's apart.
       expect(r.throughput.daemonsCpuPerAppendUs).to.be.a('number').greaterThan(0);
       expect(r.throughput.loadClientCpuPerAppendUs).to.be.a('number').greaterThan(0);
+      // The RPC floor: five processes that only answer were flooded by the client library; with the protocol's CPU it bounds the chat path.
+      for (const figure of ['appendsPerS', 'serversCpuPerAppendUs', 'clientCpuPerAppendUs']) expect(r.rpcFloor[figure], figure).to.be.a('number').greaterThan(0);
+      expect(stdout).to.match(/chat path ceiling +[\d,]+ appends\/s: \d+ cores over [\d.]+ µs of CPU per append .*; throughput is [\d.]+% of it/);
       // The chat state machine alone: one daemon's CPU per message, in the table too.
       expect((r.chatState as { cpuPerMessageUs: number }).cpuPerMessageUs).to.be.a('number').greaterThan(0);
       expect(stdout).to.match(/chat state alone \(one daemon\) +[\d.]+ µs of CPU per message/);

@@ -14,7 +14,7 @@
 import { usageFailure } from '../commandLine.js';
 import { execFile, type ChildProcess } from 'node:child_process';
 import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
@@ -33,8 +33,11 @@ import { connectControl, diskBytes, nodeArgs, serverDir } from '../tools/cluster
 import type { ChatStateNodeResult } from './chatStateNode.js';
 import type { FloorNodeResult } from './floorNode.js';
 import type { ProtocolNodeResult } from './protocolNode.js';
+import type { RpcFloorServerResult } from './rpcFloorServer.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
+/** The cores the daemons, the helpers and the load client share. */
+const cores = availableParallelism();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 
@@ -119,6 +122,18 @@ class Appender {
 
   close(): void {
     this.session.close();
+  }
+}
+
+/** An appender on a process that may not listen yet (a helper just started): tried again until `deadline` (epoch ms). */
+async function openWhenListening(address: string, user: string, deadline: number): Promise<Appender> {
+  for (;;) {
+    try {
+      return await Appender.open(address, user, 'floor');
+    } catch (err) {
+      if (Date.now() >= deadline) throw err;
+      await sleep(50);
+    }
   }
 }
 
@@ -408,6 +423,52 @@ class Bench {
       );
     } finally {
       rmSync(root, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * The RPC floor (rpcFloorServer.ts): five processes that answer the
+   * clients' JSON-RPC as a daemon's client port would and do nothing else,
+   * flooded by ten sessions of the client library as the throughput phase
+   * floods the daemons. Beside the protocol alone it bounds the chat path on
+   * these cores: with no chat work at all, an append costs at least the RPC
+   * floor's CPU and the protocol's. The cluster idles.
+   */
+  async rpcFloor(): Promise<void> {
+    const measureMs = this.sizes.throughputS * 1000;
+    const warmupMs = Math.min(2000, measureMs / 2);
+    this.say(`RPC floor: 5 processes that only answer requests, 10 clients flooding 200-byte appends for ${(warmupMs + measureMs) / 1000} s`);
+    const ports = await freePorts(5);
+    const startAt = Date.now() + 1000;
+    const measureFrom = startAt + warmupMs;
+    const measureUntil = measureFrom + measureMs;
+    const servers = ports.map((port, i) =>
+      this.runHelper([join(here, 'rpcFloorServer.js'), String(i + 1), String(port), String(startAt), String(warmupMs), String(measureMs)], measureUntil - Date.now() + 30_000).then(
+        (stdout) => JSON.parse(stdout) as RpcFloorServerResult,
+      ),
+    );
+    const epochNow = () => performance.timeOrigin + performance.now();
+    try {
+      this.closeAppenders();
+      for (const port of ports) for (let k = 0; k < 2; k++) this.appenders.push(await openWhenListening(`127.0.0.1:${port}`, `f${port}x${k}`, startAt));
+      const flooding = Promise.all(this.appenders.map((a) => a.flood(() => epochNow() >= measureUntil, 32)));
+      await sleep(measureFrom - epochNow());
+      const cpuBefore = process.cpuUsage();
+      const ackedBefore = this.appenders.reduce((t, a) => t + a.acked.length, 0);
+      await sleep(measureUntil - epochNow());
+      const clientCpu = process.cpuUsage(cpuBefore);
+      const acked = this.appenders.reduce((t, a) => t + a.acked.length, 0) - ackedBefore;
+      await flooding;
+      this.closeAppenders();
+      const results = await Promise.all(servers);
+      const serversCpuMs = results.reduce((t, r) => t + r.cpuMs, 0);
+      this.results.rpcFloor = {
+        appendsPerS: acked / (measureMs / 1000),
+        serversCpuPerAppendUs: (serversCpuMs * 1000) / Math.max(1, acked),
+        clientCpuPerAppendUs: (clientCpu.user + clientCpu.system) / Math.max(1, acked),
+      };
+    } finally {
+      this.closeAppenders();
     }
   }
 
@@ -737,7 +798,7 @@ function cpuSince(before: readonly number[], after: readonly number[]): { daemon
 }
 
 /** The phases, in the order they run (baseline sizes its datagrams from throughput's). */
-const phaseNames = ['disk', 'throughput', 'baseline', 'protocol', 'chatState', 'floor', 'latency', 'heal', 'catchUp', 'footprint', 'restart', 'scale'] as const;
+const phaseNames = ['disk', 'throughput', 'baseline', 'protocol', 'rpcFloor', 'chatState', 'floor', 'latency', 'heal', 'catchUp', 'footprint', 'restart', 'scale'] as const;
 
 function table(r: Record<string, unknown>): string {
   const f = (x: number, digits = 1) => (Number.isFinite(x) ? x.toFixed(digits) : '-');
@@ -776,6 +837,15 @@ function table(r: Record<string, unknown>): string {
         ['protocol only: daemons', `${loop(a)}; CPU ${f(a.cpuPerMessageUs as unknown as number)} µs per message in all`],
       );
     }
+  }
+  const rf = r.rpcFloor as Record<string, number> | undefined;
+  if (rf) rows.push(['RPC floor: answering only', `${k(rf.appendsPerS)} appends/s answered by 5 processes that do nothing else (no broadcast, journal, chat or pushes); CPU per append: the servers ${f(rf.serversCpuPerAppendUs)} µs in all, the load client ${f(rf.clientCpuPerAppendUs)} µs`]);
+  if (rf && p) {
+    // An append costs at least what both floors spend on one (the load client's share included), and the cores are all there is.
+    const floorCpuUs = rf.serversCpuPerAppendUs + rf.clientCpuPerAppendUs + p.fsyncOn.cpuPerMessageUs;
+    const ceiling = (cores * 1e6) / floorCpuUs;
+    const share = t ? `; throughput is ${f((100 * t.stableAtAllFivePerS) / ceiling)}% of it` : '';
+    rows.push(['chat path ceiling', `${k(ceiling)} appends/s: ${cores} cores over ${f(floorCpuUs)} µs of CPU per append (the RPC floor's and the protocol's, fsync on), with no chat work${share}`]);
   }
   const cs = r.chatState as { messages: number; runs: number; cpuPerMessageUs: number } | undefined;
   if (cs) rows.push(['chat state alone (one daemon)', `${f(cs.cpuPerMessageUs, 2)} µs of CPU per message (${k(cs.messages)} appends in batches of 50, history files on disk, no network, journal or RPC; median of ${cs.runs} run${cs.runs === 1 ? '' : 's'}); every daemon spends it on every message`]);
