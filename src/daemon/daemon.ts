@@ -87,6 +87,8 @@ const now = (): number => performance.now();
 export class Daemon extends EventEmitter<DaemonEvents> {
   readonly id: ServerId;
   private readonly logger: winston.Logger;
+  /** The log level is set at start (--log-level debug logs every packet): asked once, not for every datagram (winston's check allocates). */
+  private readonly logsPackets: boolean;
   private stepScheduled = false;
   readonly timings = new DaemonTimings();
   private timer: NodeJS.Timeout | undefined;
@@ -112,6 +114,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     super();
     this.id = options.id;
     this.logger = options.logger;
+    this.logsPackets = options.logger.isDebugEnabled();
   }
 
   static async start(options: DaemonOptions): Promise<Daemon> {
@@ -186,7 +189,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private readonly world: { transport: Transport; clock: Clock } = {
     transport: {
       send: (to, packet) => {
-        if (this.logger.isDebugEnabled()) this.logger.debug(`send to ${to.join(',')}: ${describePacket(packet)}`);
+        if (this.logsPackets) this.logger.debug(`send to ${to.join(',')}: ${describePacket(packet)}`);
         this.transport.send(to, packet);
       },
     },
@@ -326,7 +329,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   private onPacket(packet: Packet): void {
     if (this.stopped) return;
-    if (this.logger.isDebugEnabled()) this.logger.debug(`recv ${describePacket(packet)}`);
+    if (this.logsPackets) this.logger.debug(`recv ${describePacket(packet)}`);
     const counters = this.core.protocol.counters;
     const inconsistentBefore = counters.inconsistent;
     this.guarded(() => this.core.receive(packet));
