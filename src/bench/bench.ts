@@ -463,6 +463,8 @@ class Bench {
         (stdout) => JSON.parse(stdout) as RpcFloorServerResult,
       ),
     );
+    // A server that fails is reported where its result is awaited, not as an unhandled rejection before.
+    for (const server of servers) server.catch(() => undefined);
     const epochNow = () => performance.timeOrigin + performance.now();
     try {
       this.closeAppenders();

@@ -15,8 +15,6 @@ import { WebSocketServer, type WebSocket } from 'ws';
 export interface RpcFloorServerResult {
   /** CPU time (user and system) this process used during the measured time. */
   readonly cpuMs: number;
-  /** Requests answered during the measured time. */
-  readonly answered: number;
 }
 
 interface Request {
@@ -33,11 +31,9 @@ const id = Number(idText);
 const measureFrom = Number(startAtText) + Number(warmupText);
 const measureUntil = measureFrom + Number(measureText);
 let ts = 0;
-let answered = 0;
 
 /** What a daemon would answer, as small: the group a join reaches is empty, an append is tentative at once. */
 function answer(request: Request): object {
-  answered++;
   const { method, params } = request;
   if (method === 'user') return { jsonrpc: '2.0', id: request.id, result: { user: params?.name } };
   if (method === 'join') return { jsonrpc: '2.0', id: request.id, result: { group: params?.group, participants: [], total: 0, messages: [] } };
@@ -61,10 +57,9 @@ server.on('connection', (socket) => socket.on('message', (data) => onFrame(socke
 const untilEpoch = (epochMs: number) => new Promise((r) => setTimeout(r, Math.max(0, epochMs - Date.now())));
 await untilEpoch(measureFrom);
 const cpuStart = process.cpuUsage();
-const answeredStart = answered;
 await untilEpoch(measureUntil);
 const cpu = process.cpuUsage(cpuStart);
-const result: RpcFloorServerResult = { cpuMs: (cpu.user + cpu.system) / 1000, answered: answered - answeredStart };
+const result: RpcFloorServerResult = { cpuMs: (cpu.user + cpu.system) / 1000 };
 await untilEpoch(measureUntil + closeAfterMs);
 for (const socket of server.clients) socket.terminate();
 server.close();
