@@ -6,7 +6,7 @@ import { TentativeOrder } from '../src/broadcast/tentativeOrder.js';
 import { compareOrder, formatMessageId, parseMessageId } from '../src/broadcast/types.js';
 import { noStoredTargets } from '../src/chat/likes.js';
 import { canonicalJson, emptyChatState, type ChatState, type Group } from '../src/chat/model.js';
-import { encodeOp, type ChatOp } from '../src/chat/operations.js';
+import { encodeOp, operationOf, type ChatOp } from '../src/chat/operations.js';
 import { applyBatch } from '../src/chat/reducer.js';
 import { ChatReplica } from '../src/chat/replica.js';
 import { maxRequestsPerUser, maxStreamsPerUser, originalRequest } from '../src/chat/requests.js';
@@ -45,6 +45,23 @@ const like = (user: string, group: string, message: string, op: 'like' | 'unlike
 describe('chat state machine: the rules', () => {
   beforeEach(() => {
     ts = 0;
+  });
+
+  it("a message's operation is decoded once, kept out of the message's JSON, and never taken for another payload's", () => {
+    const m = append('s1', 'alice', 'a', 'hello');
+    const json = JSON.stringify(m);
+    const op = operationOf(m);
+    expect(op).to.deep.equal({ op: 'append', session: 's1', user: 'alice', group: 'a', text: 'hello' });
+    expect(operationOf(m)).to.equal(op);
+    // What the journal, the snapshots and the wire write of it is unchanged.
+    expect(JSON.stringify(m)).to.equal(json);
+    expect(Object.keys(m)).to.deep.equal(['sender', 'seq', 'ts', 'payload']);
+    // A copy with another payload (spread, so it carries the cache) decodes its own.
+    const copy = { ...m, payload: encodeOp({ op: 'leave', session: 's1' }) };
+    expect(operationOf(copy)).to.deep.equal({ op: 'leave', session: 's1' });
+    // A frozen message is decoded each time, the same way; a payload that is no operation is none.
+    expect(operationOf(Object.freeze({ ...append('s2', 'bob', 'a', 'hi') }))).to.deep.include({ op: 'append', text: 'hi' });
+    expect(operationOf({ sender: 1, seq: 99, ts: 99, payload: '{"op":"dance"}' })).to.equal(undefined);
   });
 
   it('join creates the group, and joining another group leaves the previous one', () => {

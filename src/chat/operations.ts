@@ -109,15 +109,16 @@ export const messageIdSchema = z
  * cluster's CPU.) A frozen message is decoded each time.
  */
 const decodedOp = Symbol('operation');
-type Decoded = Message & { [decodedOp]?: ChatOp | null };
+/** The payload decoded with its operation: a copy of the message with another payload (spread, say) carries the key but decodes its own. */
+type Decoded = Message & { [decodedOp]?: { readonly payload: string; readonly op: ChatOp | undefined } };
 
 /** The operation a broadcast message carries; undefined if it carries none. */
 export function operationOf(m: Message): ChatOp | undefined {
   const known = (m as Decoded)[decodedOp];
-  if (known !== undefined) return known ?? undefined;
-  const op = decodeOp(m.payload) ?? null;
-  if (Object.isExtensible(m)) (m as Decoded)[decodedOp] = op;
-  return op ?? undefined;
+  if (known !== undefined && known.payload === m.payload) return known.op;
+  const op = decodeOp(m.payload);
+  if (Object.isExtensible(m)) (m as Decoded)[decodedOp] = { payload: m.payload, op };
+  return op;
 }
 
 /** Decode a payload into an operation; undefined if it is not one (ignored by every daemon alike). */
