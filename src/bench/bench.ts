@@ -46,6 +46,8 @@ interface Scale {
   /** The throughput phase floods this long before it measures (the daemons' JIT warms up). */
   throughputWarmupS: number;
   latencyS: number;
+  /** The latency phase appends at its rate this long before it measures, as the floor and protocol-only runs do. */
+  latencyWarmupS: number;
   healPerSide: number;
   catchUp: number;
   footprint: number;
@@ -55,9 +57,9 @@ interface Scale {
   chatState: number;
 }
 
-const fullScale: Scale = { throughputS: 10, throughputWarmupS: 3, latencyS: 10, healPerSide: 20_000, catchUp: 50_000, footprint: 100_000, history: 1_000_000, chatState: 200_000 };
+const fullScale: Scale = { throughputS: 10, throughputWarmupS: 3, latencyS: 10, latencyWarmupS: 2, healPerSide: 20_000, catchUp: 50_000, footprint: 100_000, history: 1_000_000, chatState: 200_000 };
 /** Quick: the scale phase's history well above what the phases before it load (16,000-25,000 messages), so that its points differ. */
-const quickScale: Scale = { throughputS: 2, throughputWarmupS: 0.5, latencyS: 2, healPerSide: 1_000, catchUp: 3_000, footprint: 10_000, history: 50_000, chatState: 20_000 };
+const quickScale: Scale = { throughputS: 2, throughputWarmupS: 0.5, latencyS: 2, latencyWarmupS: 0.5, healPerSide: 1_000, catchUp: 3_000, footprint: 10_000, history: 50_000, chatState: 20_000 };
 /** Operations per second in the latency phase and the protocol-only phase's fixed-rate run. */
 const latencyRate = 1000;
 const text200 = 'x'.repeat(200);
@@ -566,34 +568,32 @@ class Bench {
 
   async latency(): Promise<void> {
     const rate = latencyRate;
-    this.say(`latency: ${rate} appends/s spread over the servers for ${this.sizes.latencyS} s`);
+    const { latencyS, latencyWarmupS } = this.sizes;
+    this.say(`latency: ${rate} appends/s spread over the servers, ${latencyWarmupS} s of warm-up, then ${latencyS} s measured`);
     await this.openAppenders(1, 'latency', true);
+    // At this rate the daemons run paths the flood did not make hot: measured once they are compiled, as the floor's and protocol-only's runs are.
+    await this.appendAtRate(rate, latencyWarmupS);
+    const ackedBefore = this.appenders.map((a) => a.acked.length);
+    // The warm-up's operations stable everywhere first, so that none is timed with the measured ones.
+    const warmTs = this.appenders.flatMap((a) => a.acked).reduce((max, a) => Math.max(max, timestampOf(a.id)), 0);
+    await this.waitUntil((p) => p.stableEverywhereTs >= warmTs, 10_000);
     const before = await this.cluster.statuses(false);
     await this.timings();
     const cpuBefore = await this.retransmissionMark();
-    const sends: Promise<void>[] = [];
     // The load client's own delays are in what it measures (append -> ack, -> seen elsewhere): shown beside them.
     const clientLoop = monitorEventLoopDelay({ resolution: 10 });
     clientLoop.enable();
-    const start = performance.now();
-    const total = rate * this.sizes.latencyS;
-    for (let i = 0; i < total; i++) {
-      const due = start + (i * 1000) / rate;
-      const wait = due - performance.now();
-      if (wait > 1) await sleep(wait);
-      sends.push(this.appenders[i % this.appenders.length].appendOne());
-    }
-    await Promise.all(sends);
+    await this.appendAtRate(rate, latencyS);
     const { daemonsCpuMs } = cpuSince(cpuBefore.cpuMs, (await this.retransmissionMark()).cpuMs);
     clientLoop.disable();
     const clientDelay = loopDelay(clientLoop);
+    const acked = this.appenders.flatMap((a, k) => a.acked.slice(ackedBefore[k]).map((x) => ({ ...x, k })));
     // Until every operation is stable at all five and the servers have seen it so; nobody polls meanwhile.
-    const lastTs = this.appenders.flatMap((a) => a.acked).reduce((max, a) => Math.max(max, timestampOf(a.id)), 0);
+    const lastTs = acked.reduce((max, a) => Math.max(max, timestampOf(a.id)), 0);
     await this.waitUntil((p) => p.stableEverywhereTs >= lastTs, 10_000);
     const timings = await this.timings();
     const after = await this.cluster.statuses(false);
     const reapplied = growth(before, after, (s) => s.reappliedMessages);
-    const acked = this.appenders.flatMap((a, k) => a.acked.map((x) => ({ ...x, k })));
     const ackMs = acked.map((a) => a.ackAt - a.sentAt);
     const seenMs: number[] = [];
     for (const a of acked) {
@@ -603,6 +603,7 @@ class Bench {
     }
     this.results.latency = {
       rate,
+      warmupS: latencyWarmupS,
       ack: percentiles(ackMs),
       seenElsewhere: percentiles(seenMs),
       confirmedAtServer: fromServers(timings, (t) => t.confirmed),
@@ -614,6 +615,20 @@ class Bench {
       ...worst(timings),
     };
     this.closeAppenders();
+  }
+
+  /** Append `rate` a second, spread over the appenders in turn, for `seconds`; resolves once every one is answered. */
+  private async appendAtRate(rate: number, seconds: number): Promise<void> {
+    const sends: Promise<void>[] = [];
+    const start = performance.now();
+    const total = Math.round(rate * seconds);
+    for (let i = 0; i < total; i++) {
+      const due = start + (i * 1000) / rate;
+      const wait = due - performance.now();
+      if (wait > 1) await sleep(wait);
+      sends.push(this.appenders[i % this.appenders.length].appendOne());
+    }
+    await Promise.all(sends);
   }
 
   async heal(): Promise<void> {
