@@ -71,6 +71,8 @@ describe('benchmark suite (QUICK=1 smoke test)', function () {
         expect(atRate[figure].p50, figure).to.be.greaterThan(0);
       }
       expect(r.heal.convergedMsAfterHeal).to.be.a('number');
+      // The chat operations re-applied because the other side's messages landed before a server's own: counted, per server.
+      expect(r.heal.reappliedPerServer).to.be.finite.and.at.least(0);
       expect(r.catchUp.caughtUpMs).to.be.a('number');
       // What catching up cost in retransmission: the relaunched server lacked every message of the phase.
       expect(r.catchUp.retransmitted).to.be.a('number').at.least(r.catchUp.messages as number);

@@ -643,13 +643,17 @@ class Bench {
       Promise.all(side.map((a, i) => a.flood(() => false, 32, Math.floor(count / side.length) + (i === 0 ? count % side.length : 0))));
     await Promise.all([spread(left, perSide), spread(right, perSide)]);
     const mark = await this.retransmissionMark();
+    const before = await this.cluster.statuses(false);
     const healStart = performance.now();
     await this.cluster.heal();
     await this.converge(60_000);
     const convergedMsAfterHeal = performance.now() - healStart;
+    const after = await this.cluster.statuses(false);
     // Each side lacks the other's appends: {1,2} the right side's, {3,4,5} the left side's.
     const deliveries = 2 * perSide + 3 * perSide;
-    this.results.heal = { perSide, convergedMsAfterHeal, ...(await this.retransmissionSince(mark, deliveries)) };
+    // The chat operations each server applied again because messages from the other side landed before its own.
+    const reappliedPerServer = growth(before, after, (s) => s.reappliedMessages) / 5;
+    this.results.heal = { perSide, convergedMsAfterHeal, reappliedPerServer, ...(await this.retransmissionSince(mark, deliveries)) };
     this.closeAppenders();
   }
 
@@ -901,7 +905,7 @@ function table(r: Record<string, unknown>): string {
   const resent = (x: Record<string, number>) =>
     `${k(x.retransmitted)} retransmitted (${f(x.retransmittedPerDelivery, 2)} per message delivered) for ${k(x.nacksSent)} NACKs (${k(x.nacksResent)} sent again after a stall); received ${k(x.duplicates)} duplicates, ${k(x.beyondWindow)} beyond the window; ${k(x.datagramsLostToOverflow)} datagrams lost to buffer overflow`;
   if (h) {
-    rows.push(['heal: {1,2}|{3,4,5}', `${k(h.perSide)} appends per side converged ${k(h.convergedMsAfterHeal)} ms after the heal; CPU ${k(h.daemonsCpuMs)} ms in all, ${k(h.busiestDaemonCpuMs)} ms the busiest daemon`]);
+    rows.push(['heal: {1,2}|{3,4,5}', `${k(h.perSide)} appends per side converged ${k(h.convergedMsAfterHeal)} ms after the heal; CPU ${k(h.daemonsCpuMs)} ms in all, ${k(h.busiestDaemonCpuMs)} ms the busiest daemon; ${k(h.reappliedPerServer)} chat operations re-applied per server`]);
     rows.push(['heal: retransmission', resent(h)]);
   }
   const c = r.catchUp as Record<string, number> | undefined;
