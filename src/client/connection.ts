@@ -4,9 +4,9 @@
  * (rpc/protocol.ts ChatMethods) by default, the control endpoint's for tools.
  */
 import { EventEmitter } from 'node:events';
-import { JSONRPCClient, JSONRPCErrorException } from 'json-rpc-2.0';
 import WebSocket from 'ws';
 import type { ChatMethods, GroupPush, MethodShape } from '../rpc/protocol.js';
+import { ErrorAnswer, PendingCalls } from './calls.js';
 import { routeFrame } from './frames.js';
 import { SessionError, type ChannelHandlers, type RpcChannel } from './session.js';
 
@@ -30,7 +30,7 @@ export interface ConnectionEvents {
 const maxBatchBytes = 32 * 1024;
 
 export class ChorusConnection<Methods extends { [K in keyof Methods]: MethodShape } = ChatMethods> extends EventEmitter<ConnectionEvents> {
-  private readonly client: JSONRPCClient;
+  private readonly calls = new PendingCalls();
   private open = true;
   /** An error the server sent outside any call (id null), e.g. "too many connections". */
   private notice: string | undefined;
@@ -43,11 +43,6 @@ export class ChorusConnection<Methods extends { [K in keyof Methods]: MethodShap
     readonly address: string,
   ) {
     super();
-    this.client = new JSONRPCClient((request) => {
-      if (socket.readyState !== WebSocket.OPEN) return Promise.reject(new RpcCallError(0, 'not connected'));
-      this.queue(JSON.stringify(request));
-      return Promise.resolve();
-    });
     socket.on('message', (data) => this.onMessage(data.toString()));
     socket.on('close', (code, reason) => this.onClose(reason.length > 0 ? `${reason.toString()} (${code})` : undefined));
     socket.on('error', () => undefined);
@@ -84,11 +79,13 @@ export class ChorusConnection<Methods extends { [K in keyof Methods]: MethodShap
   }
 
   async call<M extends keyof Methods & string>(method: M, params: NonNullable<Methods[M]['params']> | Record<string, never> = {}): Promise<Methods[M]['result']> {
-    if (!this.open) throw new RpcCallError(0, 'not connected');
+    if (!this.open || this.socket.readyState !== WebSocket.OPEN) throw new RpcCallError(0, 'not connected');
+    const { text, result } = this.calls.request(method, params);
+    this.queue(text);
     try {
-      return (await this.client.request(method, params)) as Methods[M]['result'];
+      return (await result) as Methods[M]['result'];
     } catch (err) {
-      if (err instanceof JSONRPCErrorException) throw new RpcCallError(err.code, err.message);
+      if (err instanceof ErrorAnswer) throw new RpcCallError(err.code, err.message);
       throw new RpcCallError(0, (err as Error).message);
     }
   }
@@ -125,7 +122,7 @@ export class ChorusConnection<Methods extends { [K in keyof Methods]: MethodShap
         if (method === 'group') this.emit('group', params as GroupPush);
       },
       notice: (message) => (this.notice = message),
-      answer: (answer) => this.client.receive(answer),
+      answer: (answer) => this.calls.receive(answer),
     });
   }
 
@@ -133,7 +130,7 @@ export class ChorusConnection<Methods extends { [K in keyof Methods]: MethodShap
     if (!this.open) return;
     this.open = false;
     const reason = this.notice ?? closeReason;
-    this.client.rejectAllPendingRequests(`the connection to the server was lost${reason ? `: ${reason}` : ''}`);
+    this.calls.rejectAll(`the connection to the server was lost${reason ? `: ${reason}` : ''}`);
     this.emit('close', reason);
   }
 }

@@ -6,7 +6,7 @@
  * library (client/session.ts). A crash ends the link: the client hears of
  * it one delay later, with every call still unanswered lost.
  */
-import { JSONRPCClient, JSONRPCErrorException } from 'json-rpc-2.0';
+import { ErrorAnswer, PendingCalls } from '../client/calls.js';
 import { routeFrame } from '../client/frames.js';
 import { SessionError, type ChannelHandlers, type RpcChannel } from '../client/session.js';
 import type { ClientSocket, RpcConnection, RpcEndpoint } from '../rpc/endpoint.js';
@@ -24,7 +24,7 @@ export class ClientLink {
   private toServerAt = 0;
   private toClientAt = 0;
   private readonly connection: RpcConnection | undefined;
-  private readonly client: JSONRPCClient;
+  private readonly calls = new PendingCalls();
   readonly channel: RpcChannel;
 
   constructor(
@@ -36,10 +36,6 @@ export class ClientLink {
     /** Called once the link is closed, by either side. */
     private readonly onClosed: (link: ClientLink) => void,
   ) {
-    this.client = new JSONRPCClient((request) => {
-      this.toServer(JSON.stringify(request));
-      return Promise.resolve();
-    });
     this.connection = endpoint.connect(this.serverSocket());
     const isOpen = () => this.open;
     this.channel = {
@@ -64,10 +60,12 @@ export class ClientLink {
 
   private async call(method: string, params: object): Promise<unknown> {
     if (!this.open) throw new SessionError(0, 'not connected');
+    const { text, result } = this.calls.request(method, params);
+    this.toServer(text);
     try {
-      return await this.client.request(method, params);
+      return await result;
     } catch (err) {
-      if (err instanceof JSONRPCErrorException) throw new SessionError(err.code, err.message);
+      if (err instanceof ErrorAnswer) throw new SessionError(err.code, err.message);
       throw new SessionError(0, (err as Error).message);
     }
   }
@@ -105,14 +103,14 @@ export class ClientLink {
     routeFrame(text, {
       push: (method, params) => this.handlers.push(method, params),
       notice: () => undefined,
-      answer: (answer) => this.client.receive(answer),
+      answer: (answer) => this.calls.receive(answer),
     });
   }
 
   private clientHearsClose(reason: string): void {
     if (this.clientClosed) return;
     this.clientClosed = true;
-    this.client.rejectAllPendingRequests(`the connection to the server was lost: ${reason}`);
+    this.calls.rejectAll(`the connection to the server was lost: ${reason}`);
     this.handlers.closed(reason);
     this.onClosed(this);
   }
@@ -121,7 +119,7 @@ export class ClientLink {
   private closeByClient(): void {
     if (this.clientClosed) return;
     this.clientClosed = true;
-    this.client.rejectAllPendingRequests('the connection was closed');
+    this.calls.rejectAll('the connection was closed');
     this.onClosed(this);
     if (this.closed) return;
     this.closed = true;

@@ -3,7 +3,7 @@
  * handed to a callback, and the close (code and reason) reported once.
  * Used for the console's /api and for the chat pane's relayed connection.
  */
-import { JSONRPCClient, JSONRPCErrorException } from 'json-rpc-2.0';
+import { ErrorAnswer, PendingCalls } from '../../src/client/calls.js';
 import { routeFrame } from '../../src/client/frames.js';
 
 export class RpcError extends Error {
@@ -22,16 +22,10 @@ export interface SocketHandlers {
 }
 
 export class RpcSocket {
-  private readonly client: JSONRPCClient;
+  private readonly calls = new PendingCalls();
   private open = false;
 
-  private constructor(private readonly socket: WebSocket) {
-    this.client = new JSONRPCClient((request) => {
-      if (socket.readyState !== WebSocket.OPEN) return Promise.reject(new RpcError(0, 'not connected'));
-      socket.send(JSON.stringify(request));
-      return Promise.resolve();
-    });
-  }
+  private constructor(private readonly socket: WebSocket) {}
 
   /** Open a connection to a path of the console (e.g. /api, /chat/2). */
   static connect(path: string, handlers: SocketHandlers): Promise<RpcSocket> {
@@ -47,7 +41,7 @@ export class RpcSocket {
       socket.onclose = (event) => {
         const wasOpen = rpc.open;
         rpc.open = false;
-        rpc.client.rejectAllPendingRequests(event.reason || 'the connection closed');
+        rpc.calls.rejectAll(event.reason || 'the connection closed');
         if (wasOpen) handlers.close(event.code, event.reason);
         else reject(new RpcError(event.code, event.reason || `cannot connect to ${path}`));
       };
@@ -59,11 +53,13 @@ export class RpcSocket {
   }
 
   async call<T>(method: string, params: object = {}): Promise<T> {
-    if (!this.open) throw new RpcError(0, 'not connected');
+    if (!this.open || this.socket.readyState !== WebSocket.OPEN) throw new RpcError(0, 'not connected');
+    const { text, result } = this.calls.request(method, params);
+    this.socket.send(text);
     try {
-      return (await this.client.request(method, params)) as T;
+      return (await result) as T;
     } catch (err) {
-      if (err instanceof JSONRPCErrorException) throw new RpcError(err.code, err.message, err.data);
+      if (err instanceof ErrorAnswer) throw new RpcError(err.code, err.message, err.data);
       throw err instanceof Error ? err : new Error(String(err));
     }
   }
@@ -77,7 +73,7 @@ export class RpcSocket {
     routeFrame(text, {
       push: (method, params) => handlers.notification(method, params),
       notice: () => undefined,
-      answer: (answer) => this.client.receive(answer),
+      answer: (answer) => this.calls.receive(answer),
     });
   }
 }
