@@ -46,8 +46,9 @@ export class PendingCalls {
     const error: unknown = answer.error;
     if (error === undefined || error === null) return waiting.resolve(answer.result);
     // Trusted no more than any frame: a malformed error still fails the call, with what it said.
-    const { code, message, data } = typeof error === 'object' ? (error as { code?: unknown; message?: unknown; data?: unknown }) : { code: 0, message: error, data: undefined };
-    waiting.reject(new ErrorAnswer(typeof code === 'number' ? code : 0, typeof message === 'string' ? message : JSON.stringify(message ?? 'an error without a message'), data));
+    const { code, message, data } = (typeof error === 'object' ? error : { message: error }) as { code?: unknown; message?: unknown; data?: unknown };
+    const text = typeof message === 'string' ? message : JSON.stringify(message ?? 'an error without a message');
+    waiting.reject(new ErrorAnswer(typeof code === 'number' ? code : 0, text, data));
   }
 
   /** The connection is gone: every waiting call fails with `message`. */
