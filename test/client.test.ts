@@ -1,6 +1,6 @@
 /** The client library's connection: calls made together travel as one JSON-RPC batch, each answered on its own. */
 import { expect } from 'chai';
-import type { JSONRPCResponse } from 'json-rpc-2.0';
+import type { RpcResponse } from '../src/rpc/jsonRpc.js';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { ErrorAnswer, PendingCalls } from '../src/client/calls.js';
@@ -68,7 +68,7 @@ describe('client connection', () => {
 });
 
 describe('client calls waiting for answers (one for the Node client, the console page and the simulator)', () => {
-  const answerTo = (text: string, answer: object) => ({ jsonrpc: '2.0', id: (JSON.parse(text) as { id: number }).id, ...answer }) as JSONRPCResponse;
+  const answerTo = (text: string, answer: object) => ({ jsonrpc: '2.0', id: (JSON.parse(text) as { id: number }).id, ...answer }) as RpcResponse;
 
   it('numbers each request, settles each call with the answer that names it in whatever order they come, and drops an answer nobody waits for', async () => {
     const calls = new PendingCalls();

@@ -4,9 +4,9 @@
  * gets the next id and its JSON-RPC 2.0 text, which the caller sends (alone
  * or in a batch); the answer with that id settles it. Free of Node's
  * modules, so the console's page uses it too. (A map of promises: the
- * json-rpc-2.0 client it replaces cost two to three times as much per call.)
+ * json-rpc-2.0 client it replaced cost two to three times as much per call.)
  */
-import type { JSONRPCResponse } from 'json-rpc-2.0';
+import type { RpcResponse } from '../rpc/jsonRpc.js';
 
 /** The server answered a call with an error: its JSON-RPC code, message and data. */
 export class ErrorAnswer extends Error {
@@ -38,7 +38,7 @@ export class PendingCalls {
   }
 
   /** An answer from the server settles the call it names; one that names no waiting call is dropped. */
-  receive(answer: JSONRPCResponse): void {
+  receive(answer: RpcResponse): void {
     if (typeof answer.id !== 'number') return;
     const waiting = this.waiting.get(answer.id);
     if (!waiting) return;

@@ -5,7 +5,7 @@
  * answers come as one array). Free of Node's modules, so the console's page
  * uses it too.
  */
-import type { JSONRPCResponse } from 'json-rpc-2.0';
+import type { RpcResponse } from '../rpc/jsonRpc.js';
 
 /** Where the parts of a frame from the server go. */
 export interface FrameRoutes {
@@ -14,7 +14,7 @@ export interface FrameRoutes {
   /** An error outside any call (id null), e.g. "too many connections". */
   notice(message: string): void;
   /** An answer to a call. */
-  answer(answer: JSONRPCResponse): void;
+  answer(answer: RpcResponse): void;
 }
 
 interface ServerMessage {
@@ -37,6 +37,6 @@ export function routeFrame(text: string, routes: FrameRoutes): void {
     const m = message as ServerMessage;
     if (typeof m.method === 'string') routes.push(m.method, m.params);
     else if (m.id === null && m.error) routes.notice(String(m.error.message));
-    else routes.answer(message as JSONRPCResponse);
+    else routes.answer(message as RpcResponse);
   }
 }

@@ -12,12 +12,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { JSONRPCErrorException, JSONRPCServer } from 'json-rpc-2.0';
 import WebSocket, { WebSocketServer, type AddressInfo } from 'ws';
 import { z } from 'zod';
 import { ChorusError } from '../errors.js';
 import { RpcErrors } from '../rpc/protocol.js';
-import { warnUnexpected } from '../rpc/endpoint.js';
+import { MethodTable, RpcError } from '../rpc/jsonRpc.js';
 import { LocalCluster } from '../tools/localCluster.js';
 import { apiPath, chatCloseCodes, chatPathPrefix, type ClusterPicture, type ConsoleMethod, type ConsoleMethods } from './api.js';
 import { ControlLinks } from './controlLinks.js';
@@ -61,7 +60,7 @@ export class ConsoleServer {
   private sentTimelineVersion = -1;
   private pollTimer: NodeJS.Timeout | undefined;
   private polling: Promise<void> | undefined;
-  private readonly rpc = new JSONRPCServer({ errorListener: warnUnexpected });
+  private readonly rpc = new MethodTable<undefined>();
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 256 * 1024 });
   private closed = false;
 
@@ -158,7 +157,7 @@ export class ConsoleServer {
     page.on('close', () => this.pages.delete(page));
     page.on('error', () => page.terminate());
     page.on('message', (data) => {
-      void this.rpc.receiveJSON(data.toString()).then((answer) => {
+      this.rpc.receiveText(data.toString(), undefined, (answer) => {
         if (answer && page.readyState === WebSocket.OPEN) page.send(JSON.stringify(answer));
       });
     });
@@ -168,9 +167,9 @@ export class ConsoleServer {
 
   private addMethods(): void {
     const add = <M extends ConsoleMethod>(method: M, run: (params: ConsoleMethods[M]['params']) => Promise<string>) => {
-      this.rpc.addMethod(method, async (raw: unknown) => {
+      this.rpc.add(method, async (raw: unknown) => {
         const parsed = paramSchemas[method].safeParse(raw ?? {});
-        if (!parsed.success) throw new JSONRPCErrorException(`invalid parameters for ${method}: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'params'}: ${i.message}`).join('; ')}`, RpcErrors.invalidParams);
+        if (!parsed.success) throw new RpcError(RpcErrors.invalidParams, `invalid parameters for ${method}: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'params'}: ${i.message}`).join('; ')}`);
         try {
           const text = await run(parsed.data);
           this.timeline.record(Date.now(), 'fault', text);
@@ -179,7 +178,7 @@ export class ConsoleServer {
         } catch (err) {
           const message = err instanceof Error ? err.message : String(err);
           this.timeline.record(Date.now(), 'error', `${method} failed: ${message}`);
-          throw new JSONRPCErrorException(message, RpcErrors.invalidParams);
+          throw new RpcError(RpcErrors.invalidParams, message);
         }
       });
     };

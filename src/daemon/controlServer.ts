@@ -10,11 +10,10 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
-import { JSONRPCErrorException, JSONRPCServer } from 'json-rpc-2.0';
 import { WebSocketServer, type AddressInfo } from 'ws';
 import type { EngineCounters } from '../broadcast/engine.js';
 import { RpcErrors } from '../rpc/protocol.js';
-import { warnUnexpected } from '../rpc/endpoint.js';
+import { MethodTable, RpcError } from '../rpc/jsonRpc.js';
 import type { FaultSettings } from '../transport/faults.js';
 import { parseFaultSettings, saveFaults } from '../transport/faultsFile.js';
 import type { Daemon, DaemonStatus } from './daemon.js';
@@ -98,9 +97,9 @@ export class ControlServer {
 
   /** `host`: where to listen, 127.0.0.1 by default (a daemon in its own network namespace listens on its address, for the tools outside). */
   static async start(daemon: Daemon, dataDir: string, clusterKey: Buffer, extras: () => ServerExtras, host = '127.0.0.1'): Promise<ControlServer> {
-    const rpc = new JSONRPCServer({ errorListener: warnUnexpected });
-    rpc.addMethod('status', (params): ServerStatus => ({ ...daemon.status(digestAsked(params, true)), faults: daemon.faults.current, ...extras() }));
-    rpc.addMethod('progress', (params): Progress => {
+    const rpc = new MethodTable<undefined>();
+    rpc.add('status', (params): ServerStatus => ({ ...daemon.status(digestAsked(params, true)), faults: daemon.faults.current, ...extras() }));
+    rpc.add('progress', (params): Progress => {
       const withDigest = digestAsked(params, false);
       // Polled often (tools/bench): only what it needs, never the whole status.
       const p = daemon.node.protocol;
@@ -117,16 +116,16 @@ export class ControlServer {
         engine: { ...p.counters },
       };
     });
-    rpc.addMethod('timings', (params): Timings => {
+    rpc.add('timings', (params): Timings => {
       const reset = typeof params === 'object' && params !== null && (params as { reset?: unknown }).reset === true;
       return daemon.timings.read(reset);
     });
-    rpc.addMethod('setFaults', (params): FaultSettings => {
+    rpc.add('setFaults', (params): FaultSettings => {
       let settings;
       try {
         settings = parseFaultSettings(params, daemon.node.protocol.options.serverCount);
       } catch (err) {
-        throw new JSONRPCErrorException(`invalid fault settings: ${(err as Error).message}`, RpcErrors.invalidParams);
+        throw new RpcError(RpcErrors.invalidParams, `invalid fault settings: ${(err as Error).message}`);
       }
       saveFaults(dataDir, settings);
       daemon.setFaults(settings);
@@ -150,8 +149,8 @@ export class ControlServer {
     });
     wss.on('connection', (socket) => {
       socket.on('message', (data) => {
-        void rpc.receiveJSON(data.toString()).then((response) => {
-          if (response) socket.send(JSON.stringify(response));
+        rpc.receiveText(data.toString(), undefined, (answer) => {
+          if (answer) socket.send(JSON.stringify(answer));
         });
       });
       socket.on('error', () => socket.terminate());

@@ -10,10 +10,10 @@
  * answered with a JSON-RPC error object saying which limit, never a silent
  * drop; parameters are checked against their schemas (params.ts).
  */
-import { JSONRPCErrorException, JSONRPCServer, type JSONRPCRequest } from 'json-rpc-2.0';
 import type { Group } from '../chat/model.js';
 import type { ChatService, Session } from './chatService.js';
 import { describeMethods } from './discovery.js';
+import { errorResponse, MethodTable, type RequestId } from './jsonRpc.js';
 import { parseParams, type ParamsOf } from './params.js';
 import type { RpcTimers } from './timers.js';
 import { closeGoingAway, closeTryAgainLater, errorRules, recentMessages, RpcErrors, type ChatMethod, type ChatMethods, type GroupChanges, type RpcLimits } from './protocol.js';
@@ -79,28 +79,19 @@ export interface RpcConnection {
   tokensAt: number;
 }
 
-function errorResponse(id: JSONRPCRequest['id'] | null, code: number, message: string): string {
+/** A Chorus error's answer, with its rule's name as data, as JSON. */
+function errorText(id: RequestId, code: number, message: string): string {
   const rule = errorRules[code];
-  return JSON.stringify({ jsonrpc: '2.0', id: id ?? null, error: { code, message, ...(rule === undefined ? {} : { data: { rule } }) } });
+  return JSON.stringify(errorResponse(id, code, message, rule === undefined ? undefined : { rule }));
 }
 
 /** The same error for each request of a frame (one answer, or an array for a batch). */
-function errorAnswers(requests: readonly unknown[], code: number, message: string): string {
-  const ids = requests.map((r) => (typeof r === 'object' && r !== null ? (r as { id?: JSONRPCRequest['id'] }).id : undefined));
-  const answers = ids.filter((id) => id !== undefined).map((id) => errorResponse(id, code, message));
-  return answers.length === 1 ? answers[0] : `[${answers.length > 0 ? answers.join(',') : errorResponse(null, code, message)}]`;
+function errorAnswers(requests: readonly unknown[], batch: boolean, code: number, message: string): string {
+  const ids = requests.map((r) => (r as { id?: RequestId }).id).filter((id) => id !== undefined);
+  if (!batch && ids.length === 1) return errorText(ids[0], code, message);
+  return `[${ids.length > 0 ? ids.map((id) => errorText(id, code, message)).join(',') : errorText(null, code, message)}]`;
 }
 
-/**
- * The JSON-RPC library reports every error a method throws. A refused
- * request (bad parameters, a rule, a limit) is answered to its client and
- * is no news to the operator: without this, a client sending bad input would
- * flood the daemon's output with a stack trace each.
- */
-export function warnUnexpected(message: string, error: unknown): void {
-  if (error instanceof JSONRPCErrorException) return;
-  console.warn(message, error);
-}
 
 /** One push's changes of a group, by the version of it a session was last shown. */
 type ChangesByBase = Map<Group | undefined, { changes: GroupChanges; text: string }>;
@@ -118,7 +109,7 @@ function mergeChanges(a: GroupChanges, b: GroupChanges): GroupChanges {
 }
 
 export class RpcEndpoint {
-  private readonly rpc = new JSONRPCServer<RpcConnection>({ errorListener: warnUnexpected });
+  private readonly rpc = new MethodTable<RpcConnection>();
   /** The methods this endpoint answers, as registered. */
   readonly methodNames: string[] = [];
   /** Requests answered with an error (bad parameters, a rule, a limit, a malformed frame): counted for the status, never logged. */
@@ -164,7 +155,7 @@ export class RpcEndpoint {
     type Result<M extends ChatMethod> = ChatMethods[M]['result'] | Promise<ChatMethods[M]['result']>;
     const method = <M extends ChatMethod>(name: M, handler: (params: ParamsOf<M>, c: RpcConnection) => Result<M>) => {
       this.methodNames.push(name);
-      this.rpc.addMethod(name, (params, c) => {
+      this.rpc.add(name, (params, c) => {
         const parsed = parseParams(name, params);
         const after = (parsed as { after?: number } | undefined)?.after;
         if (after !== undefined) s.observe(c.session, after);
@@ -205,7 +196,7 @@ export class RpcEndpoint {
     if (this.connections.size >= this.limits.maxConnections) {
       this.refusedRequests++;
       const why = `too many connections: this server allows ${this.limits.maxConnections}; try again later or connect to another server`;
-      socket.send(errorResponse(null, RpcErrors.tooManyConnections, why));
+      socket.send(errorText(null, RpcErrors.tooManyConnections, why));
       socket.close(closeTryAgainLater, 'too many connections');
       return undefined;
     }
@@ -236,7 +227,7 @@ export class RpcEndpoint {
     };
     const refuse = (code: number, message: string) => {
       this.refusedRequests++;
-      reply(errorResponse(null, code, message));
+      reply(errorText(null, code, message));
     };
     if (isBinary) return refuse(RpcErrors.invalidRequest, 'expected a text frame with JSON');
     const bytes = Buffer.byteLength(data);
@@ -249,23 +240,25 @@ export class RpcEndpoint {
     } catch {
       return refuse(RpcErrors.parseError, 'parse error: the request is not valid JSON');
     }
-    const requests = Array.isArray(request) ? request : [request];
+    const batch = Array.isArray(request);
+    const requests: unknown[] = Array.isArray(request) ? request : [request];
     if (requests.length === 0 || requests.some((r) => typeof r !== 'object' || r === null || Array.isArray(r))) {
       return refuse(RpcErrors.invalidRequest, 'invalid request: expected a JSON-RPC 2.0 request object or a non-empty array of them');
     }
     if (this.closing) {
       this.refusedRequests += requests.length;
-      return reply(errorAnswers(requests, RpcErrors.unavailable, 'the server is shutting down and takes no more requests; connect to another server'));
+      return reply(errorAnswers(requests, batch, RpcErrors.unavailable, 'the server is shutting down and takes no more requests; connect to another server'));
     }
     if (!this.takeTokens(c, Math.max(requests.length, 1))) {
       this.refusedRequests += requests.length;
-      return reply(errorAnswers(requests, RpcErrors.rateLimited, `rate limit: at most ${this.limits.requestsPerSecond} requests per second per connection; slow down`));
+      return reply(errorAnswers(requests, batch, RpcErrors.rateLimited, `rate limit: at most ${this.limits.requestsPerSecond} requests per second per connection; slow down`));
     }
     c.pending++;
-    void this.rpc.receive(request as JSONRPCRequest, c).then((response) => {
+    this.rpc.receive(request, c, (answer) => {
       c.pending--;
-      for (const answer of Array.isArray(response) ? response : [response]) if (answer && 'error' in answer) this.refusedRequests++;
-      if (response && (!Array.isArray(response) || response.length > 0)) reply(JSON.stringify(response));
+      if (answer === undefined) return;
+      for (const a of Array.isArray(answer) ? answer : [answer]) if (a.error) this.refusedRequests++;
+      reply(JSON.stringify(answer));
     });
   }
 

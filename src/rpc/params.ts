@@ -4,9 +4,9 @@
  * naming the parameter and the rule, and never reaches the chat service.
  * A schema's input is what the method map (protocol.ts) says a client sends.
  */
-import { JSONRPCErrorException } from 'json-rpc-2.0';
 import { z } from 'zod';
 import { doneBelowSchema, groupNameSchema, messageIdSchema, messageTextSchema, requestIdSchema, userNameSchema } from '../chat/operations.js';
+import { RpcError } from './jsonRpc.js';
 import { maxHistoryPage, RpcErrors, type ChatMethod, type ChatMethods } from './protocol.js';
 
 const noParams = z.strictObject({}).optional();
@@ -56,7 +56,7 @@ export function parseParams<M extends ChatMethod>(method: M, params: unknown): P
     return `${paramLabels[String(key)] ?? `"${String(key)}"`}: ${issue.message}`;
   });
   const data = { rule: first.code === 'unrecognized_keys' ? 'unknown-parameter' : param === undefined ? 'named-parameters' : first.message, ...(param === undefined ? {} : { param: String(param) }) };
-  throw new JSONRPCErrorException(`invalid ${problems.join('; ')}`, RpcErrors.invalidParams, data);
+  throw new RpcError(RpcErrors.invalidParams, `invalid ${problems.join('; ')}`, data);
 }
 
 /** How errors name each parameter. */

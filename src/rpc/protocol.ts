@@ -4,11 +4,13 @@
  */
 import { z } from 'zod';
 
-/** Error codes beyond JSON-RPC's own (-32700 parse error, -32600 invalid request, -32601 unknown method, -32602 invalid params). */
+/** JSON-RPC's own error codes, then Chorus's. */
 export const RpcErrors = {
   parseError: -32700,
   invalidRequest: -32600,
+  methodNotFound: -32601,
   invalidParams: -32602,
+  internalError: -32603,
   noUser: 4001,
   noGroup: 4002,
   unknownMessage: 4003,
