@@ -74,6 +74,37 @@ describe('log files', () => {
     expect(readLogFiles(dir, 3, 3).records).to.deep.equal(records);
   });
 
+  it('writes an operation (a JSON object on one line) into its journal line as it is, anything else as a string, and reads each back byte for byte', async () => {
+    const op = encodeOp({ op: 'append', session: 's', user: 'bob', group: 'g', text: 'say "hi" \\ 👩‍💻 \u2028 \t' });
+    const payloads = [op, '{ "spaced" : [1, 2] }', '{not JSON, but braced}', '{"two":\n"lines"}', 'plain', '{', '}', '', '"quoted"'];
+    const { files } = open(3);
+    files.append(payloads.map((payload, i) => ({ t: 'msg', m: { sender: 1, seq: i + 1, ts: i + 1, payload } })));
+    await syncNow(files);
+    files.close();
+    const lines = readFileSync(join(dir, 'journal.0.jsonl'), 'utf8').split('\n');
+    expect(lines[0]).to.equal(`{"t":"msg","sender":1,"seq":1,"ts":1,"op":${op}}`);
+    expect(JSON.parse(lines[0]).op).to.deep.equal(JSON.parse(op));
+    expect(lines[2]).to.equal('{"t":"msg","sender":1,"seq":3,"ts":3,"op":{not JSON, but braced}}');
+    expect(lines[3], 'a line break makes it a string').to.equal('{"t":"msg","sender":1,"seq":4,"ts":4,"payload":"{\\"two\\":\\n\\"lines\\"}"}');
+    expect(readLogFiles(dir, 3, 3).records.map((r) => (r.t === 'msg' ? r.m.payload : r.t))).to.deep.equal(payloads);
+  });
+
+  it('reports an operation line cut or garbled in the middle of the journal by file and line', () => {
+    const good = journalLine({ t: 'msg', m: { sender: 2, seq: 1, ts: 1, payload: '{"op":"leave","session":"s"}' } });
+    for (const [bad, why] of [
+      ['{"t":"msg","sender":2,"seq":2,"ts":2,"op":{"op":"leave"', "the message's operation does not end the line"],
+      ['{"t":"msg","sender":2,"seq":2,"ts":2,"op":"leave"}', "the message's operation is not an object"],
+      ['{"t":"msg","sender":9,"seq":2,"ts":2,"op":{}}', 'sender 9 is not a server 1-3'],
+      ['{"t":"msg","sender":2,"seq":0,"ts":2,"op":{}}', 'seq and ts must be positive'],
+      ['{"t":"msg","sender":2,', 'not valid JSON'],
+    ]) {
+      const file = writeJournal(`${good}${bad}\n${journalLine({ t: 'ts', tsVector: [1, 2, 2] })}`);
+      const error = errorOf(() => readLogFiles(dir, 3, 3));
+      expect(error.code, bad).to.equal('LOG_CORRUPT');
+      expect(error.message, bad).to.equal(`${file}:2: ${why}`);
+    }
+  });
+
   it('what is appended while an fdatasync runs goes into the next one; syncs finish in the order asked for', async () => {
     // A disk whose fdatasync finishes later, as on the thread pool.
     const laterSync: FileSystem = { ...nodeFileSystem, fdatasync: (file, done) => setImmediate(() => nodeFileSystem.fdatasync(file, done)) };

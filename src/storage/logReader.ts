@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { JournalRecord } from '../broadcast/types.js';
 import { ChorusError } from '../errors.js';
 import type { FileSystem } from './fileSystem.js';
-import { parseJournalRecord, parseSnapshot, RecordError, type SnapshotFile } from './records.js';
+import { parseJournalLine, parseSnapshot, RecordError, type SnapshotFile } from './records.js';
 
 export const snapshotName = 'snapshot.json';
 const journalPattern = /^journal\.(\d+)\.jsonl$/;
@@ -133,11 +133,11 @@ function readJournal(fs: FileSystem, file: string, serverCount: number): Pick<Lo
   lines.forEach((line, index) => {
     const lineNo = index + 1;
     try {
-      records.push(parseJournalRecord(JSON.parse(line), serverCount));
+      records.push(parseJournalLine(line, serverCount));
       recordLines.push(lineNo);
     } catch (err) {
-      const why = err instanceof RecordError ? err.message : 'not valid JSON';
-      throw new ChorusError('LOG_CORRUPT', `${file}:${lineNo}: ${why}`);
+      if (!(err instanceof RecordError)) throw err;
+      throw new ChorusError('LOG_CORRUPT', `${file}:${lineNo}: ${err.message}`);
     }
   });
   if (tail === '') return { records, recordLines };

@@ -21,11 +21,23 @@ export interface SnapshotFile {
   readonly app: unknown;
 }
 
-/** A journal line: `{"t":"msg",...message}`, `{"t":"ts","tsVector":[...]}` or `{"t":"acks","seqMatrix":[...],"tsMatrix":[...]}`. */
+/**
+ * A journal line: `{"t":"msg","sender":..,"seq":..,"ts":..,"op":{...}}` for
+ * a message whose payload is a JSON object on one line (every chat
+ * operation), written as it is; `{..."payload":"..."}` for any other
+ * payload, as a JSON string; `{"t":"ts","tsVector":[...]}`; or
+ * `{"t":"acks","seqMatrix":[...],"tsMatrix":[...]}`. (Escaping an
+ * operation into a string cost more than the rest of the line and made a
+ * copy of it for the garbage collector: 0.8-0.95 against 0.23 µs per
+ * 300-byte line, for every message at every server.) The reader takes an
+ * `op`'s text back byte for byte without parsing it, so a payload is never
+ * changed by the trip, whatever it holds.
+ */
 export function journalLine(record: JournalRecord): string {
   if (record.t === 'msg') {
     const m = record.m;
-    return `{"t":"msg","sender":${m.sender},"seq":${m.seq},"ts":${m.ts},"payload":${JSON.stringify(m.payload)}}\n`;
+    const head = `{"t":"msg","sender":${m.sender},"seq":${m.seq},"ts":${m.ts}`;
+    return writtenAsIs(m.payload) ? `${head},"op":${m.payload}}\n` : `${head},"payload":${JSON.stringify(m.payload)}}\n`;
   }
   if (record.t === 'acks') return `{"t":"acks","seqMatrix":${JSON.stringify(record.seqMatrix)},"tsMatrix":${JSON.stringify(record.tsMatrix)}}\n`;
   return `{"t":"ts","tsVector":[${record.tsVector.join(',')}]}\n`;
@@ -98,7 +110,36 @@ function hasToJson(value: unknown): value is { toJSON(): unknown } {
 
 export class RecordError extends Error {}
 
-export function parseJournalRecord(value: unknown, serverCount: number): JournalRecord {
+const openBrace = 0x7b;
+const closeBrace = 0x7d;
+
+/** Whether a payload goes into its journal line as it is: it looks like a JSON object and has no line break. */
+function writtenAsIs(payload: string): boolean {
+  return payload.charCodeAt(0) === openBrace && payload.charCodeAt(payload.length - 1) === closeBrace && !payload.includes('\n');
+}
+
+/** The start of a line journalLine wrote with the payload as it is; the payload runs from after it to the line's last `}`. */
+const asIsHead = /^\{"t":"msg","sender":(\d{1,15}),"seq":(\d{1,15}),"ts":(\d{1,15}),"op":/;
+
+/** A journal line's record (the line without its newline). */
+export function parseJournalLine(line: string, serverCount: number): JournalRecord {
+  const head = asIsHead.exec(line);
+  if (head === null) return parseJournalRecord(parseJson(line), serverCount);
+  if (line.charCodeAt(line.length - 1) !== closeBrace) throw new RecordError('the message\'s operation does not end the line');
+  const payload = line.slice(head[0].length, -1);
+  if (!writtenAsIs(payload)) throw new RecordError('the message\'s operation is not an object');
+  return { t: 'msg', m: message({ sender: Number(head[1]), seq: Number(head[2]), ts: Number(head[3]), payload }, serverCount) };
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new RecordError('not valid JSON');
+  }
+}
+
+function parseJournalRecord(value: unknown, serverCount: number): JournalRecord {
   const obj = object(value, 'record');
   if (obj.t === 'msg') return { t: 'msg', m: message(obj, serverCount) };
   if (obj.t === 'ts') return { t: 'ts', tsVector: vector(obj.tsVector, serverCount, 'tsVector') };
