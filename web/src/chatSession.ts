@@ -8,7 +8,8 @@
 import { ClientSession, describeMutation, SessionError, type RpcChannel } from '../../src/client/session.js';
 import type { GroupSummary, MessageEntry } from '../../src/rpc/protocol.js';
 import { chatPathPrefix } from '../../src/console/api.js';
-import { RpcError, RpcSocket } from './rpcSocket.js';
+import { ErrorAnswer } from '../../src/client/calls.js';
+import { RpcSocket } from './rpcSocket.js';
 
 /** Messages mirrored after a join (the server's page size); "earlier" reads a page more. */
 export const pageSize = 500;
@@ -153,7 +154,7 @@ async function openRelayChannel(server: number, handlers: { push(method: string,
     },
     call: (method, params) =>
       socket.call(method, params).catch((err: unknown) => {
-        throw err instanceof RpcError ? new SessionError(err.code, err.message) : err;
+        throw err instanceof ErrorAnswer ? new SessionError(err.code, err.message) : err;
       }),
     close: () => socket.close(),
   };

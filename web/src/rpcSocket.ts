@@ -2,19 +2,11 @@
  * JSON-RPC 2.0 over a browser WebSocket: calls answered by id, notifications
  * handed to a callback, and the close (code and reason) reported once.
  * Used for the console's /api and for the chat pane's relayed connection.
+ * A call fails with an ErrorAnswer: the server's error, or no connection to
+ * make it on (code 0, or the WebSocket's close code).
  */
 import { ErrorAnswer, PendingCalls } from '../../src/client/calls.js';
 import { routeFrame } from '../../src/client/frames.js';
-
-export class RpcError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-    readonly data?: unknown,
-  ) {
-    super(message);
-  }
-}
 
 export interface SocketHandlers {
   notification(method: string, params: unknown): void;
@@ -43,7 +35,7 @@ export class RpcSocket {
         rpc.open = false;
         rpc.calls.rejectAll(event.reason || 'the connection closed');
         if (wasOpen) handlers.close(event.code, event.reason);
-        else reject(new RpcError(event.code, event.reason || `cannot connect to ${path}`));
+        else reject(new ErrorAnswer(event.code, event.reason || `cannot connect to ${path}`));
       };
     });
   }
@@ -53,15 +45,10 @@ export class RpcSocket {
   }
 
   async call<T>(method: string, params: object = {}): Promise<T> {
-    if (!this.open || this.socket.readyState !== WebSocket.OPEN) throw new RpcError(0, 'not connected');
+    if (!this.open || this.socket.readyState !== WebSocket.OPEN) throw new ErrorAnswer(0, 'not connected');
     const { text, result } = this.calls.request(method, params);
     this.socket.send(text);
-    try {
-      return (await result) as T;
-    } catch (err) {
-      if (err instanceof ErrorAnswer) throw new RpcError(err.code, err.message, err.data);
-      throw err instanceof Error ? err : new Error(String(err));
-    }
+    return (await result) as T;
   }
 
   close(): void {
