@@ -29,7 +29,7 @@ import type { ControlMethods, Progress } from '../daemon/controlServer.js';
 import { loopDelay, type Percentiles, type Timings } from '../daemon/timings.js';
 import { LocalCluster, type ClusterServerStatus } from '../tools/localCluster.js';
 import { freePorts } from '../tools/freePorts.js';
-import { connectControl, diskBytes, nodeArgs, serverDir } from '../tools/clusterProcesses.js';
+import { connectControl, daemonNodeOptions, diskBytes, nodeArgs, serverDir } from '../tools/clusterProcesses.js';
 import type { ChatStateNodeResult } from './chatStateNode.js';
 import type { FloorNodeResult } from './floorNode.js';
 import type { ProtocolNodeResult } from './protocolNode.js';
@@ -434,7 +434,7 @@ class Bench {
       return await Promise.all(
         [1, 2, 3, 4, 5].map((id) =>
           this.runHelper(
-            [...nodeArgs(), join(here, 'protocolNode.js'), String(id), configFile, keyFile, join(root, `server${id}`), String(startAt), String(warmupMs), String(measureMs), '200', fsync, ...perNode],
+            [...daemonNodeOptions, ...nodeArgs(), join(here, 'protocolNode.js'), String(id), configFile, keyFile, join(root, `server${id}`), String(startAt), String(warmupMs), String(measureMs), '200', fsync, ...perNode],
             startAt - Date.now() + warmupMs + measureMs + 30_000,
           ).then((stdout) => JSON.parse(stdout) as ProtocolNodeResult),
         ),
@@ -512,7 +512,7 @@ class Bench {
     for (let run = 0; run < runs; run++) {
       const dir = join(this.cluster.paths.dataRoot, `chat-state-${run}`);
       try {
-        results.push(JSON.parse(await this.runHelper([...nodeArgs(), join(here, 'chatStateNode.js'), dir, String(count)], 120_000)) as ChatStateNodeResult);
+        results.push(JSON.parse(await this.runHelper([...daemonNodeOptions, ...nodeArgs(), join(here, 'chatStateNode.js'), dir, String(count)], 120_000)) as ChatStateNodeResult);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
