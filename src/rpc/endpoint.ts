@@ -92,7 +92,6 @@ function errorAnswers(requests: readonly unknown[], batch: boolean, code: number
   return `[${ids.length > 0 ? ids.map((id) => errorText(id, code, message)).join(',') : errorText(null, code, message)}]`;
 }
 
-
 /** One push's changes of a group, by the version of it a session was last shown. */
 type ChangesByBase = Map<Group | undefined, { changes: GroupChanges; text: string }>;
 
@@ -241,7 +240,7 @@ export class RpcEndpoint {
       return refuse(RpcErrors.parseError, 'parse error: the request is not valid JSON');
     }
     const batch = Array.isArray(request);
-    const requests: unknown[] = Array.isArray(request) ? request : [request];
+    const requests: unknown[] = batch ? (request as unknown[]) : [request];
     if (requests.length === 0 || requests.some((r) => typeof r !== 'object' || r === null || Array.isArray(r))) {
       return refuse(RpcErrors.invalidRequest, 'invalid request: expected a JSON-RPC 2.0 request object or a non-empty array of them');
     }
