@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
 import WebSocket from 'ws';
-import { ChorusConnection, RpcCallError } from '../src/client/connection.js';
+import { ErrorAnswer } from '../src/client/calls.js';
+import { ChorusConnection } from '../src/client/connection.js';
 import { loadClusterKey } from '../src/config/clusterKey.js';
 import type { ServerStatus } from '../src/daemon/controlServer.js';
 import { controlFileName, controlTokenHeader, type ControlInfo } from '../src/daemon/controlServer.js';
@@ -128,7 +129,7 @@ describe('hostile input against real daemons', function () {
         await ChorusConnection.connect(`127.0.0.1:${info.port}`, 2000, headers);
         return 'accepted';
       } catch (err) {
-        return (err as RpcCallError).message;
+        return (err as ErrorAnswer).message;
       }
     };
     expect(await refused({})).to.match(/refused the connection: 401 the control token does not match this cluster key/);

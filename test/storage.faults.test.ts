@@ -13,7 +13,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { ChorusConnection, RpcCallError } from '../src/client/connection.js';
+import { ErrorAnswer } from '../src/client/calls.js';
+import { ChorusConnection } from '../src/client/connection.js';
 import { RpcErrors } from '../src/rpc/protocol.js';
 import { clusterKeyFile, controlCall, serverDir } from '../src/tools/clusterProcesses.js';
 import { fastDaemonArgs, ProcessCluster, waitUntil } from './support/processCluster.js';
@@ -61,7 +62,7 @@ describe('storage faults on a real daemon', function () {
   }
 
   /** Append until the server refuses; returns the texts it acknowledged and the refusal. */
-  async function appendUntilRefused(c: ChorusConnection, prefix: string): Promise<{ acked: string[]; refusal: RpcCallError }> {
+  async function appendUntilRefused(c: ChorusConnection, prefix: string): Promise<{ acked: string[]; refusal: ErrorAnswer }> {
     const acked: string[] = [];
     const deadline = Date.now() + 30_000;
     for (let i = 0; Date.now() < deadline; i++) {
@@ -70,7 +71,7 @@ describe('storage faults on a real daemon', function () {
         await c.call('append', { text });
         acked.push(text);
       } catch (err) {
-        return { acked, refusal: err as RpcCallError };
+        return { acked, refusal: err as ErrorAnswer };
       }
     }
     throw new Error('the server never refused an append');
@@ -117,8 +118,8 @@ describe('storage faults on a real daemon', function () {
     expect(refusal.message).to.match(why);
     expect(refusal.message).to.match(/connect to another server$/);
     // Every later operation is refused the same way; reads still work.
-    const again = await connection.call('append', { text: 'after' }).catch((e: RpcCallError) => e);
-    expect((again as RpcCallError).code).to.equal(RpcErrors.storageFailed);
+    const again = await connection.call('append', { text: 'after' }).catch((e: ErrorAnswer) => e);
+    expect((again as ErrorAnswer).code).to.equal(RpcErrors.storageFailed);
     expect((await connection.call('history')).group).to.equal('log');
     const status = await controlCall(cluster!.paths, 1, 'status');
     expect(status?.storageError).to.match(why);

@@ -6,7 +6,8 @@ import { expect } from 'chai';
 import { freePorts } from '../src/tools/freePorts.js';
 import type { DaemonStatus } from '../src/daemon/daemon.js';
 import { statSync } from 'node:fs';
-import { ChorusConnection, RpcCallError } from '../src/client/connection.js';
+import { ErrorAnswer } from '../src/client/calls.js';
+import { ChorusConnection } from '../src/client/connection.js';
 import { processAlive } from '../src/storage/fileSystem.js';
 import { consolePid, daemonLogFile } from '../src/tools/clusterProcesses.js';
 import { ProcessCluster, waitUntil } from './support/processCluster.js';
@@ -57,7 +58,7 @@ describe('walkthrough: run it, break it, inspect it', function () {
       }),
     );
     rude.close();
-    expect(refused.every((r) => r.status === 'rejected' && r.reason instanceof RpcCallError)).to.equal(true);
+    expect(refused.every((r) => r.status === 'rejected' && r.reason instanceof ErrorAnswer)).to.equal(true);
     await new Promise((r) => setTimeout(r, 200));
     expect(statSync(logFile).size - logBefore).to.be.below(10_000);
     // ... and counted in the status instead.

@@ -8,7 +8,7 @@
  */
 import type { RpcResponse } from '../rpc/jsonRpc.js';
 
-/** The server answered a call with an error: its JSON-RPC code, message and data. */
+/** A call that failed: the server's error answer (its JSON-RPC code, message and data), or code 0 (or the refusing HTTP status) when no connection could carry it. */
 export class ErrorAnswer extends Error {
   constructor(
     readonly code: number,

@@ -10,16 +10,6 @@ import { ErrorAnswer, PendingCalls } from './calls.js';
 import { routeFrame } from './frames.js';
 import { SessionError, type ChannelHandlers, type RpcChannel } from './session.js';
 
-export class RpcCallError extends Error {
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'RpcCallError';
-  }
-}
-
 export interface ConnectionEvents {
   group: [GroupPush];
   /** The reason the server gave, if any (a limit, a shutdown). */
@@ -64,7 +54,7 @@ export class ChorusConnection<Methods extends { [K in keyof Methods]: MethodShap
         response.on('end', () => {
           socket.terminate();
           const why = body.trim() || response.statusMessage || '';
-          reject(new RpcCallError(response.statusCode ?? 0, `${address} refused the connection: ${response.statusCode} ${why}`.trim()));
+          reject(new ErrorAnswer(response.statusCode ?? 0, `${address} refused the connection: ${response.statusCode} ${why}`.trim()));
         });
       });
       socket.once('open', () => {
@@ -79,14 +69,14 @@ export class ChorusConnection<Methods extends { [K in keyof Methods]: MethodShap
   }
 
   async call<M extends keyof Methods & string>(method: M, params: NonNullable<Methods[M]['params']> | Record<string, never> = {}): Promise<Methods[M]['result']> {
-    if (!this.open || this.socket.readyState !== WebSocket.OPEN) throw new RpcCallError(0, 'not connected');
+    if (!this.open || this.socket.readyState !== WebSocket.OPEN) throw new ErrorAnswer(0, 'not connected');
     const { text, result } = this.calls.request(method, params);
     this.queue(text);
     try {
       return (await result) as Methods[M]['result'];
     } catch (err) {
-      if (err instanceof ErrorAnswer) throw new RpcCallError(err.code, err.message);
-      throw new RpcCallError(0, (err as Error).message);
+      if (err instanceof ErrorAnswer) throw err;
+      throw new ErrorAnswer(0, (err as Error).message);
     }
   }
 
@@ -146,7 +136,7 @@ export async function openWebSocketChannel(address: string, handlers: ChannelHan
     },
     call: (method, params) =>
       connection.call(method as keyof ChatMethods, params as never).catch((err: unknown) => {
-        throw err instanceof RpcCallError ? new SessionError(err.code, err.message) : err;
+        throw err instanceof ErrorAnswer ? new SessionError(err.code, err.message) : err;
       }),
     close: () => connection.close(),
   };

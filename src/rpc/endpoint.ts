@@ -109,8 +109,6 @@ function mergeChanges(a: GroupChanges, b: GroupChanges): GroupChanges {
 
 export class RpcEndpoint {
   private readonly rpc = new MethodTable<RpcConnection>();
-  /** The methods this endpoint answers, as registered. */
-  readonly methodNames: string[] = [];
   /** Requests answered with an error (bad parameters, a rule, a limit, a malformed frame): counted for the status, never logged. */
   refusedRequests = 0;
   readonly connections = new Set<RpcConnection>();
@@ -138,6 +136,11 @@ export class RpcEndpoint {
     this.unsubscribe = service.port.onChange((change) => (change === 'stable' ? this.pushLater(markPushIntervalMs) : this.schedulePush()));
   }
 
+  /** The methods this endpoint answers, as registered. */
+  get methodNames(): string[] {
+    return this.rpc.names;
+  }
+
   get sessionCount(): number {
     return this.connections.size;
   }
@@ -153,7 +156,6 @@ export class RpcEndpoint {
     const s = this.service;
     type Result<M extends ChatMethod> = ChatMethods[M]['result'] | Promise<ChatMethods[M]['result']>;
     const method = <M extends ChatMethod>(name: M, handler: (params: ParamsOf<M>, c: RpcConnection) => Result<M>) => {
-      this.methodNames.push(name);
       this.rpc.add(name, (params, c) => {
         const parsed = parseParams(name, params);
         const after = (parsed as { after?: number } | undefined)?.after;

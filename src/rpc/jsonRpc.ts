@@ -55,7 +55,7 @@ export type UnexpectedErrorListener = (method: string, error: unknown) => void;
  * answered to its client and is no news to the operator, so that a client
  * sending bad input cannot flood the daemon's output.
  */
-export function warnUnexpected(method: string, error: unknown): void {
+function warnUnexpected(method: string, error: unknown): void {
   console.warn(`an unexpected error in the ${method} method:`, error);
 }
 

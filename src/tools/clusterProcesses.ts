@@ -6,7 +6,8 @@ import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ChorusConnection, RpcCallError } from '../client/connection.js';
+import { ErrorAnswer } from '../client/calls.js';
+import { ChorusConnection } from '../client/connection.js';
 import type { ServerAddress } from '../config/clusterConfig.js';
 import { clusterKeyFileName, loadClusterKey } from '../config/clusterKey.js';
 import { ChorusError } from '../errors.js';
@@ -172,7 +173,7 @@ export async function connectControl(paths: LocalClusterPaths, id: number, timeo
   try {
     return await ChorusConnection.connect<ControlMethods>(`${info.host ?? '127.0.0.1'}:${info.port}`, timeoutMs, headers);
   } catch (err) {
-    if (err instanceof RpcCallError && err.code === 401) {
+    if (err instanceof ErrorAnswer && err.code === 401) {
       throw new ChorusError('KEY_INVALID', `server ${id} does not accept the cluster key in ${keyFile} (${err.message}); was the key replaced while it ran?`);
     }
     return undefined;
