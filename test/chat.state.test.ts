@@ -64,6 +64,14 @@ describe('chat state machine: the rules', () => {
     expect(operationOf({ sender: 1, seq: 99, ts: 99, payload: '{"op":"dance"}' })).to.equal(undefined);
   });
 
+  it("an append's text decodes to exactly what was sent, whatever it holds and wherever else its characters appear in the payload", () => {
+    const texts = ['say "hi" \\ there', '","user":"alice', 'append', 'a', 'line\u2028break and a tab\t', '👩‍👩‍👧‍👦 family 🏳️‍🌈', '\\u0041 is not A', 'x'.repeat(1000)];
+    for (const text of texts) {
+      const m = append('s1', 'alice', 'a', text);
+      expect(operationOf(m)).to.deep.equal({ op: 'append', session: 's1', user: 'alice', group: 'a', text });
+    }
+  });
+
   it('join creates the group, and joining another group leaves the previous one', () => {
     const state = applyMessages(emptyChatState, [join('s1', 'alice', 'a', 3), join('s2', 'bob', 'a'), join('s1', 'alice', 'b', 3)]);
     expect(Object.keys(state.groups).sort()).to.deep.equal(['a', 'b']);

@@ -62,6 +62,8 @@ interface Stream<T> {
   buffer: T[];
   /** firsts[s] is segment s's first record, once known. */
   readonly firsts: (T | undefined)[];
+  /** The cache key of the segment appended to: made once per segment, not per record. */
+  newest?: { readonly segment: number; readonly key: string };
 }
 
 export class SegmentStore<T> {
@@ -109,7 +111,8 @@ export class SegmentStore<T> {
     const index = stream.count++;
     stream.buffer.push(record);
     const segment = Math.floor(index / this.segmentRecords);
-    const key = this.cacheKey(stream, segment);
+    if (stream.newest?.segment !== segment) stream.newest = { segment, key: this.cacheKey(stream, segment) };
+    const { key } = stream.newest;
     // A new segment is cached as it is written: the newest records are the ones read soonest (likes, pushes).
     if (index % this.segmentRecords === 0) {
       stream.firsts[segment] = record;
