@@ -119,6 +119,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   static async start(options: DaemonOptions): Promise<Daemon> {
     const { id, config, logger } = options;
+    // The journal's sync thread boots while the data directory is read.
+    if (!options.fileSystem) journalSyncs.start();
     const me = serverById(config, id);
     const maxDatagramBytes = options.maxDatagramBytes ?? (allOnLoopback(config) ? loopbackDatagramBytes : networkDatagramBytes);
     const { files, loaded } = LogFiles.open({ fs: options.fileSystem ?? nodeFileSystem, dir: options.dataDir, serverId: id, serverCount: config.servers.length, wallClockMs: Date.now() });
