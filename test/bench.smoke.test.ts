@@ -111,7 +111,9 @@ describe('benchmark suite (QUICK=1 smoke test)', function () {
         .map((name) => Number(readFileSync(join(dataRoot, name), 'utf8')));
       expect(pids).to.have.length(5);
       child.kill('SIGINT');
-      expect(await exited).to.equal(130);
+      // Bounded here, well inside the test's timeout, so that the clean-up below runs even if the bench hangs.
+      const hung = new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 60_000).unref());
+      expect(await Promise.race([exited, hung]), 'the bench exits').to.equal(130);
       expect(stderr).to.match(/SIGINT: stopping the bench's daemons/);
       expect(pids.filter(processAlive), 'daemons still running').to.deep.equal([]);
       expect(existsSync(root), 'the bench directory is removed').to.equal(false);

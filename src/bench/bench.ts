@@ -82,6 +82,7 @@ function udpRcvbufErrors(): number {
 class Appender {
   acked: { id: string; sentAt: number; ackAt: number }[] = [];
   failures = 0;
+  private closed = false;
   /** When each message was first pushed here: only in the latency phase (under a flood, a map of every message is the load client's own cost, on the daemons' cores). */
   readonly seenAt = new Map<string, number>();
 
@@ -102,29 +103,34 @@ class Appender {
     return appender;
   }
 
-  async appendOne(): Promise<void> {
+  /** One append, timed; false if it failed. */
+  async appendOne(): Promise<boolean> {
     const sentAt = performance.now();
     try {
       const { id } = await this.session.append(text200);
       this.acked.push({ id, sentAt, ackAt: performance.now() });
+      return true;
     } catch {
       this.failures++;
+      return false;
     }
   }
 
-  /** Append as fast as confirmations allow, `window` at a time, until `stop()` or `count` are done. */
+  /** Append as fast as confirmations allow, `window` at a time, until `stop()` or `count` are done, or the appender is closed. */
   async flood(stop: () => boolean, window: number, count = Infinity): Promise<void> {
     let started = 0;
     const worker = async () => {
-      while (!stop() && started < count) {
+      while (!stop() && !this.closed && started < count) {
         started++;
-        await this.appendOne();
+        // A failed append (its server stopped) may fail at once: yield, so that a flood never holds the event loop.
+        if (!(await this.appendOne())) await new Promise((r) => setImmediate(r));
       }
     };
     await Promise.all(Array.from({ length: window }, worker));
   }
 
   close(): void {
+    this.closed = true;
     this.session.close();
   }
 }
@@ -619,7 +625,7 @@ class Bench {
 
   /** Append `rate` a second, spread over the appenders in turn, for `seconds`; resolves once every one is answered. */
   private async appendAtRate(rate: number, seconds: number): Promise<void> {
-    const sends: Promise<void>[] = [];
+    const sends: Promise<boolean>[] = [];
     const start = performance.now();
     const total = Math.round(rate * seconds);
     for (let i = 0; i < total; i++) {
@@ -961,6 +967,7 @@ async function main(): Promise<void> {
   const cleanUp = () =>
     (cleaning ??= (async () => {
       bench.killHelpers();
+      bench.closeAppenders();
       bench.closeControl();
       await cluster.stop();
       if (!argv.keep) rmSync(root, { recursive: true, force: true });
