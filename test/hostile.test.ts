@@ -4,7 +4,7 @@
  * the cluster keeps serving; the control endpoint wants the cluster key; a
  * daemon without a key refuses to start unless told --insecure.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -155,29 +155,36 @@ describe('hostile input against real daemons', function () {
     const config = join(root, 'clusterconfig');
     const ports = await freePorts(6);
     writeFileSync(config, [0, 2, 4].map((i) => `127.0.0.1 ${ports[i]} ${ports[i + 1]}\n`).join(''));
+    const started: ChildProcess[] = [];
     const run = (args: string[]) => {
       const child = spawn(process.execPath, [daemonMain, '--id', '1', '--config', config, '--data-dir', join(root, 'server1'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+      started.push(child);
       let output = '';
       child.stdout.on('data', (d: Buffer) => (output += d.toString()));
       child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-      return { child, output: () => output };
+      // Bounded, so that the clean-up below runs even if a daemon that should refuse to start does not.
+      const exited = new Promise<number | null | 'still running'>((resolve) => {
+        child.on('exit', resolve);
+        setTimeout(() => resolve('still running'), 15_000).unref();
+      });
+      return { child, output: () => output, exited };
     };
-    const noKey = run([]);
-    const code = await new Promise<number | null>((resolve) => noKey.child.on('exit', resolve));
-    expect(code).to.equal(2);
-    expect(noKey.output()).to.match(/chorusd: .*cluster\.key: no cluster key; create one with tools\/cluster keygen \(make run does\), or run with --insecure/);
-
-    writeFileSync(join(root, 'cluster.key'), `${'cd'.repeat(32)}\n`, { mode: 0o644 });
-    const readable = run([]);
-    await new Promise((resolve) => readable.child.on('exit', resolve));
-    expect(readable.output()).to.match(/readable by others \(mode 644\); run chmod 600/);
-
-    const insecure = run(['--insecure']);
     try {
+      const noKey = run([]);
+      expect(await noKey.exited).to.equal(2);
+      expect(noKey.output()).to.match(/chorusd: .*cluster\.key: no cluster key; create one with tools\/cluster keygen \(make run does\), or run with --insecure/);
+
+      writeFileSync(join(root, 'cluster.key'), `${'cd'.repeat(32)}\n`, { mode: 0o644 });
+      const readable = run([]);
+      expect(await readable.exited).to.equal(2);
+      expect(readable.output()).to.match(/readable by others \(mode 644\); run chmod 600/);
+
+      const insecure = run(['--insecure']);
       await waitUntil(() => /started server 1/.test(insecure.output()), 10_000, 'the insecure daemon starts');
       expect(insecure.output()).to.match(/WARNING: RUNNING WITHOUT A CLUSTER KEY \(--insecure\)/);
     } finally {
-      insecure.child.kill('SIGKILL');
+      // Whatever failed (a daemon that started when it should have refused, say), none is left running.
+      for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       rmSync(root, { recursive: true, force: true });
     }
   });
