@@ -10,6 +10,7 @@ import type { ServerAddress } from '../config/clusterConfig.js';
 import { ChorusError } from '../errors.js';
 import { badDatagramCount, DatagramGate, dropReasons, expectedDropReasons, type DropReason, type GateIdentity } from './gate.js';
 import { FaultFilter } from './faults.js';
+import { keptAddressLookup } from './hostLookup.js';
 
 export { badDatagramCount, dropReasons, expectedDropReasons, type DropReason };
 
@@ -49,7 +50,7 @@ export class UdpTransport {
     private readonly onDrop: (reason: DropReason, detail: string, from: string) => void,
   ) {
     this.gate = new DatagramGate(identity);
-    this.socket = createSocket({ type: 'udp4', reuseAddr: false });
+    this.socket = createSocket({ type: 'udp4', reuseAddr: false, lookup: keptAddressLookup() });
     this.socket.on('message', (buf, rinfo) => this.onMessage(buf, `${rinfo.address}:${rinfo.port}`));
   }
 
