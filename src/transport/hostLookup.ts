@@ -12,7 +12,7 @@ import { isIPv4 } from 'node:net';
 /** How long a name's address is used before the name is looked up again (a host that moves is found again within this). */
 export const hostAddressMs = 30_000;
 
-export type LookupCallback = (error: NodeJS.ErrnoException | null, address: string, family: number) => void;
+type LookupCallback = (error: NodeJS.ErrnoException | null, address: string, family: number) => void;
 
 /** A lookup function for dgram.createSocket({ lookup }) (IPv4, as the socket is). `now` is in ms. */
 export function keptAddressLookup(now: () => number = () => performance.now()): (host: string, family: unknown, callback: LookupCallback) => void {
