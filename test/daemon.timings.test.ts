@@ -23,6 +23,23 @@ describe('daemon timings', () => {
     }
   });
 
+  it('times each group commit once, from asked to durable, in milliseconds', () => {
+    const timings = new DaemonTimings();
+    try {
+      const durable = timings.syncStarted();
+      const quick = timings.syncStarted();
+      quick();
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+      durable();
+      const t = timings.read(false).journalSync;
+      expect(t.count).to.equal(2);
+      expect(t.maxMs).to.be.at.least(19).and.below(10_000);
+      expect(t.p50Ms).to.be.below(t.maxMs);
+    } finally {
+      timings.stop();
+    }
+  });
+
   it('times steps in wall time, and one in stepCpuSampling in CPU time: waiting (as for fdatasync) shows in the first only', () => {
     // In a process of its own: a step's CPU time is the whole process's, and in the test runner's the
     // threads earlier tests left busy (the compiler, the garbage collector) once added 33 ms to a wait.
