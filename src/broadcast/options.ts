@@ -36,7 +36,10 @@ export interface EngineOptions {
 
 export const defaultEngineTimers = {
   statusIntervalMs: 100,
-  ackDelayMs: 1,
+  // 0: an acknowledgement goes out in the step that made the data durable. Ten
+  // alternated pairs at 1,000 appends/s against 1 ms: stable here p50 6.8 ->
+  // 6.05 ms (lower in seven), the same CPU per append and flooding throughput.
+  ackDelayMs: 0,
   viewTimeoutMs: 1500,
   nackRetryMs: 30,
 } as const;
