@@ -154,10 +154,11 @@ export function decodeOp(payload: string): ChatOp | undefined {
 
 /**
  * The text as a slice of the payload (when its characters appear there as
- * they are; any place with the same characters will do): a daemon keeps the payload while the message is unstable, and
- * V8 slices a string without copying it, so the text costs no second copy
- * for the garbage collector to carry through every young-generation
- * collection it survives (a third of what an append kept alive).
+ * they are; any place with the same characters will do): a daemon keeps the
+ * payload while the message is unstable, and V8 slices a string without
+ * copying it, so the text costs no second copy for the garbage collector to
+ * carry through every young-generation collection it survives (a third of
+ * what an append kept alive).
  */
 function sharedText(payload: string, text: string): string {
   const at = payload.indexOf(text);
