@@ -5,6 +5,7 @@ import { ChorusError } from '../src/errors.js';
 import { Random } from '../src/sim/random.js';
 import { SimFileSystem } from '../src/sim/simFileSystem.js';
 import { SegmentStore, streamDirName, type RecordCodec } from '../src/storage/segmentStore.js';
+import { messageCodec } from '../src/server/historyStore.js';
 
 interface Rec {
   readonly key: number;
@@ -155,5 +156,19 @@ describe('history segments', () => {
     inspector.sync();
     expect(inspector.read('g', 0, Infinity).map((r) => r.key)).to.deep.equal([1, 2, 3, 4, 5, 60]);
     expect(fs.readText(segmentFile('g', 4))).to.equal(before);
+  });
+});
+
+describe('history lines', () => {
+  it('a message line is the JSON of the message, whatever its text holds: quotes, backslashes, control characters, lone or paired surrogates', () => {
+    const text = fc.oneof(fc.string(), fc.string({ unit: 'binary' }), fc.constantFrom('"', '\\', '\u0000', '\u001f', '\u2028', '\ud800', 'a\udfffb', '😀', 'é', 'x'.repeat(200)));
+    fc.assert(
+      fc.property(fc.nat(), fc.integer({ min: 1, max: 9 }), text, text, (ts, sender, user, body) => {
+        const message = { ts, sender, user, text: body };
+        const line = messageCodec.encode(message);
+        expect(line).to.equal(JSON.stringify(message));
+        expect(messageCodec.decode(Buffer.from(line).toString('utf8'))).to.deep.equal(message);
+      }),
+    );
   });
 });

@@ -33,9 +33,23 @@ export interface HistoryFiles {
   readonly bufferMessages?: number;
 }
 
-const messageCodec: RecordCodec<ChatMessage> = {
+/** A character JSON writes escaped: quote, backslash, control characters, and surrogates (lone ones are escaped; paired ones are rare enough to take the long way). */
+// eslint-disable-next-line no-control-regex -- control characters are what it finds
+const escaped = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/**
+ * s as a JSON string. Most texts need no escape: quoted as they are, after a
+ * test for the characters that would need one. (JSON.stringify of a
+ * 200-character text cost 0.86 µs here, the test 0.38, for every message at
+ * every server.)
+ */
+function jsonString(s: string): string {
+  return escaped.test(s) ? JSON.stringify(s) : `"${s}"`;
+}
+
+export const messageCodec: RecordCodec<ChatMessage> = {
   // Written field by field: no object is made for each line (a catch-up stores tens of thousands a second).
-  encode: (m) => `{"ts":${m.ts},"sender":${m.sender},"user":${JSON.stringify(m.user)},"text":${JSON.stringify(m.text)}}`,
+  encode: (m) => `{"ts":${m.ts},"sender":${m.sender},"user":${jsonString(m.user)},"text":${jsonString(m.text)}}`,
   decode: (line) => {
     let value: unknown;
     try {
