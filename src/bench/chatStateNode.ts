@@ -36,7 +36,7 @@ function run(dir: string, count: number): ChatStateNodeResult {
     return { sender, seq: ++seqs[sender], ts: ++ts, payload };
   };
   const joins = Array.from({ length: sessions }, (_, k) => message(k, encodeOp({ op: 'join', session: `s${k}`, user: `user${k}`, group: 'bench' })));
-  app.apply({ from: 0, messages: joins }, joins);
+  app.apply({ from: 0, messages: joins, added: joins }, joins);
   const appends = Array.from({ length: sessions }, (_, k) => Buffer.from(encodeOp({ op: 'append', session: `s${k}`, user: `user${k}`, group: 'bench', text })));
   const cpu = process.cpuUsage();
   const start = performance.now();
@@ -44,7 +44,7 @@ function run(dir: string, count: number): ChatStateNodeResult {
   for (let i = 0; i < count; i += batchMessages) {
     const batch: Message[] = [];
     for (let k = i; k < Math.min(i + batchMessages, count); k++) batch.push(message(k, appends[k % sessions].toString('utf8')));
-    app.apply({ from: tentative.length, messages: batch }, tentative);
+    app.apply({ from: tentative.length, messages: batch, added: batch }, tentative);
     app.shown();
     tentative = batch;
   }

@@ -18,6 +18,8 @@ import { compareOrder, type Message } from './types.js';
 export interface OrderChange {
   readonly from: number;
   readonly messages: readonly Message[];
+  /** The messages new to the order since the last change, in arrival order: each message is new in one change only (a reader that looks at every message once reads these, not the whole suffix). */
+  readonly added: readonly Message[];
 }
 
 export class TentativeOrder {
@@ -30,6 +32,8 @@ export class TentativeOrder {
   private unsorted = false;
   /** The earliest message (in the order) inserted since the last takeChange(). */
   private earliestNew: Message | undefined;
+  /** Every message inserted since the last takeChange(). */
+  private added: Message[] = [];
 
   /** `compare` is the total order (parts.ts: a planted bug may pass another). */
   constructor(private readonly compare: (a: Message, b: Message) => number = compareOrder) {}
@@ -41,6 +45,7 @@ export class TentativeOrder {
   insert(m: Message): void {
     if (this.size > 0 && this.compare(this.items[this.items.length - 1], m) >= 0) this.unsorted = true;
     this.items.push(m);
+    this.added.push(m);
     if (this.earliestNew === undefined || this.compare(m, this.earliestNew) < 0) this.earliestNew = m;
   }
 
@@ -49,9 +54,11 @@ export class TentativeOrder {
     const earliest = this.earliestNew;
     if (earliest === undefined) return undefined;
     this.earliestNew = undefined;
+    const added = this.added;
+    this.added = [];
     this.sort();
     const at = this.indexOf(earliest);
-    return { from: at - this.head, messages: this.items.slice(at) };
+    return { from: at - this.head, messages: this.items.slice(at), added };
   }
 
   /** Remove and return, in order, every message with ts <= stableTs. */

@@ -37,8 +37,6 @@ export class ChatApplication implements Application {
   private readonly listeners = new Set<(change: ChatChange) => void>();
   /** Who waits for each watched operation's outcome, by "<sender>:<seq>". */
   private readonly watchers = new Map<string, (refusal: OperationRefusal | undefined) => void>();
-  /** Likes and unlikes of the order whose targets were looked up already (a change hands on the whole suffix after the first changed place). */
-  private readonly lookedUp = new WeakSet<Message>();
   private cachedDigest: string | undefined;
 
   /** The state of the last snapshot (undefined: none), its history in `files`. */
@@ -54,7 +52,7 @@ export class ChatApplication implements Application {
   }
 
   apply(ordered: OrderChange | undefined, stable: readonly Message[]): void {
-    const effects = this.replica.apply(ordered, stable, ordered ? this.storedTargets(ordered.messages) : []);
+    const effects = this.replica.apply(ordered, stable, ordered ? this.storedTargets(ordered.added) : []);
     this.write(effects.store);
     for (const { message, refusal } of effects.outcomes) {
       const key = `${message.sender}:${message.seq}`;
@@ -125,14 +123,12 @@ export class ChatApplication implements Application {
     for (const { group, messages } of store) for (const m of messages) this.store.append(group, m);
   }
 
-  /** The stored messages that the likes among `messages` (not looked up before) name. */
-  private storedTargets(messages: readonly Message[]): Map<string, StoredTarget> {
+  /** The stored messages that the likes among `added` (new to the order) name. */
+  private storedTargets(added: readonly Message[]): Map<string, StoredTarget> {
     const targets = new Map<string, StoredTarget>();
-    for (const m of messages) {
+    for (const m of added) {
       const op = operationOf(m);
-      if ((op?.op !== 'like' && op?.op !== 'unlike') || this.lookedUp.has(m)) continue;
-      this.lookedUp.add(m);
-      this.lookUp(op.group, op.message, targets);
+      if (op?.op === 'like' || op?.op === 'unlike') this.lookUp(op.group, op.message, targets);
     }
     return targets;
   }
