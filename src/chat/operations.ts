@@ -123,6 +123,64 @@ export function operationOf(m: Message): ChatOp | undefined {
 
 /** Decode a payload into an operation; undefined if it is not one (ignored by every daemon alike). */
 export function decodeOp(payload: string): ChatOp | undefined {
+  return encodedAppend(payload) ?? decodeJson(payload);
+}
+
+const appendHead = '{"op":"append","session":"';
+const afterSession = '","user":"';
+const afterUser = '","group":"';
+const afterGroup = '","text":"';
+const afterText = '","rid":"';
+const afterRid = '","done":';
+/** A raw control character: JSON.parse refuses one inside a string, so this reader does not take the payload. */
+// eslint-disable-next-line no-control-regex -- control characters are what it finds
+const controlCharacter = /[\u0000-\u001f]/;
+/** A safe integer of at least 1 as JSON.stringify writes it. */
+const doneDigits = /^[1-9][0-9]{0,14}$/;
+
+/**
+ * An append exactly as encodeOp writes it, read by slicing: JSON.parse of a
+ * 270-character append took 1.0-1.1 µs here, at every server for every
+ * message, the most of any single step of the chat path. Only a payload
+ * that reads the same either way is taken: the fields in encodeOp's order
+ * with no space between, no escape (no backslash anywhere) and no control
+ * character; anything else (undefined) goes to JSON.parse. The text is a
+ * slice of the payload (see sharedText).
+ */
+function encodedAppend(payload: string): AppendOp | undefined {
+  if (!startsAt(payload, appendHead, 0) || payload.includes('\\') || controlCharacter.test(payload)) return undefined;
+  const session = stringAt(payload, appendHead.length);
+  const user = session && stringAfter(payload, session.end, afterSession);
+  const group = user && stringAfter(payload, user.end, afterUser);
+  const text = group && stringAfter(payload, group.end, afterGroup);
+  if (!text) return undefined;
+  const base = { op: 'append', session: session.value, user: user.value, group: group.value, text: text.value } as const;
+  if (text.end === payload.length - 2 && payload.endsWith('"}')) return base;
+  const rid = stringAfter(payload, text.end, afterText);
+  if (!rid) return undefined;
+  if (rid.end === payload.length - 2 && payload.endsWith('"}')) return { ...base, rid: rid.value };
+  if (!startsAt(payload, afterRid, rid.end) || !payload.endsWith('}')) return undefined;
+  const digits = payload.slice(rid.end + afterRid.length, -1);
+  return doneDigits.test(digits) ? { ...base, rid: rid.value, done: Number(digits) } : undefined;
+}
+
+/** The characters from `start` to the next quote, and where that quote is. */
+function stringAt(payload: string, start: number): { value: string; end: number } | undefined {
+  const end = payload.indexOf('"', start);
+  return end < 0 ? undefined : { value: payload.slice(start, end), end };
+}
+
+/** The string that `separator` (which ends with its opening quote) introduces at `at`. */
+function stringAfter(payload: string, at: number, separator: string): { value: string; end: number } | undefined {
+  return startsAt(payload, separator, at) ? stringAt(payload, at + separator.length) : undefined;
+}
+
+/** Whether `part` is found at `at` (as startsWith says, in a quarter of its time here: indexOf stops at the first match). */
+function startsAt(payload: string, part: string, at: number): boolean {
+  return payload.indexOf(part, at) === at;
+}
+
+function decodeJson(payload: string): ChatOp | undefined {
   let value: unknown;
   try {
     value = JSON.parse(payload);
