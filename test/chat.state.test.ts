@@ -84,6 +84,9 @@ describe('chat state machine: the rules', () => {
     fc.assert(
       fc.property(op, (o) => {
         const payload = encodeOp(o as ChatOp);
+        // encodeOp writes what JSON.stringify writes of the fields in their order.
+        const { op: kind, session, user, group, text: body, rid, done } = o;
+        expect(payload).to.equal(JSON.stringify({ op: kind, session, user, group, text: body, rid, done }));
         expect(decoded(payload)).to.deep.equal(byJson(payload));
       }),
       { numRuns: 2000 },

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { formatMessageId, parseMessageId, type Message, type MessageId } from '../broadcast/types.js';
+import { jsonString } from '../jsonText.js';
 
 export interface JoinOp {
   readonly op: 'join';
@@ -228,6 +229,14 @@ function ridOk(v: Record<string, unknown>): boolean {
 }
 
 export function encodeOp(op: ChatOp): string {
+  if (op.op === 'append') return encodeAppend(op);
   if (op.op === 'like' || op.op === 'unlike') return JSON.stringify({ ...op, message: formatMessageId(op.message) });
   return JSON.stringify(op);
+}
+
+/** An append in the one form encodedAppend reads (JSON.stringify of the fields in this order, written by hand). */
+function encodeAppend(op: AppendOp): string {
+  const rid = op.rid === undefined ? '' : `,"rid":${jsonString(op.rid)}`;
+  const done = op.done === undefined ? '' : `,"done":${JSON.stringify(op.done)}`;
+  return `{"op":"append","session":${jsonString(op.session)},"user":${jsonString(op.user)},"group":${jsonString(op.group)},"text":${jsonString(op.text)}${rid}${done}}`;
 }

@@ -13,6 +13,7 @@ import { compareOrder, type MessageId } from '../broadcast/types.js';
 import type { FileSystem } from '../storage/fileSystem.js';
 import { SegmentStore, type RecordCodec } from '../storage/segmentStore.js';
 import type { ChatMessage } from '../chat/tail.js';
+import { jsonString } from '../jsonText.js';
 
 /** What the queries read of the stored history (groupQueries.ts). */
 export interface StoredHistory {
@@ -31,20 +32,6 @@ export interface HistoryFiles {
   readonly segmentMessages?: number;
   /** Messages buffered before they are written to the files, unsynced (the simulator writes often, so that crashes tear them). */
   readonly bufferMessages?: number;
-}
-
-/** A character JSON writes escaped: quote, backslash, control characters, and surrogates (lone ones are escaped; paired ones are rare enough to take the long way). */
-// eslint-disable-next-line no-control-regex -- control characters are what it finds
-const escaped = /["\\\u0000-\u001f\ud800-\udfff]/;
-
-/**
- * s as a JSON string. Most texts need no escape: quoted as they are, after a
- * test for the characters that would need one. (JSON.stringify of a
- * 200-character text cost 0.86 µs here, the test 0.38, for every message at
- * every server.)
- */
-function jsonString(s: string): string {
-  return escaped.test(s) ? JSON.stringify(s) : `"${s}"`;
 }
 
 export const messageCodec: RecordCodec<ChatMessage> = {
