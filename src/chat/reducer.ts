@@ -66,7 +66,10 @@ function applyOp(state: Draft<ChatState>, op: ChatOp, m: Message, edit: Edit, ta
       return leave(state, op.session);
     case 'append': {
       const group = (state.groups[op.group] ??= newGroup(op.group));
-      group.tail = group.tail.appended({ ts: m.ts, sender: m.sender, user: op.user, text: op.text }, edit);
+      const tail = group.tail;
+      const appended = tail.appended({ ts: m.ts, sender: m.sender, user: op.user, text: op.text }, edit);
+      // After a batch's first append to a group its tail is the batch's own, changed in place: no assignment through the draft (each cost an immer trap per message).
+      if (appended !== tail) group.tail = appended;
       return;
     }
     case 'like':
