@@ -12,7 +12,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 
 /** Lowest first. A file may import from its own layer's folders or lower ones. */
 export const layers: readonly (readonly string[])[] = [
-  ['errors.ts', 'commandLine.ts'],
+  ['errors.ts', 'commandLine.ts', 'jsonText.ts'],
   ['broadcast'],
   ['config', 'wire', 'storage'],
   ['transport'],
