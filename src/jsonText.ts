@@ -3,6 +3,11 @@
 /** A control character, which JSON writes escaped. */
 // eslint-disable-next-line no-control-regex -- control characters are what it finds
 const controlCharacter = /[\u0000-\u001f]/;
+
+/** Whether s holds a control character (U+0000-U+001F): JSON.parse refuses one raw inside a string, JSON.stringify escapes it. */
+export function hasControlCharacter(s: string): boolean {
+  return controlCharacter.test(s);
+}
 /** A surrogate: JSON writes a lone one escaped (paired ones, rare, take the long way). A text of Latin-1 characters is rejected at once. */
 const surrogate = /[\ud800-\udfff]/;
 
@@ -15,6 +20,6 @@ const surrogate = /[\ud800-\udfff]/;
  * into the history, and at its own server into the operation.)
  */
 export function jsonString(s: string): string {
-  const plain = !s.includes('"') && !s.includes('\\') && !controlCharacter.test(s) && !surrogate.test(s);
+  const plain = !s.includes('"') && !s.includes('\\') && !hasControlCharacter(s) && !surrogate.test(s);
   return plain ? `"${s}"` : JSON.stringify(s);
 }
