@@ -1,7 +1,8 @@
 /** A group's tail (src/chat/tail.ts) against a plain list, across many chunks, batches and compactions. */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { chunkMessages, Edit, Tail, type ChatMessage } from '../src/chat/tail.js';
+import { Edit } from '../src/chat/edit.js';
+import { chunkMessages, Tail, type ChatMessage } from '../src/chat/tail.js';
 
 type Step = { kind: 'append'; count: number } | { kind: 'drop'; count: number };
 

@@ -15,9 +15,10 @@ import { invariant } from '../errors.js';
 import { setLikes, type LikeTarget, type StoredTargets } from './likes.js';
 import { dict, type ChatState, type Group } from './model.js';
 import { operationOf, type ChatOp } from './operations.js';
-import { markDone, remember, requestOf } from './requests.js';
+import { editableLog, markDone, remember, requestOf } from './requests.js';
 import { judge, type OperationRefusal } from './rules.js';
-import { Edit, Tail } from './tail.js';
+import { Edit } from './edit.js';
+import { Tail } from './tail.js';
 
 export interface AppliedBatch {
   readonly state: ChatState;
@@ -32,6 +33,7 @@ export function applyBatch(state: ChatState, messages: readonly Message[], store
   const edit = new Edit();
   const next = produce(state, (draft) => {
     for (let i = 0; i < messages.length; i++) refusals[i] = applyMessage(draft, messages[i], edit, stored);
+    edit.finish();
   });
   return { state: next, refusals };
 }
@@ -39,13 +41,14 @@ export function applyBatch(state: ChatState, messages: readonly Message[], store
 function applyMessage(state: Draft<ChatState>, m: Message, edit: Edit, stored: StoredTargets): OperationRefusal | undefined {
   const op = operationOf(m);
   if (!op) return 'not-an-operation';
-  const judged = judge(state, op, stored);
   const request = requestOf(op);
-  if (request) {
-    const log = (state.requests[request.user] ??= { buckets: [] });
+  // The log the batch changes is in the state before the judge reads it there.
+  const log = request && editableLog(state.requests, request.user, edit);
+  const judged = judge(state, op, stored);
+  if (request && log) {
     // The first copy of a request is remembered with its outcome, which a retry's answer repeats.
-    if (judged.refusal !== 'duplicate-request') remember(log, request.rid, formatMessageId(m), judged.refusal);
-    if (request.doneBelow !== undefined) markDone(log, request.rid, request.doneBelow);
+    if (judged.refusal !== 'duplicate-request') remember(log, request.rid, formatMessageId(m), judged.refusal, edit);
+    if (request.doneBelow !== undefined) markDone(log, request.rid, request.doneBelow, edit);
   }
   if (judged.refusal) return judged.refusal;
   applyOp(state, op, m, edit, judged.target);

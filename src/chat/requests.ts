@@ -18,10 +18,11 @@
  * of thousands (which immer would copy, or walk element by element, every
  * time).
  */
-import type { Draft } from 'immer';
+import { isDraft, original, type Draft } from 'immer';
 import { parseMessageId } from '../broadcast/types.js';
 import { dict, type RequestBucket, type RequestStream, type UserRequests } from './model.js';
 import type { ChatOp } from './operations.js';
+import type { Edit, Mutable } from './edit.js';
 
 /** A user's plain request ids remembered: at least this many of the latest (at most a bucket more); a retry after more newer requests may be applied again. */
 export const maxRequestsPerUser = 1000;
@@ -119,20 +120,44 @@ function streamBucketOf(n: number): string {
   return String(Math.floor(n / streamBucketSize));
 }
 
+/**
+ * The request log of `user` that this batch may change in place: a copy
+ * put into the state the first time the batch touches it, the same object
+ * after that (so the judge, reading the state, sees what the batch did).
+ */
+export function editableLog(requests: Draft<Record<string, UserRequests>>, user: string, edit: Edit): Mutable<UserRequests> {
+  const current = requests[user];
+  if (current !== undefined && edit.owns(current)) return current as Mutable<UserRequests>;
+  const log = current === undefined ? edit.made<UserRequests>({ buckets: [] }) : edit.own(isDraft(current) ? (original(current) as UserRequests) : current);
+  (requests as Record<string, UserRequests>)[user] = log;
+  return log;
+}
+
 /** Remember a request's first message id (and the rule it broke) in the user's log. */
-export function remember(log: Draft<UserRequests>, rid: string, id: string, refused: string | undefined): void {
+export function remember(log: Mutable<UserRequests>, rid: string, id: string, refused: string | undefined, edit: Edit): void {
   const streamId = parseStreamId(rid);
-  if (!streamId) return rememberRequest(log.buckets, rid, id, refused);
-  const streams = (log.streams ??= dict());
+  if (!streamId) return rememberRequest((log.buckets = edit.own(log.buckets)), rid, id, refused, edit);
+  const streams = (log.streams = log.streams ? edit.own(log.streams) : edit.made(dict<RequestStream>()));
   if (streams[streamId.stream] === undefined) makeRoomForStream(streams);
-  const stream = (streams[streamId.stream] ??= { doneBelow: 1, open: 0, buckets: dict() });
+  const known = streams[streamId.stream];
+  const stream = (streams[streamId.stream] = known ? edit.own(known) : edit.made<RequestStream>({ doneBelow: 1, open: 0, buckets: edit.made(dict()) }));
   stream.last = id;
-  const bucket = (stream.buckets[streamBucketOf(streamId.n)] ??= { size: 0, ids: dict() });
-  const key = String(streamId.n);
-  bucket.ids[key] = id;
-  if (refused !== undefined) (bucket.refused ??= dict())[key] = refused;
-  bucket.size++;
+  const buckets = (stream.buckets = edit.own(stream.buckets));
+  const key = streamBucketOf(streamId.n);
+  const bucket = (buckets[key] = ownBucket(buckets[key], edit));
+  addTo(bucket, String(streamId.n), id, refused, edit);
   stream.open++;
+}
+
+/** `bucket` for this batch to change: copied, or made if there is none. */
+function ownBucket(bucket: RequestBucket | undefined, edit: Edit): Mutable<RequestBucket> {
+  return bucket ? edit.own(bucket) : edit.made<RequestBucket>({ size: 0, ids: edit.made(dict()) });
+}
+
+function addTo(bucket: Mutable<RequestBucket>, key: string, id: string, refused: string | undefined, edit: Edit): void {
+  (bucket.ids = edit.own(bucket.ids))[key] = id;
+  if (refused !== undefined) (bucket.refused = bucket.refused ? edit.own(bucket.refused) : edit.made(dict<string>()))[key] = refused;
+  bucket.size++;
 }
 
 /**
@@ -141,7 +166,7 @@ export function remember(log: Draft<UserRequests>, rid: string, id: string, refu
  * used longest ago in the order goes. Only a copy of a request of a session
  * older than the user's maxStreamsPerUser latest could then apply again.
  */
-function makeRoomForStream(streams: Draft<Record<string, RequestStream>>): void {
+function makeRoomForStream(streams: Record<string, RequestStream>): void {
   const names = Object.keys(streams);
   if (names.length < maxStreamsPerUser) return;
   const age = (name: string) => parseMessageId(streams[name].last ?? '')?.ts ?? 0;
@@ -149,38 +174,65 @@ function makeRoomForStream(streams: Draft<Record<string, RequestStream>>): void 
 }
 
 /** The client holds the answers of its stream's requests below `doneBelow`: forget them (a copy of one is refused all the same). */
-export function markDone(log: Draft<UserRequests>, rid: string, doneBelow: number): void {
+export function markDone(log: Mutable<UserRequests>, rid: string, doneBelow: number, edit: Edit): void {
   const streamId = parseStreamId(rid);
-  const stream = streamId && log.streams?.[streamId.stream];
-  if (!stream || doneBelow <= stream.doneBelow) return;
-  for (const [key, bucket] of Object.entries(stream.buckets)) {
-    if ((Number(key) + 1) * streamBucketSize <= doneBelow) {
-      stream.open -= bucket.size;
-      delete stream.buckets[key];
-      continue;
-    }
-    if (Number(key) * streamBucketSize >= doneBelow) continue;
-    for (const n of Object.keys(bucket.ids)) {
-      if (Number(n) >= doneBelow) continue;
-      delete bucket.ids[n];
-      if (bucket.refused) delete bucket.refused[n];
-      bucket.size--;
-      stream.open--;
-    }
-  }
+  const known = streamId && log.streams?.[streamId.stream];
+  if (!known || doneBelow <= known.doneBelow) return;
+  const streams = (log.streams = edit.own(log.streams!));
+  const stream = (streams[streamId.stream] = edit.own(known));
+  stream.buckets = edit.own(stream.buckets);
+  for (const b of bucketsOverlapping(stream, stream.doneBelow, doneBelow)) forget(stream, b, stream.doneBelow, doneBelow, edit);
   stream.doneBelow = doneBelow;
 }
 
-/** Remember a plain request's first message id (and the rule it broke): in the newest bucket, opening a new one when it is full and dropping the oldest past requestBuckets. */
-export function rememberRequest(buckets: Draft<RequestBucket>[], rid: string, id: string, refused: string | undefined): void {
+/**
+ * The numbers of the buckets that may hold requests from..below-1. Every
+ * request a stream holds is at or above its doneBelow (one below it is
+ * refused, never remembered), so a client acknowledging one more request
+ * touches one bucket, and never walks it whole.
+ */
+function bucketsOverlapping(stream: RequestStream, from: number, below: number): number[] {
+  const first = Math.floor(from / streamBucketSize);
+  const last = Math.floor((below - 1) / streamBucketSize);
+  // A client that acknowledges far ahead: the buckets there are, rather than every number between.
+  if (last - first > streamBucketSize) return Object.keys(stream.buckets).map(Number).filter((b) => b >= first && b <= last);
+  const numbers: number[] = [];
+  for (let b = first; b <= last; b++) numbers.push(b);
+  return numbers;
+}
+
+/** Forget the requests from..below-1 of bucket `b` (the stream's buckets are the batch's own): the whole bucket if they cover it. */
+function forget(stream: Mutable<RequestStream>, b: number, from: number, below: number, edit: Edit): void {
+  const key = String(b);
+  const buckets = stream.buckets as Record<string, RequestBucket>;
+  const known = buckets[key];
+  if (known === undefined) return;
+  if ((b + 1) * streamBucketSize <= below) {
+    stream.open -= known.size;
+    delete buckets[key];
+    return;
+  }
+  const bucket = (buckets[key] = edit.own(known));
+  const ids = (bucket.ids = edit.own(bucket.ids));
+  const refused = bucket.refused && (bucket.refused = edit.own(bucket.refused));
+  for (let n = Math.max(from, b * streamBucketSize); n < below; n++) {
+    const id = String(n);
+    if (ids[id] === undefined) continue;
+    delete ids[id];
+    if (refused?.[id] !== undefined) delete refused[id];
+    bucket.size--;
+    stream.open--;
+  }
+}
+
+/** Remember a plain request's first message id (and the rule it broke): in the newest bucket, opening a new one when it is full and dropping the oldest past requestBuckets. `buckets` is the batch's own. */
+export function rememberRequest(buckets: RequestBucket[], rid: string, id: string, refused: string | undefined, edit: Edit): void {
   if (buckets.length === 0 || buckets[buckets.length - 1].size >= requestBucketSize) {
-    buckets.push({ size: 0, ids: dict() });
+    buckets.push(ownBucket(undefined, edit));
     if (buckets.length > requestBuckets) buckets.shift();
   }
-  const bucket = buckets[buckets.length - 1];
-  bucket.ids[rid] = id;
-  if (refused !== undefined) (bucket.refused ??= dict())[rid] = refused;
-  bucket.size++;
+  const bucket = (buckets[buckets.length - 1] = edit.own(buckets[buckets.length - 1]));
+  addTo(bucket, rid, id, refused, edit);
 }
 
 /** A user's remembered request ids, each with its first message's id and the rule it broke if refused (for people and JSON). */

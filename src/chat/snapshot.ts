@@ -10,8 +10,8 @@
  * holding their whole history with each message's likes, and a user's
  * request ids as one flat list. Anything else is refused with a message.
  */
-import type { Draft } from 'immer';
 import { parseMessageId } from '../broadcast/types.js';
+import { Edit } from './edit.js';
 import { likeChunkOf } from './likes.js';
 import { dict, emptyChatState, type ChatState, type Group, type Likes, type Member, type RequestBucket, type UserRequests } from './model.js';
 import { maxRequestsPerUser, rememberRequest } from './requests.js';
@@ -103,8 +103,9 @@ function restoreRequestLog(log: UserRequests | FlatRequestLog): UserRequests {
     return { buckets: log.buckets.map(restoreBucket), ...(streams ? { streams } : {}) };
   }
   // The flat log: its latest ids, oldest first, into buckets.
-  const buckets: Draft<RequestBucket>[] = [];
-  for (const rid of log.order.slice(-maxRequestsPerUser)) rememberRequest(buckets, rid, log.ids[rid], log.refused?.[rid]);
+  const edit = new Edit();
+  const buckets = edit.made<RequestBucket[]>([]);
+  for (const rid of log.order.slice(-maxRequestsPerUser)) rememberRequest(buckets, rid, log.ids[rid], log.refused?.[rid], edit);
   return { buckets };
 }
 

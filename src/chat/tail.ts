@@ -13,6 +13,7 @@
  * index is found from its chunk.
  */
 import { compareOrder, type MessageId } from '../broadcast/types.js';
+import type { Edit } from './edit.js';
 
 /**
  * A message of a group. Its id is the (ts, sender) of the broadcast message
@@ -27,9 +28,6 @@ export interface ChatMessage extends MessageId {
 
 /** Messages per chunk: bounds what a batch copies. */
 export const chunkMessages = 256;
-
-/** One batch of operations: what it copied, it may change in place until it is over. */
-export class Edit {}
 
 export class Tail {
   static readonly empty = new Tail([], 0, undefined);
