@@ -235,6 +235,25 @@ describe('chat state machine: the rules', () => {
     expect(streams).to.not.include('s0');
   });
 
+  it('a version 2 snapshot\'s stream requests (a dictionary of ids per bucket) are read: still remembered with their outcome, and the stream goes on', () => {
+    const stream = { doneBelow: 104, open: 3, last: '8.2', buckets: { '1': { size: 3, ids: { '104': '6.1', '105': '7.1', '107': '8.2' }, refused: { '107': 'already-liked' } } } };
+    const saved = { version: 2, chat: { groups: {}, sessions: {}, requests: { alice: { buckets: [], streams: { st: stream } } } }, order: undefined };
+    const read = readChatSnapshot(saved);
+    if (read instanceof Error) throw read;
+    const request = (n: number) => ({ user: 'alice', rid: `st:${n}` });
+    expect([104, 105, 106, 107].map((n) => originalRequest(read.chat.requests, request(n)))).to.deep.equal([{ id: '6.1' }, { id: '7.1' }, undefined, { id: '8.2', refused: 'already-liked' }]);
+    // A copy of one is refused; a new one is remembered; the client's doneBelow forgets what it covers.
+    const copy = msg(1, { op: 'append', session: 's1', user: 'alice', group: 'g', text: 'copy', rid: 'st:105' });
+    expect(applyBatch(read.chat, [copy], noStoredTargets).refusals).to.deep.equal(['duplicate-request']);
+    const next = applyMessages(read.chat, [msg(1, { op: 'append', session: 's1', user: 'alice', group: 'g', text: 'new', rid: 'st:230', done: 106 })]);
+    expect(next.requests.alice.streams!.st).to.deep.include({ doneBelow: 106, open: 2 });
+    expect([105, 107, 230].map((n) => originalRequest(next.requests, request(n))?.id)).to.deep.equal([undefined, '8.2', `${ts}.1`]);
+    // Written again as this version, it reads back the same.
+    const again = readChatSnapshot(JSON.parse(JSON.stringify({ version: 3, chat: next, order: undefined })));
+    if (again instanceof Error) throw again;
+    expect(plain(again.chat)).to.equal(plain(next));
+  });
+
   it('a snapshot\'s request log from before the buckets is read: its ids are still remembered, with their outcome', () => {
     const old = { groups: {}, sessions: {}, requests: { alice: { ids: { a: '5.1', b: '6.2' }, refused: { b: 'already-liked' }, order: ['a', 'b'] } } };
     const state = restoreChatState(old);

@@ -20,7 +20,7 @@
  */
 import { isDraft, original, type Draft } from 'immer';
 import { parseMessageId } from '../broadcast/types.js';
-import { dict, type RequestBucket, type RequestStream, type UserRequests } from './model.js';
+import { dict, type RequestBucket, type RequestStream, type StreamBucket, type UserRequests } from './model.js';
 import type { ChatOp } from './operations.js';
 import type { Edit, Mutable } from './edit.js';
 
@@ -60,8 +60,8 @@ export function parseStreamId(rid: string): StreamId | undefined {
 /** Streams remembered per user (requests.ts makeRoomForStream). */
 export const maxStreamsPerUser = 256;
 
-/** Requests of one stream per bucket. */
-const streamBucketSize = 100;
+/** Requests of one stream per bucket (a snapshot's bucket keys count in these). */
+export const streamBucketSize = 100;
 
 /** The request an operation carries, if any (appends, likes and unlikes may carry one). */
 export function requestOf(op: ChatOp): Request | undefined {
@@ -93,14 +93,18 @@ export function acknowledgedBy(requests: Readonly<Record<string, UserRequests>>,
   const stream = id && requests[request.user]?.streams?.[id.stream];
   if (!stream || request.doneBelow === undefined) return 0;
   let acknowledged = 0;
-  for (const bucket of Object.values(stream.buckets)) for (const n of Object.keys(bucket.ids)) if (Number(n) < request.doneBelow) acknowledged++;
+  for (const [key, bucket] of Object.entries(stream.buckets)) {
+    bucket.ids.forEach((id, i) => {
+      if (id !== null && Number(key) * streamBucketSize + i < request.doneBelow!) acknowledged++;
+    });
+  }
   return acknowledged;
 }
 
 /** The first operation that carried this request, if the state remembers it. */
 export function originalRequest(requests: Readonly<Record<string, UserRequests>>, { user, rid }: Request): OriginalRequest | undefined {
   const id = parseStreamId(rid);
-  if (id) return inBucket(requests[user]?.streams?.[id.stream]?.buckets[streamBucketOf(id.n)], String(id.n));
+  if (id) return inStreamBucket(requests[user]?.streams?.[id.stream]?.buckets[streamBucketOf(id.n)], id.n);
   const buckets = requests[user]?.buckets ?? [];
   for (let i = buckets.length - 1; i >= 0; i--) {
     const original = inBucket(buckets[i], rid);
@@ -113,6 +117,13 @@ function inBucket(bucket: RequestBucket | undefined, key: string): OriginalReque
   const id = bucket?.ids[key];
   if (id === undefined) return undefined;
   const refused = bucket!.refused?.[key];
+  return refused === undefined ? { id } : { id, refused };
+}
+
+function inStreamBucket(bucket: StreamBucket | undefined, n: number): OriginalRequest | undefined {
+  const id = bucket?.ids[n % streamBucketSize] ?? null;
+  if (id === null) return undefined;
+  const refused = bucket!.refused?.[n];
   return refused === undefined ? { id } : { id, refused };
 }
 
@@ -139,13 +150,19 @@ export function remember(log: Mutable<UserRequests>, rid: string, id: string, re
   if (!streamId) return rememberRequest((log.buckets = edit.own(log.buckets)), rid, id, refused, edit);
   const streams = (log.streams = log.streams ? edit.own(log.streams) : edit.made(dict<RequestStream>()));
   if (streams[streamId.stream] === undefined) makeRoomForStream(streams);
-  const known = streams[streamId.stream];
-  const stream = (streams[streamId.stream] = known ? edit.own(known) : edit.made<RequestStream>({ doneBelow: 1, open: 0, buckets: edit.made(dict()) }));
+  const knownStream = streams[streamId.stream];
+  const stream = (streams[streamId.stream] = knownStream ? edit.own(knownStream) : edit.made<RequestStream>({ doneBelow: 1, open: 0, buckets: edit.made(dict()) }));
   stream.last = id;
   const buckets = (stream.buckets = edit.own(stream.buckets));
   const key = streamBucketOf(streamId.n);
-  const bucket = (buckets[key] = ownBucket(buckets[key], edit));
-  addTo(bucket, String(streamId.n), id, refused, edit);
+  const known = buckets[key];
+  const bucket = (buckets[key] = known ? edit.own(known) : edit.made<StreamBucket>({ size: 0, ids: edit.made([]) }));
+  // Any gap below it is filled with nulls: a JSON array holds no holes.
+  const ids = (bucket.ids = edit.own(bucket.ids));
+  for (let i = ids.length; i < streamId.n % streamBucketSize; i++) ids.push(null);
+  ids[streamId.n % streamBucketSize] = id;
+  if (refused !== undefined) (bucket.refused = bucket.refused ? edit.own(bucket.refused) : edit.made(dict<string>()))[streamId.n] = refused;
+  bucket.size++;
   stream.open++;
 }
 
@@ -204,7 +221,7 @@ function bucketsOverlapping(stream: RequestStream, from: number, below: number):
 /** Forget the requests from..below-1 of bucket `b` (the stream's buckets are the batch's own): the whole bucket if they cover it. */
 function forget(stream: Mutable<RequestStream>, b: number, from: number, below: number, edit: Edit): void {
   const key = String(b);
-  const buckets = stream.buckets as Record<string, RequestBucket>;
+  const buckets = stream.buckets as Record<string, StreamBucket>;
   const known = buckets[key];
   if (known === undefined) return;
   if ((b + 1) * streamBucketSize <= below) {
@@ -216,10 +233,10 @@ function forget(stream: Mutable<RequestStream>, b: number, from: number, below: 
   const ids = (bucket.ids = edit.own(bucket.ids));
   const refused = bucket.refused && (bucket.refused = edit.own(bucket.refused));
   for (let n = Math.max(from, b * streamBucketSize); n < below; n++) {
-    const id = String(n);
-    if (ids[id] === undefined) continue;
-    delete ids[id];
-    if (refused?.[id] !== undefined) delete refused[id];
+    const i = n % streamBucketSize;
+    if ((ids[i] ?? null) === null) continue;
+    ids[i] = null;
+    if (refused?.[n] !== undefined) delete refused[n];
     bucket.size--;
     stream.open--;
   }
@@ -242,6 +259,14 @@ export function plainRequests(log: UserRequests): Record<string, OriginalRequest
     for (const key of Object.keys(bucket.ids)) plain[name(key)] = inBucket(bucket, key)!;
   };
   for (const bucket of log.buckets) add(bucket, (rid) => rid);
-  for (const [stream, { buckets }] of Object.entries(log.streams ?? {})) for (const bucket of Object.values(buckets)) add(bucket, (n) => `${stream}:${n}`);
+  for (const [stream, { buckets }] of Object.entries(log.streams ?? {})) {
+    for (const [key, bucket] of Object.entries(buckets)) {
+      bucket.ids.forEach((_, i) => {
+        const n = Number(key) * streamBucketSize + i;
+        const original = inStreamBucket(bucket, n);
+        if (original) plain[`${stream}:${n}`] = original;
+      });
+    }
+  }
   return plain;
 }
