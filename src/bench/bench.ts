@@ -78,6 +78,14 @@ function udpRcvbufErrors(): number {
 }
 
 
+/**
+ * How the bench's clients append: as the client library does by default
+ * (each append with its request id and the stream's doneBelow, so that a
+ * retry is applied once), or bare (neither: what the bench measured before
+ * December 2026, and what a program that never retries may send).
+ */
+type AppendPath = 'session' | 'bare';
+
 /** A client that keeps up to `window` appends in flight and times each confirmation. */
 class Appender {
   acked: { id: string; sentAt: number; ackAt: number }[] = [];
@@ -86,19 +94,19 @@ class Appender {
   /** When each message was first pushed here: only in the latency phase (under a flood, a map of every message is the load client's own cost, on the daemons' cores). */
   readonly seenAt = new Map<string, number>();
 
-  /** The bare path: appends without request ids (nothing to resend). */
+  /** The client library's session: with request ids and doneBelow, as every client sends them, unless the bench runs `--bare`. */
   readonly session: ClientSession;
 
-  private constructor(user: string, group: string, timePushes: boolean) {
+  private constructor(user: string, group: string, path: AppendPath, timePushes: boolean) {
     const pushed = (push: { messages: readonly { id: string }[] }) => {
       const now = performance.now();
       for (const m of push.messages) if (!this.seenAt.has(m.id)) this.seenAt.set(m.id, now);
     };
-    this.session = new ClientSession(openWebSocketChannel, timePushes ? { pushed } : {}, { user, group, bare: true });
+    this.session = new ClientSession(openWebSocketChannel, timePushes ? { pushed } : {}, { user, group, bare: path === 'bare' });
   }
 
-  static async open(address: string, user: string, group: string, timePushes = false): Promise<Appender> {
-    const appender = new Appender(user, group, timePushes);
+  static async open(address: string, user: string, group: string, path: AppendPath, timePushes = false): Promise<Appender> {
+    const appender = new Appender(user, group, path, timePushes);
     await appender.session.connect(address);
     return appender;
   }
@@ -136,10 +144,10 @@ class Appender {
 }
 
 /** An appender on a process that may not listen yet (a helper just started): tried again until `deadline` (epoch ms). */
-async function openWhenListening(address: string, user: string, deadline: number): Promise<Appender> {
+async function openWhenListening(address: string, user: string, path: AppendPath, deadline: number): Promise<Appender> {
   for (;;) {
     try {
-      return await Appender.open(address, user, 'floor');
+      return await Appender.open(address, user, 'floor', path);
     } catch (err) {
       if (Date.now() >= deadline) throw err;
       await sleep(50);
@@ -157,7 +165,10 @@ class Bench {
     readonly cluster: LocalCluster,
     readonly sizes: Scale,
     private readonly say: (line: string) => void,
-  ) {}
+    private readonly path: AppendPath,
+  ) {
+    this.results.appendPath = path;
+  }
 
   address(id: number): string {
     const s = this.cluster.config.servers[id - 1];
@@ -307,7 +318,7 @@ class Bench {
   async openAppenders(perServer: number, group: string, timePushes = false): Promise<void> {
     this.closeAppenders();
     for (const id of this.cluster.ids) {
-      for (let k = 0; k < perServer; k++) this.appenders.push(await Appender.open(this.address(id), `b${id}x${k}`, group, timePushes));
+      for (let k = 0; k < perServer; k++) this.appenders.push(await Appender.open(this.address(id), `b${id}x${k}`, group, this.path, timePushes));
     }
   }
 
@@ -317,16 +328,18 @@ class Bench {
   }
 
   /**
-   * Ten clients flood appends; what they get through once the daemons are
-   * warm is measured. A fresh daemon's first seconds go to V8's optimizing
-   * compiler as much as to the appends (perf, on this machine: 17 % of all
-   * CPU in a flood's first three seconds, 6 % in the next three; 2.1 s of
-   * compilation per daemon in its first 15 s), so the flood runs a warm-up
-   * first, as the protocol-only phase does.
+   * Ten clients flood appends; what they get through after a warm-up is
+   * measured, as the protocol-only phase measures its nodes. A fresh
+   * daemon's first seconds go to V8's optimizing compiler as much as to the
+   * appends, and the measured window is not free of it: perf on this
+   * machine (December 2026) put compilation at 54 % of the daemons' CPU in
+   * a flood's first 8 s, 23 % in the next 4, 10 % in the 4 after, 3-5 %
+   * from then on. Three 40 s windows gave 15,700-18,200 appends a second
+   * (bare), where this one gave 13,000-16,000 that hour.
    */
   async throughput(): Promise<void> {
     const { throughputS, throughputWarmupS } = this.sizes;
-    this.say(`throughput: 10 clients flooding 200-byte appends for ${throughputWarmupS} s of warm-up, then ${throughputS} s measured`);
+    this.say(`throughput: 10 clients flooding 200-byte appends (${this.path === 'bare' ? 'bare' : 'with request ids'}) for ${throughputWarmupS} s of warm-up, then ${throughputS} s measured`);
     await this.openAppenders(2, 'throughput');
     let end = Infinity;
     const flooding = Promise.all(this.appenders.map((a) => a.flood(() => performance.now() >= end, 32)));
@@ -476,7 +489,7 @@ class Bench {
     const epochNow = () => performance.timeOrigin + performance.now();
     try {
       this.closeAppenders();
-      for (const port of ports) for (let k = 0; k < 2; k++) this.appenders.push(await openWhenListening(`127.0.0.1:${port}`, `f${port}x${k}`, startAt));
+      for (const port of ports) for (let k = 0; k < 2; k++) this.appenders.push(await openWhenListening(`127.0.0.1:${port}`, `f${port}x${k}`, this.path, startAt));
       const flooding = Promise.all(this.appenders.map((a) => a.flood(() => epochNow() >= measureUntil, 32)));
       await sleep(measureFrom - epochNow());
       const cpuBefore = process.cpuUsage();
@@ -518,7 +531,7 @@ class Bench {
     for (let run = 0; run < runs; run++) {
       const dir = join(this.cluster.paths.dataRoot, `chat-state-${run}`);
       try {
-        results.push(JSON.parse(await this.runHelper([...daemonNodeOptions, ...nodeArgs(), join(here, 'chatStateNode.js'), dir, String(count)], 120_000)) as ChatStateNodeResult);
+        results.push(JSON.parse(await this.runHelper([...daemonNodeOptions, ...nodeArgs(), join(here, 'chatStateNode.js'), dir, String(count), ...(this.path === 'bare' ? ['bare'] : [])], 120_000)) as ChatStateNodeResult);
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
@@ -685,7 +698,7 @@ class Bench {
 
   private async openAppendersOn(ids: number[], group: string): Promise<void> {
     this.closeAppenders();
-    for (const id of ids) this.appenders.push(await Appender.open(this.address(id), `c${id}`, group));
+    for (const id of ids) this.appenders.push(await Appender.open(this.address(id), `c${id}`, group, this.path));
   }
 
   async totalMessages(): Promise<number> {
@@ -849,7 +862,7 @@ function table(r: Record<string, unknown>): string {
   const k = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '-');
   const lat = (x: Record<string, number>) => `p50 ${f(x.p50, 2)} ms, p99 ${f(x.p99, 2)} ms, max ${f(x.max, 1)} ms (${x.count} samples)`;
   const max = (xs: number[]) => Math.max(...xs);
-  const rows: [string, string][] = [];
+  const rows: [string, string][] = [['clients append', r.appendPath === 'bare' ? 'bare: no request ids (--bare)' : "with request ids and doneBelow, as the client library does by default (--bare: without)"]];
   const d = r.disk as { fdatasync: Record<string, number> } | undefined;
   if (d) rows.push(['disk: 200-byte append + fdatasync', lat(d.fdatasync)]);
   const loop = (x: Record<string, unknown>) =>
@@ -947,6 +960,7 @@ async function main(): Promise<void> {
     .option('out', { type: 'string', describe: 'also write the figures as JSON to this file' })
     .option('keep', { type: 'boolean', default: false, describe: 'keep the temporary directory' })
     .option('only', { type: 'array', string: true, choices: phaseNames, describe: 'run only these phases (e.g. --only throughput to profile it)' })
+    .option('bare', { type: 'boolean', default: false, describe: 'clients append without request ids (the path measured before December 2026) instead of as the client library does by default' })
     .option('history', { type: 'number', describe: `messages the scale phase loads the cluster with (default ${fullScale.history.toLocaleString('en-US')}, quick ${quickScale.history.toLocaleString('en-US')})` })
     .strict()
     .help()
@@ -961,7 +975,7 @@ async function main(): Promise<void> {
   const say = (line: string) => process.stderr.write(`${line}\n`);
   if (argv.history !== undefined && !(Number.isSafeInteger(argv.history) && argv.history >= 1000)) throw new Error(`--history: a whole number of at least 1000, not ${argv.history}`);
   const scale = argv.quick ? quickScale : fullScale;
-  const bench = new Bench(cluster, { ...scale, history: argv.history ?? scale.history }, say);
+  const bench = new Bench(cluster, { ...scale, history: argv.history ?? scale.history }, say, argv.bare ? 'bare' : 'session');
   say(`bench cluster: ${root} (removed at the end${argv.keep ? ' unless --keep' : ''}; Ctrl-C stops its daemons)`);
   let cleaning: Promise<void> | undefined;
   const cleanUp = () =>
