@@ -51,10 +51,16 @@ export interface StreamId {
 
 const streamIdPattern = /^([A-Za-z0-9_-]{1,40}):([1-9][0-9]{0,14})$/;
 
+/** The id read last, and what it read as: a request's id is read four times in a row as it is applied (twice by the judge, by remember and by markDone). */
+let lastRead: { readonly rid: string; readonly id: StreamId | undefined } = { rid: '', id: undefined };
+
 /** "<stream>:<n>" (n from 1) read into its parts; undefined for a plain id. */
 export function parseStreamId(rid: string): StreamId | undefined {
+  if (rid === lastRead.rid) return lastRead.id;
   const match = streamIdPattern.exec(rid);
-  return match ? { stream: match[1], n: Number(match[2]) } : undefined;
+  const id = match ? { stream: match[1], n: Number(match[2]) } : undefined;
+  lastRead = { rid, id };
+  return id;
 }
 
 /** Streams remembered per user (requests.ts makeRoomForStream). */
