@@ -2,7 +2,7 @@
  * One batch of operations (reducer.ts, one immer produce): what it copied
  * it may change in place until it is over, when immer freezes the new state
  * with the rest. immer would copy as little, but each read or write through
- * a draft runs a proxy trap (0.5-1 µs each here): a request log changed
+ * a draft runs a proxy trap (0.25-0.5 µs each here): a request log changed
  * through drafts cost 20-30 µs per operation, more than all the rest of the
  * chat's work on it. Tails (tail.ts) and request logs (requests.ts) are
  * changed this way.

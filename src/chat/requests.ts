@@ -167,7 +167,7 @@ export function remember(log: Mutable<UserRequests>, rid: string, id: string, re
   const ids = (bucket.ids = edit.own(bucket.ids));
   for (let i = ids.length; i < streamId.n % streamBucketSize; i++) ids.push(null);
   ids[streamId.n % streamBucketSize] = id;
-  if (refused !== undefined) (bucket.refused = bucket.refused ? edit.own(bucket.refused) : edit.made(dict<string>()))[streamId.n] = refused;
+  if (refused !== undefined) ownRefused(bucket, edit)[streamId.n] = refused;
   bucket.size++;
   stream.open++;
 }
@@ -179,8 +179,13 @@ function ownBucket(bucket: RequestBucket | undefined, edit: Edit): Mutable<Reque
 
 function addTo(bucket: Mutable<RequestBucket>, key: string, id: string, refused: string | undefined, edit: Edit): void {
   (bucket.ids = edit.own(bucket.ids))[key] = id;
-  if (refused !== undefined) (bucket.refused = bucket.refused ? edit.own(bucket.refused) : edit.made(dict<string>()))[key] = refused;
+  if (refused !== undefined) ownRefused(bucket, edit)[key] = refused;
   bucket.size++;
+}
+
+/** A bucket's (the batch's own) rules broken, for the batch to change: copied, or made if there are none. */
+function ownRefused(bucket: { refused?: Readonly<Record<string, string>> }, edit: Edit): Record<string, string> {
+  return (bucket.refused = bucket.refused ? edit.own(bucket.refused) : edit.made(dict<string>()));
 }
 
 /**
